@@ -1,0 +1,224 @@
+"""`Mesh`: points, cells by type, named fields, and derived geometry computed once."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from .errors import MeshError
+from .geometry import boundary as _boundary
+from .geometry.cells import TOPOLOGICAL_DIM, corners, simplex_measure, top_dimension
+
+
+class Mesh:
+    """A volume mesh, surface mesh or point cloud with named point and cell fields.
+
+    Args:
+        points: ``(N, d)`` coordinates, d in {2, 3}. Three columns whose third is constant are
+            stored as 2D (``dim == 2``); the constant is kept in ``planar_z`` for writing back.
+        cells: cell type (meshio names: ``"triangle"``, ``"tetra"``, ...) -> ``(M, k)`` node ids.
+            None or empty for a point cloud.
+        point_data: field name -> ``(N,)`` or ``(N, c)`` array.
+        cell_data: field name -> {cell type -> ``(M,)`` or ``(M, c)`` array}.
+        boundary_mask: optional known ``(N,)`` boolean boundary of a point cloud.
+        source: the file this mesh was read from, used in error messages and by ``write`` to
+            refuse overwriting the input.
+
+    The arrays are validated here; derived geometry (boundary, normals, distances) is computed
+    lazily on first access and cached, so treat ``points`` and ``cells`` as read-only.
+    """
+
+    def __init__(self, points, cells=None, point_data=None, cell_data=None, *,
+                 boundary_mask=None, source: str | Path | None = None):
+        self.source = Path(source) if source is not None else None
+        where = f"{self.source}: " if self.source else ""
+        points = np.asarray(points, dtype=np.float64)
+        if points.ndim != 2 or points.shape[0] == 0:
+            raise MeshError(f"{where}the mesh has no points.")
+        if points.shape[1] not in (2, 3):
+            raise MeshError(f"{where}points have {points.shape[1]} coordinates; expected 2 or 3.")
+        if not np.isfinite(points).all():
+            bad = int((~np.isfinite(points)).any(axis=1).sum())
+            raise MeshError(f"{where}{bad} point(s) have NaN or infinite coordinates.")
+        self.planar_z = None
+        if points.shape[1] == 3 and np.ptp(points[:, 2]) == 0.0:
+            self.planar_z = float(points[0, 2])
+            points = np.ascontiguousarray(points[:, :2])
+        self.points = points
+        self.cells = _validate_cells(points, cells or {}, where)
+        self.point_data = {}
+        for name, values in (point_data or {}).items():
+            self.point_data[name] = _validate_field(name, values, len(points), where)
+        self.cell_data = dict(cell_data or {})
+        self._user_boundary = None
+        if boundary_mask is not None:
+            mask = np.asarray(boundary_mask, dtype=bool)
+            if mask.shape != (len(points),):
+                raise MeshError(f"{where}boundary_mask has shape {mask.shape}; expected ({len(points)},).")
+            self._user_boundary = mask
+
+    # ------------------------------------------------------------------ basic facts
+    @property
+    def n_points(self) -> int:
+        return len(self.points)
+
+    @property
+    def dim(self) -> int:
+        """Spatial dimension, 2 or 3."""
+        return self.points.shape[1]
+
+    @property
+    def is_point_cloud(self) -> bool:
+        return top_dimension(self.cells) < 0
+
+    @property
+    def is_surface(self) -> bool:
+        """True for a 3D mesh whose cells are all 2D (an STL, an OBJ, a VTK polydata surface)."""
+        return self.dim == 3 and top_dimension(self.cells) == 2
+
+    @property
+    def cell_counts(self) -> dict[str, int]:
+        return {t: len(c) for t, c in self.cells.items()}
+
+    @property
+    def bounds(self) -> np.ndarray:
+        """``(2, d)``: minimum corner, maximum corner."""
+        return np.stack([self.points.min(axis=0), self.points.max(axis=0)])
+
+    @property
+    def size(self) -> float:
+        """Length of the bounding-box diagonal, the part's characteristic length."""
+        lo, hi = self.bounds
+        return float(np.linalg.norm(hi - lo))
+
+    # ------------------------------------------------------------------ boundary
+    @cached_property
+    def boundary(self) -> _boundary.BoundaryFacets | None:
+        """Boundary facets with outward normals; None for a point cloud."""
+        if self.is_point_cloud:
+            return None
+        if self.is_surface:
+            return _boundary.surface_facets(self.points, self.cells)
+        return _boundary.boundary_facets(self.points, self.cells)
+
+    @cached_property
+    def _point_cloud_boundary(self) -> tuple[np.ndarray, np.ndarray]:
+        mask, normals = _boundary.point_cloud_boundary(self.points)
+        if self._user_boundary is not None:
+            mask = self._user_boundary
+            normals = np.where(mask[:, None], normals, 0.0)
+        return mask, normals
+
+    @cached_property
+    def boundary_mask(self) -> np.ndarray:
+        """``(N,)`` bool: nodes on the boundary (every node of a surface mesh)."""
+        if self.is_point_cloud:
+            return self._point_cloud_boundary[0]
+        mask = np.zeros(self.n_points, dtype=bool)
+        mask[self.boundary.nodes()] = True
+        return mask
+
+    @cached_property
+    def boundary_normals(self) -> np.ndarray:
+        """``(N, d)`` unit outward normals at boundary nodes, zero elsewhere."""
+        if self.is_point_cloud:
+            return self._point_cloud_boundary[1]
+        b = self.boundary
+        return _boundary.node_normals(self.n_points, b.facets, b.normals, b.measures)
+
+    @cached_property
+    def distance_to_boundary(self) -> np.ndarray:
+        """``(N,)`` Euclidean distance to the nearest boundary facet (to the nearest boundary
+        node for a point cloud); zero on the boundary."""
+        if self.is_point_cloud:
+            from scipy.spatial import cKDTree
+
+            mask = self.boundary_mask
+            if not mask.any():
+                return np.full(self.n_points, np.inf)
+            dist, _ = cKDTree(self.points[mask]).query(self.points, workers=-1)
+            return dist
+        dist = _boundary.distance_to_facets(self.points, self.boundary)
+        dist[self.boundary_mask] = 0.0
+        return dist
+
+    # ------------------------------------------------------------------ helpers
+    def edges(self) -> np.ndarray:
+        """Unique undirected edges of the cells' corner nodes, ``(2, E)``; see
+        :func:`meshop.geometry.mesh_edges`."""
+        from .geometry.neighbors import mesh_edges
+
+        return mesh_edges(self)
+
+    def require(self, *names: str) -> None:
+        """Raise :class:`MeshError` naming the first point field that is missing."""
+        for name in names:
+            if name not in self.point_data:
+                have = ", ".join(sorted(self.point_data)) or "none"
+                where = f"{self.source}: " if self.source else ""
+                raise MeshError(f"{where}point field '{name}' is missing (fields present: {have}).")
+
+    def with_point_data(self, **fields) -> "Mesh":
+        """A new Mesh sharing this one's geometry (and its cached boundary) with extra fields."""
+        new = Mesh.__new__(Mesh)
+        new.__dict__.update(self.__dict__)
+        new.point_data = dict(self.point_data)
+        where = f"{self.source}: " if self.source else ""
+        for name, values in fields.items():
+            new.point_data[name] = _validate_field(name, values, self.n_points, where)
+        return new
+
+    def __repr__(self) -> str:
+        kind = "point cloud" if self.is_point_cloud else ("surface" if self.is_surface else f"{self.dim}D mesh")
+        cells = ", ".join(f"{n} {t}" for t, n in self.cell_counts.items())
+        fields = ", ".join(self.point_data) or "no fields"
+        return f"<Mesh {kind}: {self.n_points} points" + (f", {cells}" if cells else "") + f"; {fields}>"
+
+
+def _validate_cells(points: np.ndarray, cells: dict, where: str) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for cell_type, conn in cells.items():
+        if cell_type not in TOPOLOGICAL_DIM:
+            raise MeshError(f"{where}cell type '{cell_type}' is not supported.")
+        conn = np.asarray(conn)
+        if conn.size == 0:
+            continue
+        if not np.issubdtype(conn.dtype, np.integer):
+            raise MeshError(f"{where}{cell_type} cells have non-integer node indices.")
+        conn = conn.astype(np.int64).reshape(len(conn), -1)
+        if conn.min() < 0 or conn.max() >= len(points):
+            raise MeshError(
+                f"{where}{cell_type} cells reference node {int(conn.max() if conn.max() >= len(points) else conn.min())}"
+                f" but the mesh has only {len(points)} points (indices out of range).")
+        out[cell_type] = np.concatenate([out[cell_type], conn]) if cell_type in out else conn
+    top = top_dimension(out)
+    if out and top < 2:
+        raise MeshError(f"{where}the mesh has only line/vertex cells; expected triangles, quads or volume cells.")
+    dim = points.shape[1]
+    if top > dim:
+        raise MeshError(f"{where}the mesh has {top}D cells but only {dim}D points.")
+    scale = float(np.ptp(points, axis=0).max()) or 1.0
+    for cell_type, conn in out.items():
+        tdim = TOPOLOGICAL_DIM[cell_type]
+        if tdim != top:
+            continue
+        measure = simplex_measure(points, cell_type, corners(cell_type, conn))
+        degenerate = measure <= 1e-12 * scale ** tdim
+        if degenerate.any():
+            first = int(np.argmax(degenerate))
+            raise MeshError(
+                f"{where}{int(degenerate.sum())} degenerate {cell_type} cell(s) with zero "
+                f"{'area' if tdim == 2 else 'volume'} (first: cell {first}).")
+    return out
+
+
+def _validate_field(name: str, values, n_points: int, where: str) -> np.ndarray:
+    values = np.asarray(values)
+    if values.shape[:1] != (n_points,):
+        raise MeshError(f"{where}point field '{name}' has {values.shape[0] if values.ndim else 0} values "
+                        f"but the mesh has {n_points} points.")
+    if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
+        raise MeshError(f"{where}point field '{name}' contains NaN or infinite values.")
+    return values
