@@ -65,6 +65,27 @@ def info(
         typer.echo(f"  field {name:<16} shape {tuple(field['shape'])}  range [{field['min']:.4g}, {field['max']:.4g}]")
 
 
+@app.command()
+def predict(
+    mesh: Path = typer.Argument(..., help="Volume mesh (vtu, vtk, msh, xdmf, ...) or closed CAD surface (stl, obj, ply)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Bundled model name or checkpoint path [default: heat3d]."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file [default: <stem>.pred.vtu beside MESH]."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    mesh_size: Optional[float] = typer.Option(None, help="Element size for surfaces, in the file's units [default: diagonal/30]."),
+    max_nodes: int = typer.Option(200_000, help="Predict larger meshes sub-domain by sub-domain."),
+):
+    """Predict fields on a mesh with a trained model; writes <stem>.pred.vtu."""
+    from .predict import predict as run_prediction
+
+    with user_errors():
+        result = run_prediction(mesh, model, out=out, device=device, mesh_size=mesh_size, max_nodes=max_nodes)
+    for note in result.notes:
+        typer.echo(f"meshop: {note}", err=True)
+    typer.echo(f"wrote {result.path} ({result.mesh.n_points} nodes, {result.seconds:.2f} s)")
+    for target, metric in result.metrics.items():
+        typer.echo(f"  {target}: relative L2 {metric['relative_l2']:.4g}, max error {metric['max_error']:.4g}")
+
+
 def describe(mesh) -> dict:
     """The facts `meshop info --json` prints, as a JSON-ready dict."""
     fields = {}

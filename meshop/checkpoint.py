@@ -1,0 +1,149 @@
+"""Checkpoints: one ``.safetensors`` file, weights as tensors, everything else as JSON metadata.
+
+Loading reads tensors and a JSON string; nothing in the file is ever executed or unpickled.
+
+Metadata (the ``"meshop"`` key of the safetensors header, a JSON object):
+
+=================  ==============================================================
+key                meaning
+=================  ==============================================================
+format             checkpoint format version (an integer, currently 1)
+meshop_version     version of meshop that wrote the file
+model              registry name, ``in_channels``, ``out_channels``, ``dim``, ``config``
+fields             :class:`~meshop.fields.FieldSpec` (names, defaults, scaling, statistics)
+graph              :class:`~meshop.graph.GraphSettings`
+data               the training data card (dataset, problem, sizes, split)
+metrics            final metrics (validation/test relative L2, epochs, seconds)
+training           optional resume state: epoch, best metric, optimizer/scheduler scalars
+=================  ==============================================================
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .errors import MeshError
+from .fields import FieldSpec
+from .graph import GraphSettings
+
+FORMAT = 1
+_OPTIMIZER_PREFIX = "optimizer/"
+
+
+class CheckpointError(MeshError):
+    """A checkpoint that is missing, corrupt, foreign or incompatible."""
+
+
+@dataclass
+class Checkpoint:
+    """A trained model with what ``predict`` needs to use it."""
+
+    model: torch.nn.Module
+    model_name: str
+    fields: FieldSpec
+    graph: GraphSettings
+    data: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    training: dict = field(default_factory=dict)
+    meshop_version: str = ""
+    path: Path | None = None
+
+
+def save(path, ckpt: Checkpoint, optimizer_state: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write ``ckpt`` atomically to ``path`` (``.safetensors``)."""
+    import os
+    import tempfile
+
+    from safetensors.torch import save_file
+
+    from . import __version__
+
+    path = Path(path)
+    model = ckpt.model
+    meta = {
+        "format": FORMAT,
+        "meshop_version": __version__,
+        "model": {"name": ckpt.model_name, "in_channels": model.in_channels,
+                  "out_channels": model.out_channels, "dim": model.dim, "config": model.config},
+        "fields": ckpt.fields.to_dict(),
+        "graph": ckpt.graph.to_dict(),
+        "data": ckpt.data,
+        "metrics": ckpt.metrics,
+        "training": ckpt.training,
+    }
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    for k, v in (optimizer_state or {}).items():
+        tensors[_OPTIMIZER_PREFIX + k] = v.detach().cpu().contiguous()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".safetensors", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={"meshop": json.dumps(meta)})
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_metadata(path) -> dict:
+    """The JSON metadata of a checkpoint, without loading weights."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file.")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            header = handle.metadata() or {}
+    except Exception as err:
+        raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({str(err).splitlines()[0][:120]}).") from None
+    if "meshop" not in header:
+        raise CheckpointError(f"{path}: a safetensors file, but not a meshop checkpoint (no meshop metadata).")
+    try:
+        meta = json.loads(header["meshop"])
+    except json.JSONDecodeError:
+        raise CheckpointError(f"{path}: the checkpoint metadata is corrupt (invalid JSON).") from None
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: checkpoint format {meta.get('format')} is not supported by this "
+                              f"meshop (format {FORMAT}); re-train or use the meshop version "
+                              f"{meta.get('meshop_version', '?')} that wrote it.")
+    return meta
+
+
+def load(path, device: str = "cpu", with_optimizer: bool = False):
+    """Load a checkpoint into a :class:`Checkpoint` (and the optimizer tensors if asked)."""
+    from safetensors.torch import load_file
+
+    from . import models
+
+    path = Path(path)
+    meta = read_metadata(path)
+    try:
+        spec = meta["model"]
+        model = models.get(spec["name"], spec["in_channels"], spec["out_channels"], spec["dim"], **spec["config"])
+        fields = FieldSpec.from_dict(meta["fields"])
+        graph = GraphSettings.from_dict(meta["graph"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: incompatible checkpoint ({err}).") from None
+    try:
+        tensors = load_file(str(path), device=device)
+    except Exception as err:
+        raise CheckpointError(f"{path}: the checkpoint's weights are corrupt ({str(err).splitlines()[0][:120]}).") from None
+    weights = {k: v for k, v in tensors.items() if not k.startswith(_OPTIMIZER_PREFIX)}
+    try:
+        model.load_state_dict(weights, strict=True)
+    except RuntimeError as err:
+        first = str(err).splitlines()[0][:160]
+        raise CheckpointError(f"{path}: weights do not fit model '{spec['name']}' ({first}).") from None
+    model.to(device).eval()
+    ckpt = Checkpoint(model, spec["name"], fields, graph, meta.get("data", {}), meta.get("metrics", {}),
+                      meta.get("training", {}), meta.get("meshop_version", ""), path)
+    if with_optimizer:
+        optimizer = {k[len(_OPTIMIZER_PREFIX):]: v for k, v in tensors.items() if k.startswith(_OPTIMIZER_PREFIX)}
+        return ckpt, optimizer
+    return ckpt

@@ -1,0 +1,190 @@
+"""Neighbour graphs on scipy's ``cKDTree``: radius, k-nearest and mesh-edge graphs.
+
+Every graph is an edge index ``(2, E)`` int64 in PyG's convention: row 0 holds the source node,
+row 1 the target node, and messages flow source -> target. Both directions of every undirected
+edge are present, and edges are sorted by target, then source, so the output is deterministic
+and the in-neighbours of each node form one contiguous run.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from scipy.sparse import coo_array
+from scipy.spatial import cKDTree
+
+from ..errors import MeshError
+from .cells import CORNERS, FACETS, TOPOLOGICAL_DIM, corners, linear_type
+
+
+class NeighborCapWarning(UserWarning):
+    """A neighbour cap (``max_neighbors``) dropped edges: some nodes kept only their nearest."""
+
+
+def as_points(points, name: str = "points") -> np.ndarray:
+    """``points`` as a C-contiguous float64 ``(N, d)`` array, or a :class:`MeshError` naming the defect."""
+    arr = np.asarray(points, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise MeshError(f"{name} must be a non-empty (N, d) array; got shape {arr.shape}.")
+    if not np.isfinite(arr).all():
+        bad = int((~np.isfinite(arr)).any(axis=1).sum())
+        raise MeshError(f"{name}: {bad} point(s) have NaN or infinite coordinates.")
+    return np.ascontiguousarray(arr)
+
+
+def radius_graph(points, r: float, max_neighbors: int | None = None,
+                 loop: bool = False) -> np.ndarray:
+    """Edges between all pairs of points closer than ``r`` (distance ``<= r``).
+
+    Args:
+        points: ``(N, d)`` coordinates.
+        r: radius, in the units of ``points``; must be positive.
+        max_neighbors: keep at most this many in-neighbours per node, the nearest ones (ties
+            broken by lower index). When it drops edges a :class:`NeighborCapWarning` says how
+            many nodes were affected; the capped graph is no longer symmetric.
+        loop: add the self loop ``i -> i`` of every node (not counted by ``max_neighbors``).
+
+    Returns:
+        ``(2, E)`` int64 edge index, sorted by target then source.
+    """
+    pts = as_points(points)
+    if not np.isfinite(r) or r <= 0:
+        raise MeshError(f"radius r must be a positive finite number; got {r}.")
+    if max_neighbors is not None and (int(max_neighbors) != max_neighbors or max_neighbors < 1):
+        raise MeshError(f"max_neighbors must be a positive integer or None; got {max_neighbors}.")
+    n = len(pts)
+    pairs = cKDTree(pts).query_pairs(r, output_type="ndarray").astype(np.int64)  # i < j
+    src = np.concatenate([pairs[:, 0], pairs[:, 1]])
+    dst = np.concatenate([pairs[:, 1], pairs[:, 0]])
+    del pairs
+    edges = _sort_by_target(src, dst, n)
+    if max_neighbors is not None:
+        edges = _cap_in_degree(pts, edges, int(max_neighbors), r)
+    if loop:
+        self_loops = np.arange(n, dtype=np.int64)
+        edges = _sort_by_target(np.concatenate([edges[0], self_loops]),
+                                np.concatenate([edges[1], self_loops]), n)
+    return edges
+
+
+def knn_graph(points, k: int, loop: bool = False) -> np.ndarray:
+    """Edges ``j -> i`` from each of the ``k`` nearest neighbours ``j`` of every node ``i``.
+
+    Args:
+        points: ``(N, d)`` coordinates.
+        k: neighbours per node, ``1 <= k < N`` (``k <= N`` with ``loop``).
+        loop: count the node itself as one of its ``k`` neighbours (PyG's convention), giving
+            a self loop per node.
+
+    Returns:
+        ``(2, N * k)`` int64 edge index, sorted by target then source. Every node has in-degree
+        exactly ``k``; the graph is not symmetric in general. Equidistant neighbours are
+        chosen in the kd-tree's order (deterministic).
+    """
+    pts = as_points(points)
+    n = len(pts)
+    limit = n if loop else n - 1
+    if int(k) != k or k < 1 or k > limit:
+        raise MeshError(f"k must be an integer in [1, {limit}] for {n} points"
+                        f"{' with loop=True' if loop else ' (k < N)'}; got {k}.")
+    k = int(k)
+    others = k - 1 if loop else k
+    src = _nearest_others(pts, others)                       # (N, others)
+    if loop:
+        src = np.concatenate([src, np.arange(n, dtype=np.int64)[:, None]], axis=1)
+    src.sort(axis=1)
+    dst = np.repeat(np.arange(n, dtype=np.int64), k)
+    return np.stack([src.ravel(), dst])
+
+
+def mesh_edges(mesh) -> np.ndarray:
+    """Unique edges of a mesh's cells (corner nodes only), in both directions.
+
+    Args:
+        mesh: a :class:`meshop.Mesh` (anything with ``cells`` type -> ``(M, k)`` and
+            ``n_points``); cell blocks of every dimension contribute: the 3 edges of a triangle,
+            4 of a quad, 6 of a tetra, 12 of a hexahedron, 9 of a wedge, 8 of a pyramid, 1 of
+            a line. Mid-side nodes of higher-order cells are ignored. A point cloud has none.
+
+    Returns:
+        ``(2, 2 * E_unique)`` int64 edge index, sorted by target then source.
+    """
+    n = int(mesh.n_points)
+    blocks = []
+    for cell_type, conn in mesh.cells.items():
+        if cell_type not in TOPOLOGICAL_DIM:
+            raise MeshError(f"mesh_edges: cell type '{cell_type}' is not supported.")
+        if len(conn) == 0 or TOPOLOGICAL_DIM[cell_type] == 0:
+            continue
+        c = corners(cell_type, np.asarray(conn, dtype=np.int64))
+        local = np.asarray(local_edges(linear_type(cell_type)))      # (e, 2)
+        blocks.append(c[:, local].reshape(-1, 2))
+    if not blocks:
+        return np.empty((2, 0), dtype=np.int64)
+    pairs = np.sort(np.concatenate(blocks), axis=1)
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]                           # collapsed corners
+    key = np.unique(pairs[:, 0] * n + pairs[:, 1])
+    lo, hi = key // n, key % n
+    return _sort_by_target(np.concatenate([lo, hi]), np.concatenate([hi, lo]), n)
+
+
+def local_edges(cell_type: str) -> list[tuple[int, int]]:
+    """Edges of a linear cell type as sorted local corner pairs, derived from its facets.
+
+    A 2D cell's edges are the sides of its polygon; a 3D cell's are the sides of its facets.
+    """
+    tdim = TOPOLOGICAL_DIM[cell_type]
+    if tdim == 1:
+        return [(0, 1)]
+    polygons = [tuple(range(CORNERS[cell_type]))] if tdim == 2 else FACETS[cell_type]
+    sides = {tuple(sorted((f[i], f[(i + 1) % len(f)]))) for f in polygons for i in range(len(f))}
+    return sorted(sides)
+
+
+# --------------------------------------------------------------------------- helpers
+def _sort_by_target(src: np.ndarray, dst: np.ndarray, n: int) -> np.ndarray:
+    """``(2, E)`` edges sorted by target then source (duplicates merged).
+
+    A CSR conversion is a linear-time bucket sort by row plus short per-row sorts: ~2x faster
+    than sorting a combined int64 key at 16M edges.
+    """
+    adj = coo_array((np.ones(len(src), dtype=bool), (dst, src)), shape=(n, n)).tocsr()
+    adj.sum_duplicates()
+    targets = np.repeat(np.arange(n, dtype=np.int64), np.diff(adj.indptr))
+    return np.stack([adj.indices.astype(np.int64), targets])
+
+
+def _cap_in_degree(pts: np.ndarray, edges: np.ndarray, cap: int, r: float) -> np.ndarray:
+    """Keep the ``cap`` nearest in-neighbours of every node; warn when anything is dropped."""
+    src, dst = edges
+    degree = np.bincount(dst, minlength=len(pts))
+    over = degree > cap
+    if not over.any():
+        return edges
+    # only the over-full nodes' edges need distances; order them by (target, distance, source)
+    pos = np.flatnonzero(over[dst])
+    dist2 = ((pts[src[pos]] - pts[dst[pos]]) ** 2).sum(axis=1)
+    order = pos[np.lexsort((src[pos], dist2, dst[pos]))]
+    starts = np.searchsorted(dst[order], dst[order], side="left")
+    rank = np.arange(len(order)) - starts
+    keep = np.ones(len(src), dtype=bool)
+    keep[order[rank >= cap]] = False                     # a mask keeps the (target, source) order
+    warnings.warn(
+        f"radius_graph: {int(over.sum())} of {len(pts)} nodes have more than {cap} neighbours "
+        f"within r={r:g} (up to {int(degree.max())}); kept the {cap} nearest of each. Raise "
+        f"max_neighbors or lower r to keep them all.", NeighborCapWarning, stacklevel=3)
+    return edges[:, keep]
+
+
+def _nearest_others(pts: np.ndarray, k: int) -> np.ndarray:
+    """``(N, k)`` ids of the ``k`` nearest points of each point, excluding the point itself."""
+    n = len(pts)
+    if k == 0:
+        return np.empty((n, 0), dtype=np.int64)
+    _, idx = cKDTree(pts).query(pts, k=k + 1, workers=-1)
+    idx = idx.reshape(n, k + 1).astype(np.int64)
+    others = idx != np.arange(n)[:, None]
+    # with duplicate points a node may be missing from its own list: drop the farthest instead
+    others[others.all(axis=1), -1] = False
+    return idx[others].reshape(n, k)

@@ -1,0 +1,156 @@
+"""Mesh + fields -> torch_geometric ``Data``, and model outputs -> physical fields.
+
+Node features (``Data.x``, ``(N, F)``), in this order:
+
+====================  =====  =============================================================
+block                 width  meaning
+====================  =====  =============================================================
+position              d      ``(x - centre) / L``, L = bounding-box diagonal
+distance to boundary  1      ``dist / L``
+boundary flag         1      1 on boundary nodes, 0 inside
+boundary normal       d      unit outward normal, 0 inside
+inputs                c      each input field scaled by ``L**p`` and normalized
+====================  =====  =============================================================
+
+so the same part in millimetres and in metres gets the same features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch_geometric.data import Data
+
+from .errors import MeshError
+from .fields import FieldSpec
+
+
+@dataclass
+class GraphSettings:
+    """How the neighbour graph is built; stored in checkpoints.
+
+    Attributes:
+        kind: ``"knn"`` (each node receives from its ``k`` nearest nodes) or ``"radius"``.
+        k: neighbours per node for ``"knn"``.
+        radius: cut-off in units of L (the bounding-box diagonal) for ``"radius"``.
+        max_neighbors: cap for ``"radius"`` (the nearest are kept; dropping warns).
+    """
+
+    kind: str = "knn"
+    k: int = 16
+    radius: float = 0.05
+    max_neighbors: int = 32
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "GraphSettings":
+        return cls(**data)
+
+    def edges(self, pos: np.ndarray) -> np.ndarray:
+        """``(2, E)`` edge index on normalized positions ``pos (N, d)``."""
+        from .geometry.neighbors import knn_graph, radius_graph
+
+        if self.kind == "knn":
+            return knn_graph(pos, min(self.k, len(pos) - 1))
+        if self.kind == "radius":
+            return radius_graph(pos, self.radius, max_neighbors=self.max_neighbors)
+        raise ValueError(f"unknown graph kind '{self.kind}'; expected 'knn' or 'radius'.")
+
+
+def geometry_feature_count(dim: int) -> int:
+    """Width of the geometric part of ``Data.x``: position, distance, flag, normal."""
+    return 2 * dim + 2
+
+
+def node_data(mesh, spec: FieldSpec, *, with_targets: bool = True) -> tuple[Data, list[str]]:
+    """Node-level ``Data`` (no edges yet) for ``mesh`` and the inputs that fell back to defaults.
+
+    Attributes set: ``x (N, F)``, ``pos (N, d)`` normalized, ``boundary_mask (N,)``,
+    ``dirichlet (N, T)`` physical boundary values (NaN where a target has no Dirichlet coupling),
+    ``length (1,)`` = L, and ``y (N, T)`` physical targets when present and asked for.
+    """
+    length = mesh.size
+    if length <= 0:
+        raise MeshError(f"{mesh.source or 'mesh'}: all points coincide; the part has no extent.")
+    centre = mesh.bounds.mean(axis=0)
+    blocks = [(mesh.points - centre) / length,
+              mesh.distance_to_boundary[:, None] / length,
+              mesh.boundary_mask[:, None].astype(np.float64),
+              mesh.boundary_normals]
+    defaulted, raw = [], {}
+    for name in spec.inputs:
+        values, used_default = spec.input_array(mesh, name)
+        raw[name] = values
+        if used_default:
+            defaulted.append(name)
+        blocks.append(spec.encode(name, values, length))
+    data = Data(
+        x=torch.as_tensor(np.hstack(blocks), dtype=torch.float32),
+        pos=torch.as_tensor(blocks[0], dtype=torch.float32),
+        boundary_mask=torch.as_tensor(mesh.boundary_mask),
+        dirichlet=torch.as_tensor(_dirichlet(mesh, spec, raw), dtype=torch.float32),
+        length=torch.tensor([length], dtype=torch.float64),
+    )
+    if with_targets and all(t in mesh.point_data for t in spec.targets):
+        y = np.hstack([np.asarray(mesh.point_data[t], np.float64).reshape(mesh.n_points, -1) for t in spec.targets])
+        data.y = torch.as_tensor(y, dtype=torch.float32)
+    return data, defaulted
+
+
+def _dirichlet(mesh, spec: FieldSpec, raw: dict[str, np.ndarray]) -> np.ndarray:
+    columns = []
+    for target in spec.targets:
+        width = len(spec.mean[target])
+        source = spec.dirichlet.get(target)
+        if source is None:
+            columns.append(np.full((mesh.n_points, width), np.nan))
+        elif isinstance(source, str):
+            columns.append(np.broadcast_to(raw[source], (mesh.n_points, width)))
+        else:
+            columns.append(np.full((mesh.n_points, width), float(source)))
+    return np.hstack(columns)
+
+
+def build_graph(mesh, spec: FieldSpec, settings: GraphSettings, *, with_targets: bool = True,
+                prepare=None) -> Data:
+    """The full model input for ``mesh``: node data plus ``edge_index`` (and whatever the
+    model's ``prepare`` hook adds, e.g. hierarchy levels)."""
+    data, _ = node_data(mesh, spec, with_targets=with_targets)
+    data.edge_index = torch.as_tensor(settings.edges(data.pos.double().numpy()), dtype=torch.long)
+    return prepare(data) if prepare is not None else data
+
+
+def decode(out: torch.Tensor, data, spec: FieldSpec) -> torch.Tensor:
+    """Model output ``(N, T)`` in normalized units -> physical targets ``(N, T)``.
+
+    Undoes the normalization and the ``L**p`` scaling per graph of a batch, then imposes the
+    Dirichlet values on boundary nodes exactly.
+    """
+    mean = torch.cat([torch.as_tensor(spec.mean[t]) for t in spec.targets]).to(out)
+    std = torch.cat([torch.as_tensor(spec.std[t]) for t in spec.targets]).to(out)
+    powers = torch.cat([torch.full((len(spec.mean[t]),), float(spec.length_powers.get(t, 0)))
+                        for t in spec.targets]).to(out)
+    length = data.length.to(out)
+    batch = getattr(data, "batch", None)
+    node_length = length[batch] if batch is not None else length.expand(out.shape[0])
+    physical = (out * std + mean) / node_length[:, None] ** powers
+    fixed = data.boundary_mask[:, None] & ~torch.isnan(data.dirichlet)
+    return torch.where(fixed, torch.nan_to_num(data.dirichlet), physical)
+
+
+def relative_l2(pred: torch.Tensor, target: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
+    """Relative L2 error ``||pred - target|| / ||target||`` per graph and channel, averaged.
+
+    Computed over nodes (an unweighted nodal norm), per sample of the batch.
+    """
+    from torch_geometric.utils import scatter
+
+    if batch is None:
+        batch = torch.zeros(pred.shape[0], dtype=torch.long, device=pred.device)
+    err = scatter((pred - target) ** 2, batch, dim=0, reduce="sum")
+    ref = scatter(target ** 2, batch, dim=0, reduce="sum")
+    return (err.sqrt() / ref.sqrt().clamp_min(1e-12)).mean()

@@ -1,0 +1,53 @@
+"""Model registry: a name -> the class, its default hyper-parameters and what it needs.
+
+>>> from meshop import models
+>>> models.available()
+['gno', ...]
+>>> model = models.get("gno", in_channels=10, out_channels=1, dim=3, width=32)
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from .base import NeuralOperator
+from .gno import GNO
+
+_REGISTRY: dict[str, type[NeuralOperator]] = {}
+
+
+def register(name: str, cls: type[NeuralOperator]) -> None:
+    """Make ``cls`` available as ``name`` to :func:`get`, the CLI and checkpoints."""
+    _REGISTRY[name] = cls
+
+
+def available() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def defaults(name: str) -> dict:
+    """Default hyper-parameters of model ``name``."""
+    signature = inspect.signature(_cls(name).__init__)
+    skip = {"self", "in_channels", "out_channels", "dim"}
+    return {k: p.default for k, p in signature.parameters.items() if k not in skip}
+
+
+def get(name: str, in_channels: int, out_channels: int, dim: int, **overrides) -> NeuralOperator:
+    """Instantiate model ``name`` with its defaults updated by ``overrides``."""
+    cls = _cls(name)
+    unknown = set(overrides) - set(defaults(name))
+    if unknown:
+        raise ValueError(f"model '{name}' has no hyper-parameter(s) {sorted(unknown)}; "
+                         f"it takes {sorted(defaults(name))}.")
+    return cls(in_channels, out_channels, dim, **overrides)
+
+
+def _cls(name: str) -> type[NeuralOperator]:
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model '{name}'; available: {', '.join(available())}.")
+    return _REGISTRY[name]
+
+
+register("gno", GNO)
+
+__all__ = ["NeuralOperator", "available", "defaults", "get", "register"]

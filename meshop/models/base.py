@@ -1,0 +1,37 @@
+"""What every meshop model is: a module over a PyG graph returning per-node fields."""
+
+from __future__ import annotations
+
+from torch import nn
+
+
+class NeuralOperator(nn.Module):
+    """Base class of meshop models.
+
+    Subclasses take ``(in_channels, out_channels, dim, **hyper_parameters)``, store the
+    hyper-parameters in ``self.config`` (saved in checkpoints), and implement ``forward(data)``
+    returning ``(N, out_channels)`` in normalized units.
+
+    Class attributes:
+        receptive_hops: message-passing hops from which a node's output depends (None when the
+            model has a global component); partitioned prediction uses it to size halos.
+        queryable: the model can be evaluated at arbitrary query points.
+        time_dependent: the model offers ``rollout(state, steps)``.
+    """
+
+    receptive_hops: int | None = None
+    queryable: bool = False
+    time_dependent: bool = False
+
+    def __init__(self, in_channels: int, out_channels: int, dim: int, **config):
+        super().__init__()
+        self.in_channels, self.out_channels, self.dim = in_channels, out_channels, dim
+        self.config = dict(config)
+
+    def prepare(self, data):
+        """Add the model-specific structures a graph needs (hierarchy levels, boundary sets,
+        ...) to a single-mesh ``Data``; called once per mesh, before batching. Default: none."""
+        return data
+
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
