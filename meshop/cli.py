@@ -86,6 +86,74 @@ def predict(
         typer.echo(f"  {target}: relative L2 {metric['relative_l2']:.4g}, max error {metric['max_error']:.4g}")
 
 
+@app.command()
+def render(
+    file: Path = typer.Argument(..., help="Mesh file with point fields (vtu, vtk, msh, ...)."),
+    field: Optional[str] = typer.Option(None, "--field", "-f", help="Point field to colour by [default: the first]."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="PNG path [default: <stem>.png beside FILE]."),
+    compare: bool = typer.Option(False, "--compare", help="Three panels: FIELD | FIELD_pred | FIELD_error."),
+):
+    """Render a field to a PNG, off screen (3D volumes with one octant cut away)."""
+    from .viz import render as render_png
+
+    suffix = ".compare.png" if compare else ".png"
+    with user_errors():
+        path = render_png(file, field, out or file.with_name(file.stem + suffix), compare=compare)
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
+def view(
+    file: Path = typer.Argument(..., help="Mesh file with point fields."),
+    field: Optional[str] = typer.Option(None, "--field", "-f", help="Field shown first [default: the first]."),
+    html: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained interactive page instead of opening a window."),
+):
+    """Interactive 3D view (drag the clip plane, n/p switch fields), or a browser page with --html."""
+    import os
+
+    from . import viz
+
+    if html is not None:
+        with user_errors():
+            path = viz.export_html(file, html, field=field)
+        typer.echo(f"wrote {path}")
+        return
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        typer.echo("meshop: error: no display for an interactive window; use `meshop view FILE --html OUT.html` "
+                   "or `meshop render FILE`.", err=True)
+        raise typer.Exit(2)
+    with user_errors():
+        viz.view(file, field=field)
+
+
+@app.command()
+def generate(
+    problem: str = typer.Argument(..., help="poisson2d, darcy2d or heat3d."),
+    n: int = typer.Option(..., "--n", help="Number of samples."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (sample_00000.vtu, ..., dataset.json)."),
+    seed: int = typer.Option(0, help="Master seed; the same seed gives the same data bit for bit."),
+    resolution: Optional[int] = typer.Option(None, help="Target nodes (poisson2d, heat3d) or nodes per side (darcy2d) [default: the problem's]."),
+    workers: int = typer.Option(1, help="Parallel worker processes."),
+    domain: Optional[str] = typer.Option(None, help="darcy2d only: square or random."),
+    solver: Optional[str] = typer.Option(None, help="Linear solver: direct, cg or amg [default: direct]."),
+    split: str = typer.Option("0.8,0.1,0.1", help="Train,val,test fractions."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty folder that is not a meshop dataset."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+):
+    """Generate a dataset of solved PDE samples with a dataset.json manifest."""
+    from .data.generate import generate as generate_dataset
+
+    options = {k: v for k, v in {"domain": domain, "solver": solver}.items() if v is not None}
+    with user_errors():
+        try:
+            fractions = tuple(float(f) for f in split.split(","))
+        except ValueError:
+            raise MeshError(f"--split {split!r}: expected three fractions like 0.8,0.1,0.1.") from None
+        path = generate_dataset(problem, n, out, seed=seed, resolution=resolution, workers=workers,
+                                split=fractions, progress=not quiet, overwrite=overwrite, **options)
+    typer.echo(f"wrote {n} {problem} samples and dataset.json to {path}")
+
+
 def describe(mesh) -> dict:
     """The facts `meshop info --json` prints, as a JSON-ready dict."""
     fields = {}

@@ -8,6 +8,11 @@ Physical scaling: a field with length power ``p`` is multiplied by ``L**p`` befo
 (inputs) or after decoding (targets), with ``L`` the part's bounding-box diagonal. For
 ``-ΔT = q`` in coordinates scaled by ``L``, ``-Δ'T = q L²``: feeding ``q L²`` (power 2) and
 predicting ``T`` (power 0) gives the same answer for the same part in millimetres or metres.
+
+Amplitude: for a linear problem the targets depend linearly on the ``linear_inputs`` taken
+together (``T(αqL², αg) = αT(qL², g)``). Each sample is then divided by its amplitude ``A``, the
+root-mean-square of those scaled inputs, and the decoded targets multiplied by it, so the model
+answers exactly proportionally however strong the source or hot the boundary.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ class FieldSpec:
         length_powers: field -> ``p``; the field is scaled by ``L**p`` (see module docstring).
         dirichlet: target -> input field (or a constant) that holds its value on boundary nodes;
             predictions there are replaced by it exactly.
+        linear_inputs: inputs on which the targets depend linearly and jointly; samples are
+            normalized by their amplitude (see module docstring). Empty: no amplitude scaling.
         mean, std: per-channel normalization statistics of the scaled inputs and targets.
     """
 
@@ -38,6 +45,7 @@ class FieldSpec:
     input_defaults: dict[str, float] = field(default_factory=dict)
     length_powers: dict[str, int] = field(default_factory=dict)
     dirichlet: dict[str, str | float] = field(default_factory=dict)
+    linear_inputs: list[str] = field(default_factory=list)
     mean: dict[str, list[float]] = field(default_factory=dict)
     std: dict[str, list[float]] = field(default_factory=dict)
 
@@ -59,8 +67,19 @@ class FieldSpec:
         mesh.require(name)  # raises MeshError naming the field
         raise AssertionError("unreachable")
 
-    def scaled(self, name: str, values: np.ndarray, length: float) -> np.ndarray:
-        return values * length ** self.length_powers.get(name, 0)
+    def scaled(self, name: str, values: np.ndarray, length: float, amplitude: float = 1.0) -> np.ndarray:
+        """``values * L**p / A`` (``A`` only for linear inputs and targets)."""
+        linear = name in self.linear_inputs or name in self.targets
+        return values * length ** self.length_powers.get(name, 0) / (amplitude if linear else 1.0)
+
+    def amplitude(self, inputs: dict[str, np.ndarray], length: float) -> float:
+        """Root-mean-square of the scaled linear inputs of one sample (1 when there are none or
+        they all vanish)."""
+        if not self.linear_inputs:
+            return 1.0
+        squares = [np.mean(self.scaled(n, inputs[n], length) ** 2) * inputs[n].shape[1] for n in self.linear_inputs]
+        rms = float(np.sqrt(np.sum(squares)))
+        return rms if rms > 0 else 1.0
 
     # -------------------------------------------------------------- statistics
     def fit(self, meshes) -> "FieldSpec":
@@ -68,22 +87,28 @@ class FieldSpec:
         sums: dict[str, list] = {n: [] for n in self.inputs + self.targets}
         for mesh in meshes:
             length = mesh.size
+            inputs = {name: self.input_array(mesh, name)[0] for name in self.inputs}
+            amplitude = self.amplitude(inputs, length)
             for name in self.inputs:
-                sums[name].append(self.scaled(name, self.input_array(mesh, name)[0], length))
+                sums[name].append(self.scaled(name, inputs[name], length, amplitude))
             for name in self.targets:
                 mesh.require(name)
-                sums[name].append(self.scaled(name, _as_columns(mesh.point_data[name]), length))
+                sums[name].append(self.scaled(name, _as_columns(mesh.point_data[name]), length, amplitude))
         for name, chunks in sums.items():
             if not chunks:
                 raise MeshError("cannot fit normalization statistics on an empty dataset.")
             values = np.concatenate(chunks)
-            self.mean[name] = values.mean(axis=0).tolist()
-            self.std[name] = np.maximum(values.std(axis=0), 1e-12 * max(1.0, np.abs(values).max())).tolist()
+            mean, std = values.mean(axis=0), values.std(axis=0)
+            # a (nearly) constant field is divided by its magnitude instead of a vanishing std
+            constant = std <= 1e-6 * np.maximum(np.abs(mean), 1e-300)
+            self.mean[name] = mean.tolist()
+            self.std[name] = np.where(constant, np.maximum(np.abs(mean), 1.0), std).tolist()
         return self
 
-    def encode(self, name: str, values: np.ndarray, length: float) -> np.ndarray:
+    def encode(self, name: str, values: np.ndarray, length: float, amplitude: float = 1.0) -> np.ndarray:
         """Physical ``(N, c)`` -> normalized model units."""
-        return (self.scaled(name, values, length) - np.asarray(self.mean[name])) / np.asarray(self.std[name])
+        scaled = self.scaled(name, values, length, amplitude)
+        return (scaled - np.asarray(self.mean[name])) / np.asarray(self.std[name])
 
     def channels(self, names: list[str]) -> int:
         return sum(len(self.mean[n]) for n in names)

@@ -71,7 +71,7 @@ def node_data(mesh, spec: FieldSpec, *, with_targets: bool = True) -> tuple[Data
 
     Attributes set: ``x (N, F)``, ``pos (N, d)`` normalized, ``boundary_mask (N,)``,
     ``dirichlet (N, T)`` physical boundary values (NaN where a target has no Dirichlet coupling),
-    ``length (1,)`` = L, and ``y (N, T)`` physical targets when present and asked for.
+    ``length (1,)`` = L, ``amplitude (1,)`` = A (see :mod:`meshop.fields`), and ``y (N, T)`` physical targets when present and asked for.
     """
     length = mesh.size
     if length <= 0:
@@ -83,17 +83,18 @@ def node_data(mesh, spec: FieldSpec, *, with_targets: bool = True) -> tuple[Data
               mesh.boundary_normals]
     defaulted, raw = [], {}
     for name in spec.inputs:
-        values, used_default = spec.input_array(mesh, name)
-        raw[name] = values
+        raw[name], used_default = spec.input_array(mesh, name)
         if used_default:
             defaulted.append(name)
-        blocks.append(spec.encode(name, values, length))
+    amplitude = spec.amplitude(raw, length)
+    blocks.extend(spec.encode(name, raw[name], length, amplitude) for name in spec.inputs)
     data = Data(
         x=torch.as_tensor(np.hstack(blocks), dtype=torch.float32),
         pos=torch.as_tensor(blocks[0], dtype=torch.float32),
         boundary_mask=torch.as_tensor(mesh.boundary_mask),
         dirichlet=torch.as_tensor(_dirichlet(mesh, spec, raw), dtype=torch.float32),
         length=torch.tensor([length], dtype=torch.float64),
+        amplitude=torch.tensor([amplitude], dtype=torch.float64),
     )
     if with_targets and all(t in mesh.point_data for t in spec.targets):
         y = np.hstack([np.asarray(mesh.point_data[t], np.float64).reshape(mesh.n_points, -1) for t in spec.targets])
@@ -127,17 +128,18 @@ def build_graph(mesh, spec: FieldSpec, settings: GraphSettings, *, with_targets:
 def decode(out: torch.Tensor, data, spec: FieldSpec) -> torch.Tensor:
     """Model output ``(N, T)`` in normalized units -> physical targets ``(N, T)``.
 
-    Undoes the normalization and the ``L**p`` scaling per graph of a batch, then imposes the
-    Dirichlet values on boundary nodes exactly.
+    Undoes the normalization, the amplitude and the ``L**p`` scaling per graph of a batch, then
+    imposes the Dirichlet values on boundary nodes exactly.
     """
     mean = torch.cat([torch.as_tensor(spec.mean[t]) for t in spec.targets]).to(out)
     std = torch.cat([torch.as_tensor(spec.std[t]) for t in spec.targets]).to(out)
     powers = torch.cat([torch.full((len(spec.mean[t]),), float(spec.length_powers.get(t, 0)))
                         for t in spec.targets]).to(out)
-    length = data.length.to(out)
     batch = getattr(data, "batch", None)
-    node_length = length[batch] if batch is not None else length.expand(out.shape[0])
-    physical = (out * std + mean) / node_length[:, None] ** powers
+    per_graph = torch.stack([data.length, data.amplitude], dim=1).to(out)     # (G, 2)
+    per_node = per_graph[batch] if batch is not None else per_graph.expand(out.shape[0], 2)
+    length, amplitude = per_node[:, :1], per_node[:, 1:]
+    physical = (out * std + mean) * amplitude / length ** powers
     fixed = data.boundary_mask[:, None] & ~torch.isnan(data.dirichlet)
     return torch.where(fixed, torch.nan_to_num(data.dirichlet), physical)
 

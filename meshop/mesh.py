@@ -9,7 +9,7 @@ import numpy as np
 
 from .errors import MeshError
 from .geometry import boundary as _boundary
-from .geometry.cells import TOPOLOGICAL_DIM, corners, simplex_measure, top_dimension
+from .geometry.cells import NODES_PER_CELL, TOPOLOGICAL_DIM, corners, simplex_measure, top_dimension
 
 
 class Mesh:
@@ -126,7 +126,7 @@ class Mesh:
         if self.is_point_cloud:
             return self._point_cloud_boundary[1]
         b = self.boundary
-        return _boundary.node_normals(self.n_points, b.facets, b.normals, b.measures)
+        return _boundary.node_normals(self.n_points, b.all_nodes(), b.normals, b.measures)
 
     @cached_property
     def distance_to_boundary(self) -> np.ndarray:
@@ -181,44 +181,58 @@ def _validate_cells(points: np.ndarray, cells: dict, where: str) -> dict[str, np
     out: dict[str, np.ndarray] = {}
     for cell_type, conn in cells.items():
         if cell_type not in TOPOLOGICAL_DIM:
-            raise MeshError(f"{where}cell type '{cell_type}' is not supported.")
+            supported = ", ".join(TOPOLOGICAL_DIM)
+            raise MeshError(f"{where}cell type '{cell_type}' is not supported (supported: {supported}).")
         conn = np.asarray(conn)
         if conn.size == 0:
             continue
         if not np.issubdtype(conn.dtype, np.integer):
             raise MeshError(f"{where}{cell_type} cells have non-integer node indices.")
-        conn = conn.astype(np.int64).reshape(len(conn), -1)
-        if conn.min() < 0 or conn.max() >= len(points):
-            raise MeshError(
-                f"{where}{cell_type} cells reference node {int(conn.max() if conn.max() >= len(points) else conn.min())}"
-                f" but the mesh has only {len(points)} points (indices out of range).")
+        width = NODES_PER_CELL[cell_type]
+        if conn.ndim != 2 or conn.shape[1] != width:
+            raise MeshError(f"{where}{cell_type} cells have shape {conn.shape}; expected (M, {width}).")
+        conn = conn.astype(np.int64)
+        low, high = int(conn.min()), int(conn.max())
+        if low < 0 or high >= len(points):
+            bad = low if low < 0 else high
+            raise MeshError(f"{where}{cell_type} cells reference node {bad} but node indices must lie "
+                            f"in 0..{len(points) - 1} (indices out of range).")
         out[cell_type] = np.concatenate([out[cell_type], conn]) if cell_type in out else conn
     top = top_dimension(out)
     if out and top < 2:
-        raise MeshError(f"{where}the mesh has only line/vertex cells; expected triangles, quads or volume cells.")
+        raise MeshError(f"{where}the mesh has only line/vertex cells; expected triangles, quads "
+                        "or volume cells (or no cells at all for a point cloud).")
     dim = points.shape[1]
     if top > dim:
-        raise MeshError(f"{where}the mesh has {top}D cells but only {dim}D points.")
-    scale = float(np.ptp(points, axis=0).max()) or 1.0
+        raise MeshError(f"{where}the mesh has {top}D cells but its points are {dim}D "
+                        "(all z coordinates are equal).")
     for cell_type, conn in out.items():
-        tdim = TOPOLOGICAL_DIM[cell_type]
-        if tdim != top:
-            continue
-        measure = simplex_measure(points, cell_type, corners(cell_type, conn))
-        degenerate = measure <= 1e-12 * scale ** tdim
-        if degenerate.any():
-            first = int(np.argmax(degenerate))
-            raise MeshError(
-                f"{where}{int(degenerate.sum())} degenerate {cell_type} cell(s) with zero "
-                f"{'area' if tdim == 2 else 'volume'} (first: cell {first}).")
+        if TOPOLOGICAL_DIM[cell_type] == top:
+            _check_degenerate(points, cell_type, conn, where)
     return out
+
+
+def _check_degenerate(points: np.ndarray, cell_type: str, conn: np.ndarray, where: str) -> None:
+    """Raise when a cell's area/volume is zero relative to its own size (longest extent^dim)."""
+    tdim = TOPOLOGICAL_DIM[cell_type]
+    measure = simplex_measure(points, cell_type, conn)
+    extent = np.linalg.norm(np.ptp(points[corners(cell_type, conn)], axis=1), axis=1)
+    degenerate = measure <= 1e-12 * extent ** tdim
+    if degenerate.any():
+        first = int(np.argmax(degenerate))
+        raise MeshError(
+            f"{where}{int(degenerate.sum())} degenerate {cell_type} cell(s) with zero "
+            f"{'area' if tdim == 2 else 'volume'} (first: cell {first}, nodes "
+            f"{conn[first].tolist()}).")
 
 
 def _validate_field(name: str, values, n_points: int, where: str) -> np.ndarray:
     values = np.asarray(values)
-    if values.shape[:1] != (n_points,):
-        raise MeshError(f"{where}point field '{name}' has {values.shape[0] if values.ndim else 0} values "
-                        f"but the mesh has {n_points} points.")
-    if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
-        raise MeshError(f"{where}point field '{name}' contains NaN or infinite values.")
+    if values.ndim == 0 or values.shape[0] != n_points:
+        count = values.shape[0] if values.ndim else 1
+        raise MeshError(f"{where}point field '{name}' has {count} values "
+                        f"but the mesh has {n_points} points (wrong length).")
+    if np.issubdtype(values.dtype, np.number) and not np.isfinite(values).all():
+        bad = int((~np.isfinite(values.reshape(n_points, -1))).any(axis=1).sum())
+        raise MeshError(f"{where}point field '{name}' has NaN or infinite values at {bad} point(s).")
     return values

@@ -22,7 +22,7 @@ def gmsh_session(name: str = "meshop"):
     """A fresh gmsh model with deterministic, silent, single-threaded options.
 
     Initializes gmsh when it is not running (and finalizes it afterwards); otherwise works in a
-    new model and removes it, leaving the caller's gmsh state alone.
+    new model and removes it, leaving the caller's models alone (the options above stay set).
     """
     import gmsh
 

@@ -1,38 +1,52 @@
 """Boundaries of meshes and point clouds: facets, nodes, outward normals, distance to boundary.
 
 A volume mesh's boundary is made of the facets used by exactly one cell of the highest
-topological dimension (mixed meshes included). A surface mesh (3D points, only 2D cells)
-*is* a boundary: all its nodes are boundary nodes. A point cloud's boundary is estimated
+topological dimension (mixed meshes included; the mid-edge / mid-face nodes of higher-order
+cells on those facets are boundary nodes too). A surface mesh (3D points, only 2D cells) *is*
+a boundary: all its nodes are boundary nodes. A point cloud's boundary is estimated
 (see :func:`point_cloud_boundary`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.spatial import cKDTree
 
-from .cells import FACETS, TOPOLOGICAL_DIM, corners, linear_type
+from .cells import TOPOLOGICAL_DIM, corners, facet_nodes, linear_type
 
 
 @dataclass(frozen=True)
 class BoundaryFacets:
-    """Boundary facets of a volume mesh.
+    """Boundary facets of a mesh.
 
-    ``facets`` holds corner node ids ``(F, 4)`` padded with -1 (segments use 2 columns, triangles
-    3, quads 4); ``normals`` the unit outward normal of each facet ``(F, d)``; ``measures`` its
-    length or area ``(F,)``.
+    Attributes:
+        facets: ``(F, 4)`` corner node ids padded with -1 (segments use 2 columns, triangles
+            3, quads 4).
+        normals: ``(F, d)`` unit outward normal of each facet.
+        measures: ``(F,)`` length or area of each facet.
+        extra_nodes: ``(F, e)`` higher-order nodes (mid-edge, mid-face) on each facet, padded
+            with -1; ``e == 0`` for linear meshes.
     """
 
     facets: np.ndarray
     normals: np.ndarray
     measures: np.ndarray
+    extra_nodes: np.ndarray = field(default=None)
+
+    def __post_init__(self):
+        if self.extra_nodes is None:
+            object.__setattr__(self, "extra_nodes", np.empty((len(self.facets), 0), np.int64))
+
+    def all_nodes(self) -> np.ndarray:
+        """``(F, 4 + e)`` every node on each facet (corners, then higher-order), -1 padded."""
+        return np.hstack([self.facets, self.extra_nodes])
 
     def nodes(self) -> np.ndarray:
-        """Sorted unique node ids on the boundary."""
-        ids = self.facets[self.facets >= 0]
-        return np.unique(ids)
+        """Sorted unique node ids on the boundary, higher-order nodes included."""
+        ids = self.all_nodes()
+        return np.unique(ids[ids >= 0])
 
 
 def boundary_facets(points: np.ndarray, cells: dict[str, np.ndarray]) -> BoundaryFacets:
@@ -40,35 +54,66 @@ def boundary_facets(points: np.ndarray, cells: dict[str, np.ndarray]) -> Boundar
 
     Args:
         points: ``(N, d)`` coordinates, d in {2, 3}.
-        cells: cell type -> ``(M, k)`` connectivity; only blocks of the top dimension are used.
+        cells: cell type -> ``(M, k)`` connectivity; only blocks whose topological dimension
+            equals d are used (the lines and triangles gmsh stores along with tetrahedra are
+            ignored).
     """
     dim = points.shape[1]
-    rows, owners_centroid = [], []
+    by_size: dict[int, list] = {}  # facet corner count -> [(corners, extra, owner centroid)]
     for cell_type, conn in cells.items():
         if TOPOLOGICAL_DIM.get(cell_type) != dim or not len(conn):
             continue
-        c = corners(cell_type, conn)
-        centroid = points[c].mean(axis=1)                            # (M, d)
-        for local in FACETS[linear_type(cell_type)]:
-            f = np.full((len(c), 4), -1, dtype=np.int64)
-            f[:, : len(local)] = c[:, local]
-            rows.append(f)
-            owners_centroid.append(centroid)
-    if not rows:
+        centroid = points[corners(cell_type, conn)].mean(axis=1)      # (M, d)
+        for local, extra in facet_nodes(cell_type):
+            by_size.setdefault(len(local), []).append(
+                (conn[:, list(local)], conn[:, list(extra)], centroid))
+    width = max((e.shape[1] for parts in by_size.values() for _, e, _ in parts), default=0)
+    facets, extras, owners = [], [], []
+    for size, parts in by_size.items():
+        corner_ids = np.concatenate([c for c, _, _ in parts])
+        once = _used_once(np.sort(corner_ids, axis=1))
+        padded = np.full((int(once.sum()), 4), -1, dtype=np.int64)
+        padded[:, :size] = corner_ids[once]
+        facets.append(padded)
+        extra = np.full((len(once), width), -1, dtype=np.int64)
+        start = 0
+        for c, e, _ in parts:
+            extra[start:start + len(c), : e.shape[1]] = e
+            start += len(c)
+        extras.append(extra[once])
+        owners.append(np.concatenate([o for _, _, o in parts])[once])
+    if not facets:
         return BoundaryFacets(np.empty((0, 4), np.int64), np.empty((0, dim)), np.empty(0))
-    facets = np.concatenate(rows)
-    centroids = np.concatenate(owners_centroid)
-    # a facet is identified by its sorted corner set, whatever the owning cell's orientation
-    key = np.sort(np.where(facets < 0, np.iinfo(np.int64).max, facets), axis=1)
-    _, first, counts = np.unique(key, axis=0, return_index=True, return_counts=True)
-    once = first[counts == 1]
-    facets, centroids = facets[once], centroids[once]
+    facets, extras, owners = np.concatenate(facets), np.concatenate(extras), np.concatenate(owners)
     normals, measures = _facet_normals(points, facets)
-    # orient outward: away from the single cell that owns the facet
-    centre = _facet_centres(points, facets)
-    flip = np.einsum("fd,fd->f", normals, centre - centroids) < 0
+    # orient outward: away from the centroid of the single cell that owns the facet
+    flip = np.einsum("fd,fd->f", normals, _facet_centres(points, facets) - owners) < 0
     normals[flip] *= -1
-    return BoundaryFacets(facets, normals, measures)
+    return BoundaryFacets(facets, normals, measures, extras)
+
+
+def _used_once(rows: np.ndarray) -> np.ndarray:
+    """``(F,)`` bool: rows of ``rows (F, c)`` (sorted ids) that occur exactly once.
+
+    Rows are packed into one int64 key when the ids fit (a 1D sort is several times faster
+    than sorting rows), else sorted lexicographically.
+    """
+    n = int(rows.max()) + 1 if rows.size else 1
+    if float(n) ** rows.shape[1] < 2.0 ** 62:
+        key = np.zeros(len(rows), dtype=np.int64)
+        for column in rows.T:
+            key = key * n + column
+        unique, counts = np.unique(key, return_counts=True)
+        single = unique[counts == 1]
+        pos = np.minimum(np.searchsorted(single, key), max(len(single) - 1, 0))
+        return single[pos] == key if len(single) else np.zeros(len(rows), bool)
+    order = np.lexsort(rows.T[::-1])
+    ordered = rows[order]
+    starts = np.r_[True, (ordered[1:] != ordered[:-1]).any(axis=1)]
+    group = np.cumsum(starts) - 1
+    once = np.empty(len(rows), dtype=bool)
+    once[order] = np.bincount(group)[group] == 1
+    return once
 
 
 def _facet_centres(points: np.ndarray, facets: np.ndarray) -> np.ndarray:
@@ -78,9 +123,9 @@ def _facet_centres(points: np.ndarray, facets: np.ndarray) -> np.ndarray:
 
 
 def _facet_normals(points: np.ndarray, facets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Unit normals ``(F, d)`` (arbitrary sign) and measures ``(F,)`` of segments/triangles/quads."""
-    dim = points.shape[1]
-    if dim == 2:
+    """Unit normals ``(F, d)`` (sign follows the corner order) and measures ``(F,)`` of
+    segments (2D) or triangles/quads (3D)."""
+    if points.shape[1] == 2:
         tangent = points[facets[:, 1]] - points[facets[:, 0]]
         normal = np.stack([tangent[:, 1], -tangent[:, 0]], axis=1)
         length = np.linalg.norm(normal, axis=1)
@@ -98,15 +143,17 @@ def node_normals(n_points: int, facets: np.ndarray, facet_normals: np.ndarray,
                  facet_measures: np.ndarray) -> np.ndarray:
     """Measure-weighted average of the normals of the facets around each node, unit length.
 
-    Nodes on no facet get a zero vector. Shapes: ``facets (F, 4)``, result ``(n_points, d)``.
+    Nodes on no facet get a zero vector. Shapes: ``facets (F, k)`` node ids padded with -1
+    (pass :meth:`BoundaryFacets.all_nodes` to include higher-order nodes), result
+    ``(n_points, d)``.
     """
     dim = facet_normals.shape[1]
     acc = np.zeros((n_points, dim))
     weighted = facet_normals * facet_measures[:, None]
-    for column in range(facets.shape[1]):
-        ids = facets[:, column]
-        ok = ids >= 0
-        np.add.at(acc, ids[ok], weighted[ok])
+    for column in facets.T:
+        ok = column >= 0
+        for axis in range(dim):
+            acc[:, axis] += np.bincount(column[ok], weighted[ok, axis], minlength=n_points)
     norm = np.linalg.norm(acc, axis=1, keepdims=True)
     return np.divide(acc, norm, out=np.zeros_like(acc), where=norm > 0)
 
@@ -117,54 +164,66 @@ def surface_facets(points: np.ndarray, cells: dict[str, np.ndarray]) -> Boundary
     Orientation follows the cells' winding, flipped as a whole when the enclosed signed volume
     is negative (inward-wound files). Inconsistent winding is not repaired here.
     """
-    rows = []
+    rows, extras = [], []
     for cell_type, conn in cells.items():
-        lin = linear_type(cell_type)
-        if lin in ("triangle", "quad") and len(conn):
-            f = np.full((len(conn), 4), -1, dtype=np.int64)
-            f[:, : 3 if lin == "triangle" else 4] = corners(cell_type, conn)
-            rows.append(f)
+        if TOPOLOGICAL_DIM[cell_type] != 2 or not len(conn):
+            continue
+        f = np.full((len(conn), 4), -1, dtype=np.int64)
+        c = corners(cell_type, conn)
+        f[:, : c.shape[1]] = c
+        rows.append(f)
+        extras.append(conn[:, c.shape[1]:])
     facets = np.concatenate(rows)
-    a, b, c = (points[facets[:, i]] for i in range(3))
-    is_quad = facets[:, 3] >= 0
-    d = points[np.where(is_quad, facets[:, 3], facets[:, 2])]
-    cross = np.where(is_quad[:, None], np.cross(c - a, d - b), np.cross(b - a, c - a))
-    double_area = np.linalg.norm(cross, axis=1)
-    normals = cross / np.maximum(double_area, 1e-300)[:, None]
-    signed_volume = np.einsum("fd,fd->", a, cross) / 6.0
+    width = max(e.shape[1] for e in extras)
+    extra = np.full((len(facets), width), -1, dtype=np.int64)
+    start = 0
+    for e in extras:
+        extra[start:start + len(e), : e.shape[1]] = e
+        start += len(e)
+    normals, measures = _facet_normals(points, facets)
+    a = points[facets[:, 0]]
+    signed_volume = np.einsum("fd,fd,f->", a, normals, measures) / 3.0
     if signed_volume < 0:
         normals = -normals
-    return BoundaryFacets(facets, normals, double_area / 2)
+    return BoundaryFacets(facets, normals, measures, extra)
 
 
-def distance_to_facets(points: np.ndarray, boundary: BoundaryFacets, candidates: int = 8) -> np.ndarray:
-    """Euclidean distance ``(N,)`` from each point to the boundary facets.
+def distance_to_facets(points: np.ndarray, boundary: BoundaryFacets, candidates: int = 16,
+                       chunk: int = 1 << 20) -> np.ndarray:
+    """Exact Euclidean distance ``(N,)`` from each point to the nearest boundary facet.
 
-    Exact for each point's nearest facets: the facets touching its ``candidates`` nearest
-    boundary nodes are searched with point-segment / point-triangle distances (quads split in
-    two triangles). Found with scipy's cKDTree, so the cost is O(N log N).
+    Facets are segments (2D) or triangles and quads (3D; a quad is measured as its two
+    triangles (0, 1, 2) and (0, 2, 3)). Each point checks the ``candidates`` facets whose
+    centres are nearest (scipy's cKDTree); a facet outside that set lies at least
+    ``(k-th centre distance) - (largest facet radius)`` away, so when the best distance found
+    is below that bound it is exact; the remaining points retry with 4x more candidates.
+    Typical cost: O(N log F); ``chunk`` bounds the point-facet pairs held in memory.
     """
-    nodes = boundary.nodes()
-    if len(nodes) == 0:
-        return np.full(len(points), np.inf)
-    k = min(candidates, len(nodes))
-    _, nearest = cKDTree(points[nodes]).query(points, k=k, workers=-1)
-    nearest = nodes[nearest.reshape(len(points), k)]                 # (N, k) node ids
-    # facets incident to each node, as a CSR table
     facets = boundary.facets
-    flat = facets.ravel()
-    owner = np.repeat(np.arange(len(facets)), facets.shape[1])[flat >= 0]
-    flat = flat[flat >= 0]
-    order = np.argsort(flat, kind="stable")
-    starts = np.searchsorted(flat[order], np.arange(len(points) + 1))
+    if len(facets) == 0:
+        return np.full(len(points), np.inf)
+    centres = _facet_centres(points, facets)
+    valid = facets >= 0
+    corner_dist = np.linalg.norm(points[np.where(valid, facets, 0)] - centres[:, None], axis=2)
+    radius = float(np.where(valid, corner_dist, 0.0).max())
+    tree = cKDTree(centres)
     best = np.full(len(points), np.inf)
-    counts = starts[nearest + 1] - starts[nearest]                    # (N, k)
-    for slot in range(int(counts.max())):
-        has = counts > slot                                           # (N, k)
-        q, j = np.nonzero(has)
-        facet = owner[order[starts[nearest[q, j]] + slot]]
-        dist = _point_facet_distance(points[q], points, facets[facet])
-        np.minimum.at(best, q, dist)
+    todo = np.arange(len(points))
+    k = min(candidates, len(facets))
+    while len(todo):
+        step = max(1, chunk // k)
+        unresolved = []
+        for start in range(0, len(todo), step):
+            ids = todo[start:start + step]
+            centre_dist, near = tree.query(points[ids], k=k, workers=-1)
+            near = near.reshape(len(ids), k)
+            pair_dist = _point_facet_distance(np.repeat(points[ids], k, axis=0), points,
+                                              facets[near.ravel()]).reshape(len(ids), k)
+            best[ids] = pair_dist.min(axis=1)
+            bound = np.reshape(centre_dist, (len(ids), k))[:, -1] - radius
+            unresolved.append(ids[best[ids] > bound] if k < len(facets) else ids[:0])
+        todo = np.concatenate(unresolved)
+        k = min(4 * k, len(facets))
     return best
 
 
@@ -176,8 +235,8 @@ def _point_facet_distance(q: np.ndarray, points: np.ndarray, facets: np.ndarray)
     dist = _point_triangle(q, a, b, c)
     is_quad = facets[:, 3] >= 0
     if is_quad.any():
-        d = points[np.where(is_quad, facets[:, 3], facets[:, 2])]
-        dist = np.where(is_quad, np.minimum(dist, _point_triangle(q, a, c, d)), dist)
+        d = points[facets[is_quad, 3]]
+        dist[is_quad] = np.minimum(dist[is_quad], _point_triangle(q[is_quad], a[is_quad], c[is_quad], d))
     return dist
 
 
@@ -196,11 +255,16 @@ def _point_triangle(q, a, b, c):
     n_unit = n / np.maximum(n_norm, 1e-300)[:, None]
     height = np.einsum("md,md->m", q - a, n_unit)
     proj = q - height[:, None] * n_unit
-    inside = np.ones(len(q), dtype=bool)
+    inside = n_norm > 0
     for u, v in ((a, b), (b, c), (c, a)):
         inside &= np.einsum("md,md->m", np.cross(v - u, proj - u), n) >= 0
-    edges = np.minimum(np.minimum(_point_segment(q, a, b), _point_segment(q, b, c)), _point_segment(q, c, a))
-    return np.where(inside & (n_norm > 0), np.abs(height), edges)
+    dist = np.abs(height)
+    out = ~inside
+    if out.any():
+        qo, ao, bo, co = q[out], a[out], b[out], c[out]
+        dist[out] = np.minimum(np.minimum(_point_segment(qo, ao, bo), _point_segment(qo, bo, co)),
+                               _point_segment(qo, co, ao))
+    return dist
 
 
 def point_cloud_boundary(points: np.ndarray, k: int = 16, threshold: float = 0.25
@@ -211,8 +275,9 @@ def point_cloud_boundary(points: np.ndarray, k: int = 16, threshold: float = 0.2
     their centroid nearly coincides with it; at the boundary they lie on one side, so the
     centroid shifts inward by a sizeable fraction of the neighbourhood radius. A point is on
     the boundary when ``|centroid - x| > threshold * (mean neighbour distance)``; its normal
-    is the unit vector from the centroid to the point. Sampling density should be roughly
-    uniform; pass your own mask to :class:`meshop.Mesh` when it is known.
+    is the unit vector from the centroid to the point. Meant for clouds that fill an area (2D)
+    or a volume (3D) with roughly uniform density; pass your own mask to :class:`meshop.Mesh`
+    when it is known.
     """
     k = min(k, len(points) - 1)
     if k < 1:

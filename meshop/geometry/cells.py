@@ -1,11 +1,14 @@
-"""Cell-type tables: topological dimension, corner count and facets of each meshio cell type.
+"""Cell-type tables: topological dimension, node counts and facets of each meshio cell type.
 
+Node order is meshio's, which is VTK's (meshio converts gmsh and other orders on reading).
 Facets are listed by local corner indices. Higher-order types (``triangle6``, ``tetra10``, ...)
-reuse the facets of their linear parent, so their mid-side nodes are ignored by the facet
-topology; :func:`facet_nodes` adds back the mid-side nodes that lie on a boundary facet.
+reuse the facets of their linear parent; :func:`facet_nodes` adds, for each facet, the mid-edge
+and mid-face nodes that lie on it, so they count as boundary nodes too.
 """
 
 from __future__ import annotations
+
+from functools import lru_cache
 
 import numpy as np
 
@@ -16,6 +19,14 @@ TOPOLOGICAL_DIM = {
     "triangle": 2, "triangle6": 2, "quad": 2, "quad8": 2, "quad9": 2,
     "tetra": 3, "tetra10": 3, "hexahedron": 3, "hexahedron20": 3, "hexahedron27": 3,
     "wedge": 3, "wedge15": 3, "pyramid": 3, "pyramid13": 3,
+}
+
+#: nodes per cell of each supported type
+NODES_PER_CELL = {
+    "vertex": 1, "line": 2, "line3": 3,
+    "triangle": 3, "triangle6": 6, "quad": 4, "quad8": 8, "quad9": 9,
+    "tetra": 4, "tetra10": 10, "hexahedron": 8, "hexahedron20": 20, "hexahedron27": 27,
+    "wedge": 6, "wedge15": 15, "pyramid": 5, "pyramid13": 13,
 }
 
 #: the linear type whose corners come first in each higher-order type's node list
@@ -40,6 +51,26 @@ FACETS = {
 CORNERS = {"vertex": 1, "line": 2, "triangle": 3, "quad": 4, "tetra": 4,
            "hexahedron": 8, "wedge": 6, "pyramid": 5}
 
+_HEX_EDGES = [(0, 1), (1, 2), (2, 3), (3, 0), (4, 5), (5, 6), (6, 7), (7, 4),
+              (0, 4), (1, 5), (2, 6), (3, 7)]
+_QUAD_EDGES = [(0, 1), (1, 2), (2, 3), (3, 0)]
+
+#: for each higher-order type, the corners spanning the entity (edge, face, cell) each
+#: non-corner node sits on, in node order after the corners (VTK order; checked against
+#: VTK's parametric coordinates in tests/test_boundary.py)
+HIGHER_ORDER_NODES = {
+    "line3": [(0, 1)],
+    "triangle6": [(0, 1), (1, 2), (2, 0)],
+    "quad8": _QUAD_EDGES,
+    "quad9": _QUAD_EDGES + [(0, 1, 2, 3)],
+    "tetra10": [(0, 1), (1, 2), (0, 2), (0, 3), (1, 3), (2, 3)],
+    "hexahedron20": _HEX_EDGES,
+    "hexahedron27": _HEX_EDGES + [(0, 3, 7, 4), (1, 2, 6, 5), (0, 1, 5, 4), (3, 2, 6, 7),
+                                  (0, 1, 2, 3), (4, 5, 6, 7), tuple(range(8))],
+    "wedge15": [(0, 1), (1, 2), (2, 0), (3, 4), (4, 5), (5, 3), (0, 3), (1, 4), (2, 5)],
+    "pyramid13": [(0, 1), (1, 2), (2, 3), (3, 0), (0, 4), (1, 4), (2, 4), (3, 4)],
+}
+
 
 def linear_type(cell_type: str) -> str:
     """The linear parent of ``cell_type`` (itself when already linear)."""
@@ -51,32 +82,62 @@ def corners(cell_type: str, connectivity: np.ndarray) -> np.ndarray:
     return connectivity[:, : CORNERS[linear_type(cell_type)]]
 
 
+@lru_cache(maxsize=None)
+def facet_nodes(cell_type: str) -> tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]:
+    """Facets of ``cell_type`` as ``(corner ids, other node ids)`` pairs of local indices.
+
+    The other nodes are the higher-order nodes lying on the facet: those whose spanning
+    corners all belong to the facet (mid-edge nodes of its edges, its mid-face node).
+    Empty for linear types.
+    """
+    lin = linear_type(cell_type)
+    spans = HIGHER_ORDER_NODES.get(cell_type, [])
+    first = CORNERS[lin]
+    out = []
+    for facet in FACETS[lin]:
+        extra = tuple(first + i for i, span in enumerate(spans) if set(span) <= set(facet))
+        out.append((facet, extra))
+    return tuple(out)
+
+
 def top_dimension(cells: dict[str, np.ndarray]) -> int:
     """Highest topological dimension among non-empty cell blocks (-1 when there are none)."""
     dims = [TOPOLOGICAL_DIM[t] for t, c in cells.items() if len(c)]
     return max(dims, default=-1)
 
 
+#: split of each linear type into simplices, by local corner index
+_SIMPLICES = {
+    "line": [(0, 1)], "triangle": [(0, 1, 2)], "quad": [(0, 1, 2), (0, 2, 3)],
+    "tetra": [(0, 1, 2, 3)],
+    "hexahedron": [(0, 1, 3, 4), (1, 2, 3, 6), (1, 4, 5, 6), (3, 4, 6, 7), (1, 3, 4, 6)],
+    "wedge": [(0, 1, 2, 3), (1, 2, 3, 4), (2, 3, 4, 5)],
+    "pyramid": [(0, 1, 2, 4), (0, 2, 3, 4)],
+}
+
+
 def simplex_measure(points: np.ndarray, cell_type: str, connectivity: np.ndarray) -> np.ndarray:
-    """Signed-free size of each cell: length, area or volume ``(M,)``, from its corners.
+    """Unsigned size of each cell: length, area or volume ``(M,)``, from its corners.
 
     Quads, hexahedra, wedges and pyramids are split into simplices; the measure is the sum of
     their absolute sizes, so a cell is degenerate exactly when every sub-simplex is.
+    Higher-order cells are measured by their corners (straight-sided).
     """
-    lin = linear_type(cell_type)
     c = corners(cell_type, connectivity)
-    splits = {
-        "line": [(0, 1)], "triangle": [(0, 1, 2)], "quad": [(0, 1, 2), (0, 2, 3)],
-        "tetra": [(0, 1, 2, 3)],
-        "hexahedron": [(0, 1, 3, 4), (1, 2, 3, 6), (1, 4, 5, 6), (3, 4, 6, 7), (1, 3, 4, 6)],
-        "wedge": [(0, 1, 2, 3), (1, 2, 3, 4), (2, 3, 4, 5)],
-        "pyramid": [(0, 1, 2, 4), (0, 2, 3, 4)],
-    }[lin]
     total = np.zeros(len(c))
-    for simplex in splits:
+    for simplex in _SIMPLICES[linear_type(cell_type)]:
         p = points[c[:, simplex]]                       # (M, k+1, d)
-        edges = p[:, 1:] - p[:, :1]                    # (M, k, d)
-        gram = np.einsum("mid,mjd->mij", edges, edges)  # (M, k, k)
-        k = edges.shape[1]
-        total += np.sqrt(np.clip(np.linalg.det(gram), 0.0, None)) / np.prod(np.arange(1, k + 1))
+        total += _simplex_size(p[:, 1:] - p[:, :1])
     return total
+
+
+def _simplex_size(edges: np.ndarray) -> np.ndarray:
+    """Size ``(M,)`` of simplices spanned by ``edges (M, k, d)``: |det| / k! when k == d
+    (closed forms, fast on millions of cells), else sqrt(det(Gram)) / k!."""
+    k, d = edges.shape[1:]
+    if k == d == 2:
+        return np.abs(edges[:, 0, 0] * edges[:, 1, 1] - edges[:, 0, 1] * edges[:, 1, 0]) / 2
+    if k == d == 3:
+        return np.abs(np.einsum("md,md->m", edges[:, 0], np.cross(edges[:, 1], edges[:, 2]))) / 6
+    gram = np.einsum("mid,mjd->mij", edges, edges)
+    return np.sqrt(np.clip(np.linalg.det(gram), 0.0, None)) / np.prod(np.arange(1, k + 1))

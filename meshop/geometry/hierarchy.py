@@ -23,7 +23,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from ..errors import MeshError
-from .neighbors import as_points, knn_graph, radius_graph
+from .neighbors import as_points, knn_graph, radius_graph, sort_edges
 
 #: in-neighbours per node that the default per-level radius aims at
 DEFAULT_NEIGHBORS = 16
@@ -80,7 +80,7 @@ def farthest_point_sampling(points, n_samples: int, start: int = 0) -> np.ndarra
         raise MeshError(f"n_samples must be an integer in [1, {n}]; got {n_samples}.")
     if int(start) != start or not 0 <= start < n:
         raise MeshError(f"start must be a point index in [0, {n - 1}]; got {start}.")
-    ids, coords = _spatial_blocks(pts, block=256)               # (nb, B), (nb, B, d)
+    ids, coords = _spatial_blocks(pts, block=128)               # (nb, B), (nb, B, d)
     nb, block = ids.shape
     slot = np.empty(n, dtype=np.int64)                          # flat position of each point
     slot[ids.reshape(-1)[:n]] = np.arange(n)
@@ -119,3 +119,139 @@ def _argmax_lowest_id(dist: np.ndarray, block_max: np.ndarray, ids: np.ndarray) 
     top = block_max.max()
     blocks = np.flatnonzero(block_max == top)
     return int(ids[blocks][dist[blocks] == top].min())
+
+
+def voxel_sampling(points, voxel_size: float) -> np.ndarray:
+    """One point per occupied voxel: the one nearest the centroid of the voxel's points.
+
+    Voxels are cubes of side ``voxel_size`` anchored at the points' minimum corner. Ties go to
+    the lowest index, so the result is deterministic.
+
+    Returns:
+        ``(M,)`` int64 sorted point ids, one per occupied voxel.
+    """
+    pts = as_points(points)
+    if not np.isfinite(voxel_size) or voxel_size <= 0:
+        raise MeshError(f"voxel_size must be a positive finite number; got {voxel_size}.")
+    voxel, counts = _voxel_of(pts, voxel_size)
+    centroids = np.stack([np.bincount(voxel, weights=c) for c in pts.T], axis=1) / counts[:, None]
+    dist2 = ((pts - centroids[voxel]) ** 2).sum(axis=1)
+    order = np.lexsort((dist2, voxel))                   # stable: equal distances keep id order
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    return np.sort(order[first])
+
+
+def _voxel_of(pts: np.ndarray, voxel_size: float) -> tuple[np.ndarray, np.ndarray]:
+    """Voxel number of each point ``(N,)`` and point count of each occupied voxel ``(V,)``."""
+    cell = np.floor((pts - pts.min(axis=0)) / voxel_size).astype(np.int64)
+    dims = cell.max(axis=0) + 1
+    if np.prod(dims.astype(float)) < 2.0 ** 62:
+        _, voxel, counts = np.unique(np.ravel_multi_index(cell.T, dims), return_inverse=True,
+                                     return_counts=True)
+    else:                                                # too many voxels for one int64 key
+        _, voxel, counts = np.unique(cell, axis=0, return_inverse=True, return_counts=True)
+    return voxel.reshape(-1), counts
+
+
+def hierarchy(points, levels: int, ratio: float = 4.0, method: str = "fps",
+              radius: float | None = None, k: int | None = None) -> Hierarchy:
+    """Nested multi-scale node sets with a graph per level and pool/unpool edges between levels.
+
+    Args:
+        points: ``(N, d)`` coordinates.
+        levels: number of levels including level 0 (all nodes), ``>= 1``.
+        ratio: node-count reduction per level, ``> 1``: level ``l + 1`` has about
+            ``len(level l) / ratio`` nodes.
+        method: ``"fps"``: one farthest-point order of all nodes, level ``l`` its first
+            ``round(N / ratio**l)`` entries (kept in FPS order); ``"voxel"``: voxel sampling
+            of level ``l`` with the voxel size found by bisection to give about that count
+            (ids sorted).
+        radius: radius of the level-0 graph; level ``l`` uses ``radius * ratio**(l / d)``, the
+            growth of the node spacing. Default: per level, the mean distance from a node to its
+            16th nearest neighbour, so nodes have ~16 neighbours on average.
+        k: build kNN graphs with ``k`` neighbours instead of radius graphs (``min(k, n_l - 1)``
+            on small levels). Give at most one of ``radius`` and ``k``.
+
+    Returns:
+        a :class:`Hierarchy`; see the module docstring for its index conventions.
+    """
+    pts = as_points(points)
+    _check_hierarchy_args(len(pts), levels, ratio, method, radius, k)
+    sizes = [len(pts)]
+    for _ in range(levels - 1):
+        sizes.append(max(1, round(sizes[-1] / ratio)))
+    indices = [np.arange(len(pts), dtype=np.int64)]
+    coarse_in_fine = []
+    if method == "fps" and levels > 1:
+        order = farthest_point_sampling(pts, sizes[1])
+        coarse_in_fine = [order] + [np.arange(s, dtype=np.int64) for s in sizes[2:]]
+    for level in range(1, levels):
+        if method == "voxel":
+            fine = pts[indices[-1]]
+            coarse_in_fine.append(voxel_sampling(fine, _voxel_size_for(fine, sizes[level])))
+        indices.append(indices[-1][coarse_in_fine[level - 1]])
+    edges, radii = [], []
+    for level, ids in enumerate(indices):
+        if k is not None:
+            edges.append(knn_graph(pts[ids], min(k, len(ids) - 1)) if len(ids) > 1
+                         else np.empty((2, 0), dtype=np.int64))
+            radii.append(None)
+            continue
+        r = radius * ratio ** (level / pts.shape[1]) if radius is not None else _spacing(pts[ids])
+        edges.append(radius_graph(pts[ids], r) if r > 0 else np.empty((2, 0), dtype=np.int64))
+        radii.append(float(r))
+    down, up = [], []
+    for level in range(levels - 1):
+        fine = np.arange(len(indices[level]), dtype=np.int64)
+        coarse = _nearest_coarse(pts[indices[level]], pts[indices[level + 1]],
+                                 coarse_in_fine[level])
+        down.append(sort_edges(fine, coarse, len(fine)))
+        up.append(np.stack([coarse, fine]))              # already sorted by target
+    return Hierarchy(indices, edges, down, up, coarse_in_fine, radii, method)
+
+
+def _check_hierarchy_args(n, levels, ratio, method, radius, k) -> None:
+    if int(levels) != levels or levels < 1:
+        raise MeshError(f"levels must be a positive integer; got {levels}.")
+    if not np.isfinite(ratio) or ratio <= 1:
+        raise MeshError(f"ratio must be a finite number > 1; got {ratio}.")
+    if method not in ("fps", "voxel"):
+        raise MeshError(f"method must be 'fps' or 'voxel'; got {method!r}.")
+    if radius is not None and k is not None:
+        raise MeshError("give at most one of radius and k.")
+    if radius is not None and (not np.isfinite(radius) or radius <= 0):
+        raise MeshError(f"radius must be a positive finite number; got {radius}.")
+    if k is not None and (int(k) != k or k < 1):
+        raise MeshError(f"k must be a positive integer; got {k}.")
+
+
+def _spacing(pts: np.ndarray, samples: int = 2000) -> float:
+    """Mean distance to the 16th nearest neighbour over an evenly strided subset of nodes
+    (0 for a single node)."""
+    k = min(DEFAULT_NEIGHBORS, len(pts) - 1)
+    if k < 1:
+        return 0.0
+    probe = pts[:: max(1, len(pts) // samples)]
+    dist, _ = cKDTree(pts).query(probe, k=k + 1, workers=-1)
+    return float(dist[:, k].mean())
+
+
+def _voxel_size_for(pts: np.ndarray, target: int, tol: float = 0.05) -> float:
+    """Voxel size giving about ``target`` occupied voxels, by geometric bisection."""
+    extent = float(np.ptp(pts, axis=0).max()) or 1.0
+    lo, hi = extent * 1e-9, extent * 1.001               # ~all points vs. a single voxel
+    for _ in range(60):
+        mid = np.sqrt(lo * hi)
+        count = len(_voxel_of(pts, mid)[1])
+        if abs(count - target) <= tol * target:
+            break
+        lo, hi = (mid, hi) if count > target else (lo, mid)
+    return mid
+
+
+def _nearest_coarse(fine: np.ndarray, coarse: np.ndarray, coarse_in_fine: np.ndarray) -> np.ndarray:
+    """``(n_fine,)`` level-local id of the coarse node nearest to each fine node."""
+    _, nearest = cKDTree(coarse).query(fine, k=1, workers=-1)
+    nearest = nearest.astype(np.int64)
+    nearest[coarse_in_fine] = np.arange(len(coarse))     # a coarse node pools into itself
+    return nearest

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import inspect
 
+from .amg import AMG
 from .base import NeuralOperator
+from .beno import BENO
 from .gno import GNO
+from .mgno import MGNO
 
 _REGISTRY: dict[str, type[NeuralOperator]] = {}
 
@@ -49,5 +52,8 @@ def _cls(name: str) -> type[NeuralOperator]:
 
 
 register("gno", GNO)
+register("mgno", MGNO)
+register("beno", BENO)
+register("amg", AMG)
 
 __all__ = ["NeuralOperator", "available", "defaults", "get", "register"]

@@ -1,7 +1,10 @@
 """Reusable neural-operator layers."""
 
+from .boundary_encoder import BoundaryEncoder
 from .edge_features import EdgeEmbedding
 from .kernel_integral import KernelIntegral
+from .kernel_transfer import KernelTransfer
 from .mlp import MLP
+from .physics_attention import PhysicsAttention
 
-__all__ = ["EdgeEmbedding", "KernelIntegral", "MLP"]
+__all__ = ["BoundaryEncoder", "EdgeEmbedding", "KernelIntegral", "KernelTransfer", "MLP", "PhysicsAttention"]

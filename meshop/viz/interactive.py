@@ -54,9 +54,10 @@ def interactive_plotter(mesh_or_path: Mesh | str | Path, field: str | None = Non
     else:
         actor = plotter.add_mesh(grid, lighting=False, show_edges=grid.n_cells <= scene.MAX_CELLS_WITH_EDGES,
                                  edge_color="#1f2630", edge_opacity=0.35, **common)
+    plotter.scalar_bars[first.label].SetTextPositionToPrecedeScalarBar()
     plotter.add_text(HELP, position="upper_left", font_size=10, color="black")
     _FieldCycler(plotter, actor, styles, start=styles.index(first)).bind()
-    scene.fit_camera(plotter, kind)
+    scene.fit_camera(plotter, mesh.dim)
     if kind != "2d":
         plotter.disable_parallel_projection()
     return plotter

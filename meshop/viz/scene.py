@@ -1,8 +1,8 @@
 """Mesh -> PyVista scene pieces shared by `render`, `view` and `export_html`.
 
 One place decides how a field is drawn: a 2D mesh from the top, a surface or point cloud as it is,
-a 3D volume with one octant cut away (the cut faces show the interior, a translucent ghost of the
-whole outer surface keeps the shape readable).
+a 3D volume cut open towards the camera (the cut faces show the interior; a translucent ghost of
+the removed part keeps the shape readable).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ GEOMETRY_COLOR = "#c9d3de"
 GHOST_COLOR = "#8a96a3"
 BOUNDARY_COLOR = "#d62728"
 MAX_CELLS_WITH_EDGES = 20_000
+MIN_OCTANT_SHARE = 0.06  # cut a volume's +x+y+z octant away when it holds this share of the volume
 
 
 def configure_headless() -> None:
@@ -131,24 +132,36 @@ def nonempty_range(lo: float, hi: float) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
-def cut_octant(grid):
-    """Split a volume ``grid`` into what stays and the octant facing an isometric camera (x, y
-    and z all above the centre of the bounding box).
+def cut_open(grid):
+    """Cut a volume ``grid`` open towards an isometric camera (looking from +x +y +z).
 
-    Returns ``(kept, octant_skin)``: the kept volume, cut exactly through the cells so the cut
-    faces show interior values, and the outer surface of the removed octant (drawn as a ghost).
-    The kept part is the union of three exact plane clips; their shared faces lie inside it.
+    Removes the octant above the centre of the bounding box in x, y and z when it holds at
+    least :data:`MIN_OCTANT_SHARE` of the volume (a compact solid shows three cut faces);
+    otherwise (an L-bracket, whose +++ octant is empty) the half above the centre plane with
+    the largest cross-section. Cuts are exact plane clips through the cells, so the cut faces
+    show interior values.
+
+    Returns ``(kept, removed_skin)``: the kept volume and the outer surface of the removed part
+    (drawn as a translucent ghost).
     """
     import pyvista as pv
 
-    centre = grid.center
+    centre = np.asarray(grid.center)
+    sizes = grid.compute_cell_sizes(length=False, area=False, volume=True)
+    volume = np.abs(sizes.cell_data["Volume"])
+    in_octant = (np.asarray(grid.cell_centers().points) > centre).all(axis=1)
+    if volume[in_octant].sum() >= MIN_OCTANT_SHARE * volume.sum():
+        axes = "xyz"
+    else:
+        areas = {axis: grid.slice(normal=axis, origin=centre).area for axis in "xyz"}
+        axes = max(areas, key=areas.get)
     pieces, rest = [], grid
-    for axis in "xyz":
+    for axis in axes:
         pieces.append(rest.clip(normal=axis, origin=centre, invert=True))
         rest = rest.clip(normal=axis, origin=centre, invert=False)
     kept = pv.merge([p for p in pieces if p.n_cells], merge_points=False)
     skin = grid.extract_surface(algorithm="dataset_surface")
-    for axis in "xyz":
+    for axis in axes:
         skin = skin.clip(normal=axis, origin=centre, invert=False)
     return kept, skin
 
@@ -175,30 +188,33 @@ def add_field(plotter, grid, kind: str, array: str | None, style: FieldStyle | N
     edges = dict(show_edges=show_edges, edge_color="#1f2630", edge_opacity=0.35, line_width=1)
     if kind == "points":
         size = max(3.0, min(12.0, 600.0 / np.sqrt(max(grid.n_points, 1))))
+        if boundary is not None:  # geometry only: interior points grey, boundary points red
+            colour = dict(scalars=boundary.astype(float), cmap=[GEOMETRY_COLOR, BOUNDARY_COLOR],
+                          clim=(0, 1), show_scalar_bar=False)
         actor = plotter.add_mesh(grid, render_points_as_spheres=True, point_size=size, **colour)
     elif kind == "2d":
         actor = plotter.add_mesh(grid, lighting=False, **colour, **edges)
     elif kind == "surface":
         actor = plotter.add_mesh(grid, smooth_shading=not show_edges, **colour, **edges)
     else:
-        kept, octant_skin = cut_octant(grid)
-        if octant_skin.n_cells:
-            plotter.add_mesh(octant_skin, color=GHOST_COLOR, opacity=0.12, lighting=False)
+        kept, removed_skin = cut_open(grid)
+        if removed_skin.n_cells:
+            plotter.add_mesh(removed_skin, color=GHOST_COLOR, opacity=0.12, lighting=False)
         actor = plotter.add_mesh(kept.extract_surface(algorithm="dataset_surface"),
                                  ambient=0.35, diffuse=0.7, specular=0.1, **colour, **edges)
     if array is not None and style.label in plotter.scalar_bars:
         plotter.scalar_bars[style.label].SetTextPositionToPrecedeScalarBar()  # labels under the bar
-    if boundary is not None and kind in ("2d", "points") and boundary.any():
+    if boundary is not None and kind == "2d" and boundary.any():
         plotter.add_points(np.asarray(grid.points)[boundary], color=BOUNDARY_COLOR,
                            render_points_as_spheres=True, point_size=6)
     return actor
 
 
-def fit_camera(plotter, kind: str, *, top: float = 0.06, bottom: float = 0.17) -> None:
-    """Top view for 2D, isometric for 3D, both with parallel projection and the drawn bounds
+def fit_camera(plotter, dim: int, *, top: float = 0.06, bottom: float = 0.17) -> None:
+    """Top view for 2D (``dim == 2``), isometric for 3D, with parallel projection and the drawn bounds
     fitted exactly into the band between a ``top`` and a ``bottom`` margin (fractions of the
     panel height, left for the title and the colour bar)."""
-    if kind == "2d":
+    if dim == 2:
         plotter.view_xy()
     else:
         plotter.view_isometric()

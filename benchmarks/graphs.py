@@ -1,0 +1,135 @@
+"""Speed of meshop's graph builders against the obvious alternative, measured in the same run.
+
+    python benchmarks/graphs.py                 # 1,000,000 points; FPS on 100,000
+    python benchmarks/graphs.py --size 100000   # smaller: FPS on size / 10
+
+Rows: radius graph (~16 neighbours per node) vs scikit-learn ``radius_neighbors_graph``; kNN
+graph (k=16) vs ``kneighbors_graph``; farthest-point sampling (N/10 -> N/40 points) and a 3-level
+FPS hierarchy vs the plain numpy FPS loop; K-D-tree decomposition into <= 50,000-point
+sub-domains with halos, density criterion vs median splits. Times are wall-clock seconds of one
+run; ratio = baseline seconds / meshop seconds (> 1: meshop is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+import scipy
+import sklearn
+from sklearn.neighbors import kneighbors_graph, radius_neighbors_graph
+
+from meshop.geometry.hierarchy import farthest_point_sampling, hierarchy
+from meshop.geometry.neighbors import knn_graph, radius_graph
+
+NEIGHBORS = 16
+LOOP_SAMPLES = 2500        # the plain FPS loop runs this many picks and is extrapolated linearly
+
+
+def timed(fn, *args, **kwargs):
+    start = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return result, time.perf_counter() - start
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        return names[0] if names else platform.processor()
+    except OSError:
+        return platform.processor() or "unknown CPU"
+
+
+def numpy_fps_loop(points: np.ndarray, n_samples: int) -> np.ndarray:
+    """The obvious FPS: per pick, distances from the newest sample to every point."""
+    dist = np.full(len(points), np.inf)
+    picks = [0]
+    for _ in range(n_samples - 1):
+        dist = np.minimum(dist, ((points - points[picks[-1]]) ** 2).sum(axis=1))
+        picks.append(int(np.argmax(dist)))
+    return np.array(picks)
+
+
+def bench_radius(points: np.ndarray):
+    n = len(points)
+    r = (NEIGHBORS * 3 / (4 * np.pi * n)) ** (1 / 3)        # ~16 neighbours in the unit cube
+    edges, ours = timed(radius_graph, points, r)
+    graph, base = timed(radius_neighbors_graph, points, r, include_self=False, n_jobs=-1)
+    assert graph.nnz == edges.shape[1], "radius graphs differ from scikit-learn's"
+    return (f"radius_graph r={r:.4g} ({edges.shape[1] / n:.1f} nbrs/node)", f"{n:,}", ours,
+            "sklearn radius_neighbors_graph", base, "")
+
+
+def bench_knn(points: np.ndarray):
+    n = len(points)
+    edges, ours = timed(knn_graph, points, NEIGHBORS)
+    graph, base = timed(kneighbors_graph, points, NEIGHBORS, include_self=False, n_jobs=-1)
+    assert graph.nnz == edges.shape[1]
+    return (f"knn_graph k={NEIGHBORS}", f"{n:,}", ours, "sklearn kneighbors_graph", base, "")
+
+
+def bench_fps(points: np.ndarray):
+    n, m = len(points), len(points) // 4
+    sample, ours = timed(farthest_point_sampling, points, m)
+    steps = min(m, LOOP_SAMPLES)
+    loop, base = timed(numpy_fps_loop, points, steps)
+    assert np.array_equal(loop, sample[:steps]), "FPS differs from the plain loop"
+    note = f"loop timed on {steps:,} picks, x{m / steps:g} (linear)" if steps < m else ""
+    return "farthest_point_sampling", f"{n:,} -> {m:,}", ours, "numpy FPS loop", base * m / steps, note
+
+
+def bench_hierarchy(points: np.ndarray, fps_loop_seconds: float):
+    h, ours = timed(hierarchy, points, levels=3, ratio=4, method="fps")
+    sizes = " -> ".join(f"{len(i):,}" for i in h.indices)
+    return ("hierarchy 3 levels fps + radius graphs + pool", sizes, ours, "numpy FPS loop only",
+            fps_loop_seconds, "baseline = sampling alone, no graphs")
+
+
+def bench_decompose(points: np.ndarray):
+    try:
+        from meshop.geometry.kdtree import decompose
+    except ImportError as exc:
+        print(f"skipping decompose: {exc}")
+        return None
+    n = len(points)
+    halo = (NEIGHBORS * 3 / (4 * np.pi * n)) ** (1 / 3)
+    parts, ours = timed(decompose, points, max_points=50_000, halo=halo, criterion="density")
+    median, base = timed(decompose, points, max_points=50_000, halo=halo, criterion="median")
+    halo_mean = np.mean([len(p.halo) for p in parts])
+    return (f"decompose density, halo={halo:.3g}", f"{n:,} -> {len(parts)} parts", ours,
+            f"median K-D tree ({len(median)} parts)", base, f"mean halo {halo_mean:,.0f} pts")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=1_000_000,
+                        help="points for the radius/kNN/decompose rows (FPS uses size / 10)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    rng = np.random.default_rng(args.seed)
+    points = rng.random((args.size, 3))
+    fps_points = rng.random((args.size // 10, 3))
+    print(f"machine: {os.cpu_count()} cores, {cpu_model()}, load average "
+          f"{os.getloadavg()[0]:.2f} at start; numpy {np.__version__}, scipy {scipy.__version__}, "
+          f"scikit-learn {sklearn.__version__}")
+    print(f"data: uniform random points in the unit cube, seed {args.seed}")
+    rows = [bench_radius(points), bench_knn(points)]
+    rows.append(bench_fps(fps_points))
+    rows.append(bench_hierarchy(fps_points, rows[-1][4]))
+    rows.append(bench_decompose(points))
+    header = ("task", "size", "meshop s", "baseline", "baseline s", "ratio", "note")
+    table = [header] + [(t, s, f"{a:.2f}", b, f"{c:.2f}", f"{c / a:.1f}x", note)
+                        for t, s, a, b, c, note in filter(None, rows)]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for i, row in enumerate(table):
+        print(" | ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        if i == 0:
+            print("-+-".join("-" * w for w in widths))
+
+
+if __name__ == "__main__":
+    main()

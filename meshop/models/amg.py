@@ -1,0 +1,147 @@
+"""AMG: the multi-graph neural operator (a GraphFormer) on unstructured meshes."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+from torch import nn
+from torch_geometric.nn import GATv2Conv
+
+from ..geometry.neighbors import knn_graph
+from ..graph import geometry_feature_count
+from ..nn import MLP, PhysicsAttention
+from .base import NeuralOperator
+from .multilevel import as_multilevel, farthest_subset, graph_edge_scale, node_batch, num_graphs, set_batch
+
+_GRAPHS = ("local", "global")
+
+
+class AMG(NeuralOperator):
+    r"""Multi-graph neural operator: ``blocks`` GraphFormer blocks over three graphs.
+
+    Each block updates the node state :math:`h` (pre-LayerNorm residuals):
+
+    .. math::
+        h_{\mathcal L} &\mathrel{+}= \mathrm{GATv2}_{\mathcal L}(\mathrm{LN}(h)) \quad
+            \text{on the local graph}, \\
+        h_{\mathcal G} &\mathrel{+}= \mathrm{GATv2}_{\mathcal G}(\mathrm{LN}(h)) \quad
+            \text{on the global graph}, \\
+        h &\mathrel{+}= \mathrm{PhysicsAttention}(\mathrm{LN}(h)), \qquad
+        h \mathrel{+}= \mathrm{MLP}(\mathrm{LN}(h))
+
+    * local graph :math:`\mathcal L`: kNN graph over the ``hf_fraction`` of nodes with the most
+      high-frequency content, :math:`s_i = \lVert a_i - \tilde a_i \rVert^2`, where
+      :math:`\tilde a` interpolates the input fields back from the coarse FPS nodes (inverse
+      distance weights of the 3 nearest); fine detail (interfaces, sources) gets dedicated
+      attention there.
+    * global graph :math:`\mathcal G`: kNN graph over ``1/global_ratio`` of the nodes chosen by
+      farthest-point sampling; its edges span the domain in a few hops.
+    * physics graph: each node softly assigned to ``tokens`` learned slices, the slice tokens
+      attend to each other, the result is broadcast back (:class:`~meshop.nn.PhysicsAttention`),
+      a global interaction at O(N) cost.
+
+    GATv2 attention sees the relative position and distance of each edge (in units of the
+    graph's mean edge length). Batches need no loop over graphs.
+
+    Args:
+        width: channels of the node state (divisible by ``heads``).
+        blocks: GraphFormer blocks.
+        heads: attention heads (graph and token attention).
+        tokens: learned physics tokens M.
+        global_ratio: one global (FPS) node per ``global_ratio`` mesh nodes.
+        hf_fraction: fraction of nodes in the local high-frequency graph.
+        neighbors: kNN degree of the local and global graphs.
+
+    Graph needs (added by :meth:`prepare`): ``local_nodes``, ``local_edges``, ``global_nodes``,
+    ``global_edges`` (see :mod:`meshop.models.multilevel`).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, dim: int, width: int = 48,
+                 blocks: int = 3, heads: int = 4, tokens: int = 16, global_ratio: float = 8.0,
+                 hf_fraction: float = 0.25, neighbors: int = 8):
+        super().__init__(in_channels, out_channels, dim, width=width, blocks=blocks, heads=heads,
+                         tokens=tokens, global_ratio=global_ratio, hf_fraction=hf_fraction,
+                         neighbors=neighbors)
+        if width % heads:
+            raise ValueError(f"AMG width ({width}) must be divisible by heads ({heads}).")
+        if not 0 < hf_fraction <= 1 or global_ratio < 1:
+            raise ValueError(f"AMG needs 0 < hf_fraction <= 1 and global_ratio >= 1; "
+                             f"got {hf_fraction} and {global_ratio}.")
+        self.global_ratio, self.hf_fraction, self.neighbors = global_ratio, hf_fraction, neighbors
+        self.lift = MLP([in_channels, width, width])
+        self.blocks = nn.ModuleList(_GraphFormerBlock(width, dim, heads, tokens) for _ in range(blocks))
+        self.project = MLP([width, 2 * width, out_channels])
+        self.norm = nn.LayerNorm(width)
+
+    # ------------------------------------------------------------------ graph
+    def prepare(self, data):
+        """Add the local (high-frequency) and global (FPS) node sets and their kNN graphs."""
+        data = as_multilevel(data)
+        pos = data.pos.double().numpy()
+        n = len(pos)
+        coarse = np.sort(farthest_subset(pos, max(1, math.ceil(n / self.global_ratio))))
+        score = high_frequency_score(pos, data.x[:, geometry_feature_count(self.dim):].double().numpy(), coarse)
+        local = np.sort(np.argsort(-score, kind="stable")[: max(1, math.ceil(self.hf_fraction * n))])
+        for name, nodes in zip(_GRAPHS, (local, coarse)):
+            data[f"{name}_nodes"] = torch.as_tensor(nodes)
+            data[f"{name}_edges"] = torch.as_tensor(_knn_or_empty(pos[nodes], self.neighbors))
+        return data
+
+    # ------------------------------------------------------------------ model
+    def forward(self, data) -> torch.Tensor:
+        batch, size = node_batch(data), num_graphs(data)
+        graphs = []
+        for name in _GRAPHS:
+            nodes, edges = data[f"{name}_nodes"], data[f"{name}_edges"]
+            pos = data.pos[nodes]
+            scale = graph_edge_scale(pos, edges, set_batch(data, name), size)
+            rel = (pos[edges[0]] - pos[edges[1]]) / scale               # (E, d)
+            graphs.append((nodes, edges, torch.cat([rel, rel.norm(dim=1, keepdim=True)], dim=1)))
+        h = self.lift(data.x)                                           # (N, width)
+        for block in self.blocks:
+            h = block(h, graphs, batch, size)
+        return self.project(self.norm(h))                               # (N, out)
+
+
+class _GraphFormerBlock(nn.Module):
+    """Local GATv2, global GATv2, physics attention, MLP; each a pre-LayerNorm residual."""
+
+    def __init__(self, width: int, dim: int, heads: int, tokens: int):
+        super().__init__()
+        self.attentions = nn.ModuleList(
+            GATv2Conv(width, width // heads, heads=heads, edge_dim=dim + 1) for _ in _GRAPHS)
+        self.norms = nn.ModuleList(nn.LayerNorm(width) for _ in range(len(_GRAPHS) + 2))
+        self.physics = PhysicsAttention(width, tokens, heads)
+        self.mlp = MLP([width, 2 * width, width])
+
+    def forward(self, h, graphs, batch, size) -> torch.Tensor:
+        """``h (N, width)``; ``graphs``: ``(nodes (N_S,), edges (2, E) set-local, edge_attr (E, d+1))``."""
+        for attention, norm, (nodes, edges, edge_attr) in zip(self.attentions, self.norms, graphs):
+            h = h.index_add(0, nodes, attention(norm(h)[nodes], edges, edge_attr))
+        h = h + self.physics(self.norms[-2](h), batch, size)
+        return h + self.mlp(self.norms[-1](h))
+
+
+def high_frequency_score(pos: np.ndarray, inputs: np.ndarray, coarse: np.ndarray) -> np.ndarray:
+    """``(N,)`` squared difference between the input fields ``inputs (N, c)`` and their
+    interpolant from the ``coarse`` nodes (inverse-distance weights of the 3 nearest; exact at
+    the coarse nodes). Zero everywhere when there are no input fields."""
+    if inputs.shape[1] == 0:
+        return np.zeros(len(pos))
+    k = min(3, len(coarse))
+    dist, nearest = cKDTree(pos[coarse]).query(pos, k=k)
+    dist, nearest = dist.reshape(len(pos), k), nearest.reshape(len(pos), k)
+    weights = 1.0 / np.maximum(dist, 1e-12) ** 2
+    weights /= weights.sum(axis=1, keepdims=True)
+    smooth = np.einsum("nk,nkc->nc", weights, inputs[coarse][nearest])
+    return ((inputs - smooth) ** 2).sum(axis=1)
+
+
+def _knn_or_empty(points: np.ndarray, k: int) -> np.ndarray:
+    """kNN graph with ``min(k, n - 1)`` neighbours, or no edges for a single node."""
+    if len(points) < 2:
+        return np.empty((2, 0), dtype=np.int64)
+    return knn_graph(points, min(k, len(points) - 1))

@@ -1,0 +1,112 @@
+"""A mesh graph with extra node sets (coarse levels, boundary nodes, ...) that batches correctly.
+
+Models whose ``prepare`` adds node subsets and graphs on them return a :class:`MultiLevelData`.
+Two naming conventions are the whole contract:
+
+=========================  ==========  ===============================================================
+attribute                  shape       meaning
+=========================  ==========  ===============================================================
+``<set>_nodes``            ``(N_S,)``  mesh-node ids of node set ``<set>`` (e.g. ``level1_nodes``)
+``<set>_edges``            ``(2, E)``  graph within ``<set>``, set-local ids (positions in
+                                       ``<set>_nodes``), row 0 source, row 1 target
+``<src>_to_<dst>_edges``   ``(2, E)``  bipartite graph, row 0 local to ``<src>``, row 1 to ``<dst>``
+=========================  ==========  ===============================================================
+
+When PyG batches graphs, ``<set>_nodes`` is shifted by the number of mesh nodes of the graphs
+before it and every ``*_edges`` row by the size of its node set in those graphs, so a batch of
+any number of graphs of any sizes is again one valid :class:`MultiLevelData`. The graph of a set
+node is ``batch[<set>_nodes]`` (:func:`set_batch`). Set names must not contain ``_to_``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+from torch_geometric.data import Data
+from torch_geometric.utils import scatter
+
+_NODES, _EDGES, _TO = "_nodes", "_edges", "_to_"
+
+
+class MultiLevelData(Data):
+    """:class:`torch_geometric.data.Data` with node sets and set-local edges (module docstring)."""
+
+    def __inc__(self, key: str, value, *args, **kwargs):
+        if key.endswith(_NODES):
+            return self.num_nodes
+        if key.endswith(_EDGES):
+            name = key[: -len(_EDGES)]
+            source, target = name.split(_TO) if _TO in name else (name, name)
+            return torch.tensor([[self.set_size(source)], [self.set_size(target)]])
+        return super().__inc__(key, value, *args, **kwargs)
+
+    def __cat_dim__(self, key: str, value, *args, **kwargs):
+        if key.endswith(_EDGES):
+            return -1
+        return super().__cat_dim__(key, value, *args, **kwargs)
+
+    def set_size(self, name: str) -> int:
+        """Number of nodes in set ``name`` (of this graph, or of the whole batch)."""
+        nodes = getattr(self, name + _NODES, None)
+        if nodes is None:
+            raise KeyError(f"graph has no node set '{name}' (no attribute '{name}{_NODES}').")
+        return nodes.numel()
+
+
+def as_multilevel(data: Data) -> MultiLevelData:
+    """``data`` as a :class:`MultiLevelData` (same tensors, no copy)."""
+    if isinstance(data, MultiLevelData):
+        return data
+    return MultiLevelData(**{key: value for key, value in data})
+
+
+def num_graphs(data) -> int:
+    """Graphs in ``data``: 1 for a single graph, the batch size for a ``Batch``."""
+    return int(data.num_graphs) if getattr(data, "batch", None) is not None else 1
+
+
+def node_batch(data) -> torch.Tensor:
+    """``(N,)`` graph id of every mesh node (zeros for a single graph)."""
+    batch = getattr(data, "batch", None)
+    if batch is None:
+        return torch.zeros(data.num_nodes, dtype=torch.long, device=data.x.device)
+    return batch
+
+
+def set_batch(data, name: str) -> torch.Tensor:
+    """``(N_S,)`` graph id of every node of set ``name``."""
+    return node_batch(data)[getattr(data, name + _NODES)]
+
+
+def graph_edge_scale(pos: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor,
+                     size: int) -> torch.Tensor:
+    """``(E, 1)`` mean edge length of each edge's graph (detached): the unit of relative positions.
+
+    Computed per graph, not over the batch, so a graph's output does not depend on the graphs
+    batched with it. ``batch`` is the graph id of each target node; ``size`` the number of graphs.
+    """
+    source, target = edge_index
+    length = (pos[source] - pos[target]).norm(dim=1)                   # (E,)
+    graph = batch[target]
+    mean = scatter(length, graph, dim=0, dim_size=size, reduce="mean")  # (B,)
+    return mean.detach().clamp_min(1e-12)[graph].unsqueeze(1)
+
+
+def farthest_subset(points: np.ndarray, n_samples: int) -> np.ndarray:
+    """``(n_samples,)`` ids of a farthest-point sample of ``points (N, d)`` that does not depend
+    on the order of the points: FPS runs on the points sorted by coordinates, starting at the
+    smallest, so a permuted mesh selects the same points (ids are returned in pick order)."""
+    from ..geometry.hierarchy import farthest_point_sampling
+
+    order = np.lexsort(points.T[::-1])                                  # by x, then y, then z
+    return order[farthest_point_sampling(points[order], int(n_samples))]
+
+
+def knn_between(source: np.ndarray, target: np.ndarray, k: int) -> np.ndarray:
+    """``(2, N_t * k)`` edges from each target point's ``k`` nearest source points (scipy cKDTree);
+    row 0 indexes ``source``, row 1 ``target``."""
+    k = min(int(k), len(source))
+    _, nearest = cKDTree(source).query(target, k=k)
+    nearest = nearest.reshape(len(target), k).astype(np.int64)
+    return np.stack([nearest.ravel(), np.repeat(np.arange(len(target), dtype=np.int64), k)])

@@ -1,0 +1,86 @@
+"""Training curves with matplotlib (its object API, so no display or pyplot state is involved)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import MeshError
+from .scene import write_atomically
+
+LOSS_COLUMNS = ("epoch", "train_loss", "val_rel_l2")
+
+
+def read_metrics(metrics_csv: str | Path) -> dict[str, np.ndarray]:
+    """Columns of a metrics CSV as float arrays; empty cells (epochs without validation) are NaN.
+
+    Raises :class:`MeshError` when the file is missing or lacks ``epoch`` or ``train_loss``.
+    """
+    path = Path(metrics_csv)
+    if not path.is_file():
+        raise MeshError(f"{path}: no such metrics file.")
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    header = set(rows[0]) if rows else set()
+    missing = [c for c in LOSS_COLUMNS[:2] if c not in header]
+    if missing:
+        raise MeshError(f"{path}: metrics file has no column '{missing[0]}' "
+                        f"(expected columns {', '.join(LOSS_COLUMNS)}).")
+
+    def number(text: str | None) -> float:
+        try:
+            return float(text)
+        except (TypeError, ValueError):
+            return float("nan")
+
+    return {name: np.array([number(row.get(name)) for row in rows]) for name in rows[0]}
+
+
+def plot_loss_curve(metrics_csv: str | Path, out_png: str | Path, *, title: str | None = None,
+                    dpi: int = 110) -> Path:
+    """Plot training loss and validation relative L2 error against the epoch.
+
+    Args:
+        metrics_csv: CSV with columns ``epoch, train_loss`` and optionally ``val_rel_l2``
+            (empty where an epoch was not validated).
+        out_png: output PNG, written atomically.
+        title: figure title; default the CSV's parent folder name (the run).
+
+    Two panels, both with logarithmic y axes: the training loss (in the loss's own units), and
+    the validation relative L2 error in percent with its best epoch marked.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    metrics = read_metrics(metrics_csv)
+    epoch, train = metrics["epoch"], metrics["train_loss"]
+    val = metrics.get("val_rel_l2", np.full_like(epoch, np.nan))
+    figure = Figure(figsize=(9.0, 3.6), layout="constrained")
+    FigureCanvasAgg(figure)
+    loss_ax, val_ax = figure.subplots(1, 2)
+    _log_curve(loss_ax, epoch, train, "#1f77b4", "training loss")
+    loss_ax.set_ylabel("training loss")
+    has_val = np.isfinite(val).any()
+    if has_val:
+        _log_curve(val_ax, epoch, 100 * val, "#d62728", "validation")
+        best = int(np.nanargmin(val))
+        val_ax.plot(epoch[best], 100 * val[best], "o", color="#d62728")
+        val_ax.annotate(f"best {100 * val[best]:.3g}% (epoch {epoch[best]:g})", (epoch[best], 100 * val[best]),
+                        textcoords="offset points", xytext=(0, 10), ha="center", fontsize=9)
+    else:
+        val_ax.text(0.5, 0.5, "no validation metrics", ha="center", va="center", transform=val_ax.transAxes)
+    val_ax.set_ylabel("validation relative L2 (%)")
+    for ax in (loss_ax, val_ax):
+        ax.set_xlabel("epoch")
+        ax.grid(True, which="both", alpha=0.3)
+    figure.suptitle(title if title is not None else Path(metrics_csv).resolve().parent.name)
+    return write_atomically(Path(out_png), lambda tmp: figure.savefig(tmp, dpi=dpi))
+
+
+def _log_curve(ax, epoch: np.ndarray, values: np.ndarray, color: str, label: str) -> None:
+    keep = np.isfinite(values)
+    ax.plot(epoch[keep], values[keep], color=color, lw=1.8, label=label)
+    if (values[keep] > 0).all():
+        ax.set_yscale("log")

@@ -1,0 +1,158 @@
+"""Predictor: partitioned == whole, physical scale invariance, CAD input, and bad input on the CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+from skfem import MeshTet
+
+import meshop
+from meshop import checkpoint, models
+from meshop.fields import FieldSpec
+from meshop.graph import GraphSettings, geometry_feature_count
+from meshop.predict import Predictor, predict
+
+
+def _cube(n: int = 9, scale: float = 1.0, shift=(0.0, 0.0, 0.0)) -> meshop.Mesh:
+    m = MeshTet.init_tensor(*(np.linspace(0, 1, n),) * 3)
+    points = m.p.T * scale + np.asarray(shift)
+    x = m.p[0]
+    return meshop.Mesh(points, {"tetra": m.t.T}, {"source": 1.0 + x, "boundary_temperature": np.zeros(len(x)),
+                                                  "temperature": x * (1 - x) * scale ** 2})
+
+
+@pytest.fixture(scope="module")
+def heat_checkpoint(tmp_path_factory):
+    """An untrained GNO with heat3d's field coding: predictions are arbitrary but deterministic."""
+    spec = FieldSpec(["source", "boundary_temperature"], ["temperature"],
+                     input_defaults={"source": 1.0, "boundary_temperature": 0.0},
+                     length_powers={"source": 2, "temperature": 0},
+                     dirichlet={"temperature": "boundary_temperature"},
+                     linear_inputs=["source", "boundary_temperature"]).fit([_cube()])
+    torch.manual_seed(0)
+    model = models.get("gno", geometry_feature_count(3) + 2, 1, 3, width=16, layers=3, kernel_width=16)
+    path = tmp_path_factory.mktemp("ckpt") / "heat.safetensors"
+    checkpoint.save(path, checkpoint.Checkpoint(model, "gno", spec, GraphSettings(k=8)))
+    return path
+
+
+def test_partitioned_equals_whole(heat_checkpoint):
+    mesh = _cube(13)
+    whole = Predictor(heat_checkpoint).predict(mesh)
+    parts = Predictor(heat_checkpoint, max_nodes=800).predict(mesh)
+    assert whole.n_parts == 1 and parts.n_parts > 2
+    a = whole.mesh.point_data["temperature_pred"]
+    b = parts.mesh.point_data["temperature_pred"]
+    assert np.abs(a - b).max() / np.abs(a).max() < 1e-5
+
+
+def test_same_part_in_millimetres_and_metres(heat_checkpoint):
+    """-ΔT = q: with q fixed, T scales with L²; the model sees q L² and predicts T consistently."""
+    predictor = Predictor(heat_checkpoint)
+    metres = _cube(7)
+    millimetres = _cube(7, scale=1000.0, shift=(250.0, -40.0, 3.0))
+    t_m = predictor.predict(metres).mesh.point_data["temperature_pred"]
+    t_mm = predictor.predict(millimetres).mesh.point_data["temperature_pred"]
+    np.testing.assert_allclose(t_mm, t_m * 1e6, rtol=1e-4, atol=1e-6 * np.abs(t_mm).max())
+
+
+def test_boundary_values_imposed_and_error_reported(heat_checkpoint):
+    mesh = _cube(7)
+    g = np.where(mesh.boundary_mask, 3.0 + mesh.points[:, 1], 0.0)
+    result = Predictor(heat_checkpoint).predict(mesh.with_point_data(boundary_temperature=g))
+    pred = result.mesh.point_data["temperature_pred"]
+    np.testing.assert_allclose(pred[mesh.boundary_mask], g[mesh.boundary_mask], rtol=1e-6)
+    error = result.mesh.point_data["temperature_error"]
+    truth = mesh.point_data["temperature"]
+    np.testing.assert_allclose(error, pred - truth, rtol=1e-6, atol=1e-12)
+    assert result.metrics["temperature"]["relative_l2"] == pytest.approx(
+        np.linalg.norm(pred - truth) / np.linalg.norm(truth), rel=1e-6)
+
+
+def test_missing_input_uses_default_and_says_so(heat_checkpoint, tmp_path):
+    mesh = _cube(5)
+    bare = meshop.Mesh(mesh.points, mesh.cells)
+    meshop.write(bare, tmp_path / "bare.vtu")
+    result = predict(tmp_path / "bare.vtu", heat_checkpoint)
+    assert set(result.defaults) == {"source", "boundary_temperature"}
+    assert any("source = 1" in note for note in result.notes)
+    written = meshop.read(tmp_path / "bare.pred.vtu")
+    assert "temperature_pred" in written.point_data and "temperature_error" not in written.point_data
+
+
+def test_closed_stl_is_tetrahedralized(heat_checkpoint, tmp_path):
+    trimesh.creation.box((30.0, 20.0, 10.0)).export(tmp_path / "box.stl")
+    result = predict(tmp_path / "box.stl", heat_checkpoint, mesh_size=3.0)
+    out = meshop.read(tmp_path / "box.pred.vtu")
+    assert "tetra" in out.cells and out.n_points == result.mesh.n_points > 100
+    assert np.isfinite(out.point_data["temperature_pred"]).all()
+    assert "filled the closed surface" in result.notes[0]
+    # every node of the volume mesh lies inside the box
+    assert (out.points >= -15 - 1e-9).all() and (out.points <= 15 + 1e-9).all()
+
+
+def _cli(*args, subprocess_run: bool = False):
+    """Exit code, stdout and stderr of the meshop command (in-process unless asked)."""
+    if subprocess_run:
+        run = subprocess.run([sys.executable, "-m", "meshop", *map(str, args)], capture_output=True, text=True)
+        return run.returncode, run.stdout, run.stderr
+    from typer.testing import CliRunner
+
+    from meshop.cli import app
+
+    result = CliRunner().invoke(app, list(map(str, args)))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def _bad_cases(tmp_path, heat_checkpoint):
+    good = tmp_path / "part.vtu"
+    meshop.write(_cube(5), good)
+    no_default = tmp_path / "strict.safetensors"
+    ckpt = checkpoint.load(heat_checkpoint)
+    ckpt.fields.input_defaults = {}
+    checkpoint.save(no_default, ckpt)
+    bare = tmp_path / "bare.vtu"
+    meshop.write(meshop.Mesh(_cube(5).points, _cube(5).cells), bare)
+    sphere = trimesh.creation.icosphere(2)
+    sphere.faces = sphere.faces[:-4]
+    sphere.export(tmp_path / "open.stl")
+    corrupt_mesh = tmp_path / "corrupt.vtu"
+    corrupt_mesh.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    corrupt_ckpt = tmp_path / "corrupt.safetensors"
+    corrupt_ckpt.write_bytes(heat_checkpoint.read_bytes()[:500])
+    flat = tmp_path / "flat.vtu"
+    square = meshop.Mesh(np.array([[0, 0], [1, 0], [0, 1.0]]), {"triangle": np.array([[0, 1, 2]])})
+    meshop.write(square, flat)
+    return [
+        (bare, no_default, "point field 'source' is missing"),
+        (tmp_path / "open.stl", heat_checkpoint, "surface is open"),
+        (corrupt_mesh, heat_checkpoint, "corrupt.vtu"),
+        (good, corrupt_ckpt, "not a readable safetensors checkpoint"),
+        (flat, heat_checkpoint, "the mesh is 2D but model 'gno' was trained on 3D meshes"),
+        (tmp_path / "missing.vtu", heat_checkpoint, "no such file"),
+    ]
+
+
+def test_cli_bad_input_exit_code_2_one_line_no_output(tmp_path, heat_checkpoint):
+    for i, (mesh_path, model, phrase) in enumerate(_bad_cases(tmp_path, heat_checkpoint)):
+        code, _, err = _cli("predict", mesh_path, "--model", model, subprocess_run=i == 0)
+        assert code == 2, (mesh_path, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in err, err
+        assert phrase in lines[0], (phrase, lines[0])
+        stem = mesh_path.name.split(".")[0]
+        assert not list(tmp_path.glob(f"{stem}.pred*")), "a failed prediction left a file behind"
+        assert not list(tmp_path.glob(".*")), "a temporary file was left behind"
+
+
+def test_cli_predict_writes_and_reports(tmp_path, heat_checkpoint):
+    meshop.write(_cube(5), tmp_path / "part.vtu")
+    code, out, err = _cli("predict", tmp_path / "part.vtu", "--model", heat_checkpoint, subprocess_run=True)
+    assert code == 0, err
+    assert "part.pred.vtu" in out and "relative L2" in out
+    assert "temperature_error" in meshop.read(tmp_path / "part.pred.vtu").point_data
