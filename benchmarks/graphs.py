@@ -79,7 +79,8 @@ def bench_fps(points: np.ndarray):
     loop, base = timed(numpy_fps_loop, points, steps)
     assert np.array_equal(loop, sample[:steps]), "FPS differs from the plain loop"
     note = f"loop timed on {steps:,} picks, x{m / steps:g} (linear)" if steps < m else ""
-    return "farthest_point_sampling", f"{n:,} -> {m:,}", ours, "numpy FPS loop", base * m / steps, note
+    return ("farthest_point_sampling", f"{n:,} -> {m:,}", ours, "numpy FPS loop",
+            base * m / steps, note)
 
 
 def bench_hierarchy(points: np.ndarray, fps_loop_seconds: float):

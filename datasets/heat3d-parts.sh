@@ -5,7 +5,8 @@
 #   samples   1000 (800 train / 100 val / 100 test), ~4500-5500 tetrahedral-mesh nodes each
 #   inputs    source, boundary_temperature  target  temperature
 #   disk      ~550 MB (~550 kB per sample)
-#   time      ~2 s per sample per core (OpenCASCADE CSG + gmsh + direct solve); ~20 min on 2 cores
+#   time      0.6 s CPU per sample (CSG + gmsh + direct solve; 2 s wall on a busy 2-core box);
+#             10-20 min on 2 workers
 # The manifest records each part's family, parameters and size (m): the source's effect on T
 # scales like q L^2, so models feed q L^2 (length_power 2 in the manifest).
 set -euo pipefail

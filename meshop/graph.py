@@ -10,9 +10,16 @@ distance to boundary  1      ``dist / L``
 boundary flag         1      1 on boundary nodes, 0 inside
 boundary normal       d      unit outward normal, 0 inside
 inputs                c      each input field scaled by ``L**p`` and normalized
+extended boundary     b      each Dirichlet input field carried inward (see below)
 ====================  =====  =============================================================
 
 so the same part in millimetres and in metres gets the same features.
+
+The extended boundary value of a Dirichlet input ``g`` is the inverse-square-distance average
+of ``g`` over the :data:`EXTENSION_NEIGHBOURS` nearest boundary nodes: a cheap stand-in for the
+harmonic extension that tells every node, however deep, what the boundary holds near it. It is a
+global feature computed on the whole mesh before any partitioning, so partitioned prediction
+stays exact.
 """
 
 from __future__ import annotations
@@ -25,6 +32,10 @@ from torch_geometric.data import Data
 
 from .errors import MeshError
 from .fields import FieldSpec
+
+
+#: boundary nodes averaged by the extended-boundary-value feature
+EXTENSION_NEIGHBOURS = 8
 
 
 @dataclass
@@ -88,6 +99,8 @@ def node_data(mesh, spec: FieldSpec, *, with_targets: bool = True) -> tuple[Data
             defaulted.append(name)
     amplitude = spec.amplitude(raw, length)
     blocks.extend(spec.encode(name, raw[name], length, amplitude) for name in spec.inputs)
+    blocks.extend(spec.encode(name, extend_boundary_values(mesh, raw[name]), length, amplitude)
+                  for name in dirichlet_inputs(spec))
     data = Data(
         x=torch.as_tensor(np.hstack(blocks), dtype=torch.float32),
         pos=torch.as_tensor(blocks[0], dtype=torch.float32),
@@ -100,6 +113,36 @@ def node_data(mesh, spec: FieldSpec, *, with_targets: bool = True) -> tuple[Data
         y = np.hstack([np.asarray(mesh.point_data[t], np.float64).reshape(mesh.n_points, -1) for t in spec.targets])
         data.y = torch.as_tensor(y, dtype=torch.float32)
     return data, defaulted
+
+
+def dirichlet_inputs(spec: FieldSpec) -> list[str]:
+    """Input fields that hold boundary values of some target, in ``spec.inputs`` order."""
+    named = {v for v in spec.dirichlet.values() if isinstance(v, str)}
+    return [name for name in spec.inputs if name in named]
+
+
+def extend_boundary_values(mesh, values: np.ndarray, k: int = EXTENSION_NEIGHBOURS) -> np.ndarray:
+    """``(N, c)`` inverse-square-distance average of boundary-node ``values`` over the ``k``
+    nearest boundary nodes; exact on the boundary."""
+    from scipy.spatial import cKDTree
+
+    boundary = np.flatnonzero(mesh.boundary_mask)
+    if len(boundary) == 0:
+        return np.zeros_like(values)
+    k = min(k, len(boundary))
+    dist, nearest = cKDTree(mesh.points[boundary]).query(mesh.points, k=k, workers=-1)
+    dist, nearest = dist.reshape(len(dist), k), nearest.reshape(len(dist), k)
+    weights = 1.0 / np.maximum(dist, 1e-12 * mesh.size) ** 2                 # (N, k)
+    weights /= weights.sum(axis=1, keepdims=True)
+    extended = np.einsum("nk,nkc->nc", weights, values[boundary][nearest])
+    extended[boundary] = values[boundary]
+    return extended
+
+
+def feature_count(spec: FieldSpec, dim: int) -> int:
+    """Width of ``Data.x`` for meshes of dimension ``dim`` coded by ``spec``."""
+    extended = dirichlet_inputs(spec)
+    return geometry_feature_count(dim) + spec.channels(spec.inputs) + spec.channels(extended)
 
 
 def _dirichlet(mesh, spec: FieldSpec, raw: dict[str, np.ndarray]) -> np.ndarray:

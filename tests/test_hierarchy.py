@@ -53,7 +53,8 @@ def test_fps_first_pick_determinism_and_covering_radius():
 
 def test_fps_never_repeats_coincident_points():
     points = np.zeros((20, 2))
-    np.testing.assert_array_equal(np.sort(farthest_point_sampling(points, 20, start=3)), np.arange(20))
+    sample = farthest_point_sampling(points, 20, start=3)
+    np.testing.assert_array_equal(np.sort(sample), np.arange(20))
 
 
 @pytest.mark.parametrize("call, message", [
@@ -92,7 +93,7 @@ def check_levels(h, points):
         fine, coarse = h.indices[level], h.indices[level + 1]
         np.testing.assert_array_equal(fine[h.coarse_in_fine[level]], coarse)      # nested
         down, up = h.down[level], h.up[level]
-        np.testing.assert_array_equal(np.sort(down[0]), np.arange(len(fine)))      # one per fine node
+        np.testing.assert_array_equal(np.sort(down[0]), np.arange(len(fine)))  # one per fine node
         dist = cdist(points[fine], points[coarse])
         np.testing.assert_allclose(dist[down[0], down[1]], dist.min(axis=1)[down[0]])
         np.testing.assert_array_equal(down[:, down[0] == h.coarse_in_fine[level][down[1]]][1],

@@ -14,7 +14,7 @@ from skfem import MeshTet
 import meshop
 from meshop import checkpoint, models
 from meshop.fields import FieldSpec
-from meshop.graph import GraphSettings, geometry_feature_count
+from meshop.graph import GraphSettings, feature_count
 from meshop.predict import Predictor, predict
 
 
@@ -35,7 +35,7 @@ def heat_checkpoint(tmp_path_factory):
                      dirichlet={"temperature": "boundary_temperature"},
                      linear_inputs=["source", "boundary_temperature"]).fit([_cube()])
     torch.manual_seed(0)
-    model = models.get("gno", geometry_feature_count(3) + 2, 1, 3, width=16, layers=3, kernel_width=16)
+    model = models.get("gno", feature_count(spec, 3), 1, 3, width=16, layers=3, kernel_width=16)
     path = tmp_path_factory.mktemp("ckpt") / "heat.safetensors"
     checkpoint.save(path, checkpoint.Checkpoint(model, "gno", spec, GraphSettings(k=8)))
     return path

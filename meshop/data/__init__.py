@@ -1,10 +1,14 @@
 """Datasets: folders of mesh files with a manifest, and generators of solved PDE samples.
 
-``MeshDataset`` and ``generate`` are imported lazily, so that ``import meshop.data.shapes`` (in
-generator worker processes, say) does not pull in torch.
+``MeshDataset`` is imported lazily, so that ``import meshop.data.shapes`` (in generator worker
+processes, say) does not pull in torch. ``generate`` is imported eagerly: it shares its name with
+its module, and the function must win.
 """
 
 from __future__ import annotations
+
+from .generate import generate
+from .problems import PROBLEMS, get_problem
 
 __all__ = ["MeshDataset", "generate", "PROBLEMS", "get_problem"]
 
@@ -14,12 +18,4 @@ def __getattr__(name: str):
         from .dataset import MeshDataset
 
         return MeshDataset
-    if name == "generate":
-        from .generate import generate
-
-        return generate
-    if name in ("PROBLEMS", "get_problem"):
-        from . import problems
-
-        return getattr(problems, name)
     raise AttributeError(f"module 'meshop.data' has no attribute '{name}'")

@@ -1,4 +1,5 @@
-"""Multi-scale node hierarchies: farthest-point and voxel sampling, graphs within and between levels.
+"""Multi-scale node hierarchies: farthest-point and voxel sampling, graphs within and between
+levels.
 
 Index conventions (used by MGNO, AMG and GIOROM):
 
@@ -52,7 +53,8 @@ class Hierarchy:
     def __repr__(self) -> str:
         nodes = [len(i) for i in self.indices]
         edges = [e.shape[1] for e in self.edges]
-        radii = "kNN" if self.radii[0] is None else "[" + ", ".join(f"{r:.3g}" for r in self.radii) + "]"
+        radii = ("kNN" if self.radii[0] is None
+                 else "[" + ", ".join(f"{r:.3g}" for r in self.radii) + "]")
         return (f"Hierarchy(n_levels={self.n_levels}, method={self.method!r}, nodes={nodes}, "
                 f"edges={edges}, radii={radii})")
 
@@ -176,7 +178,7 @@ def hierarchy(points, levels: int, ratio: float = 4.0, method: str = "fps",
         a :class:`Hierarchy`; see the module docstring for its index conventions.
     """
     pts = as_points(points)
-    _check_hierarchy_args(len(pts), levels, ratio, method, radius, k)
+    _check_hierarchy_args(levels, ratio, method, radius, k)
     sizes = [len(pts)]
     for _ in range(levels - 1):
         sizes.append(max(1, round(sizes[-1] / ratio)))
@@ -190,16 +192,7 @@ def hierarchy(points, levels: int, ratio: float = 4.0, method: str = "fps",
             fine = pts[indices[-1]]
             coarse_in_fine.append(voxel_sampling(fine, _voxel_size_for(fine, sizes[level])))
         indices.append(indices[-1][coarse_in_fine[level - 1]])
-    edges, radii = [], []
-    for level, ids in enumerate(indices):
-        if k is not None:
-            edges.append(knn_graph(pts[ids], min(k, len(ids) - 1)) if len(ids) > 1
-                         else np.empty((2, 0), dtype=np.int64))
-            radii.append(None)
-            continue
-        r = radius * ratio ** (level / pts.shape[1]) if radius is not None else _spacing(pts[ids])
-        edges.append(radius_graph(pts[ids], r) if r > 0 else np.empty((2, 0), dtype=np.int64))
-        radii.append(float(r))
+    graphs = [_level_graph(pts[ids], level, ratio, radius, k) for level, ids in enumerate(indices)]
     down, up = [], []
     for level in range(levels - 1):
         fine = np.arange(len(indices[level]), dtype=np.int64)
@@ -207,10 +200,21 @@ def hierarchy(points, levels: int, ratio: float = 4.0, method: str = "fps",
                                  coarse_in_fine[level])
         down.append(sort_edges(fine, coarse, len(fine)))
         up.append(np.stack([coarse, fine]))              # already sorted by target
-    return Hierarchy(indices, edges, down, up, coarse_in_fine, radii, method)
+    return Hierarchy(indices, [g for g, _ in graphs], down, up, coarse_in_fine,
+                     [r for _, r in graphs], method)
 
 
-def _check_hierarchy_args(n, levels, ratio, method, radius, k) -> None:
+def _level_graph(pts: np.ndarray, level: int, ratio: float, radius: float | None,
+                 k: int | None) -> tuple[np.ndarray, float | None]:
+    """The graph within one level (level-local ids) and its radius (None for kNN)."""
+    none = np.empty((2, 0), dtype=np.int64)
+    if k is not None:
+        return (knn_graph(pts, min(k, len(pts) - 1)) if len(pts) > 1 else none), None
+    r = radius * ratio ** (level / pts.shape[1]) if radius is not None else _spacing(pts)
+    return (radius_graph(pts, r) if r > 0 else none), float(r)
+
+
+def _check_hierarchy_args(levels, ratio, method, radius, k) -> None:
     if int(levels) != levels or levels < 1:
         raise MeshError(f"levels must be a positive integer; got {levels}.")
     if not np.isfinite(ratio) or ratio <= 1:

@@ -57,7 +57,7 @@ def interactive_plotter(mesh_or_path: Mesh | str | Path, field: str | None = Non
     plotter.scalar_bars[first.label].SetTextPositionToPrecedeScalarBar()
     plotter.add_text(HELP, position="upper_left", font_size=10, color="black")
     _FieldCycler(plotter, actor, styles, start=styles.index(first)).bind()
-    scene.fit_camera(plotter, mesh.dim)
+    scene.fit_camera(plotter, mesh.dim, grid.points)
     if kind != "2d":
         plotter.disable_parallel_projection()
     return plotter

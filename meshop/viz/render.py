@@ -61,7 +61,7 @@ def field_plotter(mesh: Mesh, field: str | None, *, window_size=SINGLE_WINDOW, s
                         show_edges=show_edges)
     if title:
         plotter.add_text(title, position="upper_left", font_size=14, color="black")
-    scene.fit_camera(plotter, mesh.dim)
+    scene.fit_camera(plotter, mesh.dim, grid.points)
     return plotter
 
 
@@ -105,7 +105,7 @@ def render_comparison(mesh_or_path: Mesh | str | Path, field: str | None, out_pn
         panel.point_data[style.label] = values
         scene.add_field(plotter, panel, kind, style.label, style, show_edges=show_edges, n_panels=3)
         plotter.add_text(heading, position="upper_edge", font_size=12, color="black")
-        scene.fit_camera(plotter, mesh.dim)
+        scene.fit_camera(plotter, mesh.dim, grid.points)
     plotter.link_views()
     return _save(plotter, kind, out_png)
 

@@ -210,19 +210,21 @@ def add_field(plotter, grid, kind: str, array: str | None, style: FieldStyle | N
     return actor
 
 
-def fit_camera(plotter, dim: int, *, top: float = 0.06, bottom: float = 0.17) -> None:
-    """Top view for 2D (``dim == 2``), isometric for 3D, with parallel projection and the drawn bounds
-    fitted exactly into the band between a ``top`` and a ``bottom`` margin (fractions of the
-    panel height, left for the title and the colour bar)."""
+def fit_camera(plotter, dim: int, points=None, *, top: float = 0.06, bottom: float = 0.17) -> None:
+    """Top view for 2D (``dim == 2``), isometric for 3D, with parallel projection and ``points``
+    (``(N, 3)``, default the corners of everything drawn) fitted exactly into the band between a
+    ``top`` and a ``bottom`` margin (fractions of the panel height, left for the title and the
+    colour bar)."""
     if dim == 2:
         plotter.view_xy()
     else:
         plotter.view_isometric()
     plotter.enable_parallel_projection()
     camera = plotter.camera
-    xmin, xmax, ymin, ymax, zmin, zmax = plotter.renderer.bounds
-    corners = np.array([[x, y, z] for x in (xmin, xmax) for y in (ymin, ymax) for z in (zmin, zmax)])
-    centre = corners.mean(axis=0)
+    if points is None:
+        xmin, xmax, ymin, ymax, zmin, zmax = plotter.renderer.bounds
+        points = [[x, y, z] for x in (xmin, xmax) for y in (ymin, ymax) for z in (zmin, zmax)]
+    points = np.asarray(points, dtype=np.float64)
     view = np.subtract(camera.focal_point, camera.position)
     distance = np.linalg.norm(view)
     view /= distance
@@ -230,14 +232,18 @@ def fit_camera(plotter, dim: int, *, top: float = 0.06, bottom: float = 0.17) ->
     up = up - view * (up @ view)
     up /= np.linalg.norm(up)
     right = np.cross(view, up)
-    width, height = np.ptp(corners @ right), np.ptp(corners @ up)
+    across, along = points @ right, points @ up
+    width, height = np.ptp(across), np.ptp(along)
+    centre = points.mean(axis=0)
+    centre += right * ((across.max() + across.min()) / 2 - centre @ right)
+    centre += up * ((along.max() + along.min()) / 2 - centre @ up)
     x0, y0, x1, y1 = plotter.renderer.GetViewport()
     aspect = (x1 - x0) * plotter.window_size[0] / ((y1 - y0) * plotter.window_size[1])
     band = 1.0 - top - bottom
     scale = 1.03 * max(height / (2 * band), width / (2 * 0.96 * aspect), 1e-12)
     focal = centre - up * scale * (2 * bottom + band - 1)
     camera.focal_point = focal
-    camera.position = focal - view * max(distance, 2 * np.linalg.norm(corners - centre, axis=1).max())
+    camera.position = focal - view * max(distance, 2 * np.linalg.norm(points - centre, axis=1).max())
     camera.up = up
     camera.parallel_scale = scale
     plotter.renderer.reset_camera_clipping_range()

@@ -1,0 +1,106 @@
+"""Prediction speed and peak memory at 10k, 100k and 1M nodes.
+
+Each case runs in a fresh process so its peak resident memory is its own. The baseline is the
+finite-element solve the surrogate replaces (scikit-fem assembly + pyamg, the same PDE and mesh),
+measured in the same run; at 1M nodes, partitioned prediction is also compared with unpartitioned.
+
+    python benchmarks/predict.py                  # 10k, 100k, 1M
+    python benchmarks/predict.py --sizes 10000    # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+
+def cube(n_nodes: int):
+    """A unit-cube tetrahedral mesh with about ``n_nodes`` nodes (scikit-fem), in millimetres."""
+    import meshop
+    from skfem import MeshTet
+
+    side = max(3, round(n_nodes ** (1 / 3)))
+    m = MeshTet.init_tensor(*(np.linspace(0.0, 100.0, side),) * 3)
+    return meshop.Mesh(m.p.T, {"tetra": m.t.T})
+
+
+def run_case(n_nodes: int, mode: str, model: str | None, max_nodes: int) -> dict:
+    mesh = cube(n_nodes)
+    started = time.perf_counter()
+    if mode == "fem":
+        from meshop.data.fem import solve_poisson
+
+        boundary = np.flatnonzero(mesh.boundary_mask)
+        solve_poisson(mesh.points, mesh.cells["tetra"], np.ones(mesh.n_points), boundary,
+                      np.zeros(len(boundary)), solver="amg", tol=1e-8)
+    else:
+        from meshop.predict import Predictor
+
+        predictor = Predictor(model, max_nodes=max_nodes if mode == "partitioned" else 10**12)
+        predictor.predict(mesh)
+    seconds = time.perf_counter() - started
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"nodes": mesh.n_points, "mode": mode, "seconds": seconds, "peak_gib": peak_kib / 2**20}
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    import torch
+
+    return f"{os.cpu_count()} cores, {cpu}, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--model", default=None, help="checkpoint or bundled name [default model]")
+    parser.add_argument("--max-nodes", type=int, default=200_000, help="partition above this many nodes")
+    parser.add_argument("--case", nargs=2, metavar=("N", "MODE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.case:
+        print(json.dumps(run_case(int(args.case[0]), args.case[1], args.model, args.max_nodes)))
+        return
+
+    print(f"machine: {machine()}")
+    header = f"| {'nodes':>9} | {'mode':<13} | {'seconds':>8} | {'nodes/s':>9} | {'peak GiB':>8} | {'FEM s':>7} | {'speed-up vs FEM':>15} |"
+    print(header)
+    print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
+    for size in args.sizes:
+        modes = ["whole"] if size <= args.max_nodes else ["partitioned", "whole"]
+        fem = _spawn(size, "fem", args)
+        for mode in modes:
+            row = _spawn(size, mode, args)
+            if row is None:
+                print(f"| {size:>9} | {mode:<13} | {'failed (reason above)':>47} |")
+                continue
+            speedup = f"{fem['seconds'] / row['seconds']:.1f}x" if fem else "n/a"
+            print(f"| {row['nodes']:>9} | {mode:<13} | {row['seconds']:>8.2f} | {row['nodes'] / row['seconds']:>9.0f} "
+                  f"| {row['peak_gib']:>8.2f} | {fem['seconds'] if fem else float('nan'):>7.2f} | {speedup:>15} |")
+
+
+def _spawn(size: int, mode: str, args) -> dict | None:
+    command = [sys.executable, __file__, "--case", str(size), mode, "--max-nodes", str(args.max_nodes)]
+    if args.model:
+        command += ["--model", args.model]
+    run = subprocess.run(command, capture_output=True, text=True)
+    if run.returncode != 0:
+        print(f"  ({mode} at {size} nodes failed: {run.stderr.strip().splitlines()[-1] if run.stderr.strip() else run.returncode})")
+        return None
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""Dataset generation: bit-for-bit determinism across workers, manifest, fields, CLI."""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import meshop
+from meshop import MeshError
+from meshop.cli import app
+from meshop.data import generate
+from meshop.data.fem import assemble
+from meshop.data.problems import PROBLEMS, get_problem
+from meshop.data.shapes import random_domain_2d
+
+
+def _arrays(folder, n):
+    meshes = [meshop.read(folder / f"sample_{i:05d}.vtu") for i in range(n)]
+    return [(m.points, m.cells, m.point_data) for m in meshes]
+
+
+def _same(a, b) -> bool:
+    for (pa, ca, da), (pb, cb, db) in zip(a, b):
+        if not (np.array_equal(pa, pb) and ca.keys() == cb.keys() and da.keys() == db.keys()):
+            return False
+        if not all(np.array_equal(ca[k], cb[k]) for k in ca) or not all(np.array_equal(da[k], db[k]) for k in da):
+            return False
+    return True
+
+
+def test_same_seed_same_arrays_whatever_the_workers(tmp_path):
+    one = generate("poisson2d", 3, tmp_path / "one", seed=11, resolution=200, progress=False)
+    two = generate("poisson2d", 3, tmp_path / "two", seed=11, resolution=200, workers=2, progress=False)
+    other = generate("poisson2d", 3, tmp_path / "other", seed=12, resolution=200, progress=False)
+    assert _same(_arrays(one, 3), _arrays(two, 3))
+    assert not _same(_arrays(one, 3), _arrays(other, 3))
+    assert (one / "dataset.json").read_text() == (two / "dataset.json").read_text()
+
+
+def test_manifest_describes_problem_fields_split_and_samples(tmp_path):
+    out = generate("poisson2d", 5, tmp_path / "ds", seed=4, resolution=150, progress=False,
+                   split=(0.6, 0.2, 0.2))
+    manifest = json.loads((out / "dataset.json").read_text())
+    assert manifest["problem"] == "poisson2d" and manifest["seed"] == 4
+    assert manifest["meshop_version"] == meshop.__version__
+    assert manifest["parameters"]["resolution"] == 150
+    assert manifest["inputs"] == ["source", "boundary_value"] and manifest["targets"] == ["u"]
+    roles = {name: f["role"] for name, f in manifest["fields"].items()}
+    assert roles == {"source": "input", "boundary_value": "input", "u": "target"}
+    assert all(f["meaning"] for f in manifest["fields"].values())
+    assert manifest["fields"]["source"]["length_power"] == 2
+    assert [len(manifest["split"][k]) for k in ("train", "val", "test")] == [3, 1, 1]
+    files = sorted(p.name for p in out.glob("sample_*.vtu"))
+    assert sorted(sum(manifest["split"].values(), [])) == files
+    for entry in manifest["samples"]:
+        mesh = meshop.read(out / entry["file"])
+        assert entry["n_points"] == mesh.n_points and entry["n_cells"] == len(mesh.cells["triangle"])
+        assert entry["n_holes"] == _count_holes(mesh)
+
+
+def _count_holes(mesh) -> int:
+    from meshop.data.problems.poisson2d import boundary_loops
+
+    return boundary_loops(mesh) - 1
+
+
+def test_poisson2d_fields_and_stored_solution_satisfy_the_system(tmp_path):
+    out = generate("poisson2d", 2, tmp_path / "ds", seed=1, resolution=300, progress=False)
+    for i in range(2):
+        mesh = meshop.read(out / f"sample_{i:05d}.vtu")
+        f, g, u = (mesh.point_data[k] for k in ("source", "boundary_value", "u"))
+        boundary = mesh.boundary_mask
+        assert np.all(g[~boundary] == 0.0) and np.any(g[boundary] != 0.0)
+        assert np.array_equal(u[boundary], g[boundary])            # Dirichlet values exactly
+        stiffness, load = assemble(mesh.points, mesh.cells["triangle"], f)
+        interior = ~boundary
+        residual = (stiffness @ u - load)[interior]
+        assert np.linalg.norm(residual) <= 1e-8 * np.linalg.norm(load[interior])
+
+
+def test_poisson_solver_on_random_domains_with_holes_reproduces_a_harmonic_function():
+    from meshop.data.fem import solve_poisson
+
+    points, triangles = random_domain_2d(np.random.default_rng(2), 1500)   # seed 2 has holes
+    exact = points[:, 0] ** 2 - points[:, 1] ** 2 + 0.5 * points[:, 0] * points[:, 1]
+    boundary = meshop.Mesh(points, {"triangle": triangles}).boundary_mask
+    u = solve_poisson(points, triangles, np.zeros(len(points)), np.flatnonzero(boundary), exact[boundary]).u
+    assert np.abs(u - exact).max() < 5e-3                          # O(h^2), h ~ 0.07
+    assert u.max() <= exact[boundary].max() + 1e-12 and u.min() >= exact[boundary].min() - 1e-12
+
+
+def test_heat3d_sample_fields_and_size_are_recorded(tmp_path):
+    out = generate("heat3d", 1, tmp_path / "heat", seed=0, resolution=600, progress=False)
+    entry = json.loads((out / "dataset.json").read_text())["samples"][0]
+    mesh = meshop.read(out / entry["file"])
+    q, g, t = (mesh.point_data[k] for k in ("source", "boundary_temperature", "temperature"))
+    boundary = mesh.boundary_mask
+    assert mesh.dim == 3 and "tetra" in mesh.cells
+    assert np.all(g[~boundary] == 0.0) and np.array_equal(t[boundary], g[boundary])
+    assert np.std(q) > 0.1 and np.std(g[boundary]) > 0.1           # O(1) fields in physical units
+    assert entry["size"] <= entry["bbox_diagonal"] <= 3 * entry["size"]
+    assert np.isclose(entry["source_scale"], entry["size"] ** 2)
+    assert np.isclose(entry["bbox_diagonal"], mesh.size)
+
+
+def test_refuses_a_foreign_folder_and_replaces_its_own_dataset(tmp_path):
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    with pytest.raises(MeshError, match="not empty"):
+        generate("darcy2d", 1, foreign, resolution=9, progress=False)
+    generate("darcy2d", 1, foreign, resolution=9, progress=False, overwrite=True)
+    assert (foreign / "notes.txt").exists() and (foreign / "sample_00000.vtu").exists()
+
+    ours = generate("darcy2d", 3, tmp_path / "ours", resolution=9, progress=False)
+    generate("darcy2d", 2, ours, resolution=9, progress=False)      # a meshop dataset: replaced
+    assert sorted(p.name for p in ours.iterdir()) == ["dataset.json", "sample_00000.vtu", "sample_00001.vtu"]
+
+
+def test_failure_leaves_nothing_half_written(tmp_path, monkeypatch):
+    gen = importlib.import_module("meshop.data.generate")   # the attribute is the function
+
+    def boom(task):
+        raise RuntimeError("solver exploded")
+
+    monkeypatch.setattr(gen, "_make_sample", boom)
+    with pytest.raises(RuntimeError, match="exploded"):
+        generate("darcy2d", 2, tmp_path / "ds", resolution=9, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_arguments_are_clear_errors(tmp_path):
+    with pytest.raises(MeshError, match="unknown problem 'nope'"):
+        generate("nope", 1, tmp_path / "a")
+    with pytest.raises(MeshError, match="no option 'domain'"):
+        generate("poisson2d", 1, tmp_path / "a", domain="random")
+    with pytest.raises(MeshError, match="split"):
+        generate("darcy2d", 1, tmp_path / "a", split=(0.5, 0.2, 0.2))
+
+
+def test_registry_lists_fields_of_every_problem():
+    assert set(PROBLEMS) == {"poisson2d", "darcy2d", "heat3d"}
+    assert set(get_problem("heat3d").inputs) == {"source", "boundary_temperature"}
+    assert set(get_problem("heat3d").targets) == {"temperature"}
+    assert set(get_problem("darcy2d").inputs) == {"permeability"}
+    mesh = get_problem("darcy2d").sample(np.random.default_rng(0), resolution=9)
+    assert set(mesh.point_data) == {"permeability", "u"} and mesh.n_points == 81
+
+
+def test_cli_generate(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["generate", "darcy2d", "--n", "2", "--out", str(tmp_path / "d"),
+                                 "--resolution", "9", "--quiet", "--split", "0.5,0.5,0"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "d" / "dataset.json").read_text())
+    assert manifest["split"] == {"train": ["sample_00000.vtu"], "val": ["sample_00001.vtu"], "test": []}
+    result = runner.invoke(app, ["generate", "poisson2d", "--n", "1", "--out", str(tmp_path / "p"),
+                                 "--domain", "random"])
+    assert result.exit_code == 2 and "no option 'domain'" in result.output

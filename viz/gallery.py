@@ -1,0 +1,151 @@
+"""Render the documentation gallery into docs/images/ (about a minute on 2 cores, no display).
+
+    python viz/gallery.py [--out docs/images]
+
+Pictures: the bundled dataset samples (datasets/samples/*), the sample part
+(examples/parts/bracket.vtu), the truth | prediction | error layout, K-D-tree decompositions
+(2D and the 3D part), a multi-scale hierarchy, a training loss curve, and the HTML page as
+headless Chromium draws it (when chromium is installed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+import meshop
+from meshop.geometry.hierarchy import hierarchy
+from meshop.geometry.kdtree import decompose
+from meshop.viz import export_html, plot_loss_curve, render, render_comparison
+from meshop.viz.geometry_plots import categorical_colours, plot_decomposition, plot_hierarchy
+from meshop.viz.scene import fit_camera, new_plotter, to_pyvista
+
+ROOT = Path(__file__).resolve().parents[1]
+WINDOW = (900, 680)
+
+
+def samples(out: Path) -> None:
+    """Each bundled dataset's first sample, coloured by its first target field."""
+    for manifest in sorted((ROOT / "datasets" / "samples").glob("*/dataset.json")):
+        info = json.loads(manifest.read_text())
+        first = sorted(manifest.parent.glob("*.vtu"))[0]
+        target = info["targets"][0]
+        render(first, target, out / f"sample_{info['problem']}.png", window_size=WINDOW,
+               title=f"{info['problem']}: {target}")
+
+
+def bracket(out: Path) -> None:
+    """The sample part: its mesh, and the distance to the boundary (cut open to show inside)."""
+    part = meshop.read(ROOT / "examples" / "parts" / "bracket.vtu")
+    render(part, out=out / "bracket_mesh.png", window_size=WINDOW, title="bracket.vtu")
+    with_distance = part.with_point_data(distance_to_boundary=part.distance_to_boundary)
+    render(with_distance, "distance_to_boundary", out / "bracket_distance.png", window_size=WINDOW,
+           title="distance to the boundary (mm)")
+
+
+def comparison(out: Path) -> None:
+    """The --compare layout on a Poisson sample. The 'prediction' is synthetic (the truth plus a
+    smooth perturbation of ~5 %), made only to show the layout."""
+    path = sorted((ROOT / "datasets" / "samples" / "poisson2d").glob("*.vtu"))[0]
+    mesh = meshop.read(path)
+    truth = mesh.point_data["u"]
+    x, y = mesh.points.T
+    pred = truth + 0.05 * np.ptp(truth) * np.sin(3 * x + 1) * np.cos(2 * y)
+    render_comparison(mesh.with_point_data(u_pred=pred, u_error=pred - truth), "u",
+                      out / "compare_poisson2d.png", window_size=(1500, 520))
+
+
+def kdtree_2d(out: Path) -> None:
+    """Density-driven K-D tree on a non-uniform 2D point set (uniform background + dense blob)."""
+    rng = np.random.default_rng(0)
+    points = np.concatenate([rng.random((3000, 2)), 0.62 + 0.07 * rng.standard_normal((3000, 2))])
+    subdomains = decompose(points, max_points=400, halo=0.03, criterion="density")
+    plot_decomposition(points, subdomains, out / "kdtree_2d.png")
+
+
+def kdtree_bracket(out: Path) -> None:
+    """The bracket split into sub-domains of at most 300 nodes: the surface cut along the
+    K-D-tree boxes, one colour per sub-domain, the boxes outlined."""
+    import pyvista as pv
+
+    part = meshop.read(ROOT / "examples" / "parts" / "bracket.vtu")
+    subdomains = decompose(part.points, max_points=300, halo=4.0)
+    surface = to_pyvista(part).extract_surface(algorithm="dataset_surface")
+    plotter = new_plotter(WINDOW)
+    for sub, colour in zip(subdomains, categorical_colours(len(subdomains))):
+        piece = surface.clip_box(sub.box.T.ravel(), invert=False)
+        if piece.n_cells:
+            plotter.add_mesh(piece, color=colour, ambient=0.3)
+        plotter.add_mesh(pv.Box(sub.box.T.ravel()).outline(), color="#707070", line_width=1)
+    plotter.add_text(f"K-D tree: {len(subdomains)} sub-domains of at most 300 of {part.n_points} nodes",
+                     position="upper_left", font_size=12, color="black")
+    fit_camera(plotter, 3, part.points, bottom=0.04)
+    plotter.enable_anti_aliasing("ssaa")
+    plotter.screenshot(str(out / "kdtree_bracket.png"))
+    plotter.close()
+
+
+def multiscale(out: Path) -> None:
+    """Three levels (ratio 4, 6-nearest-neighbour graphs) of a farthest-point hierarchy on a
+    Poisson sample's nodes."""
+    path = sorted((ROOT / "datasets" / "samples" / "poisson2d").glob("*.vtu"))[0]
+    points = meshop.read(path).points
+    plot_hierarchy(points, hierarchy(points, levels=3, ratio=4.0, k=6), out / "hierarchy.png")
+
+
+def loss_curve(out: Path) -> None:
+    """A real run's metrics.csv when one exists under runs/, else a synthetic one."""
+    runs = sorted((ROOT / "runs").glob("*/metrics.csv"))
+    if runs:
+        plot_loss_curve(runs[-1], out / "loss_curve.png")
+        return
+    epochs = np.arange(1, 101)
+    rng = np.random.default_rng(0)
+    train = 0.5 * epochs ** -0.8 * np.exp(0.05 * rng.standard_normal(len(epochs)))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "metrics.csv"
+        with path.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["epoch", "train_loss", "val_rel_l2"])
+            for e, loss in zip(epochs, train):
+                writer.writerow([e, f"{loss:.5g}", f"{0.6 * loss ** 0.5 + 0.02:.5g}" if e % 5 == 0 else ""])
+        plot_loss_curve(path, out / "loss_curve.png", title="synthetic metrics.csv (layout demo)")
+
+
+def html_page(out: Path) -> None:
+    """The `meshop view --html` page of the heat3d sample, screenshotted by headless Chromium."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        print("  chromium not found: html_page.png skipped")
+        return
+    sample = sorted((ROOT / "datasets" / "samples" / "heat3d").glob("*.vtu"))[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        page = export_html(sample, Path(tmp) / "page.html", field="temperature")
+        subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                        "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
+                        f"--user-data-dir={tmp}/profile", f"--screenshot={out / 'html_page.png'}",
+                        "--window-size=900,600", "--virtual-time-budget=5000", page.as_uri()],
+                       check=True, capture_output=True, timeout=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images")
+    out = parser.parse_args().out
+    out.mkdir(parents=True, exist_ok=True)
+    for step in (samples, bracket, comparison, kdtree_2d, kdtree_bracket, multiscale, loss_curve, html_page):
+        print(f"{step.__name__}: {step.__doc__.splitlines()[0]}")
+        step(out)
+    for image in sorted(out.glob("*.png")):
+        print(f"  {image.name:28s} {image.stat().st_size / 1024:6.0f} KB")
+
+
+if __name__ == "__main__":
+    main()
