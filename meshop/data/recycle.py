@@ -29,6 +29,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
+from threadpoolctl import threadpool_limits
 
 METHODS = ("rcg", "gcrotmk")
 PRECONDITIONERS = (None, "jacobi", "amg")
@@ -134,15 +135,15 @@ def _deflated_cg(matrix, rhs, x, space, target, unscale, maxiter, harvest):
     r = rhs - matrix @ x
     p = project(r)
     rr = r @ r
-    found, found_products = [], []
+    found = np.empty((len(rhs), harvest), order="F")  # A-normalized search directions
+    found_products = np.empty_like(found)
     steps = 0
     while np.linalg.norm(r * unscale) > target and steps < maxiter:
         q = matrix @ p
         pq = p @ q
-        if len(found) < harvest:
-            norm = np.sqrt(pq)
-            found.append(p / norm)
-            found_products.append(q / norm)
+        if steps < harvest:
+            found[:, steps] = p / np.sqrt(pq)
+            found_products[:, steps] = q / np.sqrt(pq)
         alpha = rr / pq
         x += alpha * p
         r -= alpha * q
@@ -150,18 +151,17 @@ def _deflated_cg(matrix, rhs, x, space, target, unscale, maxiter, harvest):
         p = project(r) + (rr_new / rr) * p
         rr = rr_new
         steps += 1
-    return x, steps, (found, found_products, None if space is None else product)
+    kept = min(steps, harvest)
+    return x, steps, (found[:, :kept], found_products[:, :kept], None if space is None else product)
 
 
 def _ritz_vectors(space, directions, k):
     """k Ritz vectors of the smallest Ritz values of ``matrix`` on span([space, directions])."""
     found, found_products, space_product = directions
-    columns = ([space] if space is not None else []) + ([np.column_stack(found)] if found else [])
-    if not columns:
+    if space is None and found.shape[1] == 0:
         return space
-    basis = np.column_stack(columns)
-    products = np.column_stack(([space_product] if space is not None else [])
-                               + ([np.column_stack(found_products)] if found else []))
+    basis = found if space is None else np.hstack([space, found])
+    products = found_products if space is None else np.hstack([space_product, found_products])
     stiffness = basis.T @ products
     gram = basis.T @ basis
     # largest mu of gram y = mu stiffness y  <=>  smallest Ritz values theta = 1 / mu
@@ -258,7 +258,8 @@ def solve_family(matrices: list[sp.spmatrix], rhs: np.ndarray, order: str | np.n
     iterations, seconds, residuals = (np.zeros(n_systems) for _ in range(3))
     for i in sequence:
         start = time.perf_counter()
-        solutions[i], iterations[i] = solver.solve(matrices[i].tocsr(), rhs[i], tol, maxiter)
+        with threadpool_limits(1, user_api="blas"):  # the dense products are small: threads only add overhead
+            solutions[i], iterations[i] = solver.solve(matrices[i].tocsr(), rhs[i], tol, maxiter)
         seconds[i] = time.perf_counter() - start
         norm = np.linalg.norm(rhs[i])
         residuals[i] = np.linalg.norm(rhs[i] - matrices[i] @ solutions[i]) / (norm if norm else 1.0)
