@@ -73,15 +73,19 @@ def predict(
     device: str = typer.Option("cpu", help="cpu or cuda."),
     mesh_size: Optional[float] = typer.Option(None, help="Element size for surfaces, in the file's units [default: diagonal/30]."),
     max_nodes: int = typer.Option(200_000, help="Predict larger meshes sub-domain by sub-domain."),
+    render: bool = typer.Option(False, "--render", help="Also write a picture: truth | prediction | error."),
 ):
     """Predict fields on a mesh with a trained model; writes <stem>.pred.vtu."""
     from .predict import predict as run_prediction
 
     with user_errors():
-        result = run_prediction(mesh, model, out=out, device=device, mesh_size=mesh_size, max_nodes=max_nodes)
+        result = run_prediction(mesh, model, out=out, device=device, mesh_size=mesh_size, max_nodes=max_nodes,
+                                render=render)
     for note in result.notes:
         typer.echo(f"meshop: {note}", err=True)
     typer.echo(f"wrote {result.path} ({result.mesh.n_points} nodes, {result.seconds:.2f} s)")
+    if result.picture:
+        typer.echo(f"wrote {result.picture}")
     for target, metric in result.metrics.items():
         typer.echo(f"  {target}: relative L2 {metric['relative_l2']:.4g}, max error {metric['max_error']:.4g}")
 

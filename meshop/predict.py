@@ -54,6 +54,7 @@ class Prediction:
         n_parts: number of sub-domains used (1 = unpartitioned).
         seconds: wall time of the prediction (features, graph, model).
         notes: what was done on the user's behalf, one sentence each (meshing, defaults).
+        path, picture: the files written, when any.
     """
 
     mesh: Mesh
@@ -63,6 +64,7 @@ class Prediction:
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     path: Path | None = None
+    picture: Path | None = None
 
 
 class Predictor:
@@ -170,11 +172,13 @@ def _node_subset(data, nodes: torch.Tensor):
 
 
 def predict(mesh, model=None, *, out=None, device: str = "cpu", mesh_size: float | None = None,
-            max_nodes: int = 200_000, write: bool = True) -> Prediction:
+            max_nodes: int = 200_000, write: bool = True, render: bool = False) -> Prediction:
     """Predict on a mesh or mesh file and (by default) write ``<stem>.pred.vtu`` beside it.
 
     A closed CAD surface (stl, obj, ply, ...) is first filled with tetrahedra by gmsh at
-    ``mesh_size`` (default: 1/30 of the bounding-box diagonal).
+    ``mesh_size`` (default: 1/30 of the bounding-box diagonal). ``render=True`` also writes a
+    picture beside the output (``.png`` instead of ``.vtu``): truth | prediction | error when the
+    mesh held the truth, else the prediction alone.
     """
     from . import io
     from .meshing import default_mesh_size, tetrahedralize
@@ -193,4 +197,15 @@ def predict(mesh, model=None, *, out=None, device: str = "cpu", mesh_size: float
                 raise MeshError("give an output path: the mesh was not read from a file.")
             out = source.source.with_name(source.source.name.split(".")[0] + ".pred.vtu")
         result.path = io.write(result.mesh, out)
+        if render:
+            result.picture = _render(result, Path(result.path).with_suffix(".png"))
     return result
+
+
+def _render(result: Prediction, out_png: Path) -> Path:
+    from . import viz
+
+    target = next(name[: -len("_pred")] for name in result.mesh.point_data if name.endswith("_pred"))
+    if target in result.metrics:
+        return viz.render_comparison(result.mesh, target, out_png)
+    return viz.render(result.mesh, f"{target}_pred", out_png)

@@ -152,7 +152,14 @@ def test_cli_bad_input_exit_code_2_one_line_no_output(tmp_path, heat_checkpoint)
 
 def test_cli_predict_writes_and_reports(tmp_path, heat_checkpoint):
     meshop.write(_cube(5), tmp_path / "part.vtu")
-    code, out, err = _cli("predict", tmp_path / "part.vtu", "--model", heat_checkpoint, subprocess_run=True)
+    code, out, err = _cli("predict", tmp_path / "part.vtu", "--model", heat_checkpoint, "--render",
+                          subprocess_run=True)
     assert code == 0, err
     assert "part.pred.vtu" in out and "relative L2" in out
     assert "temperature_error" in meshop.read(tmp_path / "part.pred.vtu").point_data
+    # the comparison picture: three panels side by side, not blank
+    from PIL import Image
+
+    picture = np.asarray(Image.open(tmp_path / "part.pred.png").convert("RGB"), dtype=float)
+    assert picture.shape[1] > 2 * picture.shape[0]
+    assert picture.std() > 10 and len(np.unique(picture.reshape(-1, 3), axis=0)) > 50

@@ -71,7 +71,7 @@ def boundary_facets(points: np.ndarray, cells: dict[str, np.ndarray]) -> Boundar
     facets, extras, owners = [], [], []
     for size, parts in by_size.items():
         corner_ids = np.concatenate([c for c, _, _ in parts])
-        once = _used_once(np.sort(corner_ids, axis=1))
+        once = _used_once(_sort_rows(corner_ids))
         padded = np.full((int(once.sum()), 4), -1, dtype=np.int64)
         padded[:, :size] = corner_ids[once]
         facets.append(padded)
@@ -90,6 +90,17 @@ def boundary_facets(points: np.ndarray, cells: dict[str, np.ndarray]) -> Boundar
     flip = np.einsum("fd,fd->f", normals, _facet_centres(points, facets) - owners) < 0
     normals[flip] *= -1
     return BoundaryFacets(facets, normals, measures, extras)
+
+
+def _sort_rows(rows: np.ndarray) -> np.ndarray:
+    """Each row of ``rows (F, c)``, c <= 4, sorted ascending by a min/max sorting network
+    (several times faster than ``np.sort(axis=1)`` on millions of short rows)."""
+    cols = [rows[:, i].copy() for i in range(rows.shape[1])]
+    network = {1: [], 2: [(0, 1)], 3: [(0, 1), (1, 2), (0, 1)],
+               4: [(0, 1), (2, 3), (0, 2), (1, 3), (1, 2)]}[len(cols)]
+    for i, j in network:
+        cols[i], cols[j] = np.minimum(cols[i], cols[j]), np.maximum(cols[i], cols[j])
+    return np.stack(cols, axis=1)
 
 
 def _used_once(rows: np.ndarray) -> np.ndarray:

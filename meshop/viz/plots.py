@@ -67,8 +67,7 @@ def plot_loss_curve(metrics_csv: str | Path, out_png: str | Path, *, title: str 
         _log_curve(val_ax, epoch, 100 * val, "#d62728", "validation")
         best = int(np.nanargmin(val))
         val_ax.plot(epoch[best], 100 * val[best], "o", color="#d62728")
-        val_ax.annotate(f"best {100 * val[best]:.3g}% (epoch {epoch[best]:g})", (epoch[best], 100 * val[best]),
-                        textcoords="offset points", xytext=(0, 10), ha="center", fontsize=9)
+        val_ax.set_title(f"best {100 * val[best]:.3g} % at epoch {epoch[best]:g}", fontsize=10)
     else:
         val_ax.text(0.5, 0.5, "no validation metrics", ha="center", va="center", transform=val_ax.transAxes)
     val_ax.set_ylabel("validation relative L2 (%)")
@@ -80,7 +79,13 @@ def plot_loss_curve(metrics_csv: str | Path, out_png: str | Path, *, title: str 
 
 
 def _log_curve(ax, epoch: np.ndarray, values: np.ndarray, color: str, label: str) -> None:
+    """Plot the finite values; log y axis (plain tick numbers) when they are all positive."""
+    from matplotlib.ticker import FuncFormatter
+
     keep = np.isfinite(values)
     ax.plot(epoch[keep], values[keep], color=color, lw=1.8, label=label)
     if (values[keep] > 0).all():
         ax.set_yscale("log")
+        plain = FuncFormatter(lambda value, _: f"{value:g}")
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(plain if np.ptp(np.log10(values[keep])) < 1.2 else FuncFormatter(lambda *_: ""))

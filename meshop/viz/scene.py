@@ -175,16 +175,17 @@ def scalar_bar_args(title: str, n_panels: int = 1) -> dict:
 
 def add_field(plotter, grid, kind: str, array: str | None, style: FieldStyle | None, *,
               show_edges: bool | None = None, n_panels: int = 1, boundary: np.ndarray | None = None):
-    """Draw ``grid`` into the active renderer coloured by point array ``array`` (None: geometry
-    only, with ``boundary`` nodes marked in red). Returns the actor carrying the colours."""
-    n_cells = grid.n_cells
+    """Draw ``grid`` into the active renderer coloured by point array ``array``; a volume with a
+    field is cut open (:func:`cut_open`). ``array=None`` draws the geometry only: the outer
+    surface with edges, and ``boundary`` nodes of 2D meshes and point clouds in red.
+    Returns the actor carrying the colours."""
     if show_edges is None:
-        show_edges = kind == "2d" and n_cells <= MAX_CELLS_WITH_EDGES or array is None
-    colour = {} if array is None else dict(
-        scalars=array, clim=style.clim, cmap=style.cmap, interpolate_before_map=True,
-        scalar_bar_args=scalar_bar_args(style.label, n_panels))
+        show_edges = array is None or (kind == "2d" and grid.n_cells <= MAX_CELLS_WITH_EDGES)
     if array is None:
         colour = dict(color=GEOMETRY_COLOR)
+    else:
+        colour = dict(scalars=array, clim=style.clim, cmap=style.cmap, interpolate_before_map=True,
+                      scalar_bar_args=scalar_bar_args(style.label, n_panels))
     edges = dict(show_edges=show_edges, edge_color="#1f2630", edge_opacity=0.35, line_width=1)
     if kind == "points":
         size = max(3.0, min(12.0, 600.0 / np.sqrt(max(grid.n_points, 1))))
@@ -194,8 +195,9 @@ def add_field(plotter, grid, kind: str, array: str | None, style: FieldStyle | N
         actor = plotter.add_mesh(grid, render_points_as_spheres=True, point_size=size, **colour)
     elif kind == "2d":
         actor = plotter.add_mesh(grid, lighting=False, **colour, **edges)
-    elif kind == "surface":
-        actor = plotter.add_mesh(grid, smooth_shading=not show_edges, **colour, **edges)
+    elif kind == "surface" or array is None:  # geometry only: the whole outer surface
+        surface = grid if kind == "surface" else grid.extract_surface(algorithm="dataset_surface")
+        actor = plotter.add_mesh(surface, smooth_shading=not show_edges, **colour, **edges)
     else:
         kept, removed_skin = cut_open(grid)
         if removed_skin.n_cells:
