@@ -7,7 +7,9 @@ Rows: radius graph (~16 neighbours per node) vs scikit-learn ``radius_neighbors_
 graph (k=16) vs ``kneighbors_graph``; farthest-point sampling (N/10 -> N/40 points) and a 3-level
 FPS hierarchy vs the plain numpy FPS loop; K-D-tree decomposition into <= 50,000-point
 sub-domains with halos, density criterion vs median splits. Times are wall-clock seconds of one
-run; ratio = baseline seconds / meshop seconds (> 1: meshop is faster).
+run; ratio = baseline seconds / meshop seconds (> 1: meshop is faster). The cpu columns add up
+the CPU time of all this process's threads (``time.process_time``): on a shared machine they
+show what the wall times would be without the other load (for one-thread code).
 """
 
 from __future__ import annotations
@@ -29,10 +31,20 @@ NEIGHBORS = 16
 LOOP_SAMPLES = 2500        # the plain FPS loop runs this many picks and is extrapolated linearly
 
 
+class Timing:
+    """Wall and CPU seconds of one call; ``scaled`` extrapolates both linearly."""
+
+    def __init__(self, wall: float, cpu: float):
+        self.wall, self.cpu = wall, cpu
+
+    def scaled(self, factor: float) -> "Timing":
+        return Timing(self.wall * factor, self.cpu * factor)
+
+
 def timed(fn, *args, **kwargs):
-    start = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     result = fn(*args, **kwargs)
-    return result, time.perf_counter() - start
+    return result, Timing(time.perf_counter() - wall, time.process_time() - cpu)
 
 
 def cpu_model() -> str:
@@ -80,14 +92,14 @@ def bench_fps(points: np.ndarray):
     assert np.array_equal(loop, sample[:steps]), "FPS differs from the plain loop"
     note = f"loop timed on {steps:,} picks, x{m / steps:g} (linear)" if steps < m else ""
     return ("farthest_point_sampling", f"{n:,} -> {m:,}", ours, "numpy FPS loop",
-            base * m / steps, note)
+            base.scaled(m / steps), note)
 
 
-def bench_hierarchy(points: np.ndarray, fps_loop_seconds: float):
+def bench_hierarchy(points: np.ndarray, fps_loop: Timing):
     h, ours = timed(hierarchy, points, levels=3, ratio=4, method="fps")
     sizes = " -> ".join(f"{len(i):,}" for i in h.indices)
     return ("hierarchy 3 levels fps + radius graphs + pool", sizes, ours, "numpy FPS loop only",
-            fps_loop_seconds, "baseline = sampling alone, no graphs")
+            fps_loop, "baseline = sampling alone, no graphs")
 
 
 def bench_decompose(points: np.ndarray):
@@ -122,9 +134,10 @@ def main() -> None:
     rows.append(bench_fps(fps_points))
     rows.append(bench_hierarchy(fps_points, rows[-1][4]))
     rows.append(bench_decompose(points))
-    header = ("task", "size", "meshop s", "baseline", "baseline s", "ratio", "note")
-    table = [header] + [(t, s, f"{a:.2f}", b, f"{c:.2f}", f"{c / a:.1f}x", note)
-                        for t, s, a, b, c, note in filter(None, rows)]
+    header = ("task", "size", "meshop s", "cpu s", "baseline", "baseline s", "cpu s", "ratio",
+              "note")
+    table = [header] + [(t, s, f"{a.wall:.2f}", f"{a.cpu:.2f}", b, f"{c.wall:.2f}", f"{c.cpu:.2f}",
+                         f"{c.wall / a.wall:.1f}x", note) for t, s, a, b, c, note in filter(None, rows)]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for i, row in enumerate(table):
         print(" | ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())

@@ -7,8 +7,9 @@
 #   disk      ~550 MB (~550 kB per sample)
 #   time      0.6 s CPU per sample (CSG + gmsh + direct solve; 2 s wall on a busy 2-core box);
 #             10-20 min on 2 workers
-# The manifest records each part's family, parameters and size (m): the source's effect on T
-# scales like q L^2, so models feed q L^2 (length_power 2 in the manifest).
+# Each sample is one of three regimes (heating: q > 0, g = 0; boundary: q = 0; both), with the
+# source strength set from the part's thickness so q and g matter alike (docs/datasets.md).
+# The manifest records each part's family, parameters, size (m) and regime.
 set -euo pipefail
 meshop generate heat3d --n 1000 --resolution 5000 --seed 0 --workers "${WORKERS:-2}" \
     --out "${OUT:-data/heat3d-parts}"

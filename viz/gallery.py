@@ -159,7 +159,8 @@ def shrink(image: Path, max_kb: int = 250) -> None:
     if image.stat().st_size <= max_kb * 1024:
         return
     with Image.open(image) as picture:
-        palette = picture.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+        palette = picture.convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE,
+                                                  dither=Image.Dither.FLOYDSTEINBERG)
     palette.save(image, optimize=True)
 
 

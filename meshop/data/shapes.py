@@ -64,9 +64,9 @@ def _mesh_arrays(gmsh, dim: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ---------------------------------------------------------------------------------- 2D domains
-def _closed_curve(rng: np.random.Generator, radius: float, smooth: bool) -> np.ndarray:
-    """A random star-shaped closed curve around the origin, ``(K, 2)`` counter-clockwise
-    vertices: a radial Fourier series (smooth) or a polygon with 5-10 corners."""
+def _closed_curve(rng: np.random.Generator, smooth: bool) -> np.ndarray:
+    """A random star-shaped closed curve around the origin of about unit radius, ``(K, 2)``
+    counter-clockwise vertices: a radial Fourier series (smooth) or a polygon with 5-10 corners."""
     if smooth:
         modes = int(rng.integers(2, 6))
         k = np.arange(1, modes + 1)
@@ -83,8 +83,7 @@ def _closed_curve(rng: np.random.Generator, radius: float, smooth: bool) -> np.n
         theta = np.cumsum(gaps / gaps.sum() * 2 * np.pi) + rng.uniform(0, 2 * np.pi)
         r = rng.uniform(0.55, 1.0, size=corners)
     stretch = rng.uniform(0.7, 1.3)
-    xy = np.stack([stretch * r * np.cos(theta), r * np.sin(theta) / stretch], axis=1)
-    return radius * xy
+    return np.stack([stretch * r * np.cos(theta), r * np.sin(theta) / stretch], axis=1)
 
 
 def _polygon_area(xy: np.ndarray) -> float:
@@ -110,7 +109,7 @@ def _place_holes(rng: np.random.Generator, outer: np.ndarray, n_holes: int,
     holes, discs = [], []                            # discs: (centre, bounding radius)
     for _ in range(n_holes):
         smooth = bool(rng.integers(0, 2))
-        shape = _closed_curve(rng, radius=1.0, smooth=smooth)
+        shape = _closed_curve(rng, smooth)
         shape /= np.linalg.norm(shape, axis=1).max()
         centres = rng.uniform(lo, hi, size=(40, 2))
         radius = rng.uniform(0.12, 0.35) * np.sqrt(_polygon_area(outer) / np.pi)
@@ -141,7 +140,7 @@ def random_domain_2d(rng: np.random.Generator, target_nodes: int = 2000
         points ``(N, 2)`` float64 and triangles ``(M, 3)`` int64.
     """
     outer_smooth = bool(rng.integers(0, 2))
-    outer = _closed_curve(rng, radius=1.0, smooth=outer_smooth)
+    outer = _closed_curve(rng, outer_smooth)
     n_holes = int(rng.integers(0, 4))
     area = _polygon_area(outer)
     h = np.sqrt(2.0 * area / (np.sqrt(3.0) * target_nodes))

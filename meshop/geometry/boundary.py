@@ -199,19 +199,22 @@ def surface_facets(points: np.ndarray, cells: dict[str, np.ndarray]) -> Boundary
     return BoundaryFacets(facets, normals, measures, extra)
 
 
-def distance_to_facets(points: np.ndarray, boundary: BoundaryFacets, candidates: int = 16,
+def distance_to_facets(points: np.ndarray, boundary: BoundaryFacets, candidates: int = 8,
                        exact_within: float | None = None, chunk: int = 1 << 20) -> np.ndarray:
     """Euclidean distance ``(N,)`` from each point to the nearest boundary facet.
 
     Facets are segments (2D) or triangles and quads (3D; a quad is measured as its two
-    triangles (0, 1, 2) and (0, 2, 3)). Each point measures its exact distance to the
-    ``candidates`` facets whose centres are nearest (scipy's cKDTree). A facet outside that
-    set lies at least ``(k-th centre distance) - (largest facet radius r)`` away, which
-    certifies the result; points within ``exact_within`` of the boundary (default ``4 r``)
-    that are not certified retry with 4x more candidates until they are. So the distance is
-    exact near the boundary, and farther away it over-estimates by less than ``r`` (in
-    practice by about ``h^2 / distance``, h the facet size). ``chunk`` bounds the
-    point-facet pairs held in memory.
+    triangles (0, 1, 2) and (0, 2, 3)). With r the largest facet radius (centre to corner):
+
+    - every point first measures its exact distance to the facet whose centre is nearest
+      (scipy's cKDTree); this over-estimates the true distance by less than r (in practice
+      by about ``h^2 / distance``, h the facet size);
+    - points within ``exact_within`` of the boundary (default ``4 r``) then check the
+      ``candidates`` facets with the nearest centres, retrying with 4x more until the result
+      is certified exact: a facet outside the set lies at least
+      ``(k-th centre distance) - r`` away.
+
+    ``chunk`` bounds the point-facet pairs held in memory.
     """
     facets = boundary.facets
     if len(facets) == 0:
@@ -222,8 +225,12 @@ def distance_to_facets(points: np.ndarray, boundary: BoundaryFacets, candidates:
     radius = float(np.where(valid, corner_dist, 0.0).max())
     exact_within = 4 * radius if exact_within is None else exact_within
     tree = cKDTree(centres)
-    best = np.full(len(points), np.inf)
-    todo = np.arange(len(points))
+    best = np.empty(len(points))
+    for start in range(0, len(points), chunk):
+        stop = min(start + chunk, len(points))
+        _, nearest = tree.query(points[start:stop], k=1, workers=-1)
+        best[start:stop] = _point_facet_distance(points[start:stop], points, facets[nearest])
+    todo = np.flatnonzero(best <= exact_within)
     k = min(candidates, len(facets))
     while len(todo):
         step = max(1, chunk // k)
@@ -231,11 +238,11 @@ def distance_to_facets(points: np.ndarray, boundary: BoundaryFacets, candidates:
         for start in range(0, len(todo), step):
             ids = todo[start:start + step]
             centre_dist, near = tree.query(points[ids], k=k, workers=-1)
-            near = near.reshape(len(ids), k)
-            pair = _point_facet_distance(np.repeat(points[ids], k, axis=0), points, facets[near.ravel()])
-            best[ids] = pair.reshape(len(ids), k).min(axis=1)
+            pair = _point_facet_distance(np.repeat(points[ids], k, axis=0), points,
+                                         facets[np.reshape(near, -1)])
+            best[ids] = np.minimum(best[ids], pair.reshape(len(ids), k).min(axis=1))
             bound = np.reshape(centre_dist, (len(ids), k))[:, -1] - radius
-            retry.append(ids[(best[ids] > bound) & (best[ids] <= exact_within)])
+            retry.append(ids[best[ids] > bound])
         todo = np.concatenate(retry) if k < len(facets) else todo[:0]
         k = min(4 * k, len(facets))
     return best

@@ -82,22 +82,22 @@ def farthest_point_sampling(points, n_samples: int, start: int = 0) -> np.ndarra
         raise MeshError(f"n_samples must be an integer in [1, {n}]; got {n_samples}.")
     if int(start) != start or not 0 <= start < n:
         raise MeshError(f"start must be a point index in [0, {n - 1}]; got {start}.")
-    ids, coords = _spatial_blocks(pts, block=128)               # (nb, B), (nb, B, d)
+    ids, coords = _spatial_blocks(pts, block=128)               # (nb, B), (nb, d, B)
     nb, block = ids.shape
     slot = np.empty(n, dtype=np.int64)                          # flat position of each point
     slot[ids.reshape(-1)[:n]] = np.arange(n)
-    lo, hi = coords.min(axis=1), coords.max(axis=1)             # block bounding boxes
+    lo, hi = coords.min(axis=2).T, coords.max(axis=2).T         # (d, nb) block bounding boxes
     dist = np.full((nb, block), np.inf)                         # squared distance to the sample
     dist.reshape(-1)[n:] = -np.inf                              # padding is never picked
     block_max = dist.max(axis=1)
     out = np.empty(int(n_samples), dtype=np.int64)
     out[0] = start
     for m in range(1, len(out)):
-        p = pts[out[m - 1]]
+        p = pts[out[m - 1]][:, None]                            # (d, 1)
         gap = np.maximum(lo - p, 0.0) + np.maximum(p - hi, 0.0)
         # a block changes only if the sample may be nearer than its farthest point is now
-        near = np.flatnonzero((gap ** 2).sum(axis=1) < block_max)
-        sub = np.minimum(dist[near], ((coords[near] - p) ** 2).sum(axis=2))
+        near = np.flatnonzero((gap ** 2).sum(axis=0) < block_max)
+        sub = np.minimum(dist[near], ((coords[near] - p) ** 2).sum(axis=1))
         dist[near] = sub
         block_max[near] = sub.max(axis=1)
         picked = divmod(slot[out[m - 1]], block)                # never pick a point twice
@@ -113,7 +113,7 @@ def _spatial_blocks(pts: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray
     order = cKDTree(pts, leafsize=block // 2).indices.astype(np.int64)
     nb = -(-len(pts) // block)
     ids = np.concatenate([order, np.full(nb * block - len(pts), order[0])]).reshape(nb, block)
-    return ids, pts[ids]
+    return ids, pts[ids].transpose(0, 2, 1).copy()          # coordinates as (nb, d, B)
 
 
 def _argmax_lowest_id(dist: np.ndarray, block_max: np.ndarray, ids: np.ndarray) -> int:

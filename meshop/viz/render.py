@@ -61,7 +61,7 @@ def field_plotter(mesh: Mesh, field: str | None, *, window_size=SINGLE_WINDOW, s
                         show_edges=show_edges)
     if title:
         plotter.add_text(title, position="upper_left", font_size=14, color="black")
-    scene.fit_camera(plotter, mesh.dim, grid.points)
+    scene.fit_camera(plotter, mesh.dim, grid.points, bottom=0.17 if field is not None else 0.04)
     return plotter
 
 

@@ -2,13 +2,21 @@
 
 Parts come from :func:`meshop.data.shapes.random_part_3d`: plates, blocks, L-brackets and flanges
 from 1 cm to 2 m, randomly rotated and placed. q (the volumetric heat source divided by the
-conductivity, K/m²) and g (the boundary temperature, K) are independent smooth random fields of
-unit standard deviation, laid over the part's bounding box, whatever its size.
+conductivity, K/m²) and g (the boundary temperature, K) are built from smooth random fields of
+unit standard deviation laid over the part's bounding box, whatever its size, in one of three
+regimes drawn per sample with equal odds:
 
-Scale, honestly: the interior rise caused by q is about q L², so a 1 cm part is heated ~10^-4 K
-by its source and its temperature is nearly the harmonic extension of g, while a 2 m part's
-source term dominates. Each sample records its size; a scale-free model feeds q L² (field length
-power 2, see :mod:`meshop.fields`), which is what the manifest's ``length_power`` says.
+``heating``   q = s (1 + ½ φ), g = 0: a roughly uniform source in a part whose surfaces are held
+              cold, the situation whose temperature marks thick, slow-to-cool regions;
+``boundary``  q = 0, g = ψ: temperature imposed on the surface, no source;
+``both``      q = s φ, g = ψ.
+
+φ, ψ are unit smooth random fields and ``s = 2 · 10^U(-0.5, 0.5) / d²`` K/m² a source strength,
+with d the part's largest distance to its boundary (half its thickness), so that the interior
+rise ``s d² / 2`` is comparable to g and neither term is negligible whatever the part's size or
+slenderness. The interior rise caused by q scales like q L²; a scale-free model feeds q L² (field
+length power 2, see :mod:`meshop.fields`), which is what the manifest's ``length_power`` says.
+Each sample records its size, regime and source strength.
 """
 
 from __future__ import annotations
@@ -29,6 +37,8 @@ FIELDS = {
 DEFAULTS = {"resolution": 5000, "solver": "direct"}
 LENGTH_POWERS = {"source": 2}
 DIRICHLET = {"temperature": "boundary_temperature"}
+#: source/boundary regimes, drawn with equal odds (see the module docstring)
+REGIMES = ("heating", "boundary", "both")
 
 
 def heat3d_sample(rng: np.random.Generator, resolution: int = 5000, solver: str = "direct",
@@ -36,7 +46,7 @@ def heat3d_sample(rng: np.random.Generator, resolution: int = 5000, solver: str 
     """One heat3d sample.
 
     Args:
-        rng: random generator; draws the part, then q, then g.
+        rng: random generator; draws the part, then φ, ψ, the regime and the source strength.
         resolution: target number of mesh nodes (the meshes land within about 10 %).
         solver, tol: see :func:`meshop.data.fem.solve_poisson` ("amg" is faster above ~20k nodes).
 
@@ -45,16 +55,22 @@ def heat3d_sample(rng: np.random.Generator, resolution: int = 5000, solver: str 
         ``boundary_temperature``, ``temperature``, and the part's description: ``family``,
         ``params``, ``size`` (m, longest side of the unrotated part), ``rotation``,
         ``translation``, plus ``source_scale`` (q L² with L = size, the scale of the interior
-        rise) and the solver's ``residual``.
+        rise), ``regime``, ``source_strength`` (s, K/m²) and the solver's ``residual``.
     """
     points, tets, part = random_part_3d(rng, target_nodes=resolution)
     mesh = Mesh(points, {"tetra": tets})
-    source = smooth_random_field(points, rng)
-    g = smooth_random_field(points, rng)
+    phi = smooth_random_field(points, rng)
+    psi = smooth_random_field(points, rng)
+    regime = str(rng.choice(REGIMES))
+    strength = 2.0 * 10.0 ** rng.uniform(-0.5, 0.5) / mesh.distance_to_boundary.max() ** 2
+    source = {"heating": strength * (1.0 + 0.5 * phi), "boundary": np.zeros_like(phi),
+              "both": strength * phi}[regime]
+    g = np.zeros_like(psi) if regime == "heating" else psi
     boundary = mesh.boundary_mask
     solution = solve_poisson(points, tets, source, np.flatnonzero(boundary), g[boundary],
                              solver=solver, tol=tol)
     mesh = mesh.with_point_data(source=source, boundary_temperature=np.where(boundary, g, 0.0),
                                 temperature=solution.u)
     part.pop("tries")
-    return mesh, {**part, "source_scale": part["size"] ** 2, "residual": solution.residual}
+    return mesh, {**part, "source_scale": part["size"] ** 2, "regime": regime,
+                  "source_strength": strength, "residual": solution.residual}

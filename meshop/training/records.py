@@ -1,0 +1,33 @@
+"""What a run leaves besides checkpoints: ``metrics.csv`` and the loss-curve PNG."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+#: columns of metrics.csv, one row per epoch
+COLUMNS = ("epoch", "train_loss", "val_rel_l2", "lr", "seconds")
+
+
+def write_metrics(history: list[dict], path: Path) -> Path:
+    """Write ``history`` (one dict per epoch with :data:`COLUMNS`) to ``path`` atomically.
+
+    ``seconds`` is the cumulative training time (training and validation, not checkpointing).
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for row in history:
+            writer.writerow({k: row[k] if k == "epoch" else f"{row[k]:.8g}" for k in COLUMNS})
+    os.replace(tmp, path)
+    return path
+
+
+def write_loss_curve(metrics_csv: Path, out_png: Path) -> Path:
+    """The training-loss and validation-error curves of ``metrics_csv`` as a PNG."""
+    from ..viz.plots import plot_loss_curve
+
+    return plot_loss_curve(metrics_csv, out_png)
