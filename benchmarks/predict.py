@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
 import time
 
 import numpy as np
+from machine import machine
 
 
 def cube(n_nodes: int):
@@ -49,18 +48,6 @@ def run_case(n_nodes: int, mode: str, model: str | None, max_nodes: int) -> dict
     seconds = time.perf_counter() - started
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"nodes": mesh.n_points, "mode": mode, "seconds": seconds, "peak_gib": peak_kib / 2**20}
-
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as handle:
-            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    import torch
-
-    return f"{os.cpu_count()} cores, {cpu}, torch {torch.__version__} ({torch.get_num_threads()} threads)"
 
 
 def main() -> None:

@@ -91,13 +91,49 @@ def predict(
 
 
 @app.command()
+def train(
+    data: Optional[Path] = typer.Option(None, "--data", "-d", help="Dataset folder with dataset.json [or 'data:' in --config]."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name: gno, ... [default: gno]."),
+    inputs: Optional[str] = typer.Option(None, help="Input fields, comma-separated [default: the manifest's]."),
+    targets: Optional[str] = typer.Option(None, help="Target fields, comma-separated [default: the manifest's]."),
+    epochs: Optional[int] = typer.Option(None, help="Passes over the training split [default: 50]."),
+    batch_size: Optional[int] = typer.Option(None, help="Meshes per batch [default: 4]."),
+    lr: Optional[float] = typer.Option(None, help="Peak learning rate of AdamW [default: 1e-3]."),
+    schedule: Optional[str] = typer.Option(None, help="onecycle or cosine [default: onecycle]."),
+    seed: Optional[int] = typer.Option(None, help="Seed of weights and shuffling [default: 0]."),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda [default: cpu]."),
+    model_option: Optional[list[str]] = typer.Option(None, "--model-option", help="Model hyper-parameter KEY=VALUE, repeatable (e.g. width=64)."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML file of the same options; flags override it."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.safetensors."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder [default: runs/<dataset>-<model>]."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+):
+    """Train a model on a dataset folder; writes best.safetensors, last.safetensors, metrics.csv, loss.png."""
+    from .training import merge_options
+    from .training import train as run_training
+
+    with user_errors():
+        options = merge_options(config, model_option, data=data, model=model, inputs=inputs, targets=targets,
+                                epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule, seed=seed,
+                                device=device, out=out, resume=resume or None, progress=False if quiet else None)
+        result = run_training(**options)
+    metrics = result.metrics
+    typer.echo(f"wrote {result.best} (epoch {metrics['best_epoch']}, validation relative L2 "
+               f"{metrics['best_val_rel_l2']:.4g}) and {result.last}")
+    if metrics["test_rel_l2"] is not None:
+        typer.echo(f"  test relative L2 {metrics['test_rel_l2']:.4g}")
+    typer.echo(f"  {metrics['epochs']} epochs in {metrics['seconds']:.1f} s; curves in "
+               f"{result.run / 'metrics.csv'} and {result.run / 'loss.png'}")
+
+
+@app.command()
 def render(
     file: Path = typer.Argument(..., help="Mesh file with point fields (vtu, vtk, msh, ...)."),
-    field: Optional[str] = typer.Option(None, "--field", "-f", help="Point field to colour by [default: the first]."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="PNG path [default: <stem>.png beside FILE]."),
+    field: Optional[str] = typer.Option(None, "--field", "-f", help="Point field to colour by (default: the first)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="PNG path (default: <stem>.png beside FILE)."),
     compare: bool = typer.Option(False, "--compare", help="Three panels: FIELD | FIELD_pred | FIELD_error."),
 ):
-    """Render a field to a PNG, off screen (3D volumes with one octant cut away)."""
+    """Render a field to a PNG, off screen (3D volumes cut open to show the inside)."""
     from .viz import render as render_png
 
     suffix = ".compare.png" if compare else ".png"
@@ -109,7 +145,7 @@ def render(
 @app.command()
 def view(
     file: Path = typer.Argument(..., help="Mesh file with point fields."),
-    field: Optional[str] = typer.Option(None, "--field", "-f", help="Field shown first [default: the first]."),
+    field: Optional[str] = typer.Option(None, "--field", "-f", help="Field shown first (default: the first)."),
     html: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained interactive page instead of opening a window."),
 ):
     """Interactive 3D view (drag the clip plane, n/p switch fields), or a browser page with --html."""

@@ -12,7 +12,7 @@ import torch
 
 from .checkpoint import Checkpoint, CheckpointError, load
 from .errors import MeshError
-from .graph import decode, node_data
+from .graph import decode, feature_count, node_data
 from .mesh import Mesh
 
 #: name of the model used when none is given
@@ -85,6 +85,12 @@ class Predictor:
         self.checkpoint = resolve_model(model, device)
         self.device = device
         self.max_nodes = max_nodes
+        ckpt = self.checkpoint
+        expected = feature_count(ckpt.fields, ckpt.model.dim)
+        if ckpt.model.in_channels != expected:
+            raise CheckpointError(
+                f"{ckpt.path or 'checkpoint'}: the model reads {ckpt.model.in_channels} node features but this "
+                f"meshop builds {expected} for its fields (written by meshop {ckpt.meshop_version or '?'}); re-train it.")
 
     @property
     def spec(self):

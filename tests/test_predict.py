@@ -125,6 +125,9 @@ def _bad_cases(tmp_path, heat_checkpoint):
     corrupt_mesh.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     corrupt_ckpt = tmp_path / "corrupt.safetensors"
     corrupt_ckpt.write_bytes(heat_checkpoint.read_bytes()[:500])
+    mismatched = tmp_path / "mismatched.safetensors"
+    wide = models.get("gno", feature_count(ckpt.fields, 3) + 1, 1, 3, width=8, layers=1, kernel_width=8)
+    checkpoint.save(mismatched, checkpoint.Checkpoint(wide, "gno", ckpt.fields, ckpt.graph))
     flat = tmp_path / "flat.vtu"
     square = meshop.Mesh(np.array([[0, 0], [1, 0], [0, 1.0]]), {"triangle": np.array([[0, 1, 2]])})
     meshop.write(square, flat)
@@ -133,6 +136,7 @@ def _bad_cases(tmp_path, heat_checkpoint):
         (tmp_path / "open.stl", heat_checkpoint, "surface is open"),
         (corrupt_mesh, heat_checkpoint, "corrupt.vtu"),
         (good, corrupt_ckpt, "not a readable safetensors checkpoint"),
+        (good, mismatched, "node features but this meshop builds"),
         (flat, heat_checkpoint, "the mesh is 2D but model 'gno' was trained on 3D meshes"),
         (tmp_path / "missing.vtu", heat_checkpoint, "no such file"),
     ]

@@ -1,4 +1,9 @@
-"""Volume and general formats through meshio."""
+"""Volume and general formats through meshio.
+
+meshio's own ``read`` prints the error of a failed reader and calls ``sys.exit`` (and picks
+the first of several formats sharing an extension when writing: ``.msh`` would be ANSYS), so
+readers and writers are called by explicit format name, with their output silenced.
+"""
 
 from __future__ import annotations
 
@@ -8,33 +13,82 @@ from pathlib import Path
 
 import meshio
 import numpy as np
+from meshio._helpers import reader_map  # the per-format readers, without meshio's sys.exit
 
 from ..errors import MeshError
+from . import _sniff
 
-READ_EXTENSIONS = [
-    ".vtu", ".vtk", ".msh", ".xdmf", ".xmf", ".med", ".inp", ".mesh", ".meshb", ".e", ".exo",
-    ".su2", ".bdf", ".fem", ".nas", ".f3grid", ".h5m", ".dat", ".tec", ".ugrid", ".wkt", ".node",
-    ".ele", ".avs", ".post", ".dato", ".post.gz", ".dato.gz", ".am", ".hmf",
-]
-WRITE_EXTENSIONS = [
-    ".vtu", ".vtk", ".msh", ".xdmf", ".med", ".inp", ".mesh", ".su2", ".bdf", ".obj", ".stl",
-    ".ply", ".off",
-]
+#: extension -> meshio format names to try, in order
+READ_FORMATS = {
+    ".vtu": ["vtu"], ".vtk": ["vtk"], ".msh": ["gmsh", "ansys"], ".xdmf": ["xdmf"],
+    ".xmf": ["xdmf"], ".med": ["med"], ".inp": ["abaqus"], ".mesh": ["medit"],
+    ".meshb": ["medit"], ".e": ["exodus"], ".exo": ["exodus"], ".su2": ["su2"],
+    ".bdf": ["nastran"], ".fem": ["nastran"], ".nas": ["nastran"], ".f3grid": ["flac3d"],
+    ".h5m": ["h5m"], ".tec": ["tecplot"], ".dat": ["tecplot"], ".ugrid": ["ugrid"],
+    ".node": ["tetgen"], ".ele": ["tetgen"], ".avs": ["avsucd"], ".post": ["dolfin-xml"],
+    ".am": ["hmf"], ".hmf": ["hmf"], ".ply": ["ply"],
+}
+READ_EXTENSIONS = list(READ_FORMATS)
+
+#: extension -> (meshio format, writer options, cell types it holds or None for all,
+#:               whether it stores point fields)
+WRITE_FORMATS = {
+    ".vtu": ("vtu", {"binary": True, "compression": "zlib"}, None, True),
+    ".vtk": ("vtk", {"binary": True}, None, True),
+    ".msh": ("gmsh", {"binary": True}, None, True),  # gmsh 4.1 binary: the ASCII variant
+    # of meshio's writer produces point data its own reader rejects
+    ".xdmf": ("xdmf", {"data_format": "XML"}, None, True),  # one file, no .h5 beside it
+    ".med": ("med", {}, None, True),
+    ".inp": ("abaqus", {}, None, False),
+    ".mesh": ("medit", {}, None, False),
+    ".su2": ("su2", {}, None, False),
+    ".stl": ("stl", {"binary": True}, {"triangle"}, False),
+    ".obj": ("obj", {}, {"triangle", "quad"}, False),
+    ".off": ("off", {}, {"triangle"}, False),
+    ".ply": ("ply", {"binary": True}, {"triangle", "quad"}, True),
+}
+WRITE_EXTENSIONS = list(WRITE_FORMATS)
+_SURFACE_ONLY = {".stl", ".obj", ".off"}
+#: meshio bookkeeping arrays that are not physical fields
+_META_POINT_DATA = {"gmsh:dim_tags"}
 
 
 def read(path: Path, ext: str):
-    """``(points, cells, point_data, cell_data)`` from meshio; legacy .vtk that meshio cannot
-    parse (polydata) falls back to PyVista."""
-    try:
-        with _quiet():
-            m = meshio.read(path)
-    except (Exception, SystemExit) as err:  # meshio calls SystemExit on some legacy VTK files
-        if ext == ".vtk":
-            from . import _vtk
+    """``(points, cells, point_data, cell_data)`` of a file meshio reads; ``.vtk`` polydata,
+    and ``.vtu`` / ``.vtk`` files meshio rejects, go to VTK's reader; ``.ply`` that meshio
+    rejects to trimesh."""
+    if ext == ".vtk" and _legacy_dataset(path) not in (b"UNSTRUCTURED_GRID", b"STRUCTURED_POINTS",
+                                                        b"STRUCTURED_GRID", b"RECTILINEAR_GRID"):
+        from . import _vtk
 
-            return _vtk.read(path, ext)
-        raise MeshError(f"{path}: could not be read as {ext} ({_reason(err)}).") from None
-    return from_meshio(m)
+        return _vtk.read(path, ext)
+    first_error = None
+    for file_format in READ_FORMATS[ext]:
+        try:
+            with _quiet():
+                return from_meshio(reader_map[file_format](str(path)))
+        except (Exception, SystemExit) as err:  # noqa: PERF203 - a bad file may raise anything
+            first_error = first_error or err
+    fallback = {".vtu": "_vtk", ".vtk": "_vtk", ".ply": "_trimesh"}.get(ext)
+    if fallback:
+        import importlib
+
+        module = importlib.import_module(f".{fallback}", __package__)
+        try:
+            return module.read(path, ext)
+        except MeshError:
+            pass
+    raise _sniff.reader_failure(path, ext, first_error)
+
+
+def _legacy_dataset(path: Path) -> bytes:
+    """The DATASET keyword of a legacy VTK file's header (b"" when absent)."""
+    with open(path, "rb") as handle:
+        for _ in range(6):
+            line = handle.readline()
+            if line.upper().startswith(b"DATASET"):
+                return line.split()[1].upper() if len(line.split()) > 1 else b""
+    return b""
 
 
 def from_meshio(m: meshio.Mesh):
@@ -48,37 +102,46 @@ def from_meshio(m: meshio.Mesh):
             by_type = cell_data.setdefault(name, {})
             by_type[block.type] = (np.concatenate([by_type[block.type], values])
                                    if block.type in by_type else values)
-    return np.asarray(m.points), cells, dict(m.point_data), cell_data
+    point_data = {k: np.asarray(v) for k, v in m.point_data.items() if k not in _META_POINT_DATA}
+    return np.asarray(m.points), cells, point_data, cell_data
 
 
-def to_meshio(mesh) -> meshio.Mesh:
-    points = mesh.points
-    if mesh.dim == 2:
-        z = np.full((mesh.n_points, 1), mesh.planar_z or 0.0)
-        points = np.hstack([points, z])
-    blocks = list(mesh.cells.items())
+def xyz(mesh) -> np.ndarray:
+    """``(N, 3)`` coordinates to write: 2D meshes get back their constant z (0 if none)."""
+    if mesh.dim == 3:
+        return mesh.points
+    z = np.full((mesh.n_points, 1), mesh.planar_z or 0.0)
+    return np.hstack([mesh.points, z])
+
+
+def to_meshio(mesh, cell_types=None) -> meshio.Mesh:
+    """A meshio.Mesh of ``mesh`` (only ``cell_types`` when given)."""
+    blocks = [(t, c) for t, c in mesh.cells.items() if cell_types is None or t in cell_types]
     cell_data = {}
     for name, by_type in mesh.cell_data.items():
-        if all(t in by_type for t, _ in blocks):
+        if blocks and all(t in by_type for t, _ in blocks):
             cell_data[name] = [np.asarray(by_type[t]) for t, _ in blocks]
-    return meshio.Mesh(points, blocks, point_data=dict(mesh.point_data), cell_data=cell_data)
+    return meshio.Mesh(xyz(mesh), blocks, point_data=dict(mesh.point_data), cell_data=cell_data)
 
 
 def write(mesh, path: Path, ext: str) -> None:
-    kwargs = {"data_format": "XML"} if ext in (".xdmf",) else {}
-    if ext == ".vtu":
-        kwargs = {"compression": "zlib", "binary": True}
-    meshio.write(path, to_meshio(mesh), **kwargs)
+    file_format, options, holds, _ = WRITE_FORMATS[ext]
+    if holds is not None:
+        top = [t for t in mesh.cells if t not in ("vertex", "line", "line3")]
+        extra = sorted(set(top) - holds)
+        if extra:
+            raise MeshError(f"{path}: {ext} files hold {' and '.join(sorted(holds))} surfaces, "
+                            f"not {', '.join(extra)} cells; write .vtu, .vtk or .msh instead.")
+        if ext in _SURFACE_ONLY and not top:
+            raise MeshError(f"{path}: {ext} files hold surfaces and this is a point cloud; "
+                            "write .ply, .vtp, .vtu, .csv, .xyz or .npy instead.")
+    with _quiet():
+        meshio.write(path, to_meshio(mesh, holds), file_format=file_format, **options)
 
 
 def _quiet():
-    """meshio prints to stdout/stderr on the files it rejects; keep that off the user's screen."""
+    """meshio prints warnings and errors to stdout; keep them off the user's screen."""
     stack = contextlib.ExitStack()
     stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
     stack.enter_context(contextlib.redirect_stderr(io.StringIO()))
     return stack
-
-
-def _reason(err: BaseException) -> str:
-    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return text[:200]

@@ -1,4 +1,10 @@
-"""The VTK family through PyVista: .vtp polydata, and legacy .vtk files meshio rejects."""
+"""The VTK family through VTK's own readers, wrapped by PyVista: .vtp polydata, the structured
+XML grids (.vti .vtr .vts), legacy .vtk polydata, and .vtu / .vtk files meshio cannot parse.
+
+VTK reports problems through its output window and logger (printed to stderr) and may crash
+on the data of a failed read, so every read runs with both silenced and captured, and any
+reported error or warning becomes a :class:`MeshError` before the data is touched.
+"""
 
 from __future__ import annotations
 
@@ -7,31 +13,101 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MeshError
+from . import _sniff
 
-READ_EXTENSIONS = [".vtp", ".vtk"]
+READ_EXTENSIONS = [".vtp", ".vti", ".vtr", ".vts"]
+WRITE_EXTENSIONS = [".vtp"]
 
-# VTK cell type id -> meshio name, for the linear cells we support
-_VTK_TYPES = {1: "vertex", 3: "line", 5: "triangle", 9: "quad", 10: "tetra", 12: "hexahedron",
-              13: "wedge", 14: "pyramid", 22: "triangle6", 24: "tetra10"}
+# VTK cell type id -> (meshio name, node permutation or None)
+_VTK_TYPES = {
+    1: ("vertex", None), 3: ("line", None), 21: ("line3", None),
+    5: ("triangle", None), 22: ("triangle6", None),
+    9: ("quad", None), 23: ("quad8", None), 28: ("quad9", None), 8: ("quad", [0, 1, 3, 2]),
+    10: ("tetra", None), 24: ("tetra10", None),
+    12: ("hexahedron", None), 25: ("hexahedron20", None), 29: ("hexahedron27", None),
+    11: ("hexahedron", [0, 1, 3, 2, 4, 5, 7, 6]),
+    13: ("wedge", None), 26: ("wedge15", None), 14: ("pyramid", None), 27: ("pyramid13", None),
+}
+_POLY_ONLY = {2, 4}  # poly-vertex and poly-line cells of polydata: no area, dropped
+_POLYGONS = (6, 7)  # triangle strips and general polygons of polydata: triangulated
 
 
 def read(path: Path, ext: str):
+    """``(points, cells, point_data, cell_data)`` of a VTK file, by VTK's reader."""
     import pyvista as pv
 
-    try:
-        data = pv.read(path)
-    except Exception as err:
-        raise MeshError(f"{path}: could not be read as {ext} ({str(err).splitlines()[0][:200]}).") from None
-    if data is None or data.n_points == 0:
-        raise MeshError(f"{path}: the mesh has no points (empty or truncated file).")
-    if isinstance(data, pv.PolyData):
-        data = data.triangulate()
+    data = pv.wrap(_run_reader(path, ext))
     grid = data.cast_to_unstructured_grid()
+    if isinstance(data, pv.PolyData) and np.isin(grid.celltypes, _POLYGONS).any():
+        grid = data.triangulate().cast_to_unstructured_grid()
+    types = np.asarray(grid.celltypes)
     cells: dict[str, np.ndarray] = {}
+    cell_data: dict[str, dict[str, np.ndarray]] = {}
     for vtk_type, conn in grid.cells_dict.items():
-        name = _VTK_TYPES.get(int(vtk_type))
-        if name is None:
-            raise MeshError(f"{path}: VTK cell type {int(vtk_type)} is not supported.")
-        cells[name] = np.asarray(conn, dtype=np.int64)
+        vtk_type = int(vtk_type)
+        if vtk_type in _POLY_ONLY:
+            continue
+        if vtk_type not in _VTK_TYPES:
+            raise MeshError(f"{path}: VTK cell type {vtk_type} is not supported "
+                            f"(supported: {sorted(_VTK_TYPES)}).")
+        name, order = _VTK_TYPES[vtk_type]
+        conn = np.asarray(conn, dtype=np.int64)
+        conn = conn[:, order] if order else conn
+        cells[name] = np.concatenate([cells[name], conn]) if name in cells else conn
+        for key, values in grid.cell_data.items():
+            if not key.startswith("vtk"):
+                by_type = cell_data.setdefault(key, {})
+                part = np.asarray(values)[types == vtk_type]
+                by_type[name] = np.concatenate([by_type[name], part]) if name in by_type else part
     point_data = {k: np.asarray(v) for k, v in grid.point_data.items() if not k.startswith("vtk")}
-    return np.asarray(grid.points, dtype=np.float64), cells, point_data, {}
+    return np.asarray(grid.points, dtype=np.float64), cells, point_data, cell_data
+
+
+def _run_reader(path: Path, ext: str):
+    """The reader's output data set; MeshError on any error or warning VTK reports."""
+    import pyvista as pv
+    from vtkmodules.vtkCommonDataModel import vtkDataSet
+
+    if ext == ".vtk":
+        from vtkmodules.vtkIOLegacy import vtkDataSetReader
+
+        reader = vtkDataSetReader()
+        for flag in ("Scalars", "Vectors", "Normals", "Tensors", "ColorScalars", "TCoords", "Fields"):
+            getattr(reader, f"ReadAll{flag}On")()
+    else:
+        from vtkmodules.vtkIOXML import vtkXMLGenericDataObjectReader
+
+        reader = vtkXMLGenericDataObjectReader()
+    reader.SetFileName(str(path))
+    with pv.vtk_verbosity("off"), pv.VtkErrorCatcher(send_to_logging=False) as caught:
+        reader.Update()
+    if caught.events:
+        raise _sniff.reader_failure(path, ext, RuntimeError(_event_text(caught.events[0])))
+    output = reader.GetOutput() if ext == ".vtk" else reader.GetOutputDataObject(0)
+    if output is None or not isinstance(output, vtkDataSet):
+        kind = type(output).__name__ if output is not None else "nothing"
+        raise MeshError(f"{path}: VTK read {kind} from this {ext} file, not a mesh.")
+    if output.GetNumberOfPoints() == 0:
+        raise MeshError(f"{path}: the mesh has no points.")
+    return output
+
+
+def _event_text(event) -> str:
+    alert = str(getattr(event, "alert", event)).strip()
+    return alert.splitlines()[-1] if alert else "VTK reported an error"
+
+
+def write(mesh, path: Path, ext: str) -> None:
+    """A surface or point cloud as VTK XML polydata (binary, zlib-compressed)."""
+    import pyvista as pv
+
+    from ._meshio import xyz
+
+    faces = []
+    for cell_type, conn in mesh.cells.items():
+        if cell_type in ("triangle", "quad"):
+            faces.append(np.hstack([np.full((len(conn), 1), conn.shape[1]), conn]).ravel())
+    poly = pv.PolyData(xyz(mesh), np.concatenate(faces) if faces else None)
+    for name, values in mesh.point_data.items():
+        poly.point_data[name] = values
+    poly.save(str(path), binary=True)

@@ -5,7 +5,7 @@
 >>> result.metrics["test_rel_l2"]
 """
 
-from .config import load_config
+from .config import load_config, merge_options
 from .trainer import Trainer, TrainResult, evaluate, train
 
-__all__ = ["Trainer", "TrainResult", "evaluate", "load_config", "train"]
+__all__ = ["Trainer", "TrainResult", "evaluate", "load_config", "merge_options", "train"]

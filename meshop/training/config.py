@@ -70,3 +70,27 @@ def graph_settings(value, where) -> GraphSettings:
         return GraphSettings(**value)
     except TypeError as err:
         raise MeshError(f"{where}: bad graph settings ({err}).") from None
+
+
+def merge_options(config=None, model_options: list[str] | None = None, **flags) -> dict:
+    """Options for :func:`~meshop.training.train` from a config file and command-line flags.
+
+    Flags that are None were not given and leave the config's value; ``inputs`` and ``targets``
+    may be comma-separated strings; ``model_options`` are ``KEY=VALUE`` strings (VALUE read as
+    YAML, so ``width=64`` is an integer). Flags override ``model_options``, which override the file.
+    """
+    import yaml
+
+    options = load_config(config) if config is not None else {}
+    for pair in model_options or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise MeshError(f"--model-option {pair!r}: expected KEY=VALUE, e.g. width=64.")
+        options[key.strip()] = yaml.safe_load(value)
+    for name in ("inputs", "targets"):
+        if isinstance(flags.get(name), str):
+            flags[name] = [n.strip() for n in flags[name].split(",") if n.strip()]
+    options.update({k: v for k, v in flags.items() if v is not None})
+    if options.get("data") is None:
+        raise MeshError("no dataset given: pass --data DIR or set 'data:' in the --config file.")
+    return options

@@ -103,7 +103,7 @@ def export_html(mesh_or_path: Mesh | str | Path, out_html: str | Path, field: st
                 window_size=SINGLE_WINDOW) -> Path:
     """Write a self-contained interactive page of one field (rotate, zoom, pan in the browser).
 
-    The scene is drawn as :func:`render` draws it (3D volumes with an octant cut away),
+    The scene is drawn as :func:`render` draws it (3D volumes cut open towards the camera),
     serialized to the vtk.js scene format and embedded, with the vtk.js viewer, in one HTML
     file: it opens from disk with no server and fetches nothing from the network.
     Needs the ``trame-vtk`` package (the serializer and the viewer page).

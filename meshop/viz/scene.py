@@ -197,7 +197,8 @@ def add_field(plotter, grid, kind: str, array: str | None, style: FieldStyle | N
         actor = plotter.add_mesh(grid, lighting=False, **colour, **edges)
     elif kind == "surface" or array is None:  # geometry only: the whole outer surface
         surface = grid if kind == "surface" else grid.extract_surface(algorithm="dataset_surface")
-        actor = plotter.add_mesh(surface, smooth_shading=not show_edges, **colour, **edges)
+        actor = plotter.add_mesh(surface, smooth_shading=not show_edges, split_sharp_edges=not show_edges,
+                                 **colour, **edges)
     else:
         kept, removed_skin = cut_open(grid)
         if removed_skin.n_cells:

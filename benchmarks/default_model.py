@@ -1,0 +1,114 @@
+"""Accuracy of a heat model (default: the bundled one) on the heat3d test split and on unlike parts.
+
+Unlike parts are shapes none of the training families (plates, blocks, L-brackets, flanges) has:
+a sphere, a torus, a tube, a cone, a star prism, a T-beam, and the bundled bracket. Each is solved
+with the default model's use case (uniform source q = 1, surfaces held at T = 0) by scikit-fem,
+the ground truth, and predicted; the table gives relative L2 and the speed-up over the solve.
+
+    python benchmarks/default_model.py [--model CKPT] [--data data/heat3d-default]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from machine import machine
+
+import meshop
+from meshop.data.fem import solve_poisson
+from meshop.data.shapes import _mesh_arrays, gmsh_session
+from meshop.predict import Predictor
+
+HERE = Path(__file__).resolve().parent
+
+
+def unlike_parts(mesh_size_fraction: float = 1 / 28) -> dict[str, meshop.Mesh]:
+    """Tetrahedral meshes of shapes outside the heat3d families, at assorted sizes (metres)."""
+    builders = {
+        "sphere r=0.3": lambda occ: occ.addSphere(0, 0, 0, 0.3),
+        "torus R=1 r=0.25": lambda occ: occ.addTorus(0, 0, 0, 1.0, 0.25),
+        "tube 0.05 m": lambda occ: occ.cut([(3, occ.addCylinder(0, 0, 0, 0, 0, 0.05, 0.01))],
+                                           [(3, occ.addCylinder(0, 0, -0.01, 0, 0, 0.07, 0.006))]),
+        "cone 2 m": lambda occ: occ.addCone(0, 0, 0, 0, 0, 2.0, 0.8, 0.1),
+        "star prism": _star_prism,
+        "T-beam": lambda occ: occ.fuse([(3, occ.addBox(-0.5, -0.05, 0, 1.0, 0.1, 0.08))],
+                                       [(3, occ.addBox(-0.5, -0.015, -0.3, 1.0, 0.03, 0.3))]),
+    }
+    parts = {}
+    for name, build in builders.items():
+        with gmsh_session(name) as gmsh:
+            build(gmsh.model.occ)
+            gmsh.model.occ.synchronize()
+            lo = np.array(gmsh.model.getBoundingBox(-1, -1)[:3])
+            hi = np.array(gmsh.model.getBoundingBox(-1, -1)[3:])
+            size = np.linalg.norm(hi - lo) * mesh_size_fraction
+            gmsh.option.setNumber("Mesh.MeshSizeMax", size)
+            gmsh.option.setNumber("Mesh.MeshSizeMin", size / 3)
+            gmsh.model.mesh.generate(3)
+            points, tets = _mesh_arrays(gmsh, 3)
+        parts[name] = meshop.Mesh(points, {"tetra": tets})
+    bracket = meshop.read(HERE.parent / "examples" / "parts" / "bracket.vtu")
+    parts["bundled bracket (mm)"] = meshop.Mesh(bracket.points, bracket.cells)
+    return parts
+
+
+def _star_prism(occ):
+    angles = np.linspace(0, 2 * np.pi, 14, endpoint=False)
+    radii = np.where(np.arange(14) % 2 == 0, 0.2, 0.09)
+    points = [occ.addPoint(r * np.cos(a), r * np.sin(a), 0) for r, a in zip(radii, angles)]
+    lines = [occ.addLine(points[i], points[(i + 1) % len(points)]) for i in range(len(points))]
+    surface = occ.addPlaneSurface([occ.addCurveLoop(lines)])
+    occ.extrude([(2, surface)], 0, 0, 0.12)
+
+
+def solve_heating(mesh: meshop.Mesh) -> tuple[np.ndarray, float]:
+    """FEM temperature for q = 1, T = 0 on the surface, and the solve's seconds."""
+    started = time.perf_counter()
+    boundary = np.flatnonzero(mesh.boundary_mask)
+    u = solve_poisson(mesh.points, mesh.cells["tetra"], np.ones(mesh.n_points), boundary,
+                      np.zeros(len(boundary)), solver="direct").u
+    return u, time.perf_counter() - started
+
+
+def test_split_error(predictor: Predictor, data: Path) -> list[float]:
+    manifest = json.loads((data / "dataset.json").read_text())
+    errors = []
+    for name in manifest["split"]["test"]:
+        result = predictor.predict(meshop.read(data / name))
+        errors.append(result.metrics["temperature"]["relative_l2"])
+    return errors
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="checkpoint [default: the bundled heat3d model]")
+    parser.add_argument("--data", type=Path, default=None, help="a heat3d dataset folder for the test split")
+    args = parser.parse_args()
+    predictor = Predictor(args.model)
+    print(f"model: {predictor.checkpoint.path} ({predictor.checkpoint.model_name}, "
+          f"{predictor.checkpoint.model.n_parameters()} parameters)")
+    print(f"machine: {machine()}")
+    if args.data:
+        errors = test_split_error(predictor, args.data)
+        print(f"heat3d test split ({len(errors)} samples, own q and g): relative L2 "
+              f"mean {np.mean(errors):.4f}, median {np.median(errors):.4f}, max {np.max(errors):.4f}")
+    print("| part | nodes | relative L2 | max error / max T | predict s | FEM s | speed-up |")
+    print("|---|---|---|---|---|---|---|")
+    errors = []
+    for name, mesh in unlike_parts().items():
+        truth, fem_seconds = solve_heating(mesh)
+        result = predictor.predict(mesh)
+        pred = result.mesh.point_data["temperature_pred"]
+        rel = np.linalg.norm(pred - truth) / np.linalg.norm(truth)
+        errors.append(rel)
+        print(f"| {name} | {mesh.n_points} | {rel:.4f} | {np.abs(pred - truth).max() / truth.max():.4f} "
+              f"| {result.seconds:.2f} | {fem_seconds:.2f} | {fem_seconds / result.seconds:.1f}x |")
+    print(f"unlike parts: relative L2 mean {np.mean(errors):.4f}, max {np.max(errors):.4f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Cheap content checks before a reader runs: a file whose content is not its extension's
+format, or that is visibly cut short, gets a precise message instead of a parser's."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+from ..errors import MeshError
+
+_XML_VTK = (".vtu", ".vtp", ".vti", ".vtr", ".vts")
+_TEXT = (".obj", ".inp", ".xyz", ".txt", ".csv", ".su2", ".mesh", ".node", ".ele", ".wkt", ".off")
+_HDF5 = (".med", ".h5m", ".hmf")
+
+#: phrases in reader errors that mean the data stops early
+_TRUNCATION_HINTS = ("truncat", "unexpected length", "end of file", "eof", "not fully written",
+                     "read all data", "could not be read to its end", "reshape", "buffer size",
+                     "not expected length", "error reading binary data", "no element found",
+                     "unclosed token", "mismatch of datasize", "inhomogeneous")
+
+
+def content_kind(head: bytes) -> str:
+    """A short human description of what the first bytes of a file hold."""
+    stripped = head.lstrip()
+    magic = [(b"\x89HDF\r\n\x1a\n", "HDF5 data"), (b"\x93NUMPY", "a NumPy array"),
+             (b"glTF", "binary glTF"), (b"PK\x03\x04", "a ZIP archive"),
+             (b"\x1f\x8b", "gzip-compressed data"), (b"# vtk DataFile", "legacy VTK"),
+             (b"$MeshFormat", "a gmsh mesh"), (b"ply", "PLY"), (b"<", "XML"), (b"{", "JSON")]
+    for prefix, kind in magic:
+        if head.startswith(prefix) or (kind in ("XML", "JSON", "legacy VTK") and stripped.startswith(prefix)):
+            return kind
+    if stripped[:5].lower() == b"solid" and b"facet" in head:
+        return "ASCII STL"
+    return "text" if _is_text(head) else "binary data"
+
+
+def _is_text(head: bytes) -> bool:
+    if b"\x00" in head:
+        return False
+    control = sum(1 for byte in head if byte < 32 and byte not in b"\t\n\r\f")
+    return control <= len(head) // 100
+
+
+def check(path: Path, ext: str) -> None:
+    """Raise :class:`MeshError` when ``path`` cannot hold ``ext`` data or is truncated."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+        handle.seek(max(0, size - 1024))
+        tail = handle.read()
+    kind = content_kind(head)
+    if ext == ".stl":
+        return _check_stl(path, size, head, tail, kind)
+    expected = _expected_kinds(ext)
+    if expected and kind not in expected:
+        raise mismatch(path, ext, kind, head)
+    if ext in _XML_VTK and b"</VTKFile>" not in tail:
+        raise truncated(path, "the XML ends before </VTKFile>")
+    if ext in (".xdmf", ".xmf") and b"</Xdmf>" not in tail:
+        raise truncated(path, "the XML ends before </Xdmf>")
+    if kind == "a gmsh mesh" and not tail.rstrip().splitlines()[-1].startswith(b"$End"):
+        raise truncated(path, "the last section has no $End line")
+    if ext == ".glb" and size >= 12:
+        declared = struct.unpack("<I", head[8:12])[0]
+        if declared > size:
+            raise truncated(path, f"the header declares {declared} bytes, the file has {size}")
+
+
+def _expected_kinds(ext: str) -> tuple[str, ...]:
+    if ext in _XML_VTK or ext in (".xdmf", ".xmf"):
+        return ("XML",)
+    table = {".vtk": ("legacy VTK",), ".msh": ("a gmsh mesh", "text"), ".ply": ("PLY",),
+             ".glb": ("binary glTF",), ".gltf": ("JSON",), ".npy": ("a NumPy array",)}
+    if ext in table:
+        return table[ext]
+    if ext in _HDF5:
+        return ("HDF5 data",)
+    if ext in _TEXT:
+        return ("text", "ASCII STL")
+    return ()
+
+
+def _check_stl(path: Path, size: int, head: bytes, tail: bytes, kind: str) -> None:
+    """Binary STL: 80-byte header, uint32 count n, then 50 bytes per triangle; else ASCII."""
+    declared = struct.unpack("<I", head[80:84])[0] if size >= 84 else -1
+    if declared >= 0 and size == 84 + 50 * declared:
+        return
+    if head.lstrip()[:5].lower() == b"solid":
+        if b"endsolid" not in tail:
+            raise truncated(path, "the ASCII STL ends before 'endsolid'")
+        return
+    if kind == "binary data" and declared > 0 and size < 84 + 50 * declared:
+        raise truncated(path, f"the header declares {declared} triangles "
+                              f"({84 + 50 * declared} bytes), the file has {size}")
+    raise mismatch(path, ".stl", kind, head)
+
+
+def mismatch(path: Path, ext: str, kind: str, head: bytes) -> MeshError:
+    start = head[:40].decode("ascii", "replace").split("\n")[0].strip()
+    shown = f" starting with '{start}'" if kind in ("text", "XML", "JSON") and start else ""
+    return MeshError(f"{path}: not a valid {ext} file: its content looks like {kind}{shown} "
+                     "(wrong extension, or not a mesh file).")
+
+
+def truncated(path: Path, detail: str) -> MeshError:
+    return MeshError(f"{path}: the file is truncated ({detail}); export or copy it again.")
+
+
+def reader_failure(path: Path, ext: str, err: BaseException) -> MeshError:
+    """The :class:`MeshError` for a reader's exception: truncation when its message says so."""
+    text = str(err).strip()
+    reason = (text.splitlines()[0] if text else type(err).__name__)[:200]
+    if any(hint in text.lower() for hint in _TRUNCATION_HINTS):
+        return MeshError(f"{path}: the file is truncated or corrupt ({reason}); export or copy it again.")
+    return MeshError(f"{path}: could not read this {ext} file ({reason}); it is corrupt or a "
+                     "variant of the format the reader does not support.")

@@ -1,0 +1,196 @@
+"""MGNO, BENO and AMG: fitting, batching, node-order and checkpoint invariants, 2D and 3D."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from skfem import MeshTet, MeshTri
+from torch_geometric.data import Batch
+from torch_geometric.loader import DataLoader
+
+from meshop import Mesh, checkpoint, models
+from meshop.fields import FieldSpec
+from meshop.graph import GraphSettings, build_graph, decode, geometry_feature_count, relative_l2
+from meshop.models.amg import high_frequency_score
+from meshop.models.multilevel import MultiLevelData
+
+NEW_MODELS = ["mgno", "beno", "amg"]
+#: small configurations that keep every test below a few seconds on 2 CPU cores
+SMALL = {"mgno": {"width": 32, "cycles": 1},
+         "beno": {"width": 32, "layers": 3, "d_model": 32, "encoder_layers": 1},
+         "amg": {"width": 32, "blocks": 2}}
+SETTINGS = GraphSettings()
+
+
+def square_mesh(refine: int, stretch: float = 0.0) -> Mesh:
+    """Unit square (x stretched by ``1 + stretch``) with u = x(1-x) sin(y) and two inputs."""
+    grid = MeshTri.init_symmetric().refined(refine)
+    p = grid.p.T.copy()
+    p[:, 0] *= 1 + stretch
+    x, y = p[:, 0], p[:, 1]
+    return Mesh(p, {"triangle": grid.t.T}, point_data={
+        "source": np.sin(3 * x) + y, "boundary_value": x * y, "u": x * (1 - x) * np.sin(y)})
+
+
+def cube_mesh(refine: int) -> Mesh:
+    grid = MeshTet().refined(refine)
+    p = grid.p.T.copy()
+    x, y, z = p.T
+    return Mesh(p, {"tetra": grid.t.T}, point_data={
+        "source": np.cos(2 * z) + x, "boundary_value": y * z, "u": x * (1 - x) * np.sin(y) + z})
+
+
+def spec_for(meshes) -> FieldSpec:
+    return FieldSpec(["source", "boundary_value"], ["u"]).fit(meshes)
+
+
+def make_model(name: str, dim: int, **overrides) -> models.NeuralOperator:
+    torch.manual_seed(0)
+    in_channels = geometry_feature_count(dim) + 2
+    return models.get(name, in_channels, 1, dim, **{**SMALL[name], **overrides})
+
+
+def graphs_for(model, meshes, spec):
+    return [build_graph(m, spec, SETTINGS, prepare=model.prepare) for m in meshes]
+
+
+# ---------------------------------------------------------------------------- registry
+def test_registered_with_cpu_sized_defaults():
+    assert set(NEW_MODELS) <= set(models.available())
+    for name in NEW_MODELS:
+        model = models.get(name, geometry_feature_count(2) + 2, 1, 2)
+        assert 50_000 <= model.n_parameters() <= 300_000, (name, model.n_parameters())
+        assert model.config == models.defaults(name)
+
+
+def test_beno_rejects_input_positions_the_data_lacks():
+    with pytest.raises(ValueError, match="boundary_input=2"):
+        models.get("beno", geometry_feature_count(2) + 2, 1, 2, boundary_input=2)
+    model = models.get("beno", geometry_feature_count(2) + 1, 1, 2, source_input=None, boundary_input=None)
+    assert model.config["boundary_input"] is None
+
+
+# ---------------------------------------------------------------------------- batching
+def test_multilevel_data_shifts_sets_and_local_edges_when_batched():
+    def graph(n: int, n_coarse: int) -> MultiLevelData:
+        return MultiLevelData(
+            x=torch.zeros(n, 1), edge_index=torch.tensor([[0], [n - 1]]),
+            coarse_nodes=torch.arange(n_coarse) * 2,
+            coarse_edges=torch.tensor([[0], [n_coarse - 1]]),
+            mesh_to_coarse_edges=torch.tensor([[n - 1], [n_coarse - 1]]),
+            mesh_nodes=torch.arange(n))
+    batch = Batch.from_data_list([graph(5, 2), graph(7, 3), graph(4, 1)])
+    assert batch.coarse_nodes.tolist() == [0, 2, 5, 7, 9, 12]
+    assert batch.coarse_edges.tolist() == [[0, 2, 5], [1, 4, 5]]
+    assert batch.mesh_to_coarse_edges.tolist() == [[4, 11, 15], [1, 4, 5]]
+    assert batch.edge_index.tolist() == [[0, 5, 12], [4, 11, 15]]
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("name", NEW_MODELS)
+def test_batch_of_different_sizes_equals_graphs_alone(name, dim):
+    meshes = [square_mesh(3), square_mesh(2, 0.5), square_mesh(1)] if dim == 2 else [cube_mesh(2), cube_mesh(1)]
+    spec = spec_for(meshes)
+    model = make_model(name, dim).eval()
+    graphs = graphs_for(model, meshes, spec)
+    batch = next(iter(DataLoader(graphs, batch_size=len(graphs))))
+    with torch.no_grad():
+        together = model(batch)
+        alone = [model(g) for g in graphs]
+    assert together.shape == (sum(m.n_points for m in meshes), 1)
+    assert torch.isfinite(together).all()
+    for i, out in enumerate(alone):
+        torch.testing.assert_close(together[batch.batch == i], out, atol=1e-5, rtol=0)
+
+
+# ---------------------------------------------------------------------------- fitting
+@pytest.mark.parametrize("name", NEW_MODELS)
+def test_overfits_a_tiny_set(name):
+    meshes = [square_mesh(2), square_mesh(3, 0.3), square_mesh(2, -0.2)]
+    spec = spec_for(meshes)
+    model = make_model(name, 2)
+    batch = Batch.from_data_list(graphs_for(model, meshes, spec))
+    target = (batch.y - torch.tensor(spec.mean["u"])) / torch.tensor(spec.std["u"])
+    steps = 250
+    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        torch.nn.functional.mse_loss(model(batch), target).backward()
+        optimizer.step()
+        schedule.step()
+    with torch.no_grad():
+        error = relative_l2(decode(model(batch), batch, spec), batch.y, batch.batch).item()
+        mean_only = relative_l2(decode(torch.zeros_like(target), batch, spec), batch.y, batch.batch).item()
+    assert mean_only > 0.3                      # the target is not trivial
+    assert error < 0.05, error
+
+
+# ---------------------------------------------------------------------------- invariances
+def permuted(data, perm: torch.Tensor):
+    """``data`` with its nodes renumbered: new node ``i`` is old node ``perm[i]``."""
+    inverse = torch.empty_like(perm)
+    inverse[perm] = torch.arange(len(perm))
+    out = data.clone()
+    for key in ("x", "pos", "boundary_mask", "dirichlet", "y"):
+        out[key] = data[key][perm]
+    out.edge_index = inverse[data.edge_index]
+    return out
+
+
+def test_beno_does_not_depend_on_node_order():
+    mesh = square_mesh(3, 0.4)
+    spec = spec_for([mesh])
+    model = make_model("beno", 2, max_boundary_tokens=20).eval()   # 32 boundary nodes: subsampled
+    plain = build_graph(mesh, spec, SETTINGS)
+    perm = torch.randperm(mesh.n_points, generator=torch.Generator().manual_seed(3))
+    original, shuffled = model.prepare(plain.clone()), model.prepare(permuted(plain, perm))
+    assert len(original.boundary_nodes) == 20
+    # the same boundary points are chosen
+    torch.testing.assert_close(original.pos[original.boundary_nodes].sort(dim=0).values,
+                               shuffled.pos[shuffled.boundary_nodes].sort(dim=0).values)
+    with torch.no_grad():
+        torch.testing.assert_close(model(shuffled), model(original)[perm], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", NEW_MODELS)
+def test_runs_and_trains_on_a_3d_tet_mesh(name):
+    meshes = [cube_mesh(2)]
+    spec = spec_for(meshes)
+    model = make_model(name, 3)
+    graph = graphs_for(model, meshes, spec)[0]
+    out = model(graph)
+    assert out.shape == (meshes[0].n_points, 1) and torch.isfinite(out).all()
+    out.square().mean().backward()
+    unused = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not unused                           # every level / graph / branch takes part
+
+
+@pytest.mark.parametrize("name", NEW_MODELS)
+def test_checkpoint_round_trip_gives_identical_outputs(name, tmp_path):
+    meshes = [square_mesh(2)]
+    spec = spec_for(meshes)
+    model = make_model(name, 2).eval()
+    for p in model.parameters():                # non-default weights everywhere
+        p.data.add_(0.01 * torch.randn_like(p))
+    path = checkpoint.save(tmp_path / f"{name}.safetensors", checkpoint.Checkpoint(model, name, spec, SETTINGS))
+    loaded = checkpoint.load(path)
+    assert loaded.model_name == name and loaded.model.config == model.config
+    graph = build_graph(meshes[0], loaded.fields, loaded.graph, prepare=loaded.model.prepare)
+    with torch.no_grad():
+        assert torch.equal(loaded.model(graph), model(graph))
+
+
+# ---------------------------------------------------------------------------- AMG sets
+def test_high_frequency_nodes_follow_a_jump_in_the_input():
+    grid = MeshTri.init_tensor(np.linspace(0, 1, 41), np.linspace(0, 1, 41))
+    pos = grid.p.T
+    step = (pos[:, 0] > 0.5).astype(float)[:, None]
+    coarse = np.arange(0, len(pos), 7)
+    score = high_frequency_score(pos, step, coarse)
+    top = np.argsort(-score)[:80]
+    assert np.abs(pos[top, 0] - 0.5).max() < 0.1           # the 80 strongest sit at the jump
+    assert score[np.abs(pos[:, 0] - 0.5) > 0.2].max() == 0  # far from it the interpolant is exact
+    linear = high_frequency_score(pos, pos[:, :1].copy(), np.arange(len(pos)))
+    assert np.allclose(linear, 0)                           # every node coarse: exact
