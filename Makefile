@@ -1,12 +1,15 @@
 # Two entry points a fresh machine needs: `make demo` and `make test`.
 # Each creates .venv, installs torch==2.13.0 (CPU build) only when no torch is present,
-# then installs meshop with its extras.
+# then installs meshop with its extras. `make test` also installs, when it runs as root and they
+# are missing, the Debian packages the tests need: EGL/Mesa for off-screen rendering and
+# Chromium for the browser test of the HTML view.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
+DEBIAN_PACKAGES := chromium libegl1 libegl-mesa0 libgl1-mesa-dri
 
-.PHONY: venv demo test test-fast bench clean
+.PHONY: venv system demo test test-fast bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,10 +20,20 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+system:
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing $$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "please install: $$missing (Debian/Ubuntu: sudo apt-get install $$missing)"; exit 1; fi; \
+	fi
+
 demo: venv
 	$(VENV)/bin/meshop info examples/parts/bracket.vtu
+	$(VENV)/bin/meshop predict examples/parts/bracket.vtu --out out/bracket.pred.vtu --render
 
-test: venv
+test: system venv
 	$(PY) -m pytest -q
 
 test-fast: venv
@@ -28,6 +41,7 @@ test-fast: venv
 
 bench: venv
 	$(PY) benchmarks/graphs.py
+	$(PY) benchmarks/predict.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

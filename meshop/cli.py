@@ -68,10 +68,10 @@ def info(
 @app.command()
 def predict(
     mesh: Path = typer.Argument(..., help="Volume mesh (vtu, vtk, msh, xdmf, ...) or closed CAD surface (stl, obj, ply)."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Bundled model name or checkpoint path [default: heat3d]."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file [default: <stem>.pred.vtu beside MESH]."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Bundled model name or checkpoint path (default: heat3d)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file (default: <stem>.pred.vtu beside MESH)."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
-    mesh_size: Optional[float] = typer.Option(None, help="Element size for surfaces, in the file's units [default: diagonal/30]."),
+    mesh_size: Optional[float] = typer.Option(None, help="Element size for surfaces, in the file's units (default: diagonal/30)."),
     max_nodes: int = typer.Option(200_000, help="Predict larger meshes sub-domain by sub-domain."),
     render: bool = typer.Option(False, "--render", help="Also write a picture: truth | prediction | error."),
 ):

@@ -199,3 +199,41 @@ def test_smooth_random_field_is_scale_free_and_deterministic():
     values = np.stack([smooth_random_field(probes, np.random.default_rng(s)) for s in range(400)])
     assert np.corrcoef(values[:, 2], values[:, 3])[0, 1] > 0.95
     assert abs(np.corrcoef(values[:, 2], values[:, 4])[0, 1]) < 0.2
+
+
+# -- darcy2d ---------------------------------------------------------------------------------------------------
+def test_darcy2d_square_sample_bounds_and_determinism():
+    sample = darcy2d_sample(np.random.default_rng(4), resolution=33)
+    again = darcy2d_sample(np.random.default_rng(4), resolution=33)
+    for name in ("permeability", "u"):
+        np.testing.assert_array_equal(sample.point_data[name], again.point_data[name])
+    permeability, u = sample.point_data["permeability"], sample.point_data["u"]
+    assert set(np.unique(permeability)) == {3.0, 12.0}
+    assert sample.n_points == 33 * 33 and len(sample.cells["triangle"]) == 2 * 32 * 32
+    np.testing.assert_array_equal(u[sample.boundary_mask], 0.0)
+    # compliance b.u = b^T A(a)^-1 b decreases with a (Loewner order), so a in [3, 12] brackets it;
+    # a = 3 everywhere gives exactly 4x the a = 12 solution
+    points, cells = sample.points, sample.cells["triangle"]
+    boundary = np.flatnonzero(sample.boundary_mask)
+    _, load = assemble(points, cells, np.ones(len(points)))
+    constant = [solve_poisson(points, cells, np.ones(len(points)), boundary, np.zeros(len(boundary)),
+                              coefficient=np.full(len(cells), a)).u for a in (12.0, 3.0)]
+    assert load @ constant[0] < load @ u < load @ constant[1]
+    np.testing.assert_allclose(constant[1], 4 * constant[0], rtol=1e-10, atol=1e-16)
+
+
+def test_darcy2d_permeability_is_balanced_over_samples():
+    fractions = [np.mean(darcy2d_sample(np.random.default_rng(s), resolution=17).point_data["permeability"]
+                         == 12.0) for s in range(30)]
+    assert 0.35 < np.mean(fractions) < 0.65
+
+
+def test_darcy2d_on_random_domain():
+    sample = darcy2d_sample(np.random.default_rng(0), resolution=20, domain="random")
+    u = sample.point_data["u"]
+    assert 250 < sample.n_points < 800
+    assert set(np.unique(sample.point_data["permeability"])) <= {3.0, 12.0}
+    np.testing.assert_array_equal(u[sample.boundary_mask], 0.0)
+    assert u.max() > 0 and u.min() > -1e-3 * u.max()
+    with pytest.raises(ValueError, match="domain"):
+        darcy2d_sample(np.random.default_rng(0), resolution=20, domain="circle")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse.linalg as spla
 
-from meshop.data.problems.darcy2d import darcy2d_family
+from meshop.data.problems.darcy2d import darcy2d_family, darcy2d_sample, darcy2d_samples_recycled
 from meshop.data.recycle import greedy_order, path_length, solve_family
 
 
@@ -83,3 +83,13 @@ def test_per_system_right_hand_sides(family):
     solutions, stats = solve_family(family.matrices[:3], rhs, tol=1e-10)
     for matrix, b, x in zip(family.matrices[:3], rhs, solutions):
         np.testing.assert_allclose(x, spla.spsolve(matrix.tocsc(), b), rtol=1e-6, atol=1e-12)
+
+
+def test_recycled_darcy_samples_match_direct_samples():
+    rngs = [np.random.default_rng(seed) for seed in range(4)]
+    recycled = darcy2d_samples_recycled(rngs, resolution=25, tol=1e-10)
+    for seed, sample in enumerate(recycled):
+        direct = darcy2d_sample(np.random.default_rng(seed), resolution=25)
+        np.testing.assert_array_equal(sample.point_data["permeability"], direct.point_data["permeability"])
+        u, reference = sample.point_data["u"], direct.point_data["u"]
+        assert np.linalg.norm(u - reference) <= 1e-7 * np.linalg.norm(reference)

@@ -1,14 +1,14 @@
 """Read and write meshes and point clouds: one `read`/`write` pair, one small module per family.
 
-Routing by file extension:
+Routing by file extension (see docs/io.md for what each format keeps):
 
 =====================  ============================================================
 family                 extensions
 =====================  ============================================================
-meshio (volume)        .vtu .msh .xdmf .xmf .med .inp .mesh .e .exo .su2 .bdf ...
-VTK via PyVista        .vtp, and legacy .vtk when meshio cannot read it
-trimesh (CAD surface)  .stl .obj .off .glb .gltf, and .ply with faces
-point clouds           .xyz .csv .txt .npy, and .ply without faces
+meshio (volume)        .vtu .vtk .msh .xdmf .xmf .med .inp .mesh .e .exo .su2 .bdf .ply ...
+VTK via PyVista        .vtp .vti .vtr .vts; legacy .vtk polydata; .vtu/.vtk meshio rejects
+trimesh (CAD surface)  .stl .obj .off .glb .gltf; .ply meshio rejects
+point clouds           .xyz .txt .csv .npy (and .ply / .vtp / .vtu without cells)
 =====================  ============================================================
 """
 
@@ -16,25 +16,28 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 from ..errors import MeshError
 from ..mesh import Mesh
-from . import _meshio, _points, _trimesh, _vtk
+from . import _meshio, _points, _sniff, _trimesh, _vtk
 
 READERS = {}
-for _module in (_meshio, _vtk, _trimesh, _points):
+for _module in (_points, _trimesh, _vtk, _meshio):
     for _ext in _module.READ_EXTENSIONS:
         READERS.setdefault(_ext, _module)
 WRITERS = {}
-for _module in (_points, _meshio):
+for _module in (_points, _vtk, _meshio):
     for _ext in _module.WRITE_EXTENSIONS:
         WRITERS.setdefault(_ext, _module)
+
+__all__ = ["read", "write", "READERS", "WRITERS"]
 
 
 def _extension(path: Path) -> str:
     suffixes = [s.lower() for s in path.suffixes]
-    if len(suffixes) >= 2 and suffixes[-1] in (".gz",):
+    if len(suffixes) >= 2 and suffixes[-1] == ".gz":
         return "".join(suffixes[-2:])
     return suffixes[-1] if suffixes else ""
 
@@ -42,10 +45,15 @@ def _extension(path: Path) -> str:
 def read(path: str | os.PathLike, *, boundary_mask=None) -> Mesh:
     """Read a mesh, surface or point cloud from ``path`` into a validated :class:`Mesh`.
 
+    Args:
+        path: the file; its extension picks the reader (see :data:`READERS`).
+        boundary_mask: optional ``(N,)`` bool boundary of a point cloud, used instead of the
+            estimate.
+
     Raises:
         MeshError: missing file, a directory, an unknown or mismatched format, an empty or
-            truncated file, and every defect :class:`Mesh` checks (NaN coordinates, indices out of
-            range, degenerate cells, ...). The message names the file.
+            truncated file, and every defect :class:`Mesh` checks (no points, NaN coordinates,
+            indices out of range, degenerate cells, ...). The message names the file.
     """
     path = Path(path)
     if not path.exists():
@@ -57,9 +65,13 @@ def read(path: str | os.PathLike, *, boundary_mask=None) -> Mesh:
     if reader is None:
         known = " ".join(sorted(READERS))
         raise MeshError(f"{path}: unknown mesh format '{ext or path.name}' (known: {known}).")
-    if path.stat().st_size == 0:
-        raise MeshError(f"{path}: the file is empty.")
-    points, cells, point_data, cell_data = reader.read(path, ext)
+    try:
+        if path.stat().st_size == 0:
+            raise MeshError(f"{path}: the file is empty.")
+        _sniff.check(path, ext)
+        points, cells, point_data, cell_data = reader.read(path, ext)
+    except OSError as err:
+        raise MeshError(f"{path}: cannot be read ({err.strerror or err}).") from None
     return Mesh(points, cells, point_data, cell_data, boundary_mask=boundary_mask, source=path)
 
 
@@ -67,8 +79,12 @@ def write(mesh: Mesh, path: str | os.PathLike, *, overwrite: bool = False) -> Pa
     """Write ``mesh`` to ``path``, format by extension, atomically.
 
     The file is written to a temporary name in the same folder and renamed into place, so an
-    interrupted write never leaves a half-written file. Writing over the file the mesh was read
-    from is refused unless ``overwrite=True``.
+    interrupted or failed write never leaves a half-written file. Writing over the file the
+    mesh was read from is refused unless ``overwrite=True``. Point fields the format cannot
+    store are dropped with a warning naming them.
+
+    Returns:
+        the path written.
     """
     path = Path(path)
     ext = _extension(path)
@@ -76,17 +92,53 @@ def write(mesh: Mesh, path: str | os.PathLike, *, overwrite: bool = False) -> Pa
     if writer is None:
         known = " ".join(sorted(WRITERS))
         raise MeshError(f"{path}: cannot write format '{ext or path.name}' (known: {known}).")
-    if (not overwrite and mesh.source is not None and path.exists()
-            and path.resolve() == mesh.source.resolve()):
-        raise MeshError(f"{path}: refusing to overwrite the input mesh; pass overwrite=True.")
-    if not path.parent.exists():
+    if not overwrite and mesh.source is not None and _same_file(path, mesh.source):
+        raise MeshError(f"{path}: refusing to overwrite the mesh's input file; pass overwrite=True.")
+    if not path.parent.is_dir():
         raise MeshError(f"{path}: folder {path.parent} does not exist.")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=ext, dir=path.parent)
+    dropped = _unstorable_fields(mesh, ext)
+    if dropped:
+        warnings.warn(f"{path}: {ext} cannot store point field(s) {', '.join(dropped)}; "
+                      "not written.", stacklevel=2)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=ext, dir=path.parent)
     os.close(fd)
     try:
         writer.write(mesh, Path(tmp), ext)
+        os.chmod(tmp, _file_mode(path))
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
-        raise
+        if isinstance(err, (MeshError, KeyboardInterrupt, SystemExit)):
+            raise
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise MeshError(f"{path}: could not write this {ext} file ({reason}).") from None
     return path
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _unstorable_fields(mesh: Mesh, ext: str) -> list[str]:
+    if ext in (".csv", ".vtp"):
+        return []
+    if ext in (".xyz", ".npy"):
+        return list(mesh.point_data)
+    _, _, _, stores = _meshio.WRITE_FORMATS[ext]
+    if not stores:
+        return list(mesh.point_data)
+    if ext == ".ply":  # meshio's PLY writer takes scalar fields only
+        return [name for name, values in mesh.point_data.items() if values.ndim > 1]
+    return []
+
+
+def _file_mode(path: Path) -> int:
+    """The permissions a plain ``open(path, "w")`` would give (mkstemp makes files 0600)."""
+    if path.exists():
+        return path.stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask

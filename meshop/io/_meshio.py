@@ -18,16 +18,11 @@ from meshio._helpers import reader_map  # the per-format readers, without meshio
 from ..errors import MeshError
 from . import _sniff
 
-#: extension -> meshio format names to try, in order
-READ_FORMATS = {
-    ".vtu": ["vtu"], ".vtk": ["vtk"], ".msh": ["gmsh", "ansys"], ".xdmf": ["xdmf"],
-    ".xmf": ["xdmf"], ".med": ["med"], ".inp": ["abaqus"], ".mesh": ["medit"],
-    ".meshb": ["medit"], ".e": ["exodus"], ".exo": ["exodus"], ".su2": ["su2"],
-    ".bdf": ["nastran"], ".fem": ["nastran"], ".nas": ["nastran"], ".f3grid": ["flac3d"],
-    ".h5m": ["h5m"], ".tec": ["tecplot"], ".dat": ["tecplot"], ".ugrid": ["ugrid"],
-    ".node": ["tetgen"], ".ele": ["tetgen"], ".avs": ["avsucd"], ".post": ["dolfin-xml"],
-    ".am": ["hmf"], ".hmf": ["hmf"], ".ply": ["ply"],
-}
+#: extension -> meshio format names to try, in order (gmsh before ANSYS for .msh); the CAD
+#: surface formats go to trimesh instead, and .svg is a drawing
+READ_FORMATS = {ext: (["gmsh", "ansys"] if ext == ".msh" else names)
+                for ext, names in meshio.extension_to_filetypes.items()
+                if ext not in (".stl", ".obj", ".off", ".svg")}
 READ_EXTENSIONS = list(READ_FORMATS)
 
 #: extension -> (meshio format, writer options, cell types it holds or None for all,

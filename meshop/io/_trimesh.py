@@ -1,35 +1,41 @@
-"""CAD surface formats through trimesh (a .ply without faces is a point cloud)."""
+"""CAD surface formats through trimesh: .stl .obj .off .glb .gltf (and .ply meshio rejects)."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import MeshError
+from . import _sniff
 
-READ_EXTENSIONS = [".stl", ".obj", ".off", ".glb", ".gltf", ".ply"]
+READ_EXTENSIONS = [".stl", ".obj", ".off", ".glb", ".gltf"]
 
 
 def read(path: Path, ext: str):
+    """``(points, cells, point_data, cell_data)``; a .ply without faces is a point cloud.
+
+    STL stores each triangle's corners separately; they are merged by position so the surface
+    is connected. Other formats keep their vertices as stored.
+    """
     import trimesh
 
     try:
-        loaded = trimesh.load(path, process=False, force=None)
-    except Exception as err:
-        raise MeshError(f"{path}: could not be read as {ext} ({str(err).splitlines()[0][:200] or type(err).__name__}).") from None
-    if isinstance(loaded, trimesh.Scene):
-        geometries = [g for g in loaded.dump() if isinstance(g, (trimesh.Trimesh, trimesh.PointCloud))]
-        if not geometries:
-            raise MeshError(f"{path}: the scene holds no mesh.")
-        loaded = trimesh.util.concatenate(geometries)
-    vertices = np.asarray(loaded.vertices, dtype=np.float64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            loaded = trimesh.load(str(path), process=False, force=None)
+            if isinstance(loaded, trimesh.Scene):
+                geometries = [g for g in loaded.dump() if isinstance(g, (trimesh.Trimesh, trimesh.PointCloud))]
+                loaded = trimesh.util.concatenate(geometries) if geometries else None
+    except Exception as err:  # noqa: BLE001 - trimesh raises many types on bad files
+        raise _sniff.reader_failure(path, ext, err) from None
+    vertices = np.asarray(getattr(loaded, "vertices", np.empty((0, 3))), dtype=np.float64)
     if len(vertices) == 0:
-        raise MeshError(f"{path}: the mesh has no points (empty or truncated file).")
-    faces = np.asarray(getattr(loaded, "faces", np.empty((0, 3))), dtype=np.int64)
-    cells = {"triangle": faces} if len(faces) else {}
-    if isinstance(loaded, trimesh.Trimesh):
-        # merge the duplicated vertices STL stores per triangle, so the surface is connected
+        raise MeshError(f"{path}: no vertices found in this {ext} file (empty, truncated, or not "
+                        f"a {ext} file).")
+    faces = np.asarray(getattr(loaded, "faces", np.empty((0, 3))), dtype=np.int64).reshape(-1, 3)
+    if ext == ".stl" and len(faces):
         merged = trimesh.Trimesh(vertices, faces, process=True, validate=False)
-        vertices, cells = np.asarray(merged.vertices), {"triangle": np.asarray(merged.faces, np.int64)}
-    return vertices, cells, {}, {}
+        vertices, faces = np.asarray(merged.vertices), np.asarray(merged.faces, dtype=np.int64)
+    return vertices, ({"triangle": faces} if len(faces) else {}), {}, {}

@@ -32,7 +32,9 @@ FIELDS = {
                               "N(0, (-Δ+9I)^-2) is >= 0, 3 elsewhere"),
     "u": ("target", "solution of -div(a grad u) = 1 with u = 0 on the boundary"),
 }
-DEFAULTS = {"resolution": 85, "domain": "square"}
+DEFAULTS = {"resolution": 85, "domain": "square", "solver": "direct"}
+LENGTH_POWERS = {"u": -2}  # with a and f = 1 fixed, u grows like length²: u / L² is scale-free
+DIRICHLET = {"u": 0.0}
 
 
 def square_mesh(resolution: int) -> tuple[np.ndarray, np.ndarray]:
@@ -132,14 +134,39 @@ class DarcyFamily:
         return u
 
 
-def darcy2d_family(rng: np.random.Generator, n_samples: int, resolution: int = 85) -> DarcyFamily:
-    """``n_samples`` darcy2d systems on the square mesh, for solving as a family (Krylov recycling)."""
+def family_from_permeability(permeability: np.ndarray, resolution: int) -> DarcyFamily:
+    """Assemble the reduced systems of nodal permeabilities ``(S, R²)`` on :func:`square_mesh`."""
     points, cells = square_mesh(resolution)
     boundary = np.flatnonzero((np.isclose(points, 0.0) | np.isclose(points, 1.0)).any(axis=1))
-    permeability = np.stack([square_permeability(rng, resolution) for _ in range(n_samples)])
+    permeability = np.atleast_2d(permeability)
     matrices, rhs, free = [], None, None
     for nodal in permeability:
         stiffness, load = assemble(points, cells, np.ones(len(points)), cell_mean(nodal, cells))
         matrix, rhs, free = reduce_dirichlet(stiffness, load, boundary, np.zeros(len(boundary)))
         matrices.append(matrix)
     return DarcyFamily(points, cells, free, permeability, matrices, rhs)
+
+
+def darcy2d_family(rng: np.random.Generator, n_samples: int, resolution: int = 85) -> DarcyFamily:
+    """``n_samples`` darcy2d systems on the square mesh, fields drawn one after another from ``rng``."""
+    fields = np.stack([square_permeability(rng, resolution) for _ in range(n_samples)])
+    return family_from_permeability(fields, resolution)
+
+
+def darcy2d_samples_recycled(rngs: list[np.random.Generator], resolution: int = 85, tol: float = 1e-8,
+                             method: str = "rcg") -> list[Mesh]:
+    """darcy2d samples on the square solved together by Sorting Krylov Recycling.
+
+    Sample i draws its permeability from ``rngs[i]`` exactly as :func:`darcy2d_sample` does, so
+    the inputs are bit-identical to a direct run with the same generators; ``u`` solves the
+    system to relative residual ``tol`` (see :func:`meshop.data.recycle.solve_family`).
+    """
+    from ..recycle import solve_family
+
+    family = family_from_permeability(np.stack([square_permeability(r, resolution) for r in rngs]),
+                                      resolution)
+    solutions, _ = solve_family(family.matrices, family.rhs, order="sorted", tol=tol,
+                                features=family.permeability, method=method)
+    cells = {"triangle": family.cells}
+    return [Mesh(family.points, cells, {"permeability": nodal, "u": family.full_solution(x)})
+            for nodal, x in zip(family.permeability, solutions)]
