@@ -15,13 +15,12 @@ show what the wall times would be without the other load (for one-thread code).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 
 import numpy as np
 import scipy
 import sklearn
+from machine import machine
 from sklearn.neighbors import kneighbors_graph, radius_neighbors_graph
 
 from meshop.geometry.hierarchy import farthest_point_sampling, hierarchy
@@ -45,15 +44,6 @@ def timed(fn, *args, **kwargs):
     wall, cpu = time.perf_counter(), time.process_time()
     result = fn(*args, **kwargs)
     return result, Timing(time.perf_counter() - wall, time.process_time() - cpu)
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        return names[0] if names else platform.processor()
-    except OSError:
-        return platform.processor() or "unknown CPU"
 
 
 def numpy_fps_loop(points: np.ndarray, n_samples: int) -> np.ndarray:
@@ -126,8 +116,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     points = rng.random((args.size, 3))
     fps_points = rng.random((args.size // 10, 3))
-    print(f"machine: {os.cpu_count()} cores, {cpu_model()}, load average "
-          f"{os.getloadavg()[0]:.2f} at start; numpy {np.__version__}, scipy {scipy.__version__}, "
+    print(f"machine: {machine()}; numpy {np.__version__}, scipy {scipy.__version__}, "
           f"scikit-learn {sklearn.__version__}")
     print(f"data: uniform random points in the unit cube, seed {args.seed}")
     rows = [bench_radius(points), bench_knn(points)]
@@ -136,8 +125,10 @@ def main() -> None:
     rows.append(bench_decompose(points))
     header = ("task", "size", "meshop s", "cpu s", "baseline", "baseline s", "cpu s", "ratio",
               "note")
-    table = [header] + [(t, s, f"{a.wall:.2f}", f"{a.cpu:.2f}", b, f"{c.wall:.2f}", f"{c.cpu:.2f}",
-                         f"{c.wall / a.wall:.1f}x", note) for t, s, a, b, c, note in filter(None, rows)]
+    table = [header]
+    for task, size, ours, baseline, base, note in filter(None, rows):
+        table.append((task, size, f"{ours.wall:.2f}", f"{ours.cpu:.2f}", baseline,
+                      f"{base.wall:.2f}", f"{base.cpu:.2f}", f"{base.wall / ours.wall:.1f}x", note))
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for i, row in enumerate(table):
         print(" | ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())

@@ -53,16 +53,21 @@ def info(
     if as_json:
         typer.echo(json.dumps(summary))
         return
-    kind = "point cloud" if mesh.is_point_cloud else ("surface mesh" if mesh.is_surface else f"{mesh.dim}D volume mesh")
-    typer.echo(f"{file}: {kind}")
+    plane = f", planar at z = {mesh.planar_z:.6g}" if mesh.planar_z is not None else ""
+    typer.echo(f"{file}: {summary['kind']}{plane}")
     typer.echo(f"  points      {summary['n_points']}  (dim {summary['dim']})")
     for cell_type, count in summary["cells"].items():
         typer.echo(f"  {cell_type:<11} {count}")
-    typer.echo(f"  boundary    {summary['n_boundary_points']} points")
+    estimated = "  (estimated from the point distribution)" if summary["boundary_estimated"] else ""
+    typer.echo(f"  boundary    {summary['n_boundary_points']} points{estimated}")
     lo, hi = summary["bounds"]
-    typer.echo("  bounds      " + "  ".join(f"[{a:.4g}, {b:.4g}]" for a, b in zip(lo, hi)))
+    typer.echo("  bounds      " + "  ".join(f"[{a:.6g}, {b:.6g}]" for a, b in zip(lo, hi)))
     for name, field in summary["fields"].items():
-        typer.echo(f"  field {name:<16} shape {tuple(field['shape'])}  range [{field['min']:.4g}, {field['max']:.4g}]")
+        span = (f"  range [{field['min']:.6g}, {field['max']:.6g}]" if field["min"] is not None else "")
+        typer.echo(f"  point field {name:<16} shape {tuple(field['shape'])}{span}")
+    for name, by_type in summary["cell_data"].items():
+        shapes = ", ".join(f"{t} {tuple(shape)}" for t, shape in by_type.items())
+        typer.echo(f"  cell field  {name:<16} {shapes}")
 
 
 @app.command()
@@ -195,22 +200,34 @@ def generate(
 
 
 def describe(mesh) -> dict:
-    """The facts `meshop info --json` prints, as a JSON-ready dict."""
+    """The facts `meshop info --json` prints, as a JSON-ready dict.
+
+    Keys: ``kind`` ("volume mesh", "surface mesh" or "point cloud"), ``n_points``, ``dim``,
+    ``cells`` (type -> count), ``n_boundary_points``, ``boundary_estimated`` (True for point
+    clouds without a given mask), ``bounds`` ([min corner, max corner]), ``point_data``
+    (name -> shape), ``fields`` (name -> shape, min, max; None for non-numeric data) and
+    ``cell_data`` (name -> {cell type -> shape}).
+    """
     fields = {}
     for name, values in mesh.point_data.items():
         values = np.asarray(values)
-        numeric = values.size and np.issubdtype(values.dtype, np.number)
+        numeric = values.size > 0 and np.issubdtype(values.dtype, np.number)
         fields[name] = {"shape": list(values.shape),
-                        "min": float(values.min()) if numeric else float("nan"),
-                        "max": float(values.max()) if numeric else float("nan")}
+                        "min": float(values.min()) if numeric else None,
+                        "max": float(values.max()) if numeric else None}
+    kind = "point cloud" if mesh.is_point_cloud else ("surface mesh" if mesh.is_surface else "volume mesh")
     return {
+        "kind": kind,
         "n_points": mesh.n_points,
         "dim": mesh.dim,
         "cells": mesh.cell_counts,
         "n_boundary_points": int(mesh.boundary_mask.sum()),
+        "boundary_estimated": bool(mesh.is_point_cloud and mesh.boundary_is_estimated),
         "bounds": mesh.bounds.tolist(),
         "point_data": {name: f["shape"] for name, f in fields.items()},
         "fields": fields,
+        "cell_data": {name: {t: list(np.shape(v)) for t, v in by_type.items()}
+                      for name, by_type in mesh.cell_data.items()},
     }
 
 

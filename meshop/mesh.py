@@ -19,10 +19,11 @@ class Mesh:
         points: ``(N, d)`` coordinates, d in {2, 3}. Three columns whose third is constant are
             stored as 2D (``dim == 2``); the constant is kept in ``planar_z`` for writing back.
         cells: cell type (meshio names: ``"triangle"``, ``"tetra"``, ...) -> ``(M, k)`` node ids.
-            None or empty for a point cloud.
+            None or empty for a point cloud (so are ``vertex`` cells alone).
         point_data: field name -> ``(N,)`` or ``(N, c)`` array.
         cell_data: field name -> {cell type -> ``(M,)`` or ``(M, c)`` array}.
-        boundary_mask: optional known ``(N,)`` boolean boundary of a point cloud.
+        boundary_mask: optional known ``(N,)`` boolean boundary of a point cloud, used instead
+            of the estimate (a mesh's boundary always comes from its cells).
         source: the file this mesh was read from, used in error messages and by ``write`` to
             refuse overwriting the input.
 
@@ -51,12 +52,15 @@ class Mesh:
         self.point_data = {}
         for name, values in (point_data or {}).items():
             self.point_data[name] = _validate_field(name, values, len(points), where)
-        self.cell_data = dict(cell_data or {})
+        self.cell_data = _validate_cell_data(cell_data or {}, self.cells, where)
         self._user_boundary = None
         if boundary_mask is not None:
             mask = np.asarray(boundary_mask, dtype=bool)
             if mask.shape != (len(points),):
                 raise MeshError(f"{where}boundary_mask has shape {mask.shape}; expected ({len(points)},).")
+            if self.cells:
+                raise MeshError(f"{where}boundary_mask is for point clouds; a mesh's boundary "
+                                "comes from its cells.")
             self._user_boundary = mask
 
     # ------------------------------------------------------------------ basic facts
@@ -102,6 +106,11 @@ class Mesh:
         if self.is_surface:
             return _boundary.surface_facets(self.points, self.cells)
         return _boundary.boundary_facets(self.points, self.cells)
+
+    @property
+    def boundary_is_estimated(self) -> bool:
+        """True for a point cloud whose boundary is estimated rather than given."""
+        return self.is_point_cloud and self._user_boundary is None
 
     @cached_property
     def _point_cloud_boundary(self) -> tuple[np.ndarray, np.ndarray]:
@@ -199,9 +208,11 @@ def _validate_cells(points: np.ndarray, cells: dict, where: str) -> dict[str, np
                             f"in 0..{len(points) - 1} (indices out of range).")
         out[cell_type] = np.concatenate([out[cell_type], conn]) if cell_type in out else conn
     top = top_dimension(out)
-    if out and top < 2:
-        raise MeshError(f"{where}the mesh has only line/vertex cells; expected triangles, quads "
-                        "or volume cells (or no cells at all for a point cloud).")
+    if top == 0:  # points tagged as vertices, as VTK and ParaView store point clouds
+        return {}
+    if top == 1:
+        raise MeshError(f"{where}the mesh has only line/vertex cells (a wire mesh); expected "
+                        "triangles, quads or volume cells, or no cells for a point cloud.")
     dim = points.shape[1]
     if top > dim:
         raise MeshError(f"{where}the mesh has {top}D cells but its points are {dim}D "
@@ -224,6 +235,24 @@ def _check_degenerate(points: np.ndarray, cell_type: str, conn: np.ndarray, wher
             f"{where}{int(degenerate.sum())} degenerate {cell_type} cell(s) with zero "
             f"{'area' if tdim == 2 else 'volume'} (first: cell {first}, nodes "
             f"{conn[first].tolist()}).")
+
+
+def _validate_cell_data(cell_data: dict, cells: dict, where: str) -> dict:
+    """Keep the blocks of cell types present; each must have one value per cell."""
+    out = {}
+    for name, by_type in cell_data.items():
+        if not isinstance(by_type, dict):
+            raise MeshError(f"{where}cell field '{name}' must map cell type -> array.")
+        out[name] = {}
+        for cell_type, values in by_type.items():
+            if cell_type not in cells:
+                continue
+            values = np.asarray(values)
+            if values.ndim == 0 or len(values) != len(cells[cell_type]):
+                raise MeshError(f"{where}cell field '{name}' has {values.size if values.ndim == 0 else len(values)} "
+                                f"values for {len(cells[cell_type])} {cell_type} cells (wrong length).")
+            out[name][cell_type] = values
+    return {name: by_type for name, by_type in out.items() if by_type}
 
 
 def _validate_field(name: str, values, n_points: int, where: str) -> np.ndarray:

@@ -25,7 +25,7 @@ SMALL = dict(graph=GraphSettings(k=8), width=16, layers=2, kernel_width=16, prog
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
-    """Tiny graphs: one thread is fastest and immune to other processes' load."""
+    """Tiny graphs: one thread is fastest, and immune to oversubscription when the machine is busy."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -35,9 +35,9 @@ def one_thread():
 @pytest.fixture(scope="module")
 def overfit(tmp_path_factory):
     """One darcy2d sample overfit: 300 steps of a small GNO."""
-    trainer = Trainer(DARCY, "gno", epochs=300, batch_size=1, lr=2e-2, max_train=1, graph=GraphSettings(k=8),
-                      width=32, layers=3, kernel_width=32, out=tmp_path_factory.mktemp("runs") / "overfit",
-                      progress=False)
+    trainer = Trainer(DARCY, "gno", epochs=300, batch_size=1, lr=2e-2, max_train=1, save_every=100,
+                      graph=GraphSettings(k=8), width=32, layers=3, kernel_width=32,
+                      out=tmp_path_factory.mktemp("runs") / "overfit", progress=False)
     return trainer, trainer.fit()
 
 
@@ -222,6 +222,7 @@ def test_cli_bad_input_exit_code_2_one_line(tmp_path):
         (["--config", bad_config], "not a valid YAML file"),
         (["--epochs", "3"], "no dataset given"),
         (["--data", DARCY, "--resume"], "nothing to resume"),
+        (["--data", DARCY, "--lr", "1e30", "--batch-size", "1", "--model-option", "width=8"], "training diverged"),
     ]
     for args, phrase in cases:
         code, _, err = _cli(*args, "--out", tmp_path / "run", "--quiet")

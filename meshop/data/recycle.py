@@ -103,25 +103,29 @@ class RecycledCG:
         while True:  # deflated CG; restarted only if the recurrence residual drifted from the true one
             x, steps, directions = _deflated_cg(scaled, scale * rhs, x, space, target, 1.0 / scale,
                                                 maxiter - matvecs, self.harvest)
-            matvecs += steps + (0 if space is None else space.shape[1])
+            matvecs += steps + 1 + (0 if space is None else space.shape[1])
             true_residual = np.linalg.norm(rhs - matrix @ (scale * x))
             if true_residual <= target or matvecs >= maxiter or steps == 0:
                 break
         if true_residual > target:
             raise RuntimeError(f"recycled CG did not reach tol={tol:g} in {maxiter} matrix products.")
-        if self.recycle_dim > 0:
-            self.space = scale[:, None] * _ritz_vectors(space, directions, self.recycle_dim)
+        ritz = _ritz_vectors(directions, self.recycle_dim) if self.recycle_dim > 0 else None
+        self.space = None if ritz is None else scale[:, None] * ritz
         return scale * x, matvecs
 
 
 def _deflated_cg(matrix, rhs, x, space, target, unscale, maxiter, harvest):
     """Deflated CG (A-DEF2 of Tang et al. 2009) from ``x``; stops when the unscaled residual
     ``||r / scale||`` <= target. Returns x, iterations and the first ``harvest`` search directions
-    (A-normalized) with their products, and ``A space``: ``(P, AP, AW)``."""
+    (A-normalized) with their products, and the deflation space used with its products:
+    ``(P, AP, W, AW)``."""
     if space is not None:
         product = np.asarray(matrix @ space)
         gram = space.T @ product
-        factor = sla.cho_factor((gram + gram.T) / 2)
+        try:
+            factor = sla.cho_factor((gram + gram.T) / 2)
+        except sla.LinAlgError:  # the carried space lost rank: solve this system without it
+            return _deflated_cg(matrix, rhs, x, None, target, unscale, maxiter, harvest)
         weights = np.asfortranarray(sla.cho_solve(factor, space.T).T)  # W E^-1
         product = np.asfortranarray(product)
         x = x + weights @ (space.T @ (rhs - matrix @ x))
@@ -152,14 +156,15 @@ def _deflated_cg(matrix, rhs, x, space, target, unscale, maxiter, harvest):
         rr = rr_new
         steps += 1
     kept = min(steps, harvest)
-    return x, steps, (found[:, :kept], found_products[:, :kept], None if space is None else product)
+    return x, steps, (found[:, :kept], found_products[:, :kept], space, None if space is None else product)
 
 
-def _ritz_vectors(space, directions, k):
-    """k Ritz vectors of the smallest Ritz values of ``matrix`` on span([space, directions])."""
-    found, found_products, space_product = directions
+def _ritz_vectors(directions, k):
+    """k Ritz vectors of the smallest Ritz values on span([W, P]), from the ``directions`` tuple
+    of :func:`_deflated_cg`; None when that span is empty."""
+    found, found_products, space, space_product = directions
     if space is None and found.shape[1] == 0:
-        return space
+        return None
     basis = found if space is None else np.hstack([space, found])
     products = found_products if space is None else np.hstack([space_product, found_products])
     stiffness = basis.T @ products
@@ -189,7 +194,7 @@ class RecycledGcrotmk:
 
         operator = spla.LinearOperator(matrix.shape, matvec=matvec, dtype=np.float64)
         x, info = spla.gcrotmk(operator, rhs, rtol=tol, atol=0.0, maxiter=maxiter,
-                               M=_preconditioner(matrix, self.preconditioner), m=self.inner_dim,
+                               M=make_preconditioner(matrix, self.preconditioner), m=self.inner_dim,
                                k=self.recycle_dim, CU=self.space if self.recycle else None,
                                discard_C=True)
         if info != 0:
@@ -197,7 +202,8 @@ class RecycledGcrotmk:
         return x, count[0]
 
 
-def _preconditioner(matrix, kind):
+def make_preconditioner(matrix: sp.spmatrix, kind: str | None) -> spla.LinearOperator | None:
+    """None, Jacobi (inverse diagonal) or pyamg smoothed-aggregation V-cycle for ``matrix``."""
     if kind is None:
         return None
     if kind == "jacobi":

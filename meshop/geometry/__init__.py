@@ -4,7 +4,13 @@ Importable without torch.
 """
 
 from .boundary import BoundaryFacets, boundary_facets, distance_to_facets, point_cloud_boundary
+from .hierarchy import Hierarchy, farthest_point_sampling, hierarchy, voxel_sampling
 from .kdtree import GridSample, Subdomain, decompose, from_grid, to_grid
+from .neighbors import NeighborCapWarning, knn_graph, mesh_edges, radius_graph, sort_edges
 
-__all__ = ["BoundaryFacets", "boundary_facets", "distance_to_facets", "point_cloud_boundary",
-           "GridSample", "Subdomain", "decompose", "from_grid", "to_grid"]
+__all__ = [
+    "BoundaryFacets", "boundary_facets", "distance_to_facets", "point_cloud_boundary",
+    "Hierarchy", "farthest_point_sampling", "hierarchy", "voxel_sampling",
+    "GridSample", "Subdomain", "decompose", "from_grid", "to_grid",
+    "NeighborCapWarning", "knn_graph", "mesh_edges", "radius_graph", "sort_edges",
+]

@@ -72,6 +72,8 @@ def read(path: str | os.PathLike, *, boundary_mask=None) -> Mesh:
         points, cells, point_data, cell_data = reader.read(path, ext)
     except OSError as err:
         raise MeshError(f"{path}: cannot be read ({err.strerror or err}).") from None
+    if len(points) == 0:
+        raise MeshError(f"{path}: no points found in this {ext} file (the mesh has no points).")
     return Mesh(points, cells, point_data, cell_data, boundary_mask=boundary_mask, source=path)
 
 
@@ -96,10 +98,7 @@ def write(mesh: Mesh, path: str | os.PathLike, *, overwrite: bool = False) -> Pa
         raise MeshError(f"{path}: refusing to overwrite the mesh's input file; pass overwrite=True.")
     if not path.parent.is_dir():
         raise MeshError(f"{path}: folder {path.parent} does not exist.")
-    dropped = _unstorable_fields(mesh, ext)
-    if dropped:
-        warnings.warn(f"{path}: {ext} cannot store point field(s) {', '.join(dropped)}; "
-                      "not written.", stacklevel=2)
+    _check_writable(mesh, path, ext)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=ext, dir=path.parent)
     os.close(fd)
     try:
@@ -120,6 +119,31 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.exists() and b.exists() and os.path.samefile(a, b)
     except OSError:
         return False
+
+
+#: cell types each surface format holds (lines and vertices are left out silently)
+_SURFACE_FORMATS = {".stl": {"triangle"}, ".off": {"triangle"}, ".obj": {"triangle", "quad"},
+                    ".ply": {"triangle", "quad"}, ".vtp": {"triangle", "quad"}}
+_POINT_FORMATS = (".xyz", ".csv", ".npy")
+
+
+def _check_writable(mesh: Mesh, path: Path, ext: str) -> None:
+    """Refuse cells the format cannot hold; warn about point fields or cells it drops."""
+    kept = [t for t in mesh.cells if t not in ("vertex", "line", "line3")]
+    holds = _SURFACE_FORMATS.get(ext)
+    if holds is not None and set(kept) - holds:
+        raise MeshError(f"{path}: {ext} files hold {' and '.join(sorted(holds))} surfaces, not "
+                        f"{', '.join(sorted(set(kept) - holds))} cells; write .vtu, .vtk or .msh instead.")
+    if mesh.is_point_cloud and ext in (".stl", ".off", ".obj", ".msh"):
+        raise MeshError(f"{path}: {ext} files need cells and this is a point cloud; write .ply, "
+                        ".vtp, .vtu, .csv, .xyz or .npy instead.")
+    if ext in _POINT_FORMATS and kept:
+        warnings.warn(f"{path}: {ext} holds points only; the cells ({', '.join(kept)}) are not "
+                      "written.", stacklevel=3)
+    dropped = _unstorable_fields(mesh, ext)
+    if dropped:
+        warnings.warn(f"{path}: {ext} cannot store point field(s) {', '.join(dropped)}; not "
+                      "written.", stacklevel=3)
 
 
 def _unstorable_fields(mesh: Mesh, ext: str) -> list[str]:

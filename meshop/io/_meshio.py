@@ -8,7 +8,9 @@ readers and writers are called by explicit format name, with their output silenc
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
+import re
 from pathlib import Path
 
 import meshio
@@ -30,20 +32,19 @@ READ_EXTENSIONS = list(READ_FORMATS)
 WRITE_FORMATS = {
     ".vtu": ("vtu", {"binary": True, "compression": "zlib"}, None, True),
     ".vtk": ("vtk", {"binary": True}, None, True),
-    ".msh": ("gmsh", {"binary": True}, None, True),  # gmsh 4.1 binary: the ASCII variant
-    # of meshio's writer produces point data its own reader rejects
+    # gmsh 2.2 binary: meshio's 4.1 writer refuses several cell types without gmsh's entity
+    # tags, and its ASCII variants write point data its own reader rejects
+    ".msh": ("gmsh22", {"binary": True}, None, True),
     ".xdmf": ("xdmf", {"data_format": "XML"}, None, True),  # one file, no .h5 beside it
     ".med": ("med", {}, None, True),
     ".inp": ("abaqus", {}, None, False),
     ".mesh": ("medit", {}, None, False),
-    ".su2": ("su2", {}, None, False),
     ".stl": ("stl", {"binary": True}, {"triangle"}, False),
     ".obj": ("obj", {}, {"triangle", "quad"}, False),
     ".off": ("off", {}, {"triangle"}, False),
     ".ply": ("ply", {"binary": True}, {"triangle", "quad"}, True),
 }
 WRITE_EXTENSIONS = list(WRITE_FORMATS)
-_SURFACE_ONLY = {".stl", ".obj", ".off"}
 #: meshio bookkeeping arrays that are not physical fields
 _META_POINT_DATA = {"gmsh:dim_tags"}
 
@@ -64,15 +65,18 @@ def read(path: Path, ext: str):
                 return from_meshio(reader_map[file_format](str(path)))
         except (Exception, SystemExit) as err:  # noqa: PERF203 - a bad file may raise anything
             first_error = first_error or err
+    short = re.search(r'len\(points\) = (\d+), but len\(point_data\["(.+?)"\]\) = (\d+)', str(first_error))
+    if short:  # meshio's own check, worded as Mesh words it
+        raise MeshError(f"{path}: point field '{short[2]}' has {short[3]} values but the mesh has "
+                        f"{short[1]} points (wrong length).")
     fallback = {".vtu": "_vtk", ".vtk": "_vtk", ".ply": "_trimesh"}.get(ext)
     if fallback:
-        import importlib
-
         module = importlib.import_module(f".{fallback}", __package__)
         try:
             return module.read(path, ext)
-        except MeshError:
-            pass
+        except MeshError as err:
+            if "truncated" in str(err):  # the fallback reader says more than "Expected newline"
+                raise
     raise _sniff.reader_failure(path, ext, first_error)
 
 
@@ -121,15 +125,6 @@ def to_meshio(mesh, cell_types=None) -> meshio.Mesh:
 
 def write(mesh, path: Path, ext: str) -> None:
     file_format, options, holds, _ = WRITE_FORMATS[ext]
-    if holds is not None:
-        top = [t for t in mesh.cells if t not in ("vertex", "line", "line3")]
-        extra = sorted(set(top) - holds)
-        if extra:
-            raise MeshError(f"{path}: {ext} files hold {' and '.join(sorted(holds))} surfaces, "
-                            f"not {', '.join(extra)} cells; write .vtu, .vtk or .msh instead.")
-        if ext in _SURFACE_ONLY and not top:
-            raise MeshError(f"{path}: {ext} files hold surfaces and this is a point cloud; "
-                            "write .ply, .vtp, .vtu, .csv, .xyz or .npy instead.")
     with _quiet():
         meshio.write(path, to_meshio(mesh, holds), file_format=file_format, **options)
 

@@ -3,20 +3,24 @@ format, or that is visibly cut short, gets a precise message instead of a parser
 
 from __future__ import annotations
 
+import re
 import struct
 from pathlib import Path
 
 from ..errors import MeshError
 
-_XML_VTK = (".vtu", ".vtp", ".vti", ".vtr", ".vts")
-_TEXT = (".obj", ".inp", ".xyz", ".txt", ".csv", ".su2", ".mesh", ".node", ".ele", ".wkt", ".off")
+_VTK_XML_TYPES = {".vtu": "UnstructuredGrid", ".vtp": "PolyData", ".vti": "ImageData",
+                  ".vtr": "RectilinearGrid", ".vts": "StructuredGrid"}
+_XML_VTK = tuple(_VTK_XML_TYPES)
+_TEXT = (".obj", ".inp", ".xyz", ".txt", ".csv", ".su2", ".mesh", ".node", ".ele", ".wkt")
 _HDF5 = (".med", ".h5m", ".hmf")
 
 #: phrases in reader errors that mean the data stops early
 _TRUNCATION_HINTS = ("truncat", "unexpected length", "end of file", "eof", "not fully written",
                      "read all data", "could not be read to its end", "reshape", "buffer size",
                      "not expected length", "error reading binary data", "no element found",
-                     "unclosed token", "mismatch of datasize", "inhomogeneous")
+                     "unclosed token", "mismatch of datasize", "inhomogeneous",
+                     "number of columns changed", "expected newline")
 
 
 def content_kind(head: bytes) -> str:
@@ -28,10 +32,18 @@ def content_kind(head: bytes) -> str:
              (b"$MeshFormat", "a gmsh mesh"), (b"ply", "PLY"), (b"<", "XML"), (b"{", "JSON")]
     for prefix, kind in magic:
         if head.startswith(prefix) or (kind in ("XML", "JSON", "legacy VTK") and stripped.startswith(prefix)):
-            return kind
+            return _xml_kind(head) if kind == "XML" else kind
     if stripped[:5].lower() == b"solid" and b"facet" in head:
         return "ASCII STL"
     return "text" if _is_text(head) else "binary data"
+
+
+def _xml_kind(head: bytes) -> str:
+    """"VTK XML <type> data", "XDMF XML" or "XML"."""
+    match = re.search(rb'<VTKFile[^>]*?type="(\w+)"', head)
+    if match:
+        return f"VTK XML {match[1].decode()} data"
+    return "XDMF XML" if b"<Xdmf" in head else "XML"
 
 
 def _is_text(head: bytes) -> bool:
@@ -51,8 +63,8 @@ def check(path: Path, ext: str) -> None:
     kind = content_kind(head)
     if ext == ".stl":
         return _check_stl(path, size, head, tail, kind)
-    expected = _expected_kinds(ext)
-    if expected and kind not in expected:
+    expected = _expected_kinds(ext, head)
+    if expected is not None and kind not in expected:
         raise mismatch(path, ext, kind, head)
     if ext in _XML_VTK and b"</VTKFile>" not in tail:
         raise truncated(path, "the XML ends before </VTKFile>")
@@ -66,18 +78,23 @@ def check(path: Path, ext: str) -> None:
             raise truncated(path, f"the header declares {declared} bytes, the file has {size}")
 
 
-def _expected_kinds(ext: str) -> tuple[str, ...]:
-    if ext in _XML_VTK or ext in (".xdmf", ".xmf"):
-        return ("XML",)
-    table = {".vtk": ("legacy VTK",), ".msh": ("a gmsh mesh", "text"), ".ply": ("PLY",),
+def _expected_kinds(ext: str, head: bytes) -> tuple[str, ...] | None:
+    """What the content of a ``ext`` file may look like; None when not checked."""
+    if ext in _XML_VTK:
+        return (f"VTK XML {_VTK_XML_TYPES[ext]} data",)
+    if ext in (".xdmf", ".xmf"):
+        return ("XDMF XML",)
+    fluent = ("text",) if head.lstrip().startswith(b"(") else ()   # ANSYS Fluent .msh
+    off = ("text",) if head.split()[:1] and head.split()[0].endswith(b"OFF") else ()
+    table = {".vtk": ("legacy VTK",), ".msh": ("a gmsh mesh",) + fluent, ".ply": ("PLY",), ".off": off,
              ".glb": ("binary glTF",), ".gltf": ("JSON",), ".npy": ("a NumPy array",)}
     if ext in table:
         return table[ext]
     if ext in _HDF5:
         return ("HDF5 data",)
     if ext in _TEXT:
-        return ("text", "ASCII STL")
-    return ()
+        return ("text",)
+    return None
 
 
 def _check_stl(path: Path, size: int, head: bytes, tail: bytes, kind: str) -> None:
@@ -90,8 +107,9 @@ def _check_stl(path: Path, size: int, head: bytes, tail: bytes, kind: str) -> No
             raise truncated(path, "the ASCII STL ends before 'endsolid'")
         return
     if kind == "binary data" and declared > 0 and size < 84 + 50 * declared:
-        raise truncated(path, f"the header declares {declared} triangles "
-                              f"({84 + 50 * declared} bytes), the file has {size}")
+        raise MeshError(f"{path}: the file is truncated or corrupt (the binary STL header declares "
+                        f"{declared} triangles, {84 + 50 * declared} bytes, the file has {size}); "
+                        "export or copy it again.")
     raise mismatch(path, ".stl", kind, head)
 
 

@@ -69,6 +69,8 @@ class Trainer:
         progress: show a progress bar (stderr) with the loss and the validation error.
         max_train: train on the first ``max_train`` training samples only.
         grad_clip: maximum gradient norm.
+        save_every: write ``RUN/last.safetensors`` every this many epochs (and after the last);
+            an interrupted run resumes from the last one written.
         **model_overrides: hyper-parameters of the model (e.g. ``width=32``).
     """
 
@@ -77,13 +79,14 @@ class Trainer:
                  lr: float = 1e-3, weight_decay: float = 1e-4, schedule: str = "onecycle",
                  graph: GraphSettings | None = None, out=None, resume: bool = False, seed: int = 0,
                  device: str = "cpu", progress: bool = True, max_train: int | None = None,
-                 grad_clip: float = 1.0, **model_overrides):
-        _check_options(model, epochs, batch_size, lr, weight_decay, schedule, grad_clip, device)
+                 grad_clip: float = 1.0, save_every: int = 1, **model_overrides):
+        _check_options(model, epochs, batch_size, lr, weight_decay, schedule, grad_clip, device, save_every)
         self.data_path = Path(data)
         self.model_name, self.model_overrides = model, model_overrides
         self.inputs, self.targets = inputs, targets
         self.epochs, self.batch_size, self.lr, self.weight_decay = epochs, batch_size, lr, weight_decay
         self.schedule, self.grad_clip, self.seed, self.max_train = schedule, grad_clip, seed, max_train
+        self.save_every = save_every
         self.graph = graph if graph is not None else GraphSettings()
         self.run = Path(out) if out is not None else Path("runs") / f"{self.data_path.name}-{model}"
         self.resume, self.device, self.progress = resume, torch.device(device), progress
@@ -134,12 +137,13 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
     def fit(self) -> TrainResult:
         """Train for the remaining epochs, then evaluate the best model on the test split."""
+        if self.resume and not self.last_path.is_file():
+            raise MeshError(f"{self.last_path}: nothing to resume (no last checkpoint in {self.run}).")
         if not self.resume and self.last_path.exists():
             raise MeshError(f"{self.run}: already holds a training run; pass resume=True (--resume) "
                             f"to continue it or choose another output folder.")
         self.setup()
         start = self._restore() if self.resume else 0
-        self.run.mkdir(parents=True, exist_ok=True)
         steps_per_epoch = math.ceil(len(self.graphs["train"]) / self.batch_size)
         bar = _progress_bar(self.epochs * steps_per_epoch, start * steps_per_epoch, self.progress)
         elapsed = self.history[-1]["seconds"] if self.history else 0.0
@@ -167,6 +171,9 @@ class Trainer:
             batch = batch.to(self.device)
             self.optimizer.zero_grad(set_to_none=True)
             loss = relative_l2(decode(self.model(batch), batch, self.fields), batch.y, batch.batch)
+            if not torch.isfinite(loss):
+                raise MeshError(f"training diverged in epoch {epoch} (loss {loss.item()}); start a new run "
+                                f"with a lower learning rate (lr={self.lr}).")
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
             lr = self.optimizer.param_groups[0]["lr"]
@@ -183,7 +190,8 @@ class Trainer:
         if row["val_rel_l2"] < self.best_val:
             self.best_val, self.best_epoch = row["val_rel_l2"], row["epoch"]
             self._save(self.best_path, self.model, {}, with_state=False)
-        self._save(self.last_path, self.model, {}, with_state=True)
+        if row["epoch"] % self.save_every == 0 or row["epoch"] == self.epochs:
+            self._save(self.last_path, self.model, {}, with_state=True)
         write_metrics(self.history, self.run / "metrics.csv")
 
     def _finish(self) -> TrainResult:
@@ -213,8 +221,6 @@ class Trainer:
 
     def _restore(self) -> int:
         """Load model, optimizer, schedule and history from ``RUN/last.safetensors``; the epoch reached."""
-        if not self.last_path.is_file():
-            raise MeshError(f"{self.last_path}: nothing to resume (no last checkpoint in {self.run}).")
         ckpt, optimizer_tensors = load(self.last_path, device=str(self.device), with_optimizer=True)
         training = ckpt.training
         if "optimizer" not in training:
@@ -246,28 +252,34 @@ def evaluate(model, graphs: list, fields, batch_size: int = 4, device="cpu") -> 
     return total / len(graphs)
 
 
-def train(data, model: str = "gno", **options) -> TrainResult:
-    """Train ``model`` on the dataset folder ``data``; see :class:`Trainer` for the options.
+def train(data, model: str = "gno", inputs: list[str] | None = None, targets: list[str] | None = None,
+          epochs: int = 50, batch_size: int = 4, lr: float = 1e-3, weight_decay: float = 1e-4,
+          schedule: str = "onecycle", graph: GraphSettings | None = None, out=None, resume: bool = False,
+          seed: int = 0, device: str = "cpu", progress: bool = True, max_train: int | None = None,
+          grad_clip: float = 1.0, save_every: int = 1, **model_overrides) -> TrainResult:
+    """Train ``model`` on the dataset folder ``data``; the arguments are those of :class:`Trainer`.
 
     >>> result = meshop.train("data/poisson2d-small", model="gno", epochs=50, out="runs/p2d")
     >>> result.metrics["test_rel_l2"]
     """
-    return Trainer(data, model, **options).fit()
+    return Trainer(data, model, inputs=inputs, targets=targets, epochs=epochs, batch_size=batch_size, lr=lr,
+                   weight_decay=weight_decay, schedule=schedule, graph=graph, out=out, resume=resume, seed=seed,
+                   device=device, progress=progress, max_train=max_train, grad_clip=grad_clip,
+                   save_every=save_every, **model_overrides).fit()
 
 
-def _check_options(model, epochs, batch_size, lr, weight_decay, schedule, grad_clip, device) -> None:
+def _check_options(model, epochs, batch_size, lr, weight_decay, schedule, grad_clip, device, save_every) -> None:
     if model not in models.available():
         raise MeshError(f"unknown model '{model}'; available: {', '.join(models.available())}.")
     if schedule not in SCHEDULES:
         raise MeshError(f"unknown schedule '{schedule}'; expected one of {', '.join(SCHEDULES)}.")
-    for name, value, low in (("epochs", epochs, 1), ("batch_size", batch_size, 1)):
-        if int(value) != value or value < low:
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("save_every", save_every)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise MeshError(f"{name} must be a positive integer, got {value!r}.")
-    for name, value in (("lr", lr), ("grad_clip", grad_clip)):
-        if not value > 0:
-            raise MeshError(f"{name} must be positive, got {value!r}.")
-    if not weight_decay >= 0:
-        raise MeshError(f"weight_decay must be >= 0, got {weight_decay!r}.")
+    for name, value, zero_ok in (("lr", lr, False), ("grad_clip", grad_clip, False), ("weight_decay", weight_decay, True)):
+        number = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+        if not number or value < 0 or (value == 0 and not zero_ok):
+            raise MeshError(f"{name} must be a {'non-negative' if zero_ok else 'positive'} number, got {value!r}.")
     try:
         kind = torch.device(device).type
     except RuntimeError:

@@ -1,0 +1,148 @@
+"""Checkpoints: exact round trips (weights, metadata, optimizer state) and clear errors for
+corrupt, foreign and incompatible files, without ever unpickling."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import meshop
+from meshop import checkpoint, models
+from meshop.checkpoint import Checkpoint, CheckpointError
+from meshop.fields import FieldSpec
+from meshop.graph import GraphSettings, build_graph, decode, feature_count
+from meshop.training.state import optimizer_from_flat, optimizer_to_flat
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny graphs: one thread is fastest, and immune to oversubscription when the machine is busy."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _mesh(n: int = 9) -> meshop.Mesh:
+    axis = np.linspace(0.0, 1.0, n)
+    x, y = (a.ravel() for a in np.meshgrid(axis, axis, indexing="ij"))
+    cells = np.array([[i * n + j, i * n + j + 1, (i + 1) * n + j] for i in range(n - 1) for j in range(n - 1)]
+                     + [[i * n + j + 1, (i + 1) * n + j + 1, (i + 1) * n + j] for i in range(n - 1) for j in range(n - 1)])
+    return meshop.Mesh(np.c_[x, y], {"triangle": cells}, {"a": 1 + x * y, "u": np.sin(np.pi * x) * y})
+
+
+def _checkpoint(width: int = 16) -> Checkpoint:
+    spec = FieldSpec(["a"], ["u"], input_defaults={"a": 1.0}, length_powers={"u": 1}, dirichlet={"u": 0.0}).fit([_mesh()])
+    torch.manual_seed(0)
+    model = models.get("gno", feature_count(spec, 2), 1, 2, width=width, layers=2, kernel_width=8)
+    return Checkpoint(model, "gno", spec, GraphSettings(k=6), data={"dataset": "d", "sizes": {"train": 1}},
+                      metrics={"test_rel_l2": 0.25}, training={"epoch": 3})
+
+
+def test_round_trip_identical_predictions_and_metadata(tmp_path):
+    ckpt = _checkpoint()
+    path = checkpoint.save(tmp_path / "model.safetensors", ckpt)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]  # no temporary left
+    loaded = checkpoint.load(path)
+    graph = build_graph(_mesh(), ckpt.fields, ckpt.graph)
+    ckpt.model.eval()
+    with torch.no_grad():
+        assert torch.equal(decode(ckpt.model(graph), graph, ckpt.fields), decode(loaded.model(graph), graph, loaded.fields))
+    assert loaded.fields == ckpt.fields and loaded.graph == ckpt.graph and loaded.model_name == "gno"
+    assert (loaded.data, loaded.metrics, loaded.training) == (ckpt.data, ckpt.metrics, ckpt.training)
+    assert loaded.meshop_version == meshop.__version__ and loaded.model.config == ckpt.model.config
+
+
+def test_optimizer_and_schedule_state_round_trip_exactly(tmp_path):
+    ckpt = _checkpoint()
+    model = ckpt.model
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1e-2, total_steps=10)
+    graph = build_graph(_mesh(), ckpt.fields, ckpt.graph)
+
+    def step(m, opt, sched):
+        opt.zero_grad()
+        decode(m(graph), graph, ckpt.fields).square().mean().backward()
+        opt.step()
+        sched.step()
+
+    for _ in range(3):
+        step(model, optimizer, scheduler)
+    tensors, meta = optimizer_to_flat(optimizer.state_dict())
+    ckpt.training = {"optimizer": meta, "scheduler": scheduler.state_dict()}
+    checkpoint.save(tmp_path / "last.safetensors", ckpt, optimizer_state=tensors)
+
+    loaded, flat = checkpoint.load(tmp_path / "last.safetensors", with_optimizer=True)
+    optimizer2 = torch.optim.AdamW(loaded.model.parameters(), lr=1e-2)
+    scheduler2 = torch.optim.lr_scheduler.OneCycleLR(optimizer2, max_lr=1e-2, total_steps=10)
+    optimizer2.load_state_dict(optimizer_from_flat(flat, loaded.training["optimizer"]))
+    scheduler2.load_state_dict(loaded.training["scheduler"])
+    for _ in range(2):  # both continue identically
+        step(model, optimizer, scheduler)
+        step(loaded.model, optimizer2, scheduler2)
+    assert scheduler2.get_last_lr() == scheduler.get_last_lr()
+    for a, b in zip(model.parameters(), loaded.model.parameters()):
+        assert torch.equal(a, b)
+
+
+def _foreign_files(tmp_path, good) -> list:
+    data = good.read_bytes()
+    header = 8 + int.from_bytes(data[:8], "little")
+    (tmp_path / "truncated_header.safetensors").write_bytes(data[:header // 2])
+    (tmp_path / "truncated_weights.safetensors").write_bytes(data[:header + 100])
+    (tmp_path / "random.safetensors").write_bytes(np.random.default_rng(0).bytes(4096))
+    save_file({"w": torch.zeros(3)}, tmp_path / "plain.safetensors", metadata={"source": "elsewhere"})
+    meta = checkpoint.read_metadata(good)
+    wide = _checkpoint(width=24).model.state_dict()
+    save_file({k: v.contiguous() for k, v in wide.items()}, tmp_path / "misfit.safetensors",
+              metadata={"meshop": json.dumps(meta)})
+    for name, change in [("future", {"format": 99}), ("unknown_model", {"model": {**meta["model"], "name": "nope"}})]:
+        save_file({"w": torch.zeros(1)}, tmp_path / f"{name}.safetensors",
+                  metadata={"meshop": json.dumps({**meta, **change})})
+    save_file({"w": torch.zeros(1)}, tmp_path / "bad_json.safetensors", metadata={"meshop": "{not json"})
+    return [
+        ("truncated_header", "not a readable safetensors checkpoint"),
+        ("truncated_weights", "not a readable safetensors checkpoint"),  # safetensors checks the size
+        ("random", "not a readable safetensors checkpoint"),
+        ("plain", "not a meshop checkpoint (no meshop metadata)"),
+        ("misfit", "weights do not fit model 'gno'"),
+        ("future", "checkpoint format 99 is not supported"),
+        ("unknown_model", "incompatible checkpoint"),
+        ("bad_json", "metadata is corrupt"),
+        ("missing", "no such checkpoint file"),
+    ]
+
+
+def test_corrupt_foreign_and_incompatible_checkpoints_get_specific_errors(tmp_path):
+    good = checkpoint.save(tmp_path / "good.safetensors", _checkpoint())
+    for name, phrase in _foreign_files(tmp_path, good):
+        path = tmp_path / f"{name}.safetensors"
+        with pytest.raises(CheckpointError) as info:
+            checkpoint.load(path)
+        message = str(info.value)
+        assert phrase in message and str(path) in message, (name, message)
+        assert "\n" not in message
+
+
+class _Payload:
+    """Unpickling this creates the file ``marker``."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_pickle_is_refused_and_never_executed(tmp_path):
+    marker = tmp_path / "unpickled"
+    path = tmp_path / "evil.safetensors"
+    path.write_bytes(pickle.dumps({"weights": _Payload(marker)}))
+    with pytest.raises(CheckpointError, match="not a readable safetensors checkpoint"):
+        checkpoint.load(path)
+    assert not marker.exists()
