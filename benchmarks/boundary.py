@@ -6,7 +6,7 @@ Baselines measured in the same run on the same mesh: VTK's surface extraction
 (``vtkImplicitPolyDataDistance``, a cell locator) for the distance. The check column compares
 the results: boundary node counts, and the largest distance difference.
 
-    python benchmarks/boundary.py              # unit cube (59^3 nodes) and a gmsh ball
+    python benchmarks/boundary.py              # unit cube (59^3 nodes), gmsh ball (h = 0.025)
     python benchmarks/boundary.py --quick      # ~30k nodes
 """
 
@@ -110,7 +110,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="~30k-node meshes")
     args = parser.parse_args()
     print(machine())
-    side, h = (31, 0.08) if args.quick else (59, 0.035)
+    side, h = (31, 0.08) if args.quick else (59, 0.025)
     run(f"unit cube, {side}^3 grid", *cube(side))
     run(f"gmsh unit ball, h = {h}", *ball(h))
 

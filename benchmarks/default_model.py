@@ -21,7 +21,7 @@ from machine import machine
 import meshop
 from meshop.data.fem import solve_poisson
 from meshop.data.shapes import _mesh_arrays, gmsh_session
-from meshop.predict import Predictor
+from meshop.prediction import Predictor
 
 HERE = Path(__file__).resolve().parent
 

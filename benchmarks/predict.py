@@ -41,7 +41,7 @@ def run_case(n_nodes: int, mode: str, model: str | None, max_nodes: int) -> dict
         solve_poisson(mesh.points, mesh.cells["tetra"], np.ones(mesh.n_points), boundary,
                       np.zeros(len(boundary)), solver="amg", tol=1e-8)
     else:
-        from meshop.predict import Predictor
+        from meshop.prediction import Predictor
 
         predictor = Predictor(model, max_nodes=max_nodes if mode == "partitioned" else 10**12)
         predictor.predict(mesh)

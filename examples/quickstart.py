@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 import meshop
-from meshop.predict import predict
+from meshop.prediction import predict
 
 HERE = Path(__file__).parent
 

@@ -1,5 +1,15 @@
-"""meshop: geometry-aware neural operators on meshes and point clouds."""
+"""meshop: geometry-aware neural operators on meshes and point clouds.
 
+>>> import meshop
+>>> part = meshop.read("examples/parts/bracket.vtu")
+>>> result = meshop.predict(part, write=False)          # the bundled default model
+>>> run = meshop.train("data/heat3d", model="gno", epochs=50, out="runs/heat")
+
+``import meshop`` stays light: the torch-based parts (``predict``, ``Predictor``, ``train``,
+``Trainer``) load on first use.
+"""
+
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version as _version
 
 from .errors import MeshError
@@ -11,4 +21,20 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.1.0"
 
-__all__ = ["Mesh", "MeshError", "read", "write", "__version__"]
+#: public name -> module that defines it, imported on first access
+_LAZY = {
+    "predict": "prediction", "Predictor": "prediction", "Prediction": "prediction",
+    "train": "training", "Trainer": "training", "TrainResult": "training",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'meshop' has no attribute {name!r}")
+
+
+__all__ = ["Mesh", "MeshError", "read", "write", "predict", "Predictor", "Prediction", "train", "Trainer",
+           "TrainResult", "__version__"]

@@ -81,7 +81,7 @@ def predict(
     render: bool = typer.Option(False, "--render", help="Also write a picture: truth | prediction | error."),
 ):
     """Predict fields on a mesh with a trained model; writes <stem>.pred.vtu."""
-    from .predict import predict as run_prediction
+    from .prediction import predict as run_prediction
 
     with user_errors():
         result = run_prediction(mesh, model, out=out, device=device, mesh_size=mesh_size, max_nodes=max_nodes,
@@ -97,20 +97,20 @@ def predict(
 
 @app.command()
 def train(
-    data: Optional[Path] = typer.Option(None, "--data", "-d", help="Dataset folder with dataset.json [or 'data:' in --config]."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name: gno, ... [default: gno]."),
-    inputs: Optional[str] = typer.Option(None, help="Input fields, comma-separated [default: the manifest's]."),
-    targets: Optional[str] = typer.Option(None, help="Target fields, comma-separated [default: the manifest's]."),
-    epochs: Optional[int] = typer.Option(None, help="Passes over the training split [default: 50]."),
-    batch_size: Optional[int] = typer.Option(None, help="Meshes per batch [default: 4]."),
-    lr: Optional[float] = typer.Option(None, help="Peak learning rate of AdamW [default: 1e-3]."),
-    schedule: Optional[str] = typer.Option(None, help="onecycle or cosine [default: onecycle]."),
-    seed: Optional[int] = typer.Option(None, help="Seed of weights and shuffling [default: 0]."),
-    device: Optional[str] = typer.Option(None, help="cpu or cuda [default: cpu]."),
+    data: Optional[Path] = typer.Option(None, "--data", "-d", help="Dataset folder with dataset.json (or 'data:' in --config)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name: gno, ... (default: gno)."),
+    inputs: Optional[str] = typer.Option(None, help="Input fields, comma-separated (default: the manifest's)."),
+    targets: Optional[str] = typer.Option(None, help="Target fields, comma-separated (default: the manifest's)."),
+    epochs: Optional[int] = typer.Option(None, help="Passes over the training split (default: 50)."),
+    batch_size: Optional[int] = typer.Option(None, help="Meshes per batch (default: 4)."),
+    lr: Optional[float] = typer.Option(None, help="Peak learning rate of AdamW (default: 1e-3)."),
+    schedule: Optional[str] = typer.Option(None, help="onecycle or cosine (default: onecycle)."),
+    seed: Optional[int] = typer.Option(None, help="Seed of weights and shuffling (default: 0)."),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cpu)."),
     model_option: Optional[list[str]] = typer.Option(None, "--model-option", help="Model hyper-parameter KEY=VALUE, repeatable (e.g. width=64)."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML file of the same options; flags override it."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.safetensors."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder [default: runs/<dataset>-<model>]."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default: runs/<dataset>-<model>)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
     """Train a model on a dataset folder; writes best.safetensors, last.safetensors, metrics.csv, loss.png."""

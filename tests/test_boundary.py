@@ -293,6 +293,8 @@ def test_point_cloud_mesh_uses_a_given_mask_and_measures_distance_to_it():
     assert not mesh.boundary_is_estimated
     np.testing.assert_array_equal(mesh.boundary_mask, rim)
     assert not mesh.boundary_normals[~rim].any()
+    np.testing.assert_allclose(np.linalg.norm(mesh.boundary_normals[rim], axis=1), 1.0)
+    assert np.median(angles_deg(mesh.boundary_normals[rim], points[rim])) < 15.0
     brute = np.linalg.norm(points[:, None] - points[rim][None], axis=2).min(axis=1)
     np.testing.assert_allclose(mesh.distance_to_boundary, brute)
     estimated = Mesh(points)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +13,7 @@ from torch_geometric.loader import DataLoader
 
 from meshop import Mesh, checkpoint, models
 from meshop.fields import FieldSpec
-from meshop.graph import GraphSettings, build_graph, decode, geometry_feature_count, relative_l2
+from meshop.graph import GraphSettings, build_graph, decode, feature_count, geometry_feature_count, relative_l2
 from meshop.models.amg import high_frequency_score
 from meshop.models.multilevel import MultiLevelData
 
@@ -36,32 +38,37 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+def with_fields(points: np.ndarray, cells: dict, source: np.ndarray, u: np.ndarray) -> Mesh:
+    """A poisson2d-like sample: inputs ``source`` and ``boundary_value`` (u on the boundary, 0
+    inside), target ``u``."""
+    mesh = Mesh(points, cells)
+    return mesh.with_point_data(source=source, boundary_value=np.where(mesh.boundary_mask, u, 0.0), u=u)
+
+
 def square_mesh(refine: int, stretch: float = 0.0) -> Mesh:
-    """Unit square (x stretched by ``1 + stretch``) with u = x(1-x) sin(y) and two inputs."""
+    """Unit square (x stretched by ``1 + stretch``) with u = x(1-x) sin(y)."""
     grid = MeshTri.init_symmetric().refined(refine)
     p = grid.p.T.copy()
     p[:, 0] *= 1 + stretch
     x, y = p[:, 0], p[:, 1]
-    return Mesh(p, {"triangle": grid.t.T}, point_data={
-        "source": np.sin(3 * x) + y, "boundary_value": x * y, "u": x * (1 - x) * np.sin(y)})
+    return with_fields(p, {"triangle": grid.t.T}, np.sin(3 * x) + y, x * (1 - x) * np.sin(y))
 
 
 def cube_mesh(refine: int) -> Mesh:
     grid = MeshTet().refined(refine)
     p = grid.p.T.copy()
     x, y, z = p.T
-    return Mesh(p, {"tetra": grid.t.T}, point_data={
-        "source": np.cos(2 * z) + x, "boundary_value": y * z, "u": x * (1 - x) * np.sin(y) + z})
+    return with_fields(p, {"tetra": grid.t.T}, np.cos(2 * z) + x, x * (1 - x) * np.sin(y) + z)
 
 
 def spec_for(meshes) -> FieldSpec:
-    return FieldSpec(["source", "boundary_value"], ["u"]).fit(meshes)
+    """Coded like poisson2d: x = [geometry, source, boundary value, extended boundary value]."""
+    return FieldSpec(["source", "boundary_value"], ["u"], dirichlet={"u": "boundary_value"}).fit(meshes)
 
 
-def make_model(name: str, dim: int, **overrides) -> models.NeuralOperator:
+def make_model(name: str, spec: FieldSpec, dim: int, **overrides) -> models.NeuralOperator:
     torch.manual_seed(0)
-    in_channels = geometry_feature_count(dim) + 2
-    return models.get(name, in_channels, 1, dim, **{**SMALL[name], **overrides})
+    return models.get(name, feature_count(spec, dim), 1, dim, **{**SMALL[name], **overrides})
 
 
 def graphs_for(model, meshes, spec):
@@ -72,16 +79,20 @@ def graphs_for(model, meshes, spec):
 def test_registered_with_cpu_sized_defaults():
     assert set(NEW_MODELS) <= set(models.available())
     for name in NEW_MODELS:
-        model = models.get(name, geometry_feature_count(2) + 2, 1, 2)
-        assert 50_000 <= model.n_parameters() <= 300_000, (name, model.n_parameters())
-        assert model.config == models.defaults(name)
+        for dim in (2, 3):
+            model = models.get(name, geometry_feature_count(dim) + 3, 1, dim)
+            assert 50_000 <= model.n_parameters() <= 300_000, (name, dim, model.n_parameters())
+        assert model.config == json.loads(json.dumps(models.defaults(name)))
 
 
-def test_beno_rejects_input_positions_the_data_lacks():
-    with pytest.raises(ValueError, match="boundary_input=2"):
-        models.get("beno", geometry_feature_count(2) + 2, 1, 2, boundary_input=2)
-    model = models.get("beno", geometry_feature_count(2) + 1, 1, 2, source_input=None, boundary_input=None)
-    assert model.config["boundary_input"] is None
+def test_beno_rejects_input_columns_the_data_lacks():
+    darcy_like = geometry_feature_count(2) + 1                  # one input column: permeability
+    with pytest.raises(ValueError, match="position 1 is not a column"):
+        models.get("beno", darcy_like, 1, 2)
+    with pytest.raises(ValueError, match="share"):
+        models.get("beno", darcy_like + 2, 1, 2, source_columns=[0, 1])
+    model = models.get("beno", darcy_like, 1, 2, source_columns=[], boundary_columns=[])
+    assert model.config["boundary_columns"] == []
 
 
 # ---------------------------------------------------------------------------- batching
@@ -105,7 +116,7 @@ def test_multilevel_data_shifts_sets_and_local_edges_when_batched():
 def test_batch_of_different_sizes_equals_graphs_alone(name, dim):
     meshes = [square_mesh(3), square_mesh(2, 0.5), square_mesh(1)] if dim == 2 else [cube_mesh(2), cube_mesh(1)]
     spec = spec_for(meshes)
-    model = make_model(name, dim).eval()
+    model = make_model(name, spec, dim).eval()
     graphs = graphs_for(model, meshes, spec)
     batch = next(iter(DataLoader(graphs, batch_size=len(graphs))))
     with torch.no_grad():
@@ -122,7 +133,7 @@ def test_batch_of_different_sizes_equals_graphs_alone(name, dim):
 def test_overfits_a_tiny_set(name):
     meshes = [square_mesh(2), square_mesh(3, 0.3), square_mesh(2, -0.2)]
     spec = spec_for(meshes)
-    model = make_model(name, 2)
+    model = make_model(name, spec, 2)
     batch = Batch.from_data_list(graphs_for(model, meshes, spec))
     target = (batch.y - torch.tensor(spec.mean["u"])) / torch.tensor(spec.std["u"])
     steps = 250
@@ -155,7 +166,7 @@ def permuted(data, perm: torch.Tensor):
 def test_beno_does_not_depend_on_node_order():
     mesh = square_mesh(3, 0.4)
     spec = spec_for([mesh])
-    model = make_model("beno", 2, max_boundary_tokens=20).eval()   # 32 boundary nodes: subsampled
+    model = make_model("beno", spec, 2, max_boundary_tokens=20).eval()   # 32 boundary nodes: subsampled
     plain = build_graph(mesh, spec, SETTINGS)
     perm = torch.randperm(mesh.n_points, generator=torch.Generator().manual_seed(3))
     original, shuffled = model.prepare(plain.clone()), model.prepare(permuted(plain, perm))
@@ -171,7 +182,7 @@ def test_beno_does_not_depend_on_node_order():
 def test_runs_and_trains_on_a_3d_tet_mesh(name):
     meshes = [cube_mesh(2)]
     spec = spec_for(meshes)
-    model = make_model(name, 3)
+    model = make_model(name, spec, 3)
     graph = graphs_for(model, meshes, spec)[0]
     out = model(graph)
     assert out.shape == (meshes[0].n_points, 1) and torch.isfinite(out).all()
@@ -184,7 +195,7 @@ def test_runs_and_trains_on_a_3d_tet_mesh(name):
 def test_checkpoint_round_trip_gives_identical_outputs(name, tmp_path):
     meshes = [square_mesh(2)]
     spec = spec_for(meshes)
-    model = make_model(name, 2).eval()
+    model = make_model(name, spec, 2).eval()
     for p in model.parameters():                # non-default weights everywhere
         p.data.add_(0.01 * torch.randn_like(p))
     path = checkpoint.save(tmp_path / f"{name}.safetensors", checkpoint.Checkpoint(model, name, spec, SETTINGS))

@@ -15,7 +15,7 @@ import meshop
 from meshop import checkpoint, models
 from meshop.fields import FieldSpec
 from meshop.graph import GraphSettings, feature_count
-from meshop.predict import Predictor, predict
+from meshop.prediction import Predictor, predict
 
 
 def _cube(n: int = 9, scale: float = 1.0, shift=(0.0, 0.0, 0.0)) -> meshop.Mesh:

@@ -15,7 +15,7 @@ import torch
 from meshop import checkpoint
 from meshop.errors import MeshError
 from meshop.graph import GraphSettings, build_graph, decode
-from meshop.predict import Predictor
+from meshop.prediction import Predictor
 from meshop.training import Trainer, evaluate, load_config, merge_options, train
 
 SAMPLES = Path(__file__).resolve().parents[1] / "datasets" / "samples"

@@ -57,70 +57,79 @@ def boundary_facets(points: np.ndarray, cells: dict[str, np.ndarray]) -> Boundar
         cells: cell type -> ``(M, k)`` connectivity; only blocks whose topological dimension
             equals d are used (the lines and triangles gmsh stores along with tetrahedra are
             ignored).
+
+    The facets' corners are ordered so that the right-hand rule gives the outward normal
+    (segments in 2D: the outward normal is the tangent turned clockwise).
     """
     dim = points.shape[1]
-    by_size: dict[int, list] = {}  # facet corner count -> [(corners, extra, owner centroid)]
+    # facets grouped by corner count; each facet is (block, local facet) x cell
+    groups: dict[int, list[tuple[str, int, np.ndarray]]] = {}
     for cell_type, conn in cells.items():
-        if TOPOLOGICAL_DIM.get(cell_type) != dim or not len(conn):
-            continue
-        centroid = points[corners(cell_type, conn)].mean(axis=1)      # (M, d)
-        for local, extra in facet_nodes(cell_type):
-            by_size.setdefault(len(local), []).append(
-                (conn[:, list(local)], conn[:, list(extra)], centroid))
-    width = max((e.shape[1] for parts in by_size.values() for _, e, _ in parts), default=0)
-    facets, extras, owners = [], [], []
-    for size, parts in by_size.items():
-        corner_ids = np.concatenate([c for c, _, _ in parts])
-        once = _used_once(_sort_rows(corner_ids))
-        padded = np.full((int(once.sum()), 4), -1, dtype=np.int64)
-        padded[:, :size] = corner_ids[once]
-        facets.append(padded)
-        extra = np.full((len(once), width), -1, dtype=np.int64)
+        if TOPOLOGICAL_DIM.get(cell_type) == dim and len(conn):
+            for j, (local, _) in enumerate(facet_nodes(cell_type)):
+                groups.setdefault(len(local), []).append((cell_type, j, conn[:, list(local)]))
+    rows, extras, owners = [], [], []
+    for size, parts in groups.items():
+        once = _used_once([_sorted_columns(c) for _, _, c in parts])
         start = 0
-        for c, e, _ in parts:
-            extra[start:start + len(c), : e.shape[1]] = e
-            start += len(c)
-        extras.append(extra[once])
-        owners.append(np.concatenate([o for _, _, o in parts])[once])
-    if not facets:
+        for cell_type, j, corner_ids in parts:
+            hit = np.flatnonzero(once[start:start + len(corner_ids)])
+            start += len(corner_ids)
+            conn = cells[cell_type]
+            row = np.full((len(hit), 4), -1, dtype=np.int64)
+            row[:, :size] = corner_ids[hit]
+            rows.append(row)
+            extras.append(conn[hit][:, list(facet_nodes(cell_type)[j][1])])
+            owners.append(points[corners(cell_type, conn[hit])].mean(axis=1))
+    if not rows:
         return BoundaryFacets(np.empty((0, 4), np.int64), np.empty((0, dim)), np.empty(0))
-    facets, extras, owners = np.concatenate(facets), np.concatenate(extras), np.concatenate(owners)
+    width = max(e.shape[1] for e in extras)
+    extras = np.concatenate([np.pad(e, ((0, 0), (0, width - e.shape[1])), constant_values=-1)
+                             for e in extras])
+    facets, owners = np.concatenate(rows), np.concatenate(owners)
     normals, measures = _facet_normals(points, facets)
     # orient outward: away from the centroid of the single cell that owns the facet
     flip = np.einsum("fd,fd->f", normals, _facet_centres(points, facets) - owners) < 0
     normals[flip] *= -1
+    corner_count = (facets >= 0).sum(axis=1)
+    for count in np.unique(corner_count[flip]):
+        rows_to_flip = np.flatnonzero(flip & (corner_count == count))
+        facets[rows_to_flip, :count] = facets[rows_to_flip, count - 1::-1]
     return BoundaryFacets(facets, normals, measures, extras)
 
 
-def _sort_rows(rows: np.ndarray) -> np.ndarray:
-    """Each row of ``rows (F, c)``, c <= 4, sorted ascending by a min/max sorting network
+def _sorted_columns(ids: np.ndarray) -> list[np.ndarray]:
+    """The columns of ``ids (M, c)``, c <= 4, sorted across each row by a min/max network
     (several times faster than ``np.sort(axis=1)`` on millions of short rows)."""
-    cols = [rows[:, i].copy() for i in range(rows.shape[1])]
+    cols = [ids[:, i] for i in range(ids.shape[1])]
     network = {1: [], 2: [(0, 1)], 3: [(0, 1), (1, 2), (0, 1)],
                4: [(0, 1), (2, 3), (0, 2), (1, 3), (1, 2)]}[len(cols)]
     for i, j in network:
         cols[i], cols[j] = np.minimum(cols[i], cols[j]), np.maximum(cols[i], cols[j])
-    return np.stack(cols, axis=1)
+    return cols
 
 
-def _used_once(rows: np.ndarray) -> np.ndarray:
-    """``(F,)`` bool: rows of ``rows (F, c)`` (sorted ids) that occur exactly once.
+def _used_once(parts: list[list[np.ndarray]]) -> np.ndarray:
+    """``(F,)`` bool: which facets occur exactly once, the facets given as blocks of sorted
+    id columns (concatenated in order).
 
-    Rows are packed into one int64 key when the ids fit (a 1D sort is several times faster
-    than sorting rows), else sorted lexicographically.
+    Each facet is packed into one int64 key when the ids fit (a 1D sort is several times
+    faster than sorting rows), else rows are sorted lexicographically.
     """
-    n = int(rows.max()) + 1 if rows.size else 1
-    if float(n) ** rows.shape[1] < 2.0 ** 62:
-        key = np.zeros(len(rows), dtype=np.int64)
-        for column in rows.T:
+    columns = [np.concatenate(c) for c in zip(*parts)]
+    n = max(int(c.max()) for c in columns) + 1
+    if float(n) ** len(columns) < 2.0 ** 62:
+        key = columns[0].astype(np.int64)
+        for column in columns[1:]:
             key = key * n + column
         unique, counts = np.unique(key, return_counts=True)
         single = unique[counts == 1]
-        pos = np.minimum(np.searchsorted(single, key), max(len(single) - 1, 0))
-        return single[pos] == key if len(single) else np.zeros(len(rows), bool)
-    order = np.lexsort(rows.T[::-1])
-    ordered = rows[order]
-    starts = np.r_[True, (ordered[1:] != ordered[:-1]).any(axis=1)]
+        if not len(single):
+            return np.zeros(len(key), dtype=bool)
+        return single[np.minimum(np.searchsorted(single, key), len(single) - 1)] == key
+    order = np.lexsort(columns[::-1])
+    rows = np.stack(columns, axis=1)[order]
+    starts = np.r_[True, (rows[1:] != rows[:-1]).any(axis=1)]
     group = np.cumsum(starts) - 1
     once = np.empty(len(rows), dtype=bool)
     once[order] = np.bincount(group)[group] == 1
@@ -307,8 +316,8 @@ def _dot(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.einsum("md,md->m", x, y)
 
 
-def point_cloud_boundary(points: np.ndarray, k: int | None = None, threshold: float = 0.25
-                         ) -> tuple[np.ndarray, np.ndarray]:
+def point_cloud_boundary(points: np.ndarray, k: int | None = None, threshold: float = 0.25,
+                         mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Estimated boundary mask ``(N,)`` and outward normals ``(N, d)`` of a point cloud.
 
     Centroid-shift test (hand-written: no library offers it). The ``k`` nearest neighbours
@@ -323,19 +332,21 @@ def point_cloud_boundary(points: np.ndarray, k: int | None = None, threshold: fl
     Measured on uniform random samples (tests/test_boundary.py): a 20,000-point disk flags
     every point within half a spacing of the rim and about 2 % of those deeper than three
     spacings. Meant for clouds that fill an area (2D) or a volume (3D) with roughly uniform
-    density; pass your own mask to :class:`meshop.Mesh` when it is known.
+    density; pass your own mask to :class:`meshop.Mesh` when it is known (``mask`` here: the
+    test is skipped and only the normals are estimated, for the given boundary points).
     """
     dim = points.shape[1]
     k = min(k or (32 if dim == 2 else 48), len(points) - 1)
     if k < 1:
-        return np.ones(len(points), bool), np.zeros_like(points)
+        return (np.ones(len(points), bool) if mask is None else mask), np.zeros_like(points)
     dist, idx = cKDTree(points).query(points, k=k + 1, workers=-1)
     # neighbour by neighbour, so memory stays O(N d) on million-point clouds
     centroid = np.zeros_like(points)
     for column in idx[:, 1:].T:
         centroid += points[column]
     shift = points - centroid / k                                      # (N, d)
-    mask = np.linalg.norm(shift, axis=1) > threshold * dist[:, -1]
+    if mask is None:
+        mask = np.linalg.norm(shift, axis=1) > threshold * dist[:, -1]
     boundary_shift = np.where(mask[:, None], shift, 0.0)
     summed = np.zeros_like(points)
     for column in idx.T:

@@ -123,21 +123,40 @@ def simplex_measure(points: np.ndarray, cell_type: str, connectivity: np.ndarray
     their absolute sizes, so a cell is degenerate exactly when every sub-simplex is.
     Higher-order cells are measured by their corners (straight-sided).
     """
+    return _measure_and_extent(points, cell_type, connectivity)[0]
+
+
+def degenerate_cells(points: np.ndarray, cell_type: str, connectivity: np.ndarray,
+                     rtol: float = 1e-12) -> np.ndarray:
+    """``(M,)`` bool: cells whose measure is below ``rtol * extent**dim``, the extent being
+    the longest edge from the first corner of its simplices (at least half the cell's
+    diameter), so tiny cells in large meshes are judged by their own size."""
+    measure, extent = _measure_and_extent(points, cell_type, connectivity)
+    return measure <= rtol * extent ** TOPOLOGICAL_DIM[cell_type]
+
+
+def _measure_and_extent(points: np.ndarray, cell_type: str, connectivity: np.ndarray):
     c = corners(cell_type, connectivity)
-    total = np.zeros(len(c))
+    total, extent = np.zeros(len(c)), np.zeros(len(c))
     for simplex in _SIMPLICES[linear_type(cell_type)]:
-        p = points[c[:, simplex]]                       # (M, k+1, d)
-        total += _simplex_size(p[:, 1:] - p[:, :1])
-    return total
+        base = points[c[:, simplex[0]]]
+        edges = [points[c[:, v]] - base for v in simplex[1:]]             # k x (M, d)
+        total += _simplex_size(edges)
+        for edge in edges:
+            np.maximum(extent, np.sqrt(np.einsum("md,md->m", edge, edge)), out=extent)
+    return total, extent
 
 
-def _simplex_size(edges: np.ndarray) -> np.ndarray:
-    """Size ``(M,)`` of simplices spanned by ``edges (M, k, d)``: |det| / k! when k == d
+def _simplex_size(edges: list[np.ndarray]) -> np.ndarray:
+    """Size ``(M,)`` of simplices spanned by k edge vectors ``(M, d)``: |det| / k! when k == d
     (closed forms, fast on millions of cells), else sqrt(det(Gram)) / k!."""
-    k, d = edges.shape[1:]
+    k, d = len(edges), edges[0].shape[1]
     if k == d == 2:
-        return np.abs(edges[:, 0, 0] * edges[:, 1, 1] - edges[:, 0, 1] * edges[:, 1, 0]) / 2
+        (ax, ay), (bx, by) = edges[0].T, edges[1].T
+        return np.abs(ax * by - ay * bx) / 2
     if k == d == 3:
-        return np.abs(np.einsum("md,md->m", edges[:, 0], np.cross(edges[:, 1], edges[:, 2]))) / 6
-    gram = np.einsum("mid,mjd->mij", edges, edges)
+        (ax, ay, az), (bx, by, bz), (cx, cy, cz) = (e.T for e in edges)
+        return np.abs(ax * (by * cz - bz * cy) - ay * (bx * cz - bz * cx) + az * (bx * cy - by * cx)) / 6
+    stacked = np.stack(edges, axis=1)                                   # (M, k, d)
+    gram = np.einsum("mid,mjd->mij", stacked, stacked)
     return np.sqrt(np.clip(np.linalg.det(gram), 0.0, None)) / np.prod(np.arange(1, k + 1))

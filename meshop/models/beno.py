@@ -18,8 +18,8 @@ class BENO(NeuralOperator):
     .. math::
         u = Q_1\big(\Phi_1(a_{f}; e_0)\big) + Q_2\big(\Phi_2(a_{g}; e_g)\big)
 
-    * :math:`a_f`: the node features with the boundary-value input zeroed (branch 1 sees the
-      source, not the boundary values); :math:`a_g`: the source input zeroed (branch 2 sees the
+    * :math:`a_f`: the node features with the boundary-value columns zeroed (branch 1 sees the
+      source, not the boundary values); :math:`a_g`: the source columns zeroed (branch 2 sees the
       boundary values, not the source). Other inputs (coefficients) and the geometry features
       (position, distance to the real boundary, boundary flag and normal) reach both branches.
       Inputs are normalized, so zeroing a column is the same as the branch not having it.
@@ -37,11 +37,12 @@ class BENO(NeuralOperator):
     Args:
         width, layers, kernel_width: per-branch GNO width, depth and edge-embedding width.
         d_model, heads, encoder_layers: boundary Transformer size.
-        source_input: position of the source field among the model's input fields
-            (``FieldSpec.inputs`` order), or None when the problem has no source input.
-        boundary_input: position of the boundary-value field, or None for homogeneous boundary
-            values. Defaults fit ``poisson2d`` ([source, boundary_value]) and ``heat3d``
-            ([source, boundary_temperature]).
+        source_columns: positions, within the input block of ``Data.x`` (the columns after the
+            ``2d + 2`` geometry columns), of the source columns; empty when there is no source input.
+        boundary_columns: positions of the columns holding boundary values; the first one is the
+            boundary value the Transformer reads on boundary nodes; empty for homogeneous boundary
+            values. The defaults fit ``poisson2d`` and ``heat3d`` as :mod:`meshop.graph` codes them:
+            ``[source, boundary value, extended boundary value]``.
         max_boundary_tokens: at most this many boundary nodes enter the Transformer, a
             farthest-point subset that does not depend on node order; attention then costs at most
             ``max_boundary_tokens**2`` per graph however fine the mesh.
@@ -51,26 +52,21 @@ class BENO(NeuralOperator):
 
     def __init__(self, in_channels: int, out_channels: int, dim: int, width: int = 48,
                  layers: int = 4, kernel_width: int = 32, d_model: int = 48, heads: int = 4,
-                 encoder_layers: int = 2, source_input: int | None = 0,
-                 boundary_input: int | None = 1, max_boundary_tokens: int = 256):
+                 encoder_layers: int = 2, source_columns: tuple[int, ...] = (0,),
+                 boundary_columns: tuple[int, ...] = (1, 2), max_boundary_tokens: int = 256):
+        source_columns, boundary_columns = list(source_columns), list(boundary_columns)
         super().__init__(in_channels, out_channels, dim, width=width, layers=layers,
                          kernel_width=kernel_width, d_model=d_model, heads=heads,
-                         encoder_layers=encoder_layers, source_input=source_input,
-                         boundary_input=boundary_input, max_boundary_tokens=max_boundary_tokens)
+                         encoder_layers=encoder_layers, source_columns=source_columns,
+                         boundary_columns=boundary_columns, max_boundary_tokens=max_boundary_tokens)
         geometry = geometry_feature_count(dim)
-        n_inputs = in_channels - geometry
-        for name, index in (("source_input", source_input), ("boundary_input", boundary_input)):
-            if index is not None and not 0 <= index < n_inputs:
-                raise ValueError(f"BENO {name}={index} is not an input field position: the data has "
-                                 f"{n_inputs} input field(s); pass {name}=None if the problem has none.")
-        if source_input is not None and source_input == boundary_input:
-            raise ValueError(f"BENO source_input and boundary_input must differ; both are {source_input}.")
+        _check_columns(source_columns, boundary_columns, in_channels - geometry)
         if max_boundary_tokens < 1:
             raise ValueError(f"max_boundary_tokens must be >= 1; got {max_boundary_tokens}.")
-        self.source_column = None if source_input is None else geometry + source_input
-        self.boundary_column = None if boundary_input is None else geometry + boundary_input
+        self.source_columns = [geometry + c for c in source_columns]
+        self.boundary_columns = [geometry + c for c in boundary_columns]
         self.max_boundary_tokens = max_boundary_tokens
-        token_channels = 2 * dim + (boundary_input is not None)        # position, normal, value
+        token_channels = 2 * dim + bool(boundary_columns)               # position, normal, value
         self.boundary = BoundaryEncoder(token_channels, d_model, heads, encoder_layers)
         self.branches = nn.ModuleList(
             _Branch(in_channels, out_channels, dim, width, layers, kernel_width, d_model) for _ in range(2))
@@ -88,13 +84,13 @@ class BENO(NeuralOperator):
     def forward(self, data) -> torch.Tensor:
         batch, size = node_batch(data), num_graphs(data)
         scale = graph_edge_scale(data.pos, data.edge_index, batch, size)  # (E, 1)
-        source_free = _zero_column(data.x, self.source_column)         # branch 2 input
-        boundary_free = _zero_column(data.x, self.boundary_column)      # branch 1 input
+        source_free = _zero_columns(data.x, self.source_columns)       # branch 2 input
+        boundary_free = _zero_columns(data.x, self.boundary_columns)    # branch 1 input
         tokens = self._boundary_tokens(data)                            # (K, 2d [+1])
         token_batch = set_batch(data, "boundary")
-        values_free = _zero_column(tokens, tokens.shape[1] - 1 if self.boundary_column is not None else None)
-        zero_g = self.boundary(values_free, token_batch, size)          # (B, d_model)
-        true_g = self.boundary(tokens, token_batch, size) if self.boundary_column is not None else zero_g
+        values = [tokens.shape[1] - 1] if self.boundary_columns else []
+        zero_g = self.boundary(_zero_columns(tokens, values), token_batch, size)  # (B, d_model)
+        true_g = self.boundary(tokens, token_batch, size) if values else zero_g
         out = self.branches[0](data.pos, boundary_free, data.edge_index, scale, zero_g, batch)
         return out + self.branches[1](data.pos, source_free, data.edge_index, scale, true_g, batch)
 
@@ -102,8 +98,9 @@ class BENO(NeuralOperator):
         nodes = data.boundary_nodes
         normal = data.x[nodes, self.dim + 2: 2 * self.dim + 2]
         columns = [data.pos[nodes], normal]
-        if self.boundary_column is not None:
-            columns.append(data.x[nodes, self.boundary_column: self.boundary_column + 1])
+        if self.boundary_columns:
+            value = self.boundary_columns[0]
+            columns.append(data.x[nodes, value: value + 1])
         return torch.cat(columns, dim=1)
 
 
@@ -129,10 +126,23 @@ class _Branch(nn.Module):
         return self.project(v)                                          # (N, out)
 
 
-def _zero_column(x: torch.Tensor, column: int | None) -> torch.Tensor:
-    """``x`` with ``column`` set to 0 (unchanged when ``column`` is None)."""
-    if column is None:
+def _zero_columns(x: torch.Tensor, columns: list[int]) -> torch.Tensor:
+    """``x`` with ``columns`` set to 0."""
+    if not columns:
         return x
     mask = torch.ones(x.shape[1], dtype=x.dtype, device=x.device)
-    mask[column] = 0
+    mask[columns] = 0
     return x * mask
+
+
+def _check_columns(source: list[int], boundary: list[int], n_inputs: int) -> None:
+    """Input-block positions must exist and a column cannot be both source and boundary value."""
+    for name, columns in (("source_columns", source), ("boundary_columns", boundary)):
+        bad = [c for c in columns if not (isinstance(c, int) and 0 <= c < n_inputs)]
+        if bad:
+            raise ValueError(f"BENO {name}={columns}: position {bad[0]} is not a column of the input "
+                             f"block, which has {n_inputs} column(s) (0 to {n_inputs - 1}); pass the "
+                             f"positions of your data's {name.split('_')[0]} columns, or [] for none.")
+    shared = sorted(set(source) & set(boundary))
+    if shared:
+        raise ValueError(f"BENO source_columns and boundary_columns share column(s) {shared}.")

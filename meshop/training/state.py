@@ -40,5 +40,6 @@ def optimizer_from_flat(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
         groups = [{k: tuple(v) if k == "betas" else v for k, v in group.items()}
                   for group in meta["param_groups"]]
     except (KeyError, ValueError, TypeError, AttributeError) as err:
-        raise CheckpointError(f"the checkpoint's optimizer state is incomplete ({err!r}); resume is not possible.") from None
+        raise CheckpointError(f"the checkpoint's optimizer state is incomplete ({err!r}); "
+                              f"resume is not possible.") from None
     return {"state": state, "param_groups": groups}

@@ -276,7 +276,8 @@ def _check_options(model, epochs, batch_size, lr, weight_decay, schedule, grad_c
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("save_every", save_every)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise MeshError(f"{name} must be a positive integer, got {value!r}.")
-    for name, value, zero_ok in (("lr", lr, False), ("grad_clip", grad_clip, False), ("weight_decay", weight_decay, True)):
+    for name, value, zero_ok in (("lr", lr, False), ("grad_clip", grad_clip, False),
+                                 ("weight_decay", weight_decay, True)):
         number = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
         if not number or value < 0 or (value == 0 and not zero_ok):
             raise MeshError(f"{name} must be a {'non-negative' if zero_ok else 'positive'} number, got {value!r}.")

@@ -1,13 +1,30 @@
 """Pictures of meshes and fields: PNG rendering, an interactive window, a browser page, plots.
 
 Rendering needs no display: without one, VTK draws off screen through EGL (or OSMesa).
+Submodules load on first use, so plotting a loss curve does not import PyVista.
 """
 
-from .geometry_plots import plot_decomposition, plot_hierarchy
-from .interactive import export_html, interactive_plotter, view
-from .plots import plot_loss_curve, read_metrics
-from .render import render, render_comparison
-from .scene import to_pyvista
+from importlib import import_module
 
-__all__ = ["export_html", "interactive_plotter", "plot_decomposition", "plot_hierarchy", "plot_loss_curve",
-           "read_metrics", "render", "render_comparison", "to_pyvista", "view"]
+#: public name -> submodule that defines it
+_LAZY = {
+    "plot_decomposition": "geometry_plots", "plot_hierarchy": "geometry_plots",
+    "export_html": "interactive", "interactive_plotter": "interactive", "view": "interactive",
+    "plot_loss_curve": "plots", "read_metrics": "plots",
+    "render": "pictures", "render_comparison": "pictures",
+    "to_pyvista": "scene",
+}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'meshop.viz' has no attribute {name!r}")
+    module = import_module(f".{_LAZY[name]}", __name__)
+    # bind every public name of that submodule at once
+    for public, home in _LAZY.items():
+        if home == _LAZY[name]:
+            globals()[public] = getattr(module, public)
+    return globals()[name]
+
+
+__all__ = sorted(_LAZY)

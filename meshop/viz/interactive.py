@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import MeshError
 from ..mesh import Mesh
 from . import scene
-from .render import SINGLE_WINDOW, field_plotter
+from .pictures import SINGLE_WINDOW, field_plotter
 
 HELP = "n / p: next / previous field"
 # The vtk.js viewer that trame-vtk ships links its favicons from the web; a page that must work
