@@ -91,6 +91,16 @@ class MeshDataset(Dataset):
         return dict(self.manifest.get("dirichlet", {}))
 
     @property
+    def input_defaults(self) -> dict[str, float]:
+        """Input -> value a mesh lacking it most likely means (manifest ``input_defaults``)."""
+        return dict(self.manifest.get("input_defaults", {}))
+
+    @property
+    def linear_inputs(self) -> list[str]:
+        """Inputs on which the targets depend linearly, together (manifest ``linear_inputs``)."""
+        return list(self.manifest.get("linear_inputs", []))
+
+    @property
     def num_inputs(self) -> int:
         """Columns of ``x``."""
         return sum(self.channels[n] for n in self.inputs)

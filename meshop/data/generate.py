@@ -170,6 +170,8 @@ def _manifest(problem: Problem, seed: int, resolution: int | None, options: dict
         "targets": list(problem.targets),
         "fields": fields,
         "dirichlet": problem.dirichlet,
+        "input_defaults": problem.input_defaults,
+        "linear_inputs": problem.linear_inputs,
         "split": {part: files[bounds[k]:bounds[k + 1]] for k, part in enumerate(split)},
         "samples": samples,
     })

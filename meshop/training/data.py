@@ -1,8 +1,8 @@
 """The training data of a run: meshes per split, the field coding, and the data card.
 
-A dataset folder's manifest names the inputs, targets, length powers and Dirichlet couplings
-(see :class:`~meshop.data.MeshDataset`). A few facts the manifests do not carry are supplied
-per problem by :data:`PROBLEM_FIELDS`.
+A dataset folder's manifest names the inputs, targets, length powers, Dirichlet couplings,
+input defaults and linear inputs (see :class:`~meshop.data.MeshDataset`); the field coding is
+built from them.
 """
 
 from __future__ import annotations
@@ -19,16 +19,6 @@ from ..mesh import Mesh
 SPLITS = ("train", "val", "test")
 #: fractions of validation and test samples when a folder's manifest has no split
 DEFAULT_HOLDOUT = (0.1, 0.1)
-
-#: per problem: defaults for inputs a user's mesh may lack (used by ``predict``), constant
-#: Dirichlet values, and the inputs on which the targets depend linearly (amplitude scaling).
-PROBLEM_FIELDS: dict[str, dict] = {
-    "heat3d": {"input_defaults": {"source": 1.0, "boundary_temperature": 0.0},
-               "linear_inputs": ["source", "boundary_temperature"]},
-    "poisson2d": {"linear_inputs": ["source", "boundary_value"]},
-    "darcy2d": {"dirichlet": {"u": 0.0}},
-}
-
 
 @dataclass
 class TrainingData:
@@ -81,7 +71,7 @@ def load_training_data(root, inputs: list[str] | None = None, targets: list[str]
             raise MeshError(f"{root}: the {split} split is empty; training needs at least one "
                             f"training and one validation sample.")
     problem = full.manifest.get("problem")
-    fields = field_spec(full.inputs, full.targets, full.length_powers, full.dirichlet, problem)
+    fields = field_spec(full)
     fields.fit(meshes["train"])
     card = {
         "dataset": str(root),
@@ -94,26 +84,24 @@ def load_training_data(root, inputs: list[str] | None = None, targets: list[str]
     return TrainingData(meshes, fields, card)
 
 
-def field_spec(inputs: list[str], targets: list[str], length_powers: dict, dirichlet: dict,
-               problem: str | None) -> FieldSpec:
-    """The (unfitted) field coding: the manifest's facts completed by :data:`PROBLEM_FIELDS`.
+def field_spec(dataset) -> FieldSpec:
+    """The (unfitted) field coding of a :class:`~meshop.data.MeshDataset` from its manifest.
 
-    Length powers and Dirichlet couplings that name fields not in ``inputs + targets`` are dropped
-    (a user may train on a subset of a dataset's fields).
+    Length powers, Dirichlet couplings and defaults that name fields not in the dataset's inputs
+    and targets are dropped (a user may train on a subset of a dataset's fields).
     """
-    extra = PROBLEM_FIELDS.get(problem, {})
+    inputs, targets = dataset.inputs, dataset.targets
     names = set(inputs) | set(targets)
-    dirichlet = {**extra.get("dirichlet", {}), **dirichlet}
-    dirichlet = {t: v for t, v in dirichlet.items()
+    dirichlet = {t: v for t, v in dataset.dirichlet.items()
                  if t in targets and (not isinstance(v, str) or v in inputs)}
-    linear = extra.get("linear_inputs", [])
+    linear = dataset.linear_inputs
     return FieldSpec(
         inputs=list(inputs), targets=list(targets),
-        input_defaults={n: v for n, v in extra.get("input_defaults", {}).items() if n in inputs},
-        length_powers={n: int(p) for n, p in length_powers.items() if n in names and p},
+        input_defaults={n: float(v) for n, v in dataset.input_defaults.items() if n in inputs},
+        length_powers={n: int(p) for n, p in dataset.length_powers.items() if n in names and p},
         dirichlet=dirichlet,
         # the amplitude argument holds only when every linear input is fed to the model
-        linear_inputs=list(linear) if set(linear) <= set(inputs) else [],
+        linear_inputs=list(linear) if linear and set(linear) <= set(inputs) else [],
     )
 
 

@@ -2,8 +2,10 @@
 
 Each problem lives in a module of this package defining ``FIELDS`` (field name -> (role, meaning),
 role "input" or "target"), ``DEFAULTS`` and a sample function; optional ``LENGTH_POWERS`` (field ->
-p: the field scales like length**p, see :mod:`meshop.fields`) and ``DIRICHLET`` (target -> the
-input field, or constant, holding its value on boundary nodes). Modules are imported lazily, so
+p: the field scales like length**p, see :mod:`meshop.fields`), ``DIRICHLET`` (target -> the
+input field, or constant, holding its value on boundary nodes), ``INPUT_DEFAULTS`` (input -> the
+value a mesh without that field most likely means) and ``LINEAR_INPUTS`` (inputs on which the
+targets depend linearly, together). Modules are imported lazily, so
 listing problems is cheap.
 
 >>> import numpy as np
@@ -74,6 +76,14 @@ class Problem:
     @property
     def dirichlet(self) -> dict[str, str | float]:
         return dict(getattr(self._module(), "DIRICHLET", {}))
+
+    @property
+    def input_defaults(self) -> dict[str, float]:
+        return dict(getattr(self._module(), "INPUT_DEFAULTS", {}))
+
+    @property
+    def linear_inputs(self) -> list[str]:
+        return list(getattr(self._module(), "LINEAR_INPUTS", []))
 
     def sample_with_info(self, rng: np.random.Generator, resolution: int | None = None,
                          **options) -> tuple[Mesh, dict]:

@@ -37,6 +37,10 @@ FIELDS = {
 DEFAULTS = {"resolution": 5000, "solver": "direct"}
 LENGTH_POWERS = {"source": 2}
 DIRICHLET = {"temperature": "boundary_temperature"}
+#: what a part without these fields most likely means: uniform heating, surfaces held at 0
+INPUT_DEFAULTS = {"source": 1.0, "boundary_temperature": 0.0}
+#: T depends linearly on (q, g) together
+LINEAR_INPUTS = ["source", "boundary_temperature"]
 #: source/boundary regimes, drawn with equal odds (see the module docstring)
 REGIMES = ("heating", "boundary", "both")
 

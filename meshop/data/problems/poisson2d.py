@@ -26,6 +26,8 @@ FIELDS = {
 DEFAULTS = {"resolution": 2000, "solver": "direct"}
 LENGTH_POWERS = {"source": 2}
 DIRICHLET = {"u": "boundary_value"}
+#: u depends linearly on (f, g) together
+LINEAR_INPUTS = ["source", "boundary_value"]
 SOURCE_STD = 10.0
 
 
