@@ -15,6 +15,7 @@ graph              :class:`~meshop.graph.GraphSettings`
 data               the training data card (dataset, problem, sizes, split)
 metrics            final metrics (validation/test relative L2, epochs, seconds)
 training           optional resume state: epoch, best metric, optimizer/scheduler scalars
+sha256             checksum of the model weights (:func:`digest`), checked on load
 =================  ==============================================================
 """
 
@@ -76,6 +77,7 @@ def save(path, ckpt: Checkpoint, optimizer_state: dict[str, torch.Tensor] | None
         "training": ckpt.training,
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    meta["sha256"] = digest(tensors)
     for k, v in (optimizer_state or {}).items():
         tensors[_OPTIMIZER_PREFIX + k] = v.detach().cpu().contiguous()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -88,6 +90,21 @@ def save(path, ckpt: Checkpoint, optimizer_state: dict[str, torch.Tensor] | None
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def digest(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of the model weights (names, dtypes, shapes and bytes, in name order).
+
+    safetensors checks the header, not the data: this catches bytes flipped inside the weights.
+    """
+    import hashlib
+
+    sha = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        sha.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        sha.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return sha.hexdigest()
 
 
 def read_metadata(path) -> dict:
@@ -140,6 +157,8 @@ def load(path, device: str = "cpu", with_optimizer: bool = False):
     except RuntimeError as err:
         first = str(err).splitlines()[0][:160]
         raise CheckpointError(f"{path}: weights do not fit model '{spec['name']}' ({first}).") from None
+    if "sha256" in meta and digest(weights) != meta["sha256"]:
+        raise CheckpointError(f"{path}: the checkpoint's weights are corrupt (checksum mismatch).")
     model.to(device).eval()
     ckpt = Checkpoint(model, spec["name"], fields, graph, meta.get("data", {}), meta.get("metrics", {}),
                       meta.get("training", {}), meta.get("meshop_version", ""), path)

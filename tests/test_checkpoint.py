@@ -106,6 +106,9 @@ def _foreign_files(tmp_path, good) -> list:
         save_file({"w": torch.zeros(1)}, tmp_path / f"{name}.safetensors",
                   metadata={"meshop": json.dumps({**meta, **change})})
     save_file({"w": torch.zeros(1)}, tmp_path / "bad_json.safetensors", metadata={"meshop": "{not json"})
+    flipped = bytearray(good.read_bytes())
+    flipped[-5] ^= 0xFF  # a byte inside the last tensor's data; the file keeps its size
+    (tmp_path / "flipped.safetensors").write_bytes(bytes(flipped))
     return [
         ("truncated_header", "not a readable safetensors checkpoint"),
         ("truncated_weights", "not a readable safetensors checkpoint"),  # safetensors checks the size
@@ -115,6 +118,7 @@ def _foreign_files(tmp_path, good) -> list:
         ("future", "checkpoint format 99 is not supported"),
         ("unknown_model", "incompatible checkpoint"),
         ("bad_json", "metadata is corrupt"),
+        ("flipped", "weights are corrupt (checksum mismatch)"),
         ("missing", "no such checkpoint file"),
     ]
 
