@@ -180,7 +180,7 @@ def generate(
     resolution: Optional[int] = typer.Option(None, help="Target nodes (poisson2d, heat3d) or nodes per side (darcy2d) (default: the problem's)."),
     workers: int = typer.Option(1, help="Parallel worker processes."),
     domain: Optional[str] = typer.Option(None, help="darcy2d only: square or random."),
-    solver: Optional[str] = typer.Option(None, help="Linear solver: direct, cg or amg (default: direct)."),
+    solver: Optional[str] = typer.Option(None, help="Linear solver: direct, cg, amg, or recycle (Krylov recycling; darcy2d on the square) (default: direct)."),
     split: str = typer.Option("0.8,0.1,0.1", help="Train,val,test fractions."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty folder that is not a meshop dataset."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),

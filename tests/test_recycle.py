@@ -8,6 +8,7 @@ import scipy.sparse.linalg as spla
 
 from meshop.data.problems.darcy2d import darcy2d_family, darcy2d_sample, darcy2d_samples_recycled
 from meshop.data.recycle import greedy_order, path_length, solve_family
+from meshop.errors import MeshError
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +94,20 @@ def test_recycled_darcy_samples_match_direct_samples():
         np.testing.assert_array_equal(sample.point_data["permeability"], direct.point_data["permeability"])
         u, reference = sample.point_data["u"], direct.point_data["u"]
         assert np.linalg.norm(u - reference) <= 1e-7 * np.linalg.norm(reference)
+
+
+def test_generate_with_recycling_matches_direct_samples(tmp_path):
+    """`meshop generate darcy2d --solver recycle`: the same inputs as a direct run, u to 1e-8."""
+    import meshop
+    from meshop.data import generate
+
+    recycled = generate("darcy2d", 5, tmp_path / "recycled", seed=3, resolution=25, solver="recycle", progress=False)
+    direct = generate("darcy2d", 5, tmp_path / "direct", seed=3, resolution=25, progress=False)
+    for i in range(5):
+        a = meshop.read(recycled / f"sample_{i:05d}.vtu")
+        b = meshop.read(direct / f"sample_{i:05d}.vtu")
+        np.testing.assert_array_equal(a.point_data["permeability"], b.point_data["permeability"])
+        u = b.point_data["u"]
+        assert np.abs(a.point_data["u"] - u).max() <= 1e-6 * np.abs(u).max()
+    with pytest.raises(MeshError, match="needs one mesh for the whole family"):
+        generate("darcy2d", 2, tmp_path / "random", resolution=9, solver="recycle", domain="random", progress=False)

@@ -46,6 +46,9 @@ def generate(problem: str | Problem, n: int, out: str | os.PathLike, seed: int =
         overwrite: write into a non-empty folder that is not a meshop dataset (only
             ``sample_*.vtu`` and ``dataset.json`` there are replaced).
         **options: passed to the problem's sample function (``solver="cg"``, ``domain="random"``).
+            ``solver="recycle"`` (darcy2d on the square) solves the whole family in one process by
+            Sorting Krylov Recycling (:mod:`meshop.data.recycle`): the same inputs as any other
+            solver, ``u`` to a relative residual of 1e-8; ``workers`` is then not used.
 
     Returns:
         The output folder.
@@ -68,7 +71,10 @@ def generate(problem: str | Problem, n: int, out: str | os.PathLike, seed: int =
         width = max(5, len(str(n - 1)))
         tasks = [(problem.name, i, child, resolution, options, str(staging / f"sample_{i:0{width}d}.vtu"))
                  for i, child in enumerate(np.random.SeedSequence(seed).spawn(n))]
-        samples = _run(tasks, workers, progress, problem.name)
+        if options.get("solver") == "recycle":
+            samples = _run_recycled(problem, tasks, resolution, options)
+        else:
+            samples = _run(tasks, workers, progress, problem.name)
         manifest = _manifest(problem, seed, resolution, options, samples, split)
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
         _commit(staging, out)
@@ -118,6 +124,23 @@ def _make_sample(task) -> dict:
     entry = {"file": Path(path).name, "n_points": mesh.n_points,
              "n_cells": int(sum(mesh.cell_counts.values())), "bbox_diagonal": mesh.size}
     return _jsonable({**entry, **info})
+
+
+def _run_recycled(problem: Problem, tasks: list, resolution: int | None, options: dict) -> list[dict]:
+    """All samples of a darcy2d family at once, solved by Sorting Krylov Recycling."""
+    from ..io import write
+    from .problems.darcy2d import darcy2d_samples_recycled
+
+    if problem.name != "darcy2d" or options.get("domain", "square") != "square":
+        raise MeshError("--solver recycle needs one mesh for the whole family: darcy2d on the square.")
+    rngs = [np.random.default_rng(task[2]) for task in tasks]
+    meshes = darcy2d_samples_recycled(rngs, resolution or problem.defaults["resolution"])
+    entries = []
+    for task, mesh in zip(tasks, meshes):
+        write(mesh, task[5])
+        entries.append(_jsonable({"file": Path(task[5]).name, "n_points": mesh.n_points,
+                                  "n_cells": int(sum(mesh.cell_counts.values())), "bbox_diagonal": mesh.size}))
+    return entries
 
 
 def _run(tasks: list, workers: int, progress: bool, name: str) -> list[dict]:

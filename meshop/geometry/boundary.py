@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial import cKDTree
 
-from .cells import TOPOLOGICAL_DIM, corners, facet_nodes, linear_type
+from .cells import TOPOLOGICAL_DIM, corners, facet_nodes
 
 
 @dataclass(frozen=True)

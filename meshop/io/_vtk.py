@@ -98,7 +98,7 @@ def _event_text(event) -> str:
 
 
 def write(mesh, path: Path, ext: str) -> None:
-    """A surface or point cloud as VTK XML polydata (binary, zlib-compressed)."""
+    """A surface or point cloud as binary VTK XML polydata."""
     import pyvista as pv
 
     from ._meshio import xyz
