@@ -5,9 +5,12 @@ checkpoint and the mesh alone: field names, defaults for optional inputs, the ph
 that makes the model scale-free, Dirichlet couplings, and normalization statistics.
 
 Physical scaling: a field with length power ``p`` is multiplied by ``L**p`` before normalization
-(inputs) or after decoding (targets), with ``L`` the part's bounding-box diagonal. For
-``-ΔT = q`` in coordinates scaled by ``L``, ``-Δ'T = q L²``: feeding ``q L²`` (power 2) and
-predicting ``T`` (power 0) gives the same answer for the same part in millimetres or metres.
+(inputs) or after decoding (targets), with ``L`` the part's *inradius*, its largest distance
+to the boundary (:func:`physical_length`). For ``-ΔT = q`` in coordinates scaled by ``L``,
+``-Δ'T = q L²``: feeding ``q L²`` (power 2) and predicting ``T`` (power 0) gives the same answer
+for the same part in millimetres or metres. The inradius, not the bounding-box size, is the
+length over which heat flows to the boundary: a uniformly heated plate warms like ``q L²/2``
+with ``L`` its half-thickness, so ``T / (q L²)`` stays O(1) for slender and compact parts alike.
 
 Amplitude: for a linear problem the targets depend linearly on the ``linear_inputs`` taken
 together (``T(αqL², αg) = αT(qL², g)``). Each sample is then divided by its amplitude ``A``, the
@@ -86,7 +89,7 @@ class FieldSpec:
         """Compute normalization statistics over ``meshes`` (an iterable of :class:`Mesh`)."""
         sums: dict[str, list] = {n: [] for n in self.inputs + self.targets}
         for mesh in meshes:
-            length = mesh.size
+            length = physical_length(mesh)
             inputs = {name: self.input_array(mesh, name)[0] for name in self.inputs}
             amplitude = self.amplitude(inputs, length)
             for name in self.inputs:
@@ -112,6 +115,16 @@ class FieldSpec:
 
     def channels(self, names: list[str]) -> int:
         return sum(len(self.mean[n]) for n in names)
+
+
+def physical_length(mesh) -> float:
+    """``L`` of the physical scaling: the largest distance from a node to the boundary.
+
+    Falls back to the bounding-box diagonal when the boundary is not known (a point cloud
+    whose estimated boundary is empty).
+    """
+    inradius = float(np.max(mesh.distance_to_boundary))
+    return inradius if np.isfinite(inradius) and inradius > 0 else mesh.size
 
 
 def _as_columns(values) -> np.ndarray:

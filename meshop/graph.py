@@ -5,11 +5,12 @@ Node features (``Data.x``, ``(N, F)``), in this order:
 ====================  =====  =============================================================
 block                 width  meaning
 ====================  =====  =============================================================
-position              d      ``(x - centre) / L``, L = bounding-box diagonal
-distance to boundary  1      ``dist / L``
+position              d      ``(x - centre) / D``, D = bounding-box diagonal
+distance to boundary  1      ``dist / L``, L = largest distance to the boundary
 boundary flag         1      1 on boundary nodes, 0 inside
 boundary normal       d      unit outward normal, 0 inside
-inputs                c      each input field scaled by ``L**p`` and normalized
+inputs                c      each input field scaled by ``L**p`` (and the sample's amplitude)
+                             and normalized
 extended boundary     b      each Dirichlet input field carried inward (see below)
 ====================  =====  =============================================================
 
@@ -31,7 +32,7 @@ import torch
 from torch_geometric.data import Data
 
 from .errors import MeshError
-from .fields import FieldSpec
+from .fields import FieldSpec, physical_length
 
 
 #: boundary nodes averaged by the extended-boundary-value feature
@@ -82,13 +83,15 @@ def node_data(mesh, spec: FieldSpec, *, with_targets: bool = True) -> tuple[Data
 
     Attributes set: ``x (N, F)``, ``pos (N, d)`` normalized, ``boundary_mask (N,)``,
     ``dirichlet (N, T)`` physical boundary values (NaN where a target has no Dirichlet coupling),
-    ``length (1,)`` = L, ``amplitude (1,)`` = A (see :mod:`meshop.fields`), and ``y (N, T)`` physical targets when present and asked for.
+    ``length (1,)`` = L of the physical scaling and ``amplitude (1,)`` = A (see
+    :mod:`meshop.fields`), and ``y (N, T)`` physical targets when present and asked for.
     """
-    length = mesh.size
-    if length <= 0:
+    size = mesh.size
+    if size <= 0:
         raise MeshError(f"{mesh.source or 'mesh'}: all points coincide; the part has no extent.")
+    length = physical_length(mesh)
     centre = mesh.bounds.mean(axis=0)
-    blocks = [(mesh.points - centre) / length,
+    blocks = [(mesh.points - centre) / size,
               mesh.distance_to_boundary[:, None] / length,
               mesh.boundary_mask[:, None].astype(np.float64),
               mesh.boundary_normals]

@@ -35,7 +35,25 @@ def read(path: Path, ext: str):
         raise MeshError(f"{path}: no vertices found in this {ext} file (empty, truncated, or not "
                         f"a {ext} file).")
     faces = np.asarray(getattr(loaded, "faces", np.empty((0, 3))), dtype=np.int64).reshape(-1, 3)
+    if ext == ".off":
+        _check_off_counts(path, len(vertices), len(faces))
     if ext == ".stl" and len(faces):
         merged = trimesh.Trimesh(vertices, faces, process=True, validate=False)
         vertices, faces = np.asarray(merged.vertices), np.asarray(merged.faces, dtype=np.int64)
     return vertices, ({"triangle": faces} if len(faces) else {}), {}, {}
+
+
+def _check_off_counts(path: Path, n_vertices: int, n_faces: int) -> None:
+    """An OFF header declares its vertex and face counts: fewer read means a cut file
+    (trimesh splits polygons into triangles, so more faces than declared is fine)."""
+    with open(path, "rb") as handle:
+        tokens: list[bytes] = []
+        for line in handle:
+            tokens += line.split(b"#")[0].split()
+            if len(tokens) >= 3:
+                break
+    counts = tokens[1:3] if tokens and tokens[0].endswith(b"OFF") else tokens[:2]
+    declared = [int(c) for c in counts if c.isdigit()]
+    if len(declared) == 2 and (n_vertices < declared[0] or n_faces < declared[1]):
+        raise MeshError(f"{path}: the file is truncated (the header declares {declared[0]} vertices "
+                        f"and {declared[1]} faces, {n_vertices} and {n_faces} were read).")
