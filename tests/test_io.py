@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
+import warnings
 
 import numpy as np
 import pytest
@@ -259,6 +260,47 @@ def test_bad_file_messages(bad_files, capfd):
         assert bad.phrase in message, case
         assert message.startswith(f"{bad.path}: "), case
         assert "\n" not in message, case
+    assert capfd.readouterr() == ("", "")
+
+
+@pytest.fixture(scope="module")
+def good_files(tmp_path_factory):
+    """One small valid file per reader path."""
+    import meshio
+    import pyvista as pv
+    import trimesh
+
+    folder = tmp_path_factory.mktemp("good")
+    volume = _volume()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")           # fields and cells the formats drop
+        for ext in (".vtu", ".vtk", ".msh", ".xdmf", ".med", ".inp", ".csv", ".npy"):
+            meshop.write(volume, folder / f"volume{ext}")
+    meshio.write(folder / "ascii.vtu", meshio.Mesh(volume.points, [("tetra", volume.cells["tetra"])]),
+                 binary=False)
+    sphere = trimesh.creation.icosphere(subdivisions=2)
+    for ext in (".stl", ".obj", ".off", ".ply", ".glb"):
+        sphere.export(folder / f"sphere{ext}")
+    pv.Sphere().save(folder / "sphere.vtp")
+    pv.Sphere().save(folder / "sphere.vtk")
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix != ".h5")
+
+
+def test_cut_files_raise_mesh_error_silently(good_files, tmp_path, capfd):
+    """Every reader path on files cut at 1/4, 1/2 and 3/4: a MeshError or (a text file cut at
+    a line end) a valid Mesh; never another exception, a crash, or output."""
+    failures = 0
+    for source in good_files:
+        data = source.read_bytes()
+        for fraction in (0.25, 0.5, 0.75):
+            cut = tmp_path / f"cut_{int(fraction * 100)}_{source.name}"
+            cut.write_bytes(data[: int(len(data) * fraction)])
+            try:
+                meshop.read(cut)
+            except MeshError as err:
+                failures += 1
+                assert str(cut) in str(err) and "\n" not in str(err)
+    assert failures >= 3 * len(good_files) - 4      # measured: .obj and .inp, twice each
     assert capfd.readouterr() == ("", "")
 
 

@@ -66,8 +66,6 @@ def _load_text(path: Path, delimiter: str | None) -> tuple[list[str] | None, np.
             warnings.simplefilter("ignore")  # numpy warns on files without data rows
             table = np.loadtxt(path, delimiter=delimiter, skiprows=skip, ndmin=2, comments="#",
                                dtype=np.float64)
-    except MeshError:
-        raise
     except Exception as err:  # noqa: BLE001 - loadtxt raises several types on bad rows
         raise _sniff.reader_failure(path, path.suffix.lower(), err) from None
     if names is not None and table.size and len(names) != table.shape[1]:
