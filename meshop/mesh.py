@@ -153,7 +153,7 @@ class Mesh:
 
     # ------------------------------------------------------------------ helpers
     def edges(self) -> np.ndarray:
-        """Unique undirected edges of the cells' corner nodes, ``(2, E)``; see
+        """Edges of the cells' corner nodes, each in both directions, ``(2, 2 * unique)``; see
         :func:`meshop.geometry.mesh_edges`."""
         from .geometry.neighbors import mesh_edges
 
