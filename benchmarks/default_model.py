@@ -19,7 +19,7 @@ import numpy as np
 from machine import machine
 
 import meshop
-from meshop.data.fem import solve_poisson
+from meshop.data.problems.heat3d import uniform_heating
 from meshop.data.shapes import _mesh_arrays, gmsh_session
 from meshop.prediction import Predictor
 
@@ -68,10 +68,8 @@ def _star_prism(occ):
 def solve_heating(mesh: meshop.Mesh) -> tuple[np.ndarray, float]:
     """FEM temperature for q = 1, T = 0 on the surface, and the solve's seconds."""
     started = time.perf_counter()
-    boundary = np.flatnonzero(mesh.boundary_mask)
-    u = solve_poisson(mesh.points, mesh.cells["tetra"], np.ones(mesh.n_points), boundary,
-                      np.zeros(len(boundary)), solver="direct").u
-    return u, time.perf_counter() - started
+    truth = uniform_heating(mesh)
+    return truth, time.perf_counter() - started
 
 
 def test_split_error(predictor: Predictor, data: Path) -> list[float]:

@@ -3,7 +3,7 @@
     python viz/gallery.py [--out docs/images]
 
 Pictures: the bundled dataset samples (datasets/samples/*), the sample part
-(examples/parts/bracket.vtu), the truth | prediction | error layout, K-D-tree decompositions
+(examples/parts/bracket.vtu), the default model's truth | prediction | error on it, K-D-tree decompositions
 (2D and the 3D part), a multi-scale hierarchy, a training loss curve, and the HTML page as
 headless Chromium draws it (when chromium is installed).
 """
@@ -51,15 +51,14 @@ def bracket(out: Path) -> None:
 
 
 def comparison(out: Path) -> None:
-    """The --compare layout on a Poisson sample. The 'prediction' is synthetic (the truth plus a
-    smooth perturbation of ~5 %), made only to show the layout."""
-    path = sorted((ROOT / "datasets" / "samples" / "poisson2d").glob("*.vtu"))[0]
-    mesh = meshop.read(path)
-    truth = mesh.point_data["u"]
-    x, y = mesh.points.T
-    pred = truth + 0.05 * np.ptp(truth) * np.sin(3 * x + 1) * np.cos(2 * y)
-    render_comparison(mesh.with_point_data(u_pred=pred, u_error=pred - truth), "u",
-                      out / "compare_poisson2d.png", window_size=(1500, 520))
+    """The bundled default model on the bracket (q = 1, cold surfaces) against scikit-fem."""
+    from meshop.data.problems.heat3d import uniform_heating
+    from meshop.prediction import Predictor
+
+    part = meshop.read(ROOT / "examples" / "parts" / "bracket.vtu")
+    truth = uniform_heating(part)
+    result = Predictor().predict(part.with_point_data(temperature=truth))
+    render_comparison(result.mesh, "temperature", out / "compare_bracket.png", window_size=(1500, 520))
 
 
 def kdtree_2d(out: Path) -> None:

@@ -78,3 +78,11 @@ def heat3d_sample(rng: np.random.Generator, resolution: int = 5000, solver: str 
     part.pop("tries")
     return mesh, {**part, "source_scale": part["size"] ** 2, "regime": regime,
                   "source_strength": strength, "residual": solution.residual}
+
+
+def uniform_heating(mesh: Mesh, solver: str = "direct") -> np.ndarray:
+    """FEM temperature ``(N,)`` of ``mesh`` for the default model's use case: q = 1, T = 0 on the
+    boundary (the ground truth the bundled model is measured against)."""
+    boundary = np.flatnonzero(mesh.boundary_mask)
+    return solve_poisson(mesh.points, mesh.cells["tetra"], np.ones(mesh.n_points), boundary,
+                         np.zeros(len(boundary)), solver=solver).u
