@@ -32,3 +32,19 @@ def test_train_your_own(tmp_path):
     assert abs(printed - best.metrics["test_rel_l2"]) < 5e-5
     assert best.data["problem"] == "poisson2d" and best.data["sizes"] == {"train": 4, "val": 1, "test": 1}
     assert best.metrics["epochs"] == 2
+
+
+def test_quickstart_with_the_bundled_model(tmp_path):
+    """The quick start on the bundled bracket: the default model's temperature against FEM."""
+    import numpy as np
+
+    import meshop
+    from meshop.data.problems.heat3d import uniform_heating
+
+    out = _run("quickstart.py", "--out", tmp_path / "bracket.pred.vtu")
+    assert "input 'source' is missing; used the model's default source = 1" in out
+    predicted = meshop.read(tmp_path / "bracket.pred.vtu")
+    temperature = predicted.point_data["temperature_pred"]
+    truth = uniform_heating(predicted)
+    np.testing.assert_array_equal(temperature[predicted.boundary_mask], 0.0)  # cold surfaces, exactly
+    assert np.linalg.norm(temperature - truth) / np.linalg.norm(truth) < QUICKSTART_MAX_REL_L2

@@ -14,7 +14,7 @@ from ..geometry.neighbors import knn_graph
 from ..graph import geometry_feature_count
 from ..nn import MLP, PhysicsAttention
 from .base import NeuralOperator
-from .multilevel import as_multilevel, farthest_subset, graph_edge_scale, node_batch, num_graphs, set_batch
+from .multilevel import as_multilevel, farthest_subset, node_batch, num_graphs
 
 _GRAPHS = ("local", "global")
 
@@ -43,8 +43,10 @@ class AMG(NeuralOperator):
       attend to each other, the result is broadcast back (:class:`~meshop.nn.PhysicsAttention`),
       a global interaction at O(N) cost.
 
-    GATv2 attention sees the relative position and distance of each edge (in units of the
-    graph's mean edge length). Batches need no loop over graphs.
+    GATv2 attention sees the relative position and distance of each edge, in units of
+    ``length_unit`` times the node-spacing growth of the graph's node set (``hf_fraction**(-1/d)``
+    local, ``global_ratio**(1/d)`` global): fixed units, so the same weights mean the same on any
+    resolution and in any batch. Batches need no loop over graphs.
 
     Args:
         width: channels of the node state (divisible by ``heads``).
@@ -54,6 +56,7 @@ class AMG(NeuralOperator):
         global_ratio: one global (FPS) node per ``global_ratio`` mesh nodes.
         hf_fraction: fraction of nodes in the local high-frequency graph.
         neighbors: kNN degree of the local and global graphs.
+        length_unit: unit of relative positions on the mesh, in bounding-box diagonals.
 
     Graph needs (added by :meth:`prepare`): ``local_nodes``, ``local_edges``, ``global_nodes``,
     ``global_edges`` (see :mod:`meshop.models.multilevel`).
@@ -61,16 +64,18 @@ class AMG(NeuralOperator):
 
     def __init__(self, in_channels: int, out_channels: int, dim: int, width: int = 48,
                  blocks: int = 3, heads: int = 4, tokens: int = 16, global_ratio: float = 8.0,
-                 hf_fraction: float = 0.25, neighbors: int = 8):
+                 hf_fraction: float = 0.25, neighbors: int = 8, length_unit: float = 0.02):
         super().__init__(in_channels, out_channels, dim, width=width, blocks=blocks, heads=heads,
                          tokens=tokens, global_ratio=global_ratio, hf_fraction=hf_fraction,
-                         neighbors=neighbors)
+                         neighbors=neighbors, length_unit=length_unit)
         if width % heads:
             raise ValueError(f"AMG width ({width}) must be divisible by heads ({heads}).")
         if not 0 < hf_fraction <= 1 or global_ratio < 1:
             raise ValueError(f"AMG needs 0 < hf_fraction <= 1 and global_ratio >= 1; "
                              f"got {hf_fraction} and {global_ratio}.")
         self.global_ratio, self.hf_fraction, self.neighbors = global_ratio, hf_fraction, neighbors
+        self.units = {"local": length_unit * hf_fraction ** (-1 / dim),
+                      "global": length_unit * global_ratio ** (1 / dim)}
         self.lift = MLP([in_channels, width, width])
         self.blocks = nn.ModuleList(_GraphFormerBlock(width, dim, heads, tokens) for _ in range(blocks))
         self.project = MLP([width, 2 * width, out_channels])
@@ -97,8 +102,7 @@ class AMG(NeuralOperator):
         for name in _GRAPHS:
             nodes, edges = data[f"{name}_nodes"], data[f"{name}_edges"]
             pos = data.pos[nodes]
-            scale = graph_edge_scale(pos, edges, set_batch(data, name), size)
-            rel = (pos[edges[0]] - pos[edges[1]]) / scale               # (E, d)
+            rel = (pos[edges[0]] - pos[edges[1]]) / self.units[name]    # (E, d)
             graphs.append((nodes, edges, torch.cat([rel, rel.norm(dim=1, keepdim=True)], dim=1)))
         h = self.lift(data.x)                                           # (N, width)
         for block in self.blocks:

@@ -8,7 +8,7 @@ from torch import nn
 from ..graph import geometry_feature_count
 from ..nn import MLP, BoundaryEncoder, EdgeEmbedding, KernelIntegral
 from .base import NeuralOperator
-from .multilevel import as_multilevel, farthest_subset, graph_edge_scale, node_batch, num_graphs, set_batch
+from .multilevel import as_multilevel, farthest_subset, node_batch, num_graphs, set_batch
 
 
 class BENO(NeuralOperator):
@@ -46,6 +46,8 @@ class BENO(NeuralOperator):
         max_boundary_tokens: at most this many boundary nodes enter the Transformer, a
             farthest-point subset that does not depend on node order; attention then costs at most
             ``max_boundary_tokens**2`` per graph however fine the mesh.
+        length_unit: unit of the relative positions the kernels see, in bounding-box diagonals
+            (as in :class:`~meshop.models.gno.GNO`).
 
     Graph needs (added by :meth:`prepare`): ``boundary_nodes``, the mesh-node ids of the tokens.
     """
@@ -53,19 +55,21 @@ class BENO(NeuralOperator):
     def __init__(self, in_channels: int, out_channels: int, dim: int, width: int = 48,
                  layers: int = 4, kernel_width: int = 32, d_model: int = 48, heads: int = 4,
                  encoder_layers: int = 2, source_columns: tuple[int, ...] = (0,),
-                 boundary_columns: tuple[int, ...] = (1, 2), max_boundary_tokens: int = 256):
+                 boundary_columns: tuple[int, ...] = (1, 2), max_boundary_tokens: int = 256,
+                 length_unit: float = 0.02):
         source_columns, boundary_columns = list(source_columns), list(boundary_columns)
         super().__init__(in_channels, out_channels, dim, width=width, layers=layers,
                          kernel_width=kernel_width, d_model=d_model, heads=heads,
                          encoder_layers=encoder_layers, source_columns=source_columns,
-                         boundary_columns=boundary_columns, max_boundary_tokens=max_boundary_tokens)
+                         boundary_columns=boundary_columns, max_boundary_tokens=max_boundary_tokens,
+                         length_unit=length_unit)
         geometry = geometry_feature_count(dim)
         _check_columns(source_columns, boundary_columns, in_channels - geometry)
         if max_boundary_tokens < 1:
             raise ValueError(f"max_boundary_tokens must be >= 1; got {max_boundary_tokens}.")
         self.source_columns = [geometry + c for c in source_columns]
         self.boundary_columns = [geometry + c for c in boundary_columns]
-        self.max_boundary_tokens = max_boundary_tokens
+        self.max_boundary_tokens, self.length_unit = max_boundary_tokens, length_unit
         token_channels = 2 * dim + bool(boundary_columns)               # position, normal, value
         self.boundary = BoundaryEncoder(token_channels, d_model, heads, encoder_layers)
         self.branches = nn.ModuleList(
@@ -83,7 +87,6 @@ class BENO(NeuralOperator):
 
     def forward(self, data) -> torch.Tensor:
         batch, size = node_batch(data), num_graphs(data)
-        scale = graph_edge_scale(data.pos, data.edge_index, batch, size)  # (E, 1)
         source_free = _zero_columns(data.x, self.source_columns)       # branch 2 input
         boundary_free = _zero_columns(data.x, self.boundary_columns)    # branch 1 input
         tokens = self._boundary_tokens(data)                            # (K, 2d [+1])
@@ -91,8 +94,8 @@ class BENO(NeuralOperator):
         values = [tokens.shape[1] - 1] if self.boundary_columns else []
         zero_g = self.boundary(_zero_columns(tokens, values), token_batch, size)  # (B, d_model)
         true_g = self.boundary(tokens, token_batch, size) if values else zero_g
-        out = self.branches[0](data.pos, boundary_free, data.edge_index, scale, zero_g, batch)
-        return out + self.branches[1](data.pos, source_free, data.edge_index, scale, true_g, batch)
+        out = self.branches[0](data.pos, boundary_free, data.edge_index, self.length_unit, zero_g, batch)
+        return out + self.branches[1](data.pos, source_free, data.edge_index, self.length_unit, true_g, batch)
 
     def _boundary_tokens(self, data) -> torch.Tensor:
         nodes = data.boundary_nodes
@@ -116,9 +119,9 @@ class _Branch(nn.Module):
         self.films = nn.ModuleList(nn.Linear(d_model, 2 * width) for _ in range(layers))
         self.project = MLP([width, 2 * width, out_channels])
 
-    def forward(self, pos, a, edge_index, scale, condition, batch) -> torch.Tensor:
+    def forward(self, pos, a, edge_index, unit: float, condition, batch) -> torch.Tensor:
         """``a (N, F)`` node features, ``condition (B, d_model)`` boundary vector per graph."""
-        embedding = self.edges(pos, a, edge_index, scale)               # (E, kernel_width)
+        embedding = self.edges(pos, a, edge_index, unit)                # (E, kernel_width)
         v = self.lift(a)                                                # (N, width)
         for integral, film in zip(self.integrals, self.films):
             gamma, beta = film(condition)[batch].chunk(2, dim=1)          # (N, width) each

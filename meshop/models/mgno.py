@@ -8,7 +8,7 @@ from torch import nn
 
 from ..nn import MLP, EdgeEmbedding, KernelIntegral, KernelTransfer
 from .base import NeuralOperator
-from .multilevel import as_multilevel, graph_edge_scale, knn_between, node_batch, num_graphs
+from .multilevel import as_multilevel, knn_between
 
 
 class MGNO(NeuralOperator):
@@ -40,6 +40,10 @@ class MGNO(NeuralOperator):
         neighbors: kNN degree of the graphs on coarse levels.
         transfer_k: coarse neighbours of each fine node in the transfers.
         sampling: ``"fps"`` (farthest-point) or ``"voxel"`` coarse levels.
+        length_unit: unit of the relative positions the level-0 kernels see, in bounding-box
+            diagonals (as in :class:`~meshop.models.gno.GNO`); level ``l`` and the transfers into
+            it use ``length_unit * ratio**(l/d)``, the growth of the node spacing. A fixed unit,
+            not a property of the mesh: the same kernel on any resolution and in any batch.
 
     Graph needs (added by :meth:`prepare`): ``level<l>_nodes``, ``level<l>_edges`` and the
     transfer edges ``level<l>_to_level<l+1>_edges`` / ``level<l+1>_to_level<l>_edges``
@@ -48,14 +52,16 @@ class MGNO(NeuralOperator):
 
     def __init__(self, in_channels: int, out_channels: int, dim: int, width: int = 48,
                  levels: int = 3, ratio: float = 4.0, cycles: int = 2, kernel_width: int = 32,
-                 neighbors: int = 16, transfer_k: int = 4, sampling: str = "fps"):
+                 neighbors: int = 16, transfer_k: int = 4, sampling: str = "fps",
+                 length_unit: float = 0.02):
         super().__init__(in_channels, out_channels, dim, width=width, levels=levels, ratio=ratio,
                          cycles=cycles, kernel_width=kernel_width, neighbors=neighbors,
-                         transfer_k=transfer_k, sampling=sampling)
+                         transfer_k=transfer_k, sampling=sampling, length_unit=length_unit)
         if levels < 1 or cycles < 1:
             raise ValueError(f"MGNO needs levels >= 1 and cycles >= 1; got {levels} and {cycles}.")
         self.levels, self.ratio, self.cycles = levels, ratio, cycles
         self.neighbors, self.transfer_k, self.sampling = neighbors, transfer_k, sampling
+        self.units = [length_unit * ratio ** (level / dim) for level in range(levels)]
         self.lift = MLP([in_channels, width, width])
         self.within_edges = _embeddings(levels, dim, in_channels, kernel_width)
         self.down_edges = _embeddings(levels - 1, dim, in_channels, kernel_width)
@@ -102,20 +108,18 @@ class MGNO(NeuralOperator):
 
     def _edge_embeddings(self, data, nodes):
         """``(edge_index, embedding)`` per level graph and per transfer, local ids."""
-        batch, size = node_batch(data), num_graphs(data)
 
-        def embed(module, local, source_nodes, target_nodes):
+        def embed(module, local, source_nodes, target_nodes, unit):
             global_edges = torch.stack([source_nodes[local[0]], target_nodes[local[1]]])
-            scale = graph_edge_scale(data.pos, global_edges, batch, size)
-            return local, module(data.pos, data.x, global_edges, scale)
+            return local, module(data.pos, data.x, global_edges, unit)
 
-        within = [embed(self.within_edges[0], data.edge_index, nodes[0], nodes[0])]
-        within += [embed(self.within_edges[level], data[f"level{level}_edges"], nodes[level], nodes[level])
-                   for level in range(1, self.levels)]
+        within = [embed(self.within_edges[0], data.edge_index, nodes[0], nodes[0], self.units[0])]
+        within += [embed(self.within_edges[level], data[f"level{level}_edges"], nodes[level], nodes[level],
+                         self.units[level]) for level in range(1, self.levels)]
         down = [embed(self.down_edges[level], data[f"level{level}_to_level{level + 1}_edges"],
-                      nodes[level], nodes[level + 1]) for level in range(self.levels - 1)]
+                      nodes[level], nodes[level + 1], self.units[level + 1]) for level in range(self.levels - 1)]
         up = [embed(self.up_edges[level], data[f"level{level + 1}_to_level{level}_edges"],
-                    nodes[level + 1], nodes[level]) for level in range(self.levels - 1)]
+                    nodes[level + 1], nodes[level], self.units[level + 1]) for level in range(self.levels - 1)]
         return within, down, up
 
 

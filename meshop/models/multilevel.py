@@ -24,7 +24,6 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 from torch_geometric.data import Data
-from torch_geometric.utils import scatter
 
 _NODES, _EDGES, _TO = "_nodes", "_edges", "_to_"
 
@@ -77,20 +76,6 @@ def node_batch(data) -> torch.Tensor:
 def set_batch(data, name: str) -> torch.Tensor:
     """``(N_S,)`` graph id of every node of set ``name``."""
     return node_batch(data)[getattr(data, name + _NODES)]
-
-
-def graph_edge_scale(pos: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor,
-                     size: int) -> torch.Tensor:
-    """``(E, 1)`` mean edge length of each edge's graph (detached): the unit of relative positions.
-
-    Computed per graph, not over the batch, so a graph's output does not depend on the graphs
-    batched with it. ``batch`` is the graph id of each target node; ``size`` the number of graphs.
-    """
-    source, target = edge_index
-    length = (pos[source] - pos[target]).norm(dim=1)                   # (E,)
-    graph = batch[target]
-    mean = scatter(length, graph, dim=0, dim_size=size, reduce="mean")  # (B,)
-    return mean.detach().clamp_min(1e-12)[graph].unsqueeze(1)
 
 
 def farthest_subset(points: np.ndarray, n_samples: int) -> np.ndarray:
