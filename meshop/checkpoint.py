@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from .atomic import atomic_path
 from .errors import MeshError
 from .fields import FieldSpec
 from .graph import GraphSettings
@@ -56,9 +57,6 @@ class Checkpoint:
 
 def save(path, ckpt: Checkpoint, optimizer_state: dict[str, torch.Tensor] | None = None) -> Path:
     """Write ``ckpt`` atomically to ``path`` (``.safetensors``)."""
-    import os
-    import tempfile
-
     from safetensors.torch import save_file
 
     from . import __version__
@@ -81,14 +79,8 @@ def save(path, ckpt: Checkpoint, optimizer_state: dict[str, torch.Tensor] | None
     for k, v in (optimizer_state or {}).items():
         tensors[_OPTIMIZER_PREFIX + k] = v.detach().cpu().contiguous()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".safetensors", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         save_file(tensors, tmp, metadata={"meshop": json.dumps(meta)})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

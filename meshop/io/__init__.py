@@ -15,10 +15,10 @@ point clouds           .xyz .txt .csv .npy (and .ply / .vtp / .vtu without cells
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
+from ..atomic import atomic_path
 from ..errors import MeshError
 from ..mesh import Mesh
 from . import _meshio, _points, _sniff, _trimesh, _vtk
@@ -99,14 +99,10 @@ def write(mesh: Mesh, path: str | os.PathLike, *, overwrite: bool = False) -> Pa
     if not path.parent.is_dir():
         raise MeshError(f"{path}: folder {path.parent} does not exist.")
     _check_writable(mesh, path, ext)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=ext, dir=path.parent)
-    os.close(fd)
     try:
-        writer.write(mesh, Path(tmp), ext)
-        os.chmod(tmp, _file_mode(path))
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            writer.write(mesh, tmp, ext)
     except BaseException as err:
-        Path(tmp).unlink(missing_ok=True)
         if isinstance(err, (MeshError, KeyboardInterrupt, SystemExit)):
             raise
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
@@ -157,12 +153,3 @@ def _unstorable_fields(mesh: Mesh, ext: str) -> list[str]:
     if ext == ".ply":  # meshio's PLY writer takes scalar fields only
         return [name for name, values in mesh.point_data.items() if values.ndim > 1]
     return []
-
-
-def _file_mode(path: Path) -> int:
-    """The permissions a plain ``open(path, "w")`` would give (mkstemp makes files 0600)."""
-    if path.exists():
-        return path.stat().st_mode & 0o777
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
+
+from ..atomic import atomic_path
 
 #: columns of metrics.csv, one row per epoch
 COLUMNS = ("epoch", "train_loss", "val_rel_l2", "lr", "seconds")
@@ -16,13 +17,11 @@ def write_metrics(history: list[dict], path: Path) -> Path:
     ``seconds`` is the cumulative training time (training and validation, not checkpointing).
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as handle:
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for row in history:
             writer.writerow({k: row[k] if k == "epoch" else f"{row[k]:.8g}" for k in COLUMNS})
-    os.replace(tmp, path)
     return path
 
 
