@@ -59,6 +59,19 @@ def box_tetrahedra(n: int) -> tuple[np.ndarray, np.ndarray]:
     return grid_points(n, 3), np.concatenate(tets)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Graphs in tests are tiny: intra-op threads gain nothing, and on a loaded 2-core machine
+    threads competing with other processes made fitting tests ~40x slower. Modules that train
+    use it with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def unit_square():
     """Factory: ``unit_square(n, "triangle" | "quad")`` -> Mesh with n x n nodes."""

@@ -20,13 +20,7 @@ from meshop.graph import GraphSettings, build_graph, decode, feature_count
 from meshop.training.state import optimizer_from_flat, optimizer_to_flat
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny graphs: one thread is fastest, and immune to oversubscription when the machine is busy."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _mesh(n: int = 9) -> meshop.Mesh:

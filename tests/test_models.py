@@ -28,14 +28,7 @@ SETTINGS = GraphSettings()
 FIT_ERROR = {"mgno": 0.05, "beno": 0.05, "amg": 0.08}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Graphs this small gain nothing from intra-op threads; on a loaded 2-core machine,
-    threads competing with other processes made the fitting tests ~40x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def with_fields(points: np.ndarray, cells: dict, source: np.ndarray, u: np.ndarray) -> Mesh:

@@ -23,13 +23,7 @@ DARCY = SAMPLES / "darcy2d"  # 4 samples of 17 x 17 nodes: 2 train, 1 val, 1 tes
 SMALL = dict(graph=GraphSettings(k=8), width=16, layers=2, kernel_width=16, progress=False)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny graphs: one thread is fastest, and immune to oversubscription when the machine is busy."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
