@@ -20,7 +20,7 @@ from machine import machine
 
 import meshop
 from meshop.data.problems.heat3d import uniform_heating
-from meshop.data.shapes import _mesh_arrays, gmsh_session
+from meshop.meshing import gmsh_session, mesh_arrays
 from meshop.prediction import Predictor
 
 HERE = Path(__file__).resolve().parent
@@ -49,7 +49,7 @@ def unlike_parts(mesh_size_fraction: float = 1 / 28) -> dict[str, meshop.Mesh]:
             gmsh.option.setNumber("Mesh.MeshSizeMax", size)
             gmsh.option.setNumber("Mesh.MeshSizeMin", size / 3)
             gmsh.model.mesh.generate(3)
-            points, tets = _mesh_arrays(gmsh, 3)
+            points, tets = mesh_arrays(gmsh, 3)
         parts[name] = meshop.Mesh(points, {"tetra": tets})
     bracket = meshop.read(HERE.parent / "examples" / "parts" / "bracket.vtu")
     parts["bundled bracket (mm)"] = meshop.Mesh(bracket.points, bracket.cells)

@@ -1,16 +1,70 @@
-"""Volume meshing of closed CAD surfaces with gmsh."""
+"""gmsh plumbing (sessions, mesh extraction) and volume meshing of closed CAD surfaces."""
 
 from __future__ import annotations
 
 import math
 import os
 import tempfile
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from .errors import MeshError
 from .mesh import Mesh
+
+_GMSH_LOCK = threading.Lock()
+
+
+@contextmanager
+def gmsh_session(name: str = "meshop"):
+    """A fresh gmsh model with deterministic, silent, single-threaded options.
+
+    Initializes gmsh when it is not running (and finalizes it afterwards); otherwise works in a
+    new model and removes it, leaving the caller's models alone. gmsh is process-global and not
+    thread-safe: sessions are serialized by a lock.
+    """
+    import gmsh
+
+    with _GMSH_LOCK:
+        owns = not gmsh.isInitialized()
+        if owns:
+            gmsh.initialize(interruptible=False)
+        try:
+            gmsh.option.setNumber("General.Terminal", 0)
+            gmsh.option.setNumber("General.Verbosity", 0)
+            gmsh.option.setNumber("General.NumThreads", 1)
+            gmsh.option.setNumber("Mesh.RandomSeed", 1)
+            gmsh.option.setNumber("Mesh.MeshSizeFromPoints", 0)
+            gmsh.option.setNumber("Mesh.MeshSizeFromCurvature", 0)
+            gmsh.option.setNumber("Mesh.MeshSizeExtendFromBoundary", 0)
+            gmsh.model.add(name)
+            yield gmsh
+        finally:
+            if owns:
+                gmsh.finalize()
+            else:
+                gmsh.model.remove()
+
+
+def mesh_arrays(gmsh, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes ``(N, dim)`` and simplices ``(M, dim+1)`` of the current gmsh model, renumbered
+    to the nodes the simplices use."""
+    element_type = {2: 2, 3: 4}[dim]                 # gmsh: 2 = 3-node triangle, 4 = 4-node tet
+    tags, coords, _ = gmsh.model.mesh.getNodes()
+    coords = coords.reshape(-1, 3)
+    _, node_tags = gmsh.model.mesh.getElementsByType(element_type)
+    simplices = np.asarray(node_tags, dtype=np.int64).reshape(-1, dim + 1)
+    if len(tags) == 0 or len(simplices) == 0:
+        return np.empty((0, dim)), np.empty((0, dim + 1), dtype=np.int64)
+    lookup = np.zeros(int(tags.max()) + 1, dtype=np.int64)
+    lookup[tags.astype(np.int64)] = np.arange(len(tags))
+    simplices = lookup[simplices]
+    used, simplices = np.unique(simplices, return_inverse=True)
+    points = np.ascontiguousarray(coords[used, :dim], dtype=np.float64)
+    return points, simplices.reshape(-1, dim + 1).astype(np.int64)
+
 
 #: default target element size, as a fraction of the bounding-box diagonal
 DEFAULT_SIZE_FRACTION = 1 / 30
@@ -49,8 +103,6 @@ def tetrahedralize(surface: Mesh, mesh_size: float | None = None) -> Mesh:
     Raises:
         MeshError: open, inconsistently wound or self-intersecting surfaces, and gmsh failures.
     """
-    import gmsh
-
     where = f"{surface.source}: " if surface.source else ""
     check_closed(surface)
     size = float(mesh_size) if mesh_size else default_mesh_size(surface)
@@ -58,46 +110,29 @@ def tetrahedralize(surface: Mesh, mesh_size: float | None = None) -> Mesh:
         raise MeshError(f"{where}--mesh-size must be positive.")
     fd, stl = tempfile.mkstemp(suffix=".stl")
     os.close(fd)
-    started = not gmsh.isInitialized()
     try:
         _write_stl(surface, Path(stl))
-        if started:
-            gmsh.initialize(interruptible=False)
-        gmsh.option.setNumber("General.Terminal", 0)
-        gmsh.model.add("meshop-tetrahedralize")
-        gmsh.merge(stl)
-        # split the triangulation into smooth patches, then rebuild parametrizable surfaces
-        gmsh.model.mesh.classifySurfaces(40 * math.pi / 180, True, True, math.pi)
-        gmsh.model.mesh.createGeometry()
-        surfaces = [tag for _, tag in gmsh.model.getEntities(2)]
-        loop = gmsh.model.geo.addSurfaceLoop(surfaces)
-        gmsh.model.geo.addVolume([loop])
-        gmsh.model.geo.synchronize()
-        gmsh.option.setNumber("Mesh.MeshSizeMax", size)
-        gmsh.option.setNumber("Mesh.MeshSizeMin", size / 4)
-        gmsh.option.setNumber("Mesh.Algorithm3D", 1)
-        gmsh.model.mesh.generate(3)
-        node_tags, coords, _ = gmsh.model.mesh.getNodes()
-        _, element_nodes = gmsh.model.mesh.getElementsByType(4)  # 4-node tetrahedra
+        with gmsh_session("meshop-tetrahedralize") as gmsh:
+            gmsh.merge(stl)
+            # split the triangulation into smooth patches, then rebuild parametrizable surfaces
+            gmsh.model.mesh.classifySurfaces(40 * math.pi / 180, True, True, math.pi)
+            gmsh.model.mesh.createGeometry()
+            surfaces = [tag for _, tag in gmsh.model.getEntities(2)]
+            gmsh.model.geo.addVolume([gmsh.model.geo.addSurfaceLoop(surfaces)])
+            gmsh.model.geo.synchronize()
+            gmsh.option.setNumber("Mesh.MeshSizeMax", size)
+            gmsh.option.setNumber("Mesh.MeshSizeMin", size / 4)
+            gmsh.option.setNumber("Mesh.Algorithm3D", 1)
+            gmsh.model.mesh.generate(3)
+            points, tets = mesh_arrays(gmsh, 3)
     except Exception as err:
         raise MeshError(f"{where}gmsh could not fill the surface with tetrahedra "
                         f"(self-intersecting or invalid surface?): {str(err).splitlines()[0][:160]}") from None
     finally:
         Path(stl).unlink(missing_ok=True)
-        if gmsh.isInitialized():
-            gmsh.model.remove()
-            if started:
-                gmsh.finalize()
-    if len(element_nodes) == 0:
+    if len(tets) == 0:
         raise MeshError(f"{where}gmsh produced no tetrahedra (is the surface closed and non-self-intersecting?).")
-    points = coords.reshape(-1, 3)
-    index = np.full(int(node_tags.max()) + 1, -1, dtype=np.int64)
-    index[node_tags.astype(np.int64)] = np.arange(len(node_tags))
-    tets = index[element_nodes.astype(np.int64).reshape(-1, 4)]
-    used = np.unique(tets)
-    remap = np.full(len(points), -1, dtype=np.int64)
-    remap[used] = np.arange(len(used))
-    return Mesh(points[used], {"tetra": remap[tets]}, source=surface.source)
+    return Mesh(points, {"tetra": tets}, source=surface.source)
 
 
 def _write_stl(surface: Mesh, path: Path) -> None:

@@ -8,59 +8,10 @@ in a fresh gmsh model that is removed afterwards.
 
 from __future__ import annotations
 
-import threading
-from contextlib import contextmanager
-
 import numpy as np
 from matplotlib.path import Path as _PolygonPath
 
-_GMSH_LOCK = threading.Lock()
-
-
-@contextmanager
-def gmsh_session(name: str = "meshop"):
-    """A fresh gmsh model with deterministic, silent, single-threaded options.
-
-    Initializes gmsh when it is not running (and finalizes it afterwards); otherwise works in a
-    new model and removes it, leaving the caller's models alone (the options above stay set).
-    """
-    import gmsh
-
-    with _GMSH_LOCK:
-        owns = not gmsh.isInitialized()
-        if owns:
-            gmsh.initialize(interruptible=False)
-        try:
-            gmsh.option.setNumber("General.Terminal", 0)
-            gmsh.option.setNumber("General.Verbosity", 0)
-            gmsh.option.setNumber("General.NumThreads", 1)
-            gmsh.option.setNumber("Mesh.RandomSeed", 1)
-            gmsh.option.setNumber("Mesh.MeshSizeFromPoints", 0)
-            gmsh.option.setNumber("Mesh.MeshSizeFromCurvature", 0)
-            gmsh.option.setNumber("Mesh.MeshSizeExtendFromBoundary", 0)
-            gmsh.model.add(name)
-            yield gmsh
-        finally:
-            if owns:
-                gmsh.finalize()
-            else:
-                gmsh.model.remove()
-
-
-def _mesh_arrays(gmsh, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes ``(N, dim)`` and simplices ``(M, dim+1)`` of the current gmsh model, renumbered
-    to the nodes the simplices use."""
-    element_type = {2: 2, 3: 4}[dim]                 # gmsh: 2 = 3-node triangle, 4 = 4-node tet
-    tags, coords, _ = gmsh.model.mesh.getNodes()
-    coords = coords.reshape(-1, 3)
-    _, node_tags = gmsh.model.mesh.getElementsByType(element_type)
-    simplices = np.asarray(node_tags, dtype=np.int64).reshape(-1, dim + 1)
-    lookup = np.zeros(int(tags.max()) + 1, dtype=np.int64)
-    lookup[tags.astype(np.int64)] = np.arange(len(tags))
-    simplices = lookup[simplices]
-    used, simplices = np.unique(simplices, return_inverse=True)
-    points = np.ascontiguousarray(coords[used, :dim], dtype=np.float64)
-    return points, simplices.reshape(-1, dim + 1).astype(np.int64)
+from ..meshing import gmsh_session, mesh_arrays
 
 
 # ---------------------------------------------------------------------------------- 2D domains
@@ -156,7 +107,7 @@ def random_domain_2d(rng: np.random.Generator, target_nodes: int = 2000
         gmsh.option.setNumber("Mesh.MeshSizeMax", h)
         gmsh.option.setNumber("Mesh.Algorithm", 6)   # Frontal-Delaunay
         gmsh.model.mesh.generate(2)
-        return _mesh_arrays(gmsh, 2)
+        return mesh_arrays(gmsh, 2)
 
 
 def _add_curve_loop(gmsh, xy: np.ndarray, smooth: bool) -> int:
@@ -326,7 +277,7 @@ def part_mesh(family: str, params: dict, target_nodes: int = 5000) -> tuple[np.n
         gmsh.option.setNumber("Mesh.Algorithm", 6)
         gmsh.option.setNumber("Mesh.Algorithm3D", 1)      # Delaunay, single-threaded: reproducible
         gmsh.model.mesh.generate(3)
-        points, tets = _mesh_arrays(gmsh, 3)
+        points, tets = mesh_arrays(gmsh, 3)
     if len(tets) == 0:
         raise RuntimeError(f"gmsh produced no tetrahedra for the {family}.")
     return points, tets
