@@ -31,6 +31,7 @@ system:
 
 demo: venv
 	$(VENV)/bin/meshop info examples/parts/bracket.vtu
+	mkdir -p out
 	$(VENV)/bin/meshop predict examples/parts/bracket.vtu --out out/bracket.pred.vtu --render
 
 test: system venv
