@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch_geometric.data import Data
 
 from .checkpoint import Checkpoint, CheckpointError, load
 from .errors import MeshError
@@ -120,8 +121,7 @@ class Predictor:
         return self._result(mesh, physical, {n: spec.input_defaults[n] for n in defaulted}, n_parts, seconds)
 
     def _run(self, data, edges: torch.Tensor) -> torch.Tensor:
-        data = data.clone()
-        data.edge_index = edges
+        data = Data(**data.to_dict(), edge_index=edges)  # shares the node tensors, no copy
         data = self.checkpoint.model.prepare(data).to(self.device)
         return self.checkpoint.model(data).cpu()
 
@@ -170,11 +170,9 @@ class Predictor:
 
 
 def _node_subset(data, nodes: torch.Tensor):
-    """Node-level attributes of ``data`` restricted to ``nodes`` (graph-level ones kept)."""
-    sub = data.clone()
-    for key in ("x", "pos", "boundary_mask", "dirichlet"):
-        sub[key] = data[key][nodes]
-    return sub
+    """Node-level attributes of ``data`` restricted to ``nodes``; graph-level ones shared."""
+    node_keys = ("x", "pos", "boundary_mask", "dirichlet")
+    return Data(**{key: value[nodes] if key in node_keys else value for key, value in data.to_dict().items()})
 
 
 def predict(mesh, model=None, *, out=None, device: str = "cpu", mesh_size: float | None = None,
