@@ -1,7 +1,8 @@
 """Accuracy of a heat model (default: the bundled one) on the heat3d test split and on unlike parts.
 
-Unlike parts are shapes none of the training families (plates, blocks, L-brackets, flanges) has:
-a sphere, a torus, a tube, a cone, a star prism, a T-beam, and the bundled bracket. Each is solved
+Unlike parts are shapes none of the training families (plates, blocks, L-brackets, flanges,
+shafts) makes: a sphere, a torus, a hollow square section, a cone, a star prism, a T-beam; and
+the bundled bracket (an L-bracket like the training family, kept as the quick start's part). Each is solved
 with the default model's use case (uniform source q = 1, surfaces held at T = 0) by scikit-fem,
 the ground truth, and predicted; the table gives relative L2 and the speed-up over the solve.
 
@@ -31,8 +32,8 @@ def unlike_parts(mesh_size_fraction: float = 1 / 28) -> dict[str, meshop.Mesh]:
     builders = {
         "sphere r=0.3": lambda occ: occ.addSphere(0, 0, 0, 0.3),
         "torus R=1 r=0.25": lambda occ: occ.addTorus(0, 0, 0, 1.0, 0.25),
-        "tube 0.05 m": lambda occ: occ.cut([(3, occ.addCylinder(0, 0, 0, 0, 0, 0.05, 0.01))],
-                                           [(3, occ.addCylinder(0, 0, -0.01, 0, 0, 0.07, 0.006))]),
+        "hollow square section": lambda occ: occ.cut([(3, occ.addBox(0, 0, 0, 0.2, 0.2, 0.6))],
+                                                     [(3, occ.addBox(0.03, 0.03, -0.1, 0.14, 0.14, 0.8))]),
         "cone 2 m": lambda occ: occ.addCone(0, 0, 0, 0, 0, 2.0, 0.8, 0.1),
         "star prism": _star_prism,
         "T-beam": lambda occ: occ.fuse([(3, occ.addBox(-0.5, -0.05, 0, 1.0, 0.1, 0.08))],
@@ -102,10 +103,11 @@ def main() -> None:
         result = predictor.predict(mesh)
         pred = result.mesh.point_data["temperature_pred"]
         rel = np.linalg.norm(pred - truth) / np.linalg.norm(truth)
-        errors.append(rel)
+        if not name.startswith("bundled"):                 # the bracket is an L-bracket: not unlike
+            errors.append(rel)
         print(f"| {name} | {mesh.n_points} | {rel:.4f} | {np.abs(pred - truth).max() / truth.max():.4f} "
               f"| {result.seconds:.2f} | {fem_seconds:.2f} | {fem_seconds / result.seconds:.1f}x |")
-    print(f"unlike parts: relative L2 mean {np.mean(errors):.4f}, max {np.max(errors):.4f}")
+    print(f"unlike parts (bracket excluded): relative L2 mean {np.mean(errors):.4f}, max {np.max(errors):.4f}")
 
 
 if __name__ == "__main__":

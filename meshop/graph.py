@@ -132,6 +132,9 @@ def extend_boundary_values(mesh, values: np.ndarray, k: int = EXTENSION_NEIGHBOU
     boundary = np.flatnonzero(mesh.boundary_mask)
     if len(boundary) == 0:
         return np.zeros_like(values)
+    on_boundary = values[boundary]
+    if np.all(on_boundary == on_boundary[:1]):          # uniform (e.g. a default): the average is exact
+        return np.broadcast_to(on_boundary[:1], values.shape).copy()
     k = min(k, len(boundary))
     dist, nearest = cKDTree(mesh.points[boundary]).query(mesh.points, k=k, workers=-1)
     dist, nearest = dist.reshape(len(dist), k), nearest.reshape(len(dist), k)

@@ -20,7 +20,7 @@ from meshop.models.multilevel import MultiLevelData
 NEW_MODELS = ["mgno", "beno", "amg"]
 #: small configurations that keep every test below a few seconds on 2 CPU cores
 SMALL = {"mgno": {"width": 32, "cycles": 1},
-         "beno": {"width": 32, "layers": 3, "d_model": 32, "encoder_layers": 1},
+         "beno": {"width": 32, "cycles": 1, "d_model": 32, "encoder_layers": 1},
          "amg": {"width": 32, "blocks": 2}}
 SETTINGS = GraphSettings()
 #: relative L2 after 250 Adam steps; AMG's nodes away from its two sparse graphs learn through
@@ -167,6 +167,21 @@ def test_beno_does_not_depend_on_node_order():
     # the same boundary points are chosen
     torch.testing.assert_close(original.pos[original.boundary_nodes].sort(dim=0).values,
                                shuffled.pos[shuffled.boundary_nodes].sort(dim=0).values)
+    with torch.no_grad():
+        torch.testing.assert_close(model(shuffled), model(original)[perm], atol=1e-5, rtol=0)
+
+
+def test_mgno_hierarchy_does_not_depend_on_node_order():
+    mesh = square_mesh(6, 0.4)
+    spec = spec_for([mesh])
+    model = make_model("mgno", spec, 2).eval()
+    plain = build_graph(mesh, spec, SETTINGS)
+    perm = torch.randperm(mesh.n_points, generator=torch.Generator().manual_seed(4))
+    original, shuffled = model.prepare(plain.clone()), model.prepare(permuted(plain, perm))
+    for level in (1, 2):                        # the same coarse nodes, found by their positions
+        nodes = f"level{level}_nodes"
+        torch.testing.assert_close(original.pos[original[nodes]].sort(dim=0).values,
+                                   shuffled.pos[shuffled[nodes]].sort(dim=0).values)
     with torch.no_grad():
         torch.testing.assert_close(model(shuffled), model(original)[perm], atol=1e-5, rtol=0)
 

@@ -125,7 +125,7 @@ def _add_curve_loop(gmsh, xy: np.ndarray, smooth: bool) -> int:
 # Parts are built at unit scale (longest side about 1) with gmsh's OpenCASCADE kernel, meshed
 # there, and only then scaled, rotated and translated in numpy: the mesh is the same whatever the
 # physical size, and gmsh's absolute geometric tolerances never meet millimetre or metre parts.
-PART_FAMILIES = ("plate", "block", "l_bracket", "flange")
+PART_FAMILIES = ("plate", "block", "l_bracket", "flange", "shaft")
 
 
 def _scatter_circles(rng: np.random.Generator, extent: tuple[float, float], count: int,
@@ -189,6 +189,13 @@ def _draw_part(rng: np.random.Generator, family: str) -> dict:
         p["bolt_circle"] = u(inner, max(inner, 0.5 - p["bolt_radius"] - 0.04))
         fits = int(2 * np.pi * p["bolt_circle"] / (2 * p["bolt_radius"] + 0.04))
         p["bolts"] = int(min(rng.integers(3, 9), fits))
+    elif family == "shaft":                                  # round bodies along z: pins, knobs, stepped shafts
+        p = dict(length=1.0, radius=u(0.12, 0.5))
+        p["step"] = [u(0.3, 0.8), u(0.45, 0.85) * p["radius"]] if rng.uniform() < 0.6 else None  # at z, radius
+        narrowest = p["step"][1] if p["step"] else p["radius"]
+        p["bore"] = u(0.2, 0.55) * narrowest if rng.uniform() < 0.4 else None
+        wall = narrowest - (p["bore"] or 0.0)
+        p["cross_hole"] = [u(0.15, 0.85), u(0.2, 0.45) * wall] if rng.uniform() < 0.4 else None  # at z, radius
     else:
         raise ValueError(f"unknown part family {family!r}; expected one of {PART_FAMILIES}.")
     return p
@@ -226,6 +233,15 @@ def _build_part(occ, family: str, p: dict) -> None:
         solid, _ = occ.fuse(parts[:1], parts[1:])
         cut = [(3, occ.addCylinder(x, y, -t, 0, 0, 3 * t, r)) for x, y, r in p["base_holes"]]
         cut += [(3, occ.addCylinder(-wall, y, z, 3 * wall, 0, 0, r)) for y, z, r in p["wall_holes"]]
+    elif family == "shaft":
+        solid = [(3, occ.addCylinder(0, 0, 0, 0, 0, p["step"][0] if p["step"] else 1.0, p["radius"]))]
+        if p["step"]:
+            z, radius = p["step"]
+            solid, _ = occ.fuse(solid, [(3, occ.addCylinder(0, 0, z / 2, 0, 0, 1.0 - z / 2, radius))])
+        cut = [(3, occ.addCylinder(0, 0, -0.5, 0, 0, 2.0, p["bore"]))] if p["bore"] else []
+        if p["cross_hole"]:
+            z, radius = p["cross_hole"]
+            cut.append((3, occ.addCylinder(-1.0, 0, z, 2.0, 0, 0, radius)))
     else:  # flange
         t, hub = p["thickness"], p["hub_height"]
         solid = [(3, occ.addCylinder(0, 0, 0, 0, 0, t, p["radius"]))]
@@ -244,7 +260,9 @@ def _thinnest(family: str, p: dict) -> float:
     """The smallest wall of a part, so the mesh has at least two layers across it."""
     return {"plate": lambda: p["thickness"], "block": lambda: 0.3 * p["height"],
             "l_bracket": lambda: min(p["thickness"], p["wall"]),
-            "flange": lambda: p["thickness"]}[family]()
+            "flange": lambda: p["thickness"],
+            "shaft": lambda: min((p["step"][1] if p["step"] else p["radius"]) - (p["bore"] or 0.0),
+                                 2 * (p["cross_hole"] or [0, 1])[1])}[family]()
 
 
 def _mesh_size(gmsh, volume: tuple[int, int], target_nodes: int) -> float:
@@ -287,7 +305,7 @@ def random_part_3d(rng: np.random.Generator, target_nodes: int = 5000, max_tries
                    ) -> tuple[np.ndarray, np.ndarray, dict]:
     """A random mechanical part with a tetrahedral mesh of roughly ``target_nodes`` nodes.
 
-    A family (plate, block, L-bracket, flange) and its proportions, holes, slots, bosses, pockets
+    A family (plate, block, L-bracket, flange, shaft) and its proportions, holes, slots, bosses, pockets
     or gussets are drawn, built by CSG in gmsh's OpenCASCADE kernel and meshed; then the part is
     scaled to a log-uniform size (longest side of its unrotated box) between 0.01 m and 2 m,
     rotated uniformly at random and translated by up to 3 sizes per axis. A failed CSG or mesh

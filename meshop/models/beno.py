@@ -6,9 +6,10 @@ import torch
 from torch import nn
 
 from ..graph import geometry_feature_count
-from ..nn import MLP, BoundaryEncoder, EdgeEmbedding, KernelIntegral
+from ..nn import BoundaryEncoder
 from .base import NeuralOperator
-from .multilevel import as_multilevel, farthest_subset, node_batch, num_graphs, set_batch
+from .mgno import MGNO
+from .multilevel import farthest_subset, num_graphs, set_batch
 
 
 class BENO(NeuralOperator):
@@ -27,15 +28,20 @@ class BENO(NeuralOperator):
       nodes of each graph (position, outward normal, boundary value), mean-pooled into one
       vector (:class:`~meshop.nn.BoundaryEncoder`); :math:`e_0` encodes the same nodes with the
       values zeroed. It depends on the boundary as a set, not on node order.
-    * :math:`\Phi_b`: ``layers`` GNO kernel integrals (:class:`~meshop.nn.KernelIntegral`), each
-      followed by FiLM conditioning on the branch's boundary vector,
-      :math:`v \leftarrow v \odot (1 + \gamma(e)) + \beta(e)`.
+    * :math:`\Phi_b`: an MGNO V-cycle (:class:`~meshop.models.mgno.MGNO`: kernel integrals within
+      and between the levels of a node hierarchy), every state update followed by FiLM
+      conditioning on the branch's boundary vector, :math:`v \leftarrow v \odot (1 + \gamma(e))
+      + \beta(e)`. A Green's function couples every point of the domain to every other; the
+      coarse levels carry that long-range coupling at O(N) cost, where a single-level GNO of a
+      few layers only sees a few mesh hops (measured in ``docs/benchmarks.md``).
 
     The published model runs on axis-aligned grids only; here boundary nodes, normals and
     distances come from the real mesh, so any domain works.
 
     Args:
-        width, layers, kernel_width: per-branch GNO width, depth and edge-embedding width.
+        width, levels, ratio, cycles, kernel_width, neighbors, transfer_k, sampling: the
+            per-branch V-cycle (see :class:`~meshop.models.mgno.MGNO`; both branches share the
+            node hierarchy).
         d_model, heads, encoder_layers: boundary Transformer size.
         source_columns: positions, within the input block of ``Data.x`` (the columns after the
             ``2d + 2`` geometry columns), of the source columns; empty when there is no source input.
@@ -53,31 +59,33 @@ class BENO(NeuralOperator):
     """
 
     def __init__(self, in_channels: int, out_channels: int, dim: int, width: int = 48,
-                 layers: int = 4, kernel_width: int = 32, d_model: int = 48, heads: int = 4,
-                 encoder_layers: int = 2, source_columns: tuple[int, ...] = (0,),
-                 boundary_columns: tuple[int, ...] = (1, 2), max_boundary_tokens: int = 256,
-                 length_unit: float = 0.02):
+                 levels: int = 3, ratio: float = 4.0, cycles: int = 1, kernel_width: int = 32,
+                 neighbors: int = 16, transfer_k: int = 4, sampling: str = "fps",
+                 d_model: int = 48, heads: int = 4, encoder_layers: int = 2,
+                 source_columns: tuple[int, ...] = (0,), boundary_columns: tuple[int, ...] = (1, 2),
+                 max_boundary_tokens: int = 256, length_unit: float = 0.02):
         source_columns, boundary_columns = list(source_columns), list(boundary_columns)
-        super().__init__(in_channels, out_channels, dim, width=width, layers=layers,
-                         kernel_width=kernel_width, d_model=d_model, heads=heads,
+        cycle = dict(width=width, levels=levels, ratio=ratio, cycles=cycles, kernel_width=kernel_width,
+                     neighbors=neighbors, transfer_k=transfer_k, sampling=sampling, length_unit=length_unit)
+        super().__init__(in_channels, out_channels, dim, **cycle, d_model=d_model, heads=heads,
                          encoder_layers=encoder_layers, source_columns=source_columns,
-                         boundary_columns=boundary_columns, max_boundary_tokens=max_boundary_tokens,
-                         length_unit=length_unit)
+                         boundary_columns=boundary_columns, max_boundary_tokens=max_boundary_tokens)
         geometry = geometry_feature_count(dim)
         _check_columns(source_columns, boundary_columns, in_channels - geometry)
         if max_boundary_tokens < 1:
             raise ValueError(f"max_boundary_tokens must be >= 1; got {max_boundary_tokens}.")
         self.source_columns = [geometry + c for c in source_columns]
         self.boundary_columns = [geometry + c for c in boundary_columns]
-        self.max_boundary_tokens, self.length_unit = max_boundary_tokens, length_unit
+        self.max_boundary_tokens = max_boundary_tokens
         token_channels = 2 * dim + bool(boundary_columns)               # position, normal, value
         self.boundary = BoundaryEncoder(token_channels, d_model, heads, encoder_layers)
-        self.branches = nn.ModuleList(
-            _Branch(in_channels, out_channels, dim, width, layers, kernel_width, d_model) for _ in range(2))
+        self.branches = nn.ModuleList(MGNO(in_channels, out_channels, dim, **cycle, condition_channels=d_model)
+                                      for _ in range(2))
 
     def prepare(self, data):
-        """Add ``boundary_nodes``: the boundary nodes, at most ``max_boundary_tokens`` of them."""
-        data = as_multilevel(data)
+        """Add the branches' node hierarchy (see :meth:`MGNO.prepare`) and ``boundary_nodes``:
+        the boundary nodes, at most ``max_boundary_tokens`` of them."""
+        data = self.branches[0].prepare(data)
         nodes = torch.nonzero(data.boundary_mask).flatten()
         if len(nodes) > self.max_boundary_tokens:
             subset = farthest_subset(data.pos[nodes].double().numpy(), self.max_boundary_tokens)
@@ -86,7 +94,7 @@ class BENO(NeuralOperator):
         return data
 
     def forward(self, data) -> torch.Tensor:
-        batch, size = node_batch(data), num_graphs(data)
+        size = num_graphs(data)
         source_free = _zero_columns(data.x, self.source_columns)       # branch 2 input
         boundary_free = _zero_columns(data.x, self.boundary_columns)    # branch 1 input
         tokens = self._boundary_tokens(data)                            # (K, 2d [+1])
@@ -94,8 +102,8 @@ class BENO(NeuralOperator):
         values = [tokens.shape[1] - 1] if self.boundary_columns else []
         zero_g = self.boundary(_zero_columns(tokens, values), token_batch, size)  # (B, d_model)
         true_g = self.boundary(tokens, token_batch, size) if values else zero_g
-        out = self.branches[0](data.pos, boundary_free, data.edge_index, self.length_unit, zero_g, batch)
-        return out + self.branches[1](data.pos, source_free, data.edge_index, self.length_unit, true_g, batch)
+        out = self.branches[0](data, x=boundary_free, condition=zero_g)
+        return out + self.branches[1](data, x=source_free, condition=true_g)
 
     def _boundary_tokens(self, data) -> torch.Tensor:
         nodes = data.boundary_nodes
@@ -105,28 +113,6 @@ class BENO(NeuralOperator):
             value = self.boundary_columns[0]
             columns.append(data.x[nodes, value: value + 1])
         return torch.cat(columns, dim=1)
-
-
-class _Branch(nn.Module):
-    """One BENO branch: lift, FiLM-conditioned GNO kernel integrals, project."""
-
-    def __init__(self, in_channels: int, out_channels: int, dim: int, width: int, layers: int,
-                 kernel_width: int, d_model: int):
-        super().__init__()
-        self.lift = MLP([in_channels, width, width])
-        self.edges = EdgeEmbedding(dim, in_channels, kernel_width)
-        self.integrals = nn.ModuleList(KernelIntegral(width, kernel_width) for _ in range(layers))
-        self.films = nn.ModuleList(nn.Linear(d_model, 2 * width) for _ in range(layers))
-        self.project = MLP([width, 2 * width, out_channels])
-
-    def forward(self, pos, a, edge_index, unit: float, condition, batch) -> torch.Tensor:
-        """``a (N, F)`` node features, ``condition (B, d_model)`` boundary vector per graph."""
-        embedding = self.edges(pos, a, edge_index, unit)                # (E, kernel_width)
-        v = self.lift(a)                                                # (N, width)
-        for integral, film in zip(self.integrals, self.films):
-            gamma, beta = film(condition)[batch].chunk(2, dim=1)          # (N, width) each
-            v = integral(v, edge_index, embedding) * (1 + gamma) + beta
-        return self.project(v)                                          # (N, out)
 
 
 def _zero_columns(x: torch.Tensor, columns: list[int]) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """``heat3d``: steady heat conduction -ΔT = q in random 3D mechanical parts, T = g on the boundary.
 
-Parts come from :func:`meshop.data.shapes.random_part_3d`: plates, blocks, L-brackets and flanges
+Parts come from :func:`meshop.data.shapes.random_part_3d`: plates, blocks, L-brackets, flanges and shafts
 from 1 cm to 2 m, randomly rotated and placed. q (the volumetric heat source divided by the
 conductivity, K/m²) and g (the boundary temperature, K) are built from smooth random fields of
 unit standard deviation laid over the part's bounding box, whatever its size, in one of three
