@@ -32,8 +32,8 @@ def unlike_parts(mesh_size_fraction: float = 1 / 28) -> dict[str, meshop.Mesh]:
     builders = {
         "sphere r=0.3": lambda occ: occ.addSphere(0, 0, 0, 0.3),
         "torus R=1 r=0.25": lambda occ: occ.addTorus(0, 0, 0, 1.0, 0.25),
-        "hollow square section": lambda occ: occ.cut([(3, occ.addBox(0, 0, 0, 0.2, 0.2, 0.6))],
-                                                     [(3, occ.addBox(0.03, 0.03, -0.1, 0.14, 0.14, 0.8))]),
+        "hollow square section": lambda occ: occ.cut([(3, occ.addBox(0, 0, 0, 0.3, 0.3, 0.5))],
+                                                     [(3, occ.addBox(0.07, 0.07, -0.1, 0.16, 0.16, 0.7))]),
         "cone 2 m": lambda occ: occ.addCone(0, 0, 0, 0, 0, 2.0, 0.8, 0.1),
         "star prism": _star_prism,
         "T-beam": lambda occ: occ.fuse([(3, occ.addBox(-0.5, -0.05, 0, 1.0, 0.1, 0.08))],

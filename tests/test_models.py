@@ -61,7 +61,7 @@ def spec_for(meshes) -> FieldSpec:
 
 def make_model(name: str, spec: FieldSpec, dim: int, **overrides) -> models.NeuralOperator:
     torch.manual_seed(0)
-    return models.get(name, feature_count(spec, dim), 1, dim, **{**SMALL[name], **overrides})
+    return models.get(name, feature_count(spec, dim), 1, dim, **{**SMALL.get(name, {}), **overrides})
 
 
 def graphs_for(model, meshes, spec):
@@ -119,6 +119,26 @@ def test_batch_of_different_sizes_equals_graphs_alone(name, dim):
     assert torch.isfinite(together).all()
     for i, out in enumerate(alone):
         torch.testing.assert_close(together[batch.batch == i], out, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["gno", "mgno", "beno"])
+def test_inference_in_edge_chunks_equals_all_edges_at_once(name, monkeypatch):
+    import meshop.nn.edges
+
+    mesh = cube_mesh(2)
+    spec = spec_for([mesh])
+    model = make_model(name, spec, 3).eval()
+    graph = graphs_for(model, [mesh], spec)[0]
+    chunks = []
+    original = meshop.nn.edges.Edges.chunks
+    monkeypatch.setattr(meshop.nn.edges.Edges, "chunks", lambda self: chunks.append(self.chunk) or original(self))
+    with torch.no_grad():
+        whole = model(graph)
+        monkeypatch.setattr(meshop.nn.edges, "EDGE_CHUNK", 50)            # every edge set chunked
+        chunked = model(graph)
+    assert None in chunks and 50 in chunks                               # both paths really ran
+    assert graph.edge_index.shape[1] > 4 * 50
+    torch.testing.assert_close(chunked, whole, atol=1e-5, rtol=1e-5)
 
 
 # ---------------------------------------------------------------------------- fitting

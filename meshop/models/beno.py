@@ -6,10 +6,11 @@ import torch
 from torch import nn
 
 from ..graph import geometry_feature_count
-from ..nn import BoundaryEncoder
+from ..nn import MLP, BoundaryEncoder
 from .base import NeuralOperator
 from .mgno import MGNO
-from .multilevel import farthest_subset, num_graphs, set_batch
+from .multilevel import add_hierarchy, farthest_subset, num_graphs, set_batch
+from .vcycle import VCycles
 
 
 class BENO(NeuralOperator):
@@ -28,20 +29,36 @@ class BENO(NeuralOperator):
       nodes of each graph (position, outward normal, boundary value), mean-pooled into one
       vector (:class:`~meshop.nn.BoundaryEncoder`); :math:`e_0` encodes the same nodes with the
       values zeroed. It depends on the boundary as a set, not on node order.
-    * :math:`\Phi_b`: an MGNO V-cycle (:class:`~meshop.models.mgno.MGNO`: kernel integrals within
-      and between the levels of a node hierarchy), every state update followed by FiLM
-      conditioning on the branch's boundary vector, :math:`v \leftarrow v \odot (1 + \gamma(e))
-      + \beta(e)`. A Green's function couples every point of the domain to every other; the
-      coarse levels carry that long-range coupling at O(N) cost, where a single-level GNO of a
-      few layers only sees a few mesh hops (measured in ``docs/benchmarks.md``).
+    * :math:`\Phi_b`: V-cycles (:class:`~meshop.models.vcycle.VCycles`, MGNO's processor:
+      kernel integrals within and between the levels of a node hierarchy), every state update
+      followed by FiLM conditioning on the branch's boundary vector. A Green's function couples
+      every point of the domain to every other; the coarse levels carry that coupling at O(N)
+      cost, where a single-level GNO of a few layers only sees a few mesh hops.
+    * ``linear=True`` (default): a branch with signal columns is *linear in its signal*
+      :math:`s_b` (the source, or the boundary values), as the Green's-function terms are, and
+      nonlinear in the geometry and coefficients :math:`c` (the inputs with both signals zeroed):
+
+      .. math::
+          v_0 = \phi(c) \odot W s_b, \qquad
+          v \leftarrow \mathrm{FiLM}_\gamma(K v) \text{ (no activation, no bias)}, \qquad
+          Q_b(v) = R\,\big(v \odot \psi(c)\big) + r
+
+      with kernels :math:`\kappa(h_{ij})` embedded from :math:`c` only, FiLM by a factor
+      :math:`1 + \gamma(e)`, and a constant :math:`r` (the targets are normalized by subtracting
+      their mean). Branch 1 is then exactly linear in f; branch 2 is linear in g given the
+      boundary vector :math:`e_g`. ``linear=False``, or a branch without signal columns (e.g.
+      ``darcy2d``, which has neither), uses nonlinear V-cycles as an MGNO with FiLM
+      :math:`v \odot (1 + \gamma(e)) + \beta(e)` and MLP lift and projection. Measured on
+      ``poisson2d`` in ``docs/benchmarks.md``.
 
     The published model runs on axis-aligned grids only; here boundary nodes, normals and
     distances come from the real mesh, so any domain works.
 
     Args:
         width, levels, ratio, cycles, kernel_width, neighbors, transfer_k, sampling: the
-            per-branch V-cycle (see :class:`~meshop.models.mgno.MGNO`; both branches share the
+            per-branch V-cycles (see :class:`~meshop.models.mgno.MGNO`; both branches share the
             node hierarchy).
+        linear: branches linear in their signal (see above).
         d_model, heads, encoder_layers: boundary Transformer size.
         source_columns: positions, within the input block of ``Data.x`` (the columns after the
             ``2d + 2`` geometry columns), of the source columns; empty when there is no source input.
@@ -60,14 +77,14 @@ class BENO(NeuralOperator):
 
     def __init__(self, in_channels: int, out_channels: int, dim: int, width: int = 48,
                  levels: int = 3, ratio: float = 4.0, cycles: int = 1, kernel_width: int = 32,
-                 neighbors: int = 16, transfer_k: int = 4, sampling: str = "fps",
+                 neighbors: int = 16, transfer_k: int = 4, sampling: str = "fps", linear: bool = True,
                  d_model: int = 48, heads: int = 4, encoder_layers: int = 2,
                  source_columns: tuple[int, ...] = (0,), boundary_columns: tuple[int, ...] = (1, 2),
                  max_boundary_tokens: int = 256, length_unit: float = 0.02):
         source_columns, boundary_columns = list(source_columns), list(boundary_columns)
         cycle = dict(width=width, levels=levels, ratio=ratio, cycles=cycles, kernel_width=kernel_width,
                      neighbors=neighbors, transfer_k=transfer_k, sampling=sampling, length_unit=length_unit)
-        super().__init__(in_channels, out_channels, dim, **cycle, d_model=d_model, heads=heads,
+        super().__init__(in_channels, out_channels, dim, **cycle, linear=linear, d_model=d_model, heads=heads,
                          encoder_layers=encoder_layers, source_columns=source_columns,
                          boundary_columns=boundary_columns, max_boundary_tokens=max_boundary_tokens)
         geometry = geometry_feature_count(dim)
@@ -79,13 +96,17 @@ class BENO(NeuralOperator):
         self.max_boundary_tokens = max_boundary_tokens
         token_channels = 2 * dim + bool(boundary_columns)               # position, normal, value
         self.boundary = BoundaryEncoder(token_channels, d_model, heads, encoder_layers)
-        self.branches = nn.ModuleList(MGNO(in_channels, out_channels, dim, **cycle, condition_channels=d_model)
-                                      for _ in range(2))
+        self.hierarchy = dict(levels=levels, ratio=ratio, sampling=sampling, neighbors=neighbors,
+                              transfer_k=transfer_k)                   # shared by both branches
+        self.branches = nn.ModuleList(
+            _LinearBranch(in_channels, out_channels, dim, columns, cycle, d_model) if linear and columns
+            else MGNO(in_channels, out_channels, dim, **cycle, condition_channels=d_model)
+            for columns in (self.source_columns, self.boundary_columns))
 
     def prepare(self, data):
         """Add the branches' node hierarchy (see :meth:`MGNO.prepare`) and ``boundary_nodes``:
         the boundary nodes, at most ``max_boundary_tokens`` of them."""
-        data = self.branches[0].prepare(data)
+        data = add_hierarchy(data, **self.hierarchy)
         nodes = torch.nonzero(data.boundary_mask).flatten()
         if len(nodes) > self.max_boundary_tokens:
             subset = farthest_subset(data.pos[nodes].double().numpy(), self.max_boundary_tokens)
@@ -113,6 +134,30 @@ class BENO(NeuralOperator):
             value = self.boundary_columns[0]
             columns.append(data.x[nodes, value: value + 1])
         return torch.cat(columns, dim=1)
+
+
+class _LinearBranch(nn.Module):
+    """A BENO branch linear in its signal columns, nonlinear in the other inputs (see BENO)."""
+
+    def __init__(self, in_channels: int, out_channels: int, dim: int, signal_columns: list[int],
+                 cycle: dict, condition_channels: int):
+        super().__init__()
+        width = cycle["width"]
+        self.signal_columns = signal_columns
+        self.lift_context = MLP([in_channels, width, width])
+        self.lift_signal = nn.Linear(len(signal_columns), width, bias=False)
+        self.processor = VCycles(dim, in_channels, width, cycle["levels"], cycle["ratio"], cycle["cycles"],
+                                 cycle["kernel_width"], condition_channels=condition_channels, linear=True,
+                                 length_unit=cycle["length_unit"])
+        self.read_context = MLP([in_channels, width, width])
+        self.readout = nn.Linear(width, out_channels)
+
+    def forward(self, data, x: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        """``x (N, F)`` node features (the other branch's signal already zeroed) -> ``(N, out)``."""
+        context = _zero_columns(x, self.signal_columns)                 # geometry, coefficients
+        lifted = self.lift_context(context) * self.lift_signal(x[:, self.signal_columns])  # (N, width)
+        v = self.processor(data, context, lifted, condition)            # linear in lifted
+        return self.readout(v * self.read_context(context))             # (N, out)
 
 
 def _zero_columns(x: torch.Tensor, columns: list[int]) -> torch.Tensor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..nn import EdgeEmbedding, KernelIntegral, MLP
+from ..nn import MLP, EdgeEmbedding, Edges, KernelIntegral
 from .base import NeuralOperator
 
 
@@ -41,9 +41,9 @@ class GNO(NeuralOperator):
         self.project = MLP([width, 2 * width, out_channels])
 
     def forward(self, data) -> torch.Tensor:
-        edge_embedding = self.edges(data.pos, data.x, data.edge_index, self.length_unit)
+        edges = Edges(data.edge_index, self.edges.bind(data.pos, data.x, self.length_unit), data.num_nodes)
         v = self.lift(data.x)                                           # (N, width)
         for integral in self.integrals:
-            v = integral(v, data.edge_index, edge_embedding)
+            v = integral(v, edges)
         return self.project(v)                                          # (N, out)
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
-from torch import nn
 
-from ..nn import MLP, EdgeEmbedding, KernelIntegral, KernelTransfer
+from ..nn import MLP
 from .base import NeuralOperator
-from .multilevel import as_multilevel, knn_between, node_batch
+from .multilevel import add_hierarchy
+from .vcycle import VCycles
 
 
 class MGNO(NeuralOperator):
@@ -47,7 +46,7 @@ class MGNO(NeuralOperator):
         condition_channels: size of an optional per-graph vector ``e`` passed to
             :meth:`forward`; when > 0, every update of a level's state in a cycle is followed by
             FiLM, :math:`v \leftarrow v \odot (1 + \gamma(e)) + \beta(e)` (used by
-            :class:`~meshop.models.beno.BENO`, whose branches are MGNO V-cycles).
+            :class:`~meshop.models.beno.BENO`, whose branches are V-cycles).
         length_unit: unit of the relative positions the level-0 kernels see, in bounding-box
             diagonals (as in :class:`~meshop.models.gno.GNO`); level ``l`` and the transfers into
             it use ``length_unit * ratio**(l/d)``, the growth of the node spacing. A fixed unit,
@@ -66,48 +65,19 @@ class MGNO(NeuralOperator):
                          cycles=cycles, kernel_width=kernel_width, neighbors=neighbors,
                          transfer_k=transfer_k, sampling=sampling, smooth_finest=smooth_finest,
                          condition_channels=condition_channels, length_unit=length_unit)
-        if levels < 1 or cycles < 1:
-            raise ValueError(f"MGNO needs levels >= 1 and cycles >= 1; got {levels} and {cycles}.")
-        if levels == 1 and not smooth_finest:
-            raise ValueError("MGNO with one level needs smooth_finest=True: it would have no kernel integral.")
-        self.levels, self.ratio, self.cycles = levels, ratio, cycles
+        self.levels, self.ratio = levels, ratio
         self.neighbors, self.transfer_k, self.sampling = neighbors, transfer_k, sampling
-        self.smooth_finest = smooth_finest
-        self.units = [length_unit * ratio ** (level / dim) for level in range(levels)]
         self.lift = MLP([in_channels, width, width])
-        smoothed = range(0 if smooth_finest else 1, levels)             # levels with kernel integrals
-        self.within_edges = _embeddings(smoothed, dim, in_channels, kernel_width)
-        self.down_edges = _embeddings(range(levels - 1), dim, in_channels, kernel_width)
-        self.up_edges = _embeddings(range(levels - 1), dim, in_channels, kernel_width)
-        self.smooth_down = _per_cycle(KernelIntegral, cycles, smoothed, width, kernel_width)
-        self.restrict = _per_cycle(KernelTransfer, cycles, range(levels - 1), width, kernel_width)
-        self.prolong = _per_cycle(KernelTransfer, cycles, range(levels - 1), width, kernel_width)
-        self.smooth_up = _per_cycle(KernelIntegral, cycles, smoothed[:levels - 1], width, kernel_width)
-        self.films = nn.ModuleList(nn.ModuleList(nn.Linear(condition_channels, 2 * width) for _ in range(levels))
-                                   for _ in range(cycles if condition_channels > 0 else 0))
+        self.processor = VCycles(dim, in_channels, width, levels, ratio, cycles, kernel_width,
+                                 smooth_finest=smooth_finest, condition_channels=condition_channels,
+                                 length_unit=length_unit)
         self.project = MLP([width, 2 * width, out_channels])
 
     # ------------------------------------------------------------------ graph
     def prepare(self, data):
-        """Add the node hierarchy: level node sets, their kNN graphs and transfer edges."""
-        from ..geometry.hierarchy import hierarchy
-
-        data = as_multilevel(data)
-        pos = data.pos.double().numpy()
-        # built on the nodes sorted by coordinates, so farthest-point sampling starts at the same
-        # point whatever the mesh's node order: a renumbered mesh gets the same prediction
-        order = np.lexsort(pos.T[::-1])
-        levels = hierarchy(pos[order], self.levels, self.ratio, method=self.sampling, k=self.neighbors)
-        ids = [np.arange(len(pos))] + [order[level_ids] for level_ids in levels.indices[1:]]
-        data.level0_nodes = torch.arange(len(pos))
-        for level in range(1, self.levels):
-            fine, coarse = ids[level - 1], ids[level]
-            up = knn_between(pos[coarse], pos[fine], self.transfer_k)   # coarse -> fine
-            data[f"level{level}_nodes"] = torch.as_tensor(coarse)
-            data[f"level{level}_edges"] = torch.as_tensor(levels.edges[level])
-            data[f"level{level}_to_level{level - 1}_edges"] = torch.as_tensor(up)
-            data[f"level{level - 1}_to_level{level}_edges"] = torch.as_tensor(np.flip(up, 0).copy())
-        return data
+        """Add the node hierarchy: level node sets, their kNN graphs and transfer edges
+        (:func:`~meshop.models.multilevel.add_hierarchy`)."""
+        return add_hierarchy(data, self.levels, self.ratio, self.sampling, self.neighbors, self.transfer_k)
 
     # ------------------------------------------------------------------ model
     def forward(self, data, x: torch.Tensor | None = None, condition: torch.Tensor | None = None
@@ -115,61 +85,5 @@ class MGNO(NeuralOperator):
         """``(N, out)`` on the mesh nodes. ``x (N, F)`` replaces ``data.x`` (BENO's branches see
         masked inputs); ``condition (B, condition_channels)`` is the per-graph FiLM vector."""
         x = data.x if x is None else x
-        nodes = [data[f"level{level}_nodes"] for level in range(self.levels)]
-        within, down, up = self._edge_embeddings(data, x, nodes)
-        film = self._film(data, nodes, condition)
-        lifted = self.lift(x)                                           # (N, width)
-        states = [lifted] + [lifted[ids] for ids in nodes[1:]]          # (N_l, width) per level
-        for cycle in range(self.cycles):
-            smooth_down, smooth_up = self.smooth_down[cycle], self.smooth_up[cycle]
-            if self.smooth_finest:
-                states[0] = film(cycle, 0, smooth_down["0"](states[0], *within[0]))
-            for level in range(self.levels - 1):                        # restriction
-                coarse = self.restrict[cycle][str(level)](states[level], states[level + 1], *down[level])
-                states[level + 1] = film(cycle, level + 1, smooth_down[str(level + 1)](coarse, *within[level + 1]))
-            for level in reversed(range(self.levels - 1)):              # prolongation
-                fine = self.prolong[cycle][str(level)](states[level + 1], states[level], *up[level])
-                smooth = smooth_up[str(level)] if str(level) in smooth_up else None
-                states[level] = film(cycle, level, smooth(fine, *within[level]) if smooth else fine)
-        return self.project(states[0])                                  # (N, out)
-
-    def _film(self, data, nodes, condition):
-        """``film(cycle, level, v)``: FiLM of a level's state by ``condition``, or the identity."""
-        if not len(self.films):
-            return lambda cycle, level, v: v
-        if condition is None:
-            raise ValueError("this MGNO was built with condition_channels > 0; pass condition=.")
-        batches = [node_batch(data)[ids] for ids in nodes]              # graph of each level node
-
-        def film(cycle, level, v):
-            gamma, beta = self.films[cycle][level](condition)[batches[level]].chunk(2, dim=1)
-            return v * (1 + gamma) + beta
-        return film
-
-    def _edge_embeddings(self, data, x, nodes):
-        """``(edge_index, embedding)`` per level graph and per transfer, local ids."""
-
-        def embed(module, local, source_nodes, target_nodes, unit):
-            global_edges = torch.stack([source_nodes[local[0]], target_nodes[local[1]]])
-            return local, module(data.pos, x, global_edges, unit)
-
-        within = [embed(self.within_edges["0"], data.edge_index, nodes[0], nodes[0], self.units[0])
-                  if self.smooth_finest else None]
-        within += [embed(self.within_edges[str(level)], data[f"level{level}_edges"], nodes[level],
-                         nodes[level], self.units[level]) for level in range(1, self.levels)]
-        down = [embed(self.down_edges[str(level)], data[f"level{level}_to_level{level + 1}_edges"],
-                      nodes[level], nodes[level + 1], self.units[level + 1]) for level in range(self.levels - 1)]
-        up = [embed(self.up_edges[str(level)], data[f"level{level + 1}_to_level{level}_edges"],
-                    nodes[level + 1], nodes[level], self.units[level + 1]) for level in range(self.levels - 1)]
-        return within, down, up
-
-
-def _embeddings(levels: range, dim: int, channels: int, hidden: int) -> nn.ModuleDict:
-    """One edge embedding per level in ``levels``, keyed by the level number."""
-    return nn.ModuleDict({str(level): EdgeEmbedding(dim, channels, hidden) for level in levels})
-
-
-def _per_cycle(layer, cycles: int, levels: range, width: int, hidden: int) -> nn.ModuleList:
-    """``[cycle][str(level)]`` grid of ``layer(width, hidden)`` modules for ``levels``."""
-    return nn.ModuleList(nn.ModuleDict({str(level): layer(width, hidden) for level in levels})
-                         for _ in range(cycles))
+        v = self.processor(data, x, self.lift(x), condition)           # (N, width)
+        return self.project(v)                                          # (N, out)

@@ -95,3 +95,28 @@ def knn_between(source: np.ndarray, target: np.ndarray, k: int) -> np.ndarray:
     _, nearest = cKDTree(source).query(target, k=k)
     nearest = nearest.reshape(len(target), k).astype(np.int64)
     return np.stack([nearest.ravel(), np.repeat(np.arange(len(target), dtype=np.int64), k)])
+
+
+def add_hierarchy(data, levels: int, ratio: float, sampling: str, neighbors: int, transfer_k: int):
+    """``data`` (as :class:`MultiLevelData`) with a node hierarchy for V-cycles: ``level<l>_nodes``,
+    ``level<l>_edges`` (kNN with ``neighbors``) and the transfer edges ``level<l>_to_level<l±1>_edges``
+    (each fine node and its ``transfer_k`` nearest nodes of the next level); see
+    :func:`meshop.geometry.hierarchy.hierarchy` for ``levels``, ``ratio`` and ``sampling``."""
+    from ..geometry.hierarchy import hierarchy
+
+    data = as_multilevel(data)
+    pos = data.pos.double().numpy()
+    # built on the nodes sorted by coordinates, so farthest-point sampling starts at the same
+    # point whatever the mesh's node order: a renumbered mesh gets the same prediction
+    order = np.lexsort(pos.T[::-1])
+    found = hierarchy(pos[order], levels, ratio, method=sampling, k=neighbors)
+    ids = [np.arange(len(pos))] + [order[level_ids] for level_ids in found.indices[1:]]
+    data.level0_nodes = torch.arange(len(pos))
+    for level in range(1, levels):
+        fine, coarse = ids[level - 1], ids[level]
+        up = knn_between(pos[coarse], pos[fine], transfer_k)           # coarse -> fine
+        data[f"level{level}_nodes"] = torch.as_tensor(coarse)
+        data[f"level{level}_edges"] = torch.as_tensor(found.edges[level])
+        data[f"level{level}_to_level{level - 1}_edges"] = torch.as_tensor(up)
+        data[f"level{level - 1}_to_level{level}_edges"] = torch.as_tensor(np.flip(up, 0).copy())
+    return data

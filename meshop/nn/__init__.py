@@ -2,9 +2,10 @@
 
 from .boundary_encoder import BoundaryEncoder
 from .edge_features import EdgeEmbedding
+from .edges import Edges
 from .kernel_integral import KernelIntegral
 from .kernel_transfer import KernelTransfer
 from .mlp import MLP
 from .physics_attention import PhysicsAttention
 
-__all__ = ["BoundaryEncoder", "EdgeEmbedding", "KernelIntegral", "KernelTransfer", "MLP", "PhysicsAttention"]
+__all__ = ["BoundaryEncoder", "EdgeEmbedding", "Edges", "KernelIntegral", "KernelTransfer", "MLP", "PhysicsAttention"]

@@ -28,9 +28,24 @@ class EdgeEmbedding(nn.Module):
 
     def forward(self, pos: torch.Tensor, a: torch.Tensor, edge_index: torch.Tensor,
                 scale: float) -> torch.Tensor:
-        source, target = edge_index
-        rel = (pos[source] - pos[target]) / scale                       # (E, d)
-        dist = rel.norm(dim=1, keepdim=True)                            # (E, 1)
-        h = self.relative(torch.cat([rel, dist], dim=1))
-        h = h + self.target_term(a)[target] + self.source_term(a)[source]
-        return nn.functional.gelu(h)                                     # (E, hidden)
+        return self.bind(pos, a, scale)(edge_index)
+
+    def bind(self, pos: torch.Tensor, a: torch.Tensor, scale: float,
+             source_nodes: torch.Tensor | None = None, target_nodes: torch.Tensor | None = None):
+        """``embed(edge_index) -> (E, hidden)`` for edges among these nodes, with the node terms
+        computed once, so edges can be embedded chunk by chunk (:class:`~meshop.nn.edges.Edges`).
+        ``source_nodes`` / ``target_nodes`` map the edge ids of a node subset (a coarse level)
+        to rows of ``pos`` and ``a``; by default the ids are rows."""
+        target_term, source_term = self.target_term(a), self.source_term(a)   # (N, hidden) each
+
+        def embed(edge_index: torch.Tensor) -> torch.Tensor:
+            source, target = edge_index
+            if source_nodes is not None:
+                source = source_nodes[source]
+            if target_nodes is not None:
+                target = target_nodes[target]
+            rel = (pos[source] - pos[target]) / scale                   # (E, d)
+            dist = rel.norm(dim=1, keepdim=True)                        # (E, 1)
+            h = self.relative(torch.cat([rel, dist], dim=1)) + target_term[target] + source_term[source]
+            return nn.functional.gelu(h)                                 # (E, hidden)
+        return embed

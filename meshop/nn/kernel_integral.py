@@ -6,6 +6,8 @@ import torch
 from torch import nn
 from torch_geometric.nn import MessagePassing
 
+from .edges import Edges, kernel_mean
+
 
 class KernelIntegral(MessagePassing):
     r"""One GNO iteration, a Monte-Carlo kernel integral over each node's neighbourhood:
@@ -18,23 +20,32 @@ class KernelIntegral(MessagePassing):
     position, distance and the inputs at both ends; :math:`\kappa_\phi` maps it to a channel-wise
     (diagonal) kernel, a low-rank form of the full ``width x width`` kernel matrix that keeps the
     cost O(E * width). Mean aggregation makes the layer a quadrature of the integral, so the same
-    weights apply on any discretization.
+    weights apply on any discretization. The sum runs over :meth:`Edges.chunks`, so inference on a
+    big mesh holds one chunk of messages at a time.
 
-    Shapes: ``v (N, width)``, ``edge_embedding (E, hidden)``, ``edge_index (2, E)`` -> ``(N, width)``.
+    ``linear=True`` drops :math:`\sigma` and the bias of :math:`W`: the layer is then linear in
+    the state (the kernel still depends nonlinearly on the edge embedding), as BENO's
+    superposition branches need.
+
+    Shapes: ``v (N, width)``, ``edges`` with ``E`` edges among the ``N`` nodes -> ``(N, width)``.
     """
 
-    def __init__(self, width: int, hidden: int):
-        super().__init__(aggr="mean")
+    def __init__(self, width: int, hidden: int, linear: bool = False):
+        super().__init__(aggr="sum")                   # divided by the in-degree in kernel_mean
+        self.linear = linear
         self.kernel = nn.Linear(hidden, width)
         self.value = nn.Linear(width, width, bias=False)
-        self.self_weight = nn.Linear(width, width)
+        self.self_weight = nn.Linear(width, width, bias=not linear)
 
-    def forward(self, v: torch.Tensor, edge_index: torch.Tensor, edge_embedding: torch.Tensor) -> torch.Tensor:
-        integral = self.propagate(edge_index, v=self.value(v), edge_embedding=edge_embedding)
+    def forward(self, v: torch.Tensor, edges: Edges) -> torch.Tensor:
+        value, size = self.value(v), (v.shape[0], v.shape[0])
+        integral = kernel_mean(edges, lambda index, embedding: self.propagate(
+            index, u=value, edge_embedding=embedding, size=size))       # (N, width)
         return self.update_node(v, integral)
 
-    def message(self, v_j: torch.Tensor, edge_embedding: torch.Tensor) -> torch.Tensor:
-        return self.kernel(edge_embedding) * v_j                       # (E, width)
+    def message(self, u_j: torch.Tensor, edge_embedding: torch.Tensor) -> torch.Tensor:
+        return self.kernel(edge_embedding) * u_j                        # (E, width)
 
     def update_node(self, v: torch.Tensor, integral: torch.Tensor) -> torch.Tensor:
-        return v + nn.functional.gelu(self.self_weight(v) + integral)
+        update = self.self_weight(v) + integral
+        return v + (update if self.linear else nn.functional.gelu(update))

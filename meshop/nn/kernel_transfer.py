@@ -6,6 +6,8 @@ import torch
 from torch import nn
 from torch_geometric.nn import MessagePassing
 
+from .edges import Edges, kernel_mean
+
 
 class KernelTransfer(MessagePassing):
     r"""Moves a hidden state between two node sets (e.g. a fine and a coarse level) by a kernel
@@ -21,25 +23,30 @@ class KernelTransfer(MessagePassing):
     in :class:`~meshop.nn.KernelIntegral`, of which this is the two-set form. A target node
     without incoming edges keeps ``v + σ(W v)``.
 
-    Shapes: ``source (N_s, width)``, ``target (N_t, width)``, ``edge_index (2, E)`` (row 0 indexes
-    the source set, row 1 the target set), ``edge_embedding (E, hidden)`` -> ``(N_t, width)``.
+    ``linear=True`` drops :math:`\sigma` and the bias of :math:`W`: the layer is then linear in
+    the state (the kernel still depends nonlinearly on the edge embedding), as BENO's
+    superposition branches need.
+
+    Shapes: ``source (N_s, width)``, ``target (N_t, width)``, ``edges`` (index row 0 in the source
+    set, row 1 in the target set; summed chunk by chunk, see :class:`Edges`) -> ``(N_t, width)``.
     """
 
-    def __init__(self, width: int, hidden: int):
-        super().__init__(aggr="mean")
+    def __init__(self, width: int, hidden: int, linear: bool = False):
+        super().__init__(aggr="sum")                   # divided by the in-degree in kernel_mean
+        self.linear = linear
         self.kernel = nn.Linear(hidden, width)
         self.value = nn.Linear(width, width, bias=False)
-        self.self_weight = nn.Linear(width, width)
+        self.self_weight = nn.Linear(width, width, bias=not linear)
 
-    def forward(self, source: torch.Tensor, target: torch.Tensor, edge_index: torch.Tensor,
-                edge_embedding: torch.Tensor) -> torch.Tensor:
-        size = (source.shape[0], target.shape[0])
-        integral = self.propagate(edge_index, u=self.value(source), edge_embedding=edge_embedding,
-                                  size=size)                            # (N_t, width)
+    def forward(self, source: torch.Tensor, target: torch.Tensor, edges: Edges) -> torch.Tensor:
+        value, size = self.value(source), (source.shape[0], target.shape[0])
+        integral = kernel_mean(edges, lambda index, embedding: self.propagate(
+            index, u=value, edge_embedding=embedding, size=size))       # (N_t, width)
         return self.update_node(target, integral)
 
     def message(self, u_j: torch.Tensor, edge_embedding: torch.Tensor) -> torch.Tensor:
         return self.kernel(edge_embedding) * u_j                        # (E, width)
 
     def update_node(self, v: torch.Tensor, integral: torch.Tensor) -> torch.Tensor:
-        return v + nn.functional.gelu(self.self_weight(v) + integral)
+        update = self.self_weight(v) + integral
+        return v + (update if self.linear else nn.functional.gelu(update))

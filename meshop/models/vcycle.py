@@ -1,0 +1,113 @@
+"""The processor of MGNO and of BENO's branches: V-cycles of kernel integrals over a node hierarchy."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..nn import EdgeEmbedding, Edges, KernelIntegral, KernelTransfer
+from .multilevel import node_batch
+
+
+class VCycles(nn.Module):
+    r"""``cycles`` V-cycles over the levels that :meth:`MGNO.prepare <meshop.models.mgno.MGNO.prepare>`
+    adds to a graph (the math is in :class:`~meshop.models.mgno.MGNO`): kernel integrals within
+    each level, transfers down then up between adjacent levels, every cycle with its own weights.
+
+    Args:
+        dim, node_channels: mesh dimension and width of the node features the edge embeddings read.
+        width, levels, ratio, cycles, kernel_width, smooth_finest, length_unit: as in MGNO.
+        condition_channels: > 0 adds FiLM by a per-graph vector after every state update.
+        linear: make the cycles linear in the state (kernel layers without activation or bias,
+            FiLM by a factor only, :math:`v \odot (1 + \gamma(e))`), for BENO's branches that
+            are linear in their source or boundary values.
+
+    Shapes: ``forward(data, x (N, F), lifted (N, width), condition (B, C) | None) -> (N, width)``.
+    """
+
+    def __init__(self, dim: int, node_channels: int, width: int, levels: int, ratio: float,
+                 cycles: int, kernel_width: int, *, smooth_finest: bool = True,
+                 condition_channels: int = 0, linear: bool = False, length_unit: float = 0.02):
+        super().__init__()
+        if levels < 1 or cycles < 1:
+            raise ValueError(f"MGNO needs levels >= 1 and cycles >= 1; got {levels} and {cycles}.")
+        if levels == 1 and not smooth_finest:
+            raise ValueError("MGNO with one level needs smooth_finest=True: it would have no kernel integral.")
+        self.levels, self.cycles, self.smooth_finest, self.linear = levels, cycles, smooth_finest, linear
+        self.units = [length_unit * ratio ** (level / dim) for level in range(levels)]
+        smoothed = range(0 if smooth_finest else 1, levels)             # levels with kernel integrals
+        self.within_edges = _embeddings(smoothed, dim, node_channels, kernel_width)
+        self.down_edges = _embeddings(range(levels - 1), dim, node_channels, kernel_width)
+        self.up_edges = _embeddings(range(levels - 1), dim, node_channels, kernel_width)
+        layer = dict(width=width, hidden=kernel_width, linear=linear)
+        self.smooth_down = _per_cycle(KernelIntegral, cycles, smoothed, layer)
+        self.restrict = _per_cycle(KernelTransfer, cycles, range(levels - 1), layer)
+        self.prolong = _per_cycle(KernelTransfer, cycles, range(levels - 1), layer)
+        self.smooth_up = _per_cycle(KernelIntegral, cycles, smoothed[:levels - 1], layer)
+        film_width = width if linear else 2 * width                     # gamma [, beta]
+        self.films = nn.ModuleList(nn.ModuleList(nn.Linear(condition_channels, film_width) for _ in range(levels))
+                                   for _ in range(cycles if condition_channels > 0 else 0))
+
+    def forward(self, data, x: torch.Tensor, lifted: torch.Tensor, condition: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        nodes = [data[f"level{level}_nodes"] for level in range(self.levels)]
+        within, down, up = self._edge_sets(data, x, nodes)
+        film = self._film(data, nodes, condition)
+        states = [lifted] + [lifted[ids] for ids in nodes[1:]]          # (N_l, width) per level
+        for cycle in range(self.cycles):
+            smooth_down, smooth_up = self.smooth_down[cycle], self.smooth_up[cycle]
+            if self.smooth_finest:
+                states[0] = film(cycle, 0, smooth_down["0"](states[0], within[0]))
+            for level in range(self.levels - 1):                        # restriction
+                coarse = self.restrict[cycle][str(level)](states[level], states[level + 1], down[level])
+                states[level + 1] = film(cycle, level + 1, smooth_down[str(level + 1)](coarse, within[level + 1]))
+            for level in reversed(range(self.levels - 1)):              # prolongation
+                fine = self.prolong[cycle][str(level)](states[level + 1], states[level], up[level])
+                smooth = smooth_up[str(level)] if str(level) in smooth_up else None
+                states[level] = film(cycle, level, smooth(fine, within[level]) if smooth else fine)
+        return states[0]                                                # (N, width)
+
+    def _film(self, data, nodes, condition):
+        """``film(cycle, level, v)``: FiLM of a level's state by ``condition``, or the identity."""
+        if not len(self.films):
+            return lambda cycle, level, v: v
+        if condition is None:
+            raise ValueError("these V-cycles were built with condition_channels > 0; pass condition=.")
+        batches = [node_batch(data)[ids] for ids in nodes]              # graph of each level node
+
+        def film(cycle, level, v):
+            scale_shift = self.films[cycle][level](condition)[batches[level]]
+            if self.linear:
+                return v * (1 + scale_shift)
+            gamma, beta = scale_shift.chunk(2, dim=1)
+            return v * (1 + gamma) + beta
+        return film
+
+    def _edge_sets(self, data, x, nodes):
+        """:class:`~meshop.nn.Edges` of each level graph and each transfer, in level-local ids."""
+
+        def edges(module, local, source, target, unit):
+            # level 0 is every node in order: its ids are already rows of data.pos
+            ids = [None if level == 0 else nodes[level] for level in (source, target)]
+            return Edges(local, module.bind(data.pos, x, unit, *ids), len(nodes[target]))
+
+        within = [edges(self.within_edges["0"], data.edge_index, 0, 0, self.units[0])
+                  if self.smooth_finest else None]
+        within += [edges(self.within_edges[str(level)], data[f"level{level}_edges"], level, level,
+                         self.units[level]) for level in range(1, self.levels)]
+        down = [edges(self.down_edges[str(level)], data[f"level{level}_to_level{level + 1}_edges"],
+                      level, level + 1, self.units[level + 1]) for level in range(self.levels - 1)]
+        up = [edges(self.up_edges[str(level)], data[f"level{level + 1}_to_level{level}_edges"],
+                    level + 1, level, self.units[level + 1]) for level in range(self.levels - 1)]
+        return within, down, up
+
+
+def _embeddings(levels: range, dim: int, channels: int, hidden: int) -> nn.ModuleDict:
+    """One edge embedding per level in ``levels``, keyed by the level number."""
+    return nn.ModuleDict({str(level): EdgeEmbedding(dim, channels, hidden) for level in levels})
+
+
+def _per_cycle(layer, cycles: int, levels: range, options: dict) -> nn.ModuleList:
+    """``[cycle][str(level)]`` grid of ``layer(**options)`` modules for ``levels``."""
+    return nn.ModuleList(nn.ModuleDict({str(level): layer(**options) for level in levels})
+                         for _ in range(cycles))
