@@ -177,9 +177,13 @@ def _references(results: dict, args) -> list[str]:
     if ("gno", "poisson2d") in results and ("beno", "poisson2d") in results:
         gno, beno = (np.mean(results[m, "poisson2d"]["errors"]) for m in ("gno", "beno"))
         change = 100 * (gno - beno) / gno
+        worst_beno, best_gno = max(results["beno", "poisson2d"]["errors"]), min(results["gno", "poisson2d"]["errors"])
         lines.append(f"- poisson2d: BENO's error is {abs(change):.1f} % {'lower' if change > 0 else 'higher'} "
-                     f"than GNO's ({beno:.4f} vs {gno:.4f}); the BENO paper reports 60.96 % lower than the "
-                     f"best baseline on average, at its own (larger) budget.")
+                     f"than GNO's ({beno:.4f} vs {gno:.4f}; BENO's worst seed {worst_beno:.4f}, GNO's best "
+                     f"{best_gno:.4f}); the BENO paper reports 60.96 % lower than the best baseline on average, "
+                     f"at its own (larger) budget. BENO's branches here are V-cycles linear in the source and "
+                     f"in the boundary values (docs/models.md); on darcy2d, which has neither, they are "
+                     f"nonlinear MGNO V-cycles.")
     darcy = [(np.mean(row["errors"]), name) for (name, problem), row in results.items() if problem == "darcy2d"]
     if darcy:
         best, name = min(darcy)

@@ -2,14 +2,17 @@
 
 Each case runs in a fresh process so its peak resident memory is its own. The baseline is the
 finite-element solve the surrogate replaces (scikit-fem assembly + pyamg, the same PDE and mesh),
-measured in the same run; at 1M nodes, partitioned prediction is also compared with unpartitioned.
+measured in the same run. Above ``--max-nodes``, a model with a finite receptive field (``gno``) is
+run both partitioned and whole; a model with global reach (the default ``mgno``) always runs whole,
+its kernel layers summing messages over edge chunks to bound memory.
 Both timings start from a mesh in memory whose boundary has been found (the FEM needs it too):
 prediction time is then node features (distance to boundary, extended boundary values), the
 neighbour graph and the model; FEM time is assembly and solve. Imports and checkpoint loading
 are left out.
 
-    python benchmarks/predict.py                  # 10k, 100k, 1M
-    python benchmarks/predict.py --sizes 10000    # quick
+    python benchmarks/predict.py                        # the default model at 10k, 100k, 1M
+    python benchmarks/predict.py --model heat3d-gno     # the local GNO, partitioned at 1M
+    python benchmarks/predict.py --sizes 10000          # quick
 """
 
 from __future__ import annotations
@@ -51,10 +54,11 @@ def run_case(n_nodes: int, mode: str, model: str | None, max_nodes: int) -> dict
         # imports and checkpoint loading happen once per session, outside the timed region
         predictor = Predictor(model, max_nodes=max_nodes if mode == "partitioned" else 10**12)
         started = time.perf_counter()
-        predictor.predict(mesh)
+        n_parts = predictor.predict(mesh).n_parts
     seconds = time.perf_counter() - started
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"nodes": mesh.n_points, "mode": mode, "seconds": seconds, "peak_gib": peak_kib / 2**20}
+    return {"nodes": mesh.n_points, "mode": mode if mode == "fem" or n_parts == 1 else f"{n_parts} parts",
+            "seconds": seconds, "peak_gib": peak_kib / 2**20}
 
 
 def main() -> None:
@@ -68,12 +72,19 @@ def main() -> None:
         print(json.dumps(run_case(int(args.case[0]), args.case[1], args.model, args.max_nodes)))
         return
 
+    from meshop.prediction import Predictor
+
+    model = Predictor(args.model).checkpoint
+    local = model.model.receptive_hops is not None
     print(f"machine: {machine()}")
+    print(f"model: {args.model or 'bundled default'} ({model.model_name}, {model.model.n_parameters():,} parameters; "
+          + (f"receptive field {model.model.receptive_hops} hops: partitioned above {args.max_nodes:,} nodes)"
+             if local else "global reach: always whole, messages summed in edge chunks)"))
     header = f"| {'nodes':>9} | {'mode':<13} | {'seconds':>8} | {'nodes/s':>9} | {'peak GiB':>8} | {'FEM s':>7} | {'speed-up vs FEM':>15} |"
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
     for size in args.sizes:
-        modes = ["whole"] if size <= args.max_nodes else ["partitioned", "whole"]
+        modes = ["whole"] if size <= args.max_nodes or not local else ["partitioned", "whole"]
         fem = _spawn(size, "fem", args)
         for mode in modes:
             row = _spawn(size, mode, args)
@@ -81,7 +92,7 @@ def main() -> None:
                 print(f"| {size:>9} | {mode:<13} | {'failed (reason above)':>47} |")
                 continue
             speedup = f"{fem['seconds'] / row['seconds']:.1f}x" if fem else "n/a"
-            print(f"| {row['nodes']:>9} | {mode:<13} | {row['seconds']:>8.2f} | {row['nodes'] / row['seconds']:>9.0f} "
+            print(f"| {row['nodes']:>9} | {row['mode']:<13} | {row['seconds']:>8.2f} | {row['nodes'] / row['seconds']:>9.0f} "
                   f"| {row['peak_gib']:>8.2f} | {fem['seconds'] if fem else float('nan'):>7.2f} | {speedup:>15} |")
 
 

@@ -135,10 +135,13 @@ def test_inference_in_edge_chunks_equals_all_edges_at_once(name, monkeypatch):
     with torch.no_grad():
         whole = model(graph)
         monkeypatch.setattr(meshop.nn.edges, "EDGE_CHUNK", 50)            # every edge set chunked
-        chunked = model(graph)
+        chunked = model(graph)                                           # embeddings kept
+        monkeypatch.setattr(meshop.nn.edges, "EMBEDDING_CACHE", 0)
+        recomputed = model(graph)                                        # embedded again per chunk
     assert None in chunks and 50 in chunks                               # both paths really ran
     assert graph.edge_index.shape[1] > 4 * 50
     torch.testing.assert_close(chunked, whole, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(recomputed, whole, atol=1e-5, rtol=1e-5)
 
 
 # ---------------------------------------------------------------------------- fitting

@@ -6,9 +6,12 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-#: edges embedded and summed at a time when a kernel layer runs without autograd: peak memory of a
-#: layer is then about ``EDGE_CHUNK * (hidden + 3 * width) * 4`` bytes (~0.7 GB at 1M edges)
+#: edges whose messages are summed at a time when a kernel layer runs without autograd: a layer's
+#: messages then take about ``EDGE_CHUNK * 3 * width * 4`` bytes (~0.6 GB at width 48)
 EDGE_CHUNK = 1 << 20
+#: without autograd, an edge set's embedding is kept for every layer while it has at most this
+#: many numbers (256 MB); a bigger one is recomputed chunk by chunk in each layer (slower, bounded)
+EMBEDDING_CACHE = 1 << 26
 
 
 class Edges:
@@ -19,10 +22,11 @@ class Edges:
     ``chunk``: edges per chunk (default :data:`EDGE_CHUNK`).
 
     With autograd on (training), or with at most ``chunk`` edges, :meth:`chunks` yields the whole
-    edge set once, embedded once and reused by every layer. With autograd off and more edges
-    (inference on a big mesh), it yields ``chunk`` edges at a time, embedding them on the fly: the
-    layers then sum their messages chunk by chunk, which gives the same result (up to the order of
-    floating-point additions) while holding only ``chunk`` edges' worth of messages in memory.
+    edge set, embedded once and reused by every layer. With autograd off and more edges (inference
+    on a big mesh) it yields ``chunk`` edges at a time and the layers sum their messages chunk by
+    chunk: the same result (up to the order of floating-point additions) with only ``chunk``
+    edges' worth of messages in memory. The embeddings are kept for the next layers while they
+    fit :data:`EMBEDDING_CACHE`, and recomputed chunk by chunk otherwise.
     """
 
     def __init__(self, index: torch.Tensor, embed: Callable[[torch.Tensor], torch.Tensor], n_targets: int,
@@ -31,7 +35,7 @@ class Edges:
         self.index, self.n_targets = index, n_targets
         self._embed = embed
         self.chunk = None if torch.is_grad_enabled() or index.shape[1] <= chunk else chunk
-        self._whole: torch.Tensor | None = None
+        self._cached: list[torch.Tensor] | None = None
         self._degree: torch.Tensor | None = None
 
     @property
@@ -44,14 +48,24 @@ class Edges:
 
     def chunks(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """``(index (2, e), embedding (e, hidden))`` pairs covering every edge once."""
+        if self._cached is not None:
+            yield from zip(self._index_chunks(), self._cached)
+            return
+        kept = []
+        for index in self._index_chunks():
+            embedding = self._embed(index)
+            if self.chunk is None or self.index.shape[1] * embedding.shape[1] <= EMBEDDING_CACHE:
+                kept.append(embedding)
+            yield index, embedding
+        if kept:
+            self._cached = kept
+
+    def _index_chunks(self) -> Iterator[torch.Tensor]:
         if self.chunk is None:
-            if self._whole is None:
-                self._whole = self._embed(self.index)
-            yield self.index, self._whole
+            yield self.index
             return
         for start in range(0, self.index.shape[1], self.chunk):
-            index = self.index[:, start:start + self.chunk]
-            yield index, self._embed(index)
+            yield self.index[:, start:start + self.chunk]
 
 
 def kernel_mean(edges: Edges, propagate) -> torch.Tensor:
