@@ -124,6 +124,10 @@ def test_hierarchy_with_given_radius_and_with_knn():
     check_levels(hk, points)
     for ids, edges in zip(hk.indices, hk.edges):
         np.testing.assert_array_equal(edges, knn_graph(points[ids], 6))
+    skip = hierarchy(points, levels=3, ratio=10, k=6, finest_graph=False)   # the caller has a mesh graph
+    assert skip.edges[0].shape == (2, 0)
+    for got, want in zip(skip.edges[1:] + skip.indices, hk.edges[1:] + hk.indices):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_coincident_coarse_nodes_pool_into_themselves():

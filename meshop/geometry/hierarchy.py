@@ -53,8 +53,8 @@ class Hierarchy:
     def __repr__(self) -> str:
         nodes = [len(i) for i in self.indices]
         edges = [e.shape[1] for e in self.edges]
-        radii = ("kNN" if self.radii[0] is None
-                 else "[" + ", ".join(f"{r:.3g}" for r in self.radii) + "]")
+        radii = ("kNN" if all(r is None for r in self.radii)
+                 else "[" + ", ".join("-" if r is None else f"{r:.3g}" for r in self.radii) + "]")
         return (f"Hierarchy(n_levels={self.n_levels}, method={self.method!r}, nodes={nodes}, "
                 f"edges={edges}, radii={radii})")
 
@@ -156,7 +156,7 @@ def _voxel_of(pts: np.ndarray, voxel_size: float) -> tuple[np.ndarray, np.ndarra
 
 
 def hierarchy(points, levels: int, ratio: float = 4.0, method: str = "fps",
-              radius: float | None = None, k: int | None = None) -> Hierarchy:
+              radius: float | None = None, k: int | None = None, finest_graph: bool = True) -> Hierarchy:
     """Nested multi-scale node sets with a graph per level and pool/unpool edges between levels.
 
     Args:
@@ -173,6 +173,9 @@ def hierarchy(points, levels: int, ratio: float = 4.0, method: str = "fps",
             16th nearest neighbour, so nodes have ~16 neighbours on average.
         k: build kNN graphs with ``k`` neighbours instead of radius graphs (``min(k, n_l - 1)``
             on small levels). Give at most one of ``radius`` and ``k``.
+        finest_graph: build the level-0 graph; ``False`` leaves ``edges[0]`` empty, for callers
+            that have their own graph on the mesh (MGNO uses the model's) — the largest graph,
+            so the most expensive to build.
 
     Returns:
         a :class:`Hierarchy`; see the module docstring for its index conventions.
@@ -192,7 +195,8 @@ def hierarchy(points, levels: int, ratio: float = 4.0, method: str = "fps",
             fine = pts[indices[-1]]
             coarse_in_fine.append(voxel_sampling(fine, _voxel_size_for(fine, sizes[level])))
         indices.append(indices[-1][coarse_in_fine[level - 1]])
-    graphs = [_level_graph(pts[ids], level, ratio, radius, k) for level, ids in enumerate(indices)]
+    graphs = [_level_graph(pts[ids], level, ratio, radius, k) if level or finest_graph
+              else (np.empty((2, 0), dtype=np.int64), None) for level, ids in enumerate(indices)]
     down, up = [], []
     for level in range(levels - 1):
         fine = np.arange(len(indices[level]), dtype=np.int64)

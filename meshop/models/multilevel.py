@@ -109,7 +109,7 @@ def add_hierarchy(data, levels: int, ratio: float, sampling: str, neighbors: int
     # built on the nodes sorted by coordinates, so farthest-point sampling starts at the same
     # point whatever the mesh's node order: a renumbered mesh gets the same prediction
     order = np.lexsort(pos.T[::-1])
-    found = hierarchy(pos[order], levels, ratio, method=sampling, k=neighbors)
+    found = hierarchy(pos[order], levels, ratio, method=sampling, k=neighbors, finest_graph=False)
     ids = [np.arange(len(pos))] + [order[level_ids] for level_ids in found.indices[1:]]
     data.level0_nodes = torch.arange(len(pos))
     for level in range(1, levels):
