@@ -28,25 +28,29 @@ HERE = Path(__file__).resolve().parent
 
 
 def unlike_parts(mesh_size_fraction: float = 1 / 28) -> dict[str, meshop.Mesh]:
-    """Tetrahedral meshes of shapes outside the heat3d families, at assorted sizes (metres)."""
-    builders = {
-        "sphere r=0.3": lambda occ: occ.addSphere(0, 0, 0, 0.3),
-        "torus R=1 r=0.25": lambda occ: occ.addTorus(0, 0, 0, 1.0, 0.25),
-        "hollow square section": lambda occ: occ.cut([(3, occ.addBox(0, 0, 0, 0.3, 0.3, 0.5))],
-                                                     [(3, occ.addBox(0.07, 0.07, -0.1, 0.16, 0.16, 0.7))]),
-        "cone 2 m": lambda occ: occ.addCone(0, 0, 0, 0, 0, 2.0, 0.8, 0.1),
-        "star prism": _star_prism,
-        "T-beam": lambda occ: occ.fuse([(3, occ.addBox(-0.5, -0.05, 0, 1.0, 0.1, 0.08))],
-                                       [(3, occ.addBox(-0.5, -0.015, -0.3, 1.0, 0.03, 0.3))]),
+    """Tetrahedral meshes of shapes outside the heat3d families, at assorted sizes (metres).
+
+    Mesh size: ``mesh_size_fraction`` of the bounding-box diagonal, capped at half the part's
+    thinnest wall — the rule of the training meshes (two elements across every wall), without
+    which a thin web is one element thick and neither FEM nor the model resolves it."""
+    builders = {                                       # name: (build, thinnest wall in m)
+        "sphere r=0.3": (lambda occ: occ.addSphere(0, 0, 0, 0.3), 0.6),
+        "torus R=1 r=0.25": (lambda occ: occ.addTorus(0, 0, 0, 1.0, 0.25), 0.5),
+        "hollow square section": (lambda occ: occ.cut([(3, occ.addBox(0, 0, 0, 0.3, 0.3, 0.5))],
+                                                      [(3, occ.addBox(0.07, 0.07, -0.1, 0.16, 0.16, 0.7))]), 0.07),
+        "cone 2 m": (lambda occ: occ.addCone(0, 0, 0, 0, 0, 2.0, 0.8, 0.1), 0.2),
+        "star prism": (_star_prism, 0.12),
+        "T-beam": (lambda occ: occ.fuse([(3, occ.addBox(-0.5, -0.05, 0, 1.0, 0.1, 0.08))],
+                                        [(3, occ.addBox(-0.5, -0.015, -0.3, 1.0, 0.03, 0.3))]), 0.03),
     }
     parts = {}
-    for name, build in builders.items():
+    for name, (build, thinnest) in builders.items():
         with gmsh_session(name) as gmsh:
             build(gmsh.model.occ)
             gmsh.model.occ.synchronize()
             lo = np.array(gmsh.model.getBoundingBox(-1, -1)[:3])
             hi = np.array(gmsh.model.getBoundingBox(-1, -1)[3:])
-            size = np.linalg.norm(hi - lo) * mesh_size_fraction
+            size = min(np.linalg.norm(hi - lo) * mesh_size_fraction, thinnest / 2)
             gmsh.option.setNumber("Mesh.MeshSizeMax", size)
             gmsh.option.setNumber("Mesh.MeshSizeMin", size / 3)
             gmsh.model.mesh.generate(3)

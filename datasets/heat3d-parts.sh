@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # heat3d-parts: steady conduction -ΔT = q in random 3D mechanical parts (plates, blocks,
-# L-brackets, flanges with holes, slots, bosses, pockets, gussets), 1 cm to 2 m, randomly rotated
+# L-brackets, flanges, shafts with holes, slots, bosses, pockets, gussets, steps, bores), 1 cm to 2 m, randomly rotated
 # and placed; T = g on the boundary.
 #   samples   1000 (800 train / 100 val / 100 test), ~4500-5500 tetrahedral-mesh nodes each
 #   inputs    source, boundary_temperature  target  temperature
