@@ -118,5 +118,7 @@ def add_hierarchy(data, levels: int, ratio: float, sampling: str, neighbors: int
         data[f"level{level}_nodes"] = torch.as_tensor(coarse)
         data[f"level{level}_edges"] = torch.as_tensor(found.edges[level])
         data[f"level{level}_to_level{level - 1}_edges"] = torch.as_tensor(up)
-        data[f"level{level - 1}_to_level{level}_edges"] = torch.as_tensor(np.flip(up, 0).copy())
+        down = np.flip(up, 0)                                           # fine -> coarse,
+        down = down[:, np.argsort(down[1], kind="stable")]               # sorted by target like the rest
+        data[f"level{level - 1}_to_level{level}_edges"] = torch.as_tensor(down)
     return data

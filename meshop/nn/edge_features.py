@@ -34,17 +34,16 @@ class EdgeEmbedding(nn.Module):
              source_nodes: torch.Tensor | None = None, target_nodes: torch.Tensor | None = None):
         """``embed(edge_index) -> (E, hidden)`` for edges among these nodes, with the node terms
         computed once, so edges can be embedded chunk by chunk (:class:`~meshop.nn.edges.Edges`).
-        ``source_nodes`` / ``target_nodes`` map the edge ids of a node subset (a coarse level)
-        to rows of ``pos`` and ``a``; by default the ids are rows."""
-        target_term, source_term = self.target_term(a), self.source_term(a)   # (N, hidden) each
+        ``source_nodes`` / ``target_nodes``: the rows of ``pos`` and ``a`` of a node subset (a
+        coarse level) whose local ids the edges use; the node terms are then computed for the
+        subset only. By default the edge ids are rows."""
+        source_pos, source_a = (pos, a) if source_nodes is None else (pos[source_nodes], a[source_nodes])
+        target_pos, target_a = (pos, a) if target_nodes is None else (pos[target_nodes], a[target_nodes])
+        source_term, target_term = self.source_term(source_a), self.target_term(target_a)  # (N_s|N_t, hidden)
 
         def embed(edge_index: torch.Tensor) -> torch.Tensor:
             source, target = edge_index
-            if source_nodes is not None:
-                source = source_nodes[source]
-            if target_nodes is not None:
-                target = target_nodes[target]
-            rel = (pos[source] - pos[target]) / scale                   # (E, d)
+            rel = (source_pos[source] - target_pos[target]) / scale     # (E, d)
             dist = rel.norm(dim=1, keepdim=True)                        # (E, 1)
             h = self.relative(torch.cat([rel, dist], dim=1)) + target_term[target] + source_term[source]
             return nn.functional.gelu(h)                                 # (E, hidden)

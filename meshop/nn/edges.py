@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator
 import torch
 
 #: edges whose messages are summed at a time when a kernel layer runs without autograd: a layer's
-#: messages then take about ``EDGE_CHUNK * 3 * width * 4`` bytes (~0.6 GB at width 48)
-EDGE_CHUNK = 1 << 20
+#: messages then take about ``EDGE_CHUNK * 3 * width * 4`` bytes (~0.3 GB at width 48)
+EDGE_CHUNK = 1 << 19
 #: without autograd, an edge set's embedding is kept for every layer while it has at most this
 #: many numbers (256 MB); a bigger one is recomputed chunk by chunk in each layer (slower, bounded)
 EMBEDDING_CACHE = 1 << 26
@@ -32,9 +32,11 @@ class Edges:
     def __init__(self, index: torch.Tensor, embed: Callable[[torch.Tensor], torch.Tensor], n_targets: int,
                  chunk: int | None = None):
         chunk = EDGE_CHUNK if chunk is None else chunk
+        self.chunk = None if torch.is_grad_enabled() or index.shape[1] <= chunk else chunk
+        if self.chunk is not None and bool((index[1, 1:] < index[1, :-1]).any()):
+            index = index[:, torch.argsort(index[1], stable=True)]     # chunks cover target ranges
         self.index, self.n_targets = index, n_targets
         self._embed = embed
-        self.chunk = None if torch.is_grad_enabled() or index.shape[1] <= chunk else chunk
         self._cached: list[torch.Tensor] | None = None
         self._degree: torch.Tensor | None = None
 
@@ -46,34 +48,46 @@ class Edges:
             self._degree = count.unsqueeze(1).to(torch.get_default_dtype())
         return self._degree
 
-    def chunks(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """``(index (2, e), embedding (e, hidden))`` pairs covering every edge once."""
+    def chunks(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, slice]]:
+        """``(index (2, e), embedding (e, hidden), targets)`` covering every edge once: in each
+        chunk, row 1 of ``index`` counts from ``targets.start``, the first target node it reaches
+        (chunks of target-sorted edges reach a contiguous range of targets)."""
         if self._cached is not None:
-            yield from zip(self._index_chunks(), self._cached)
+            yield from ((index, embedding, targets) for (index, targets), embedding
+                        in zip(self._index_chunks(), self._cached))
             return
         kept = []
-        for index in self._index_chunks():
-            embedding = self._embed(index)
+        for index, targets in self._index_chunks():
+            embedding = self._embed(_global(index, targets))
             if self.chunk is None or self.index.shape[1] * embedding.shape[1] <= EMBEDDING_CACHE:
                 kept.append(embedding)
-            yield index, embedding
+            yield index, embedding, targets
         if kept:
             self._cached = kept
 
-    def _index_chunks(self) -> Iterator[torch.Tensor]:
+    def _index_chunks(self) -> Iterator[tuple[torch.Tensor, slice]]:
         if self.chunk is None:
-            yield self.index
+            yield self.index, slice(0, self.n_targets)
             return
         for start in range(0, self.index.shape[1], self.chunk):
-            yield self.index[:, start:start + self.chunk]
+            index = self.index[:, start:start + self.chunk]
+            first, last = int(index[1, 0]), int(index[1, -1])
+            yield torch.stack([index[0], index[1] - first]), slice(first, last + 1)
+
+
+def _global(index: torch.Tensor, targets: slice) -> torch.Tensor:
+    """A chunk's edges with target ids counted from 0 again."""
+    return index if targets.start == 0 else torch.stack([index[0], index[1] + targets.start])
 
 
 def kernel_mean(edges: Edges, propagate) -> torch.Tensor:
     """``(n_targets, width)``: the mean over each target's in-edges of the messages that
-    ``propagate(index, embedding)`` sums (a PyG ``propagate`` with ``aggr="sum"``), accumulated
-    chunk by chunk over :meth:`Edges.chunks`."""
+    ``propagate(index, embedding, n_targets)`` sums (a PyG ``propagate`` with ``aggr="sum"``),
+    accumulated chunk by chunk over :meth:`Edges.chunks` into the chunk's range of targets."""
     total = None
-    for index, embedding in edges.chunks():
-        part = propagate(index, embedding)
-        total = part if total is None else total + part
+    for index, embedding, targets in edges.chunks():
+        part = propagate(index, embedding, targets.stop - targets.start)   # (targets, width)
+        if total is None:
+            total = part.new_zeros(edges.n_targets, part.shape[1])
+        total[targets] += part
     return total / edges.degree

@@ -38,9 +38,9 @@ class KernelIntegral(MessagePassing):
         self.self_weight = nn.Linear(width, width, bias=not linear)
 
     def forward(self, v: torch.Tensor, edges: Edges) -> torch.Tensor:
-        value, size = self.value(v), (v.shape[0], v.shape[0])
-        integral = kernel_mean(edges, lambda index, embedding: self.propagate(
-            index, u=value, edge_embedding=embedding, size=size))       # (N, width)
+        value = self.value(v)
+        integral = kernel_mean(edges, lambda index, embedding, n_targets: self.propagate(
+            index, u=value, edge_embedding=embedding, size=(len(value), n_targets)))  # (N, width)
         return self.update_node(v, integral)
 
     def message(self, u_j: torch.Tensor, edge_embedding: torch.Tensor) -> torch.Tensor:

@@ -39,9 +39,9 @@ class KernelTransfer(MessagePassing):
         self.self_weight = nn.Linear(width, width, bias=not linear)
 
     def forward(self, source: torch.Tensor, target: torch.Tensor, edges: Edges) -> torch.Tensor:
-        value, size = self.value(source), (source.shape[0], target.shape[0])
-        integral = kernel_mean(edges, lambda index, embedding: self.propagate(
-            index, u=value, edge_embedding=embedding, size=size))       # (N_t, width)
+        value = self.value(source)
+        integral = kernel_mean(edges, lambda index, embedding, n_targets: self.propagate(
+            index, u=value, edge_embedding=embedding, size=(len(value), n_targets)))  # (N_t, width)
         return self.update_node(target, integral)
 
     def message(self, u_j: torch.Tensor, edge_embedding: torch.Tensor) -> torch.Tensor:
