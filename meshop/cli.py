@@ -77,7 +77,7 @@ def predict(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file (default: <stem>.pred.vtu beside MESH)."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
     mesh_size: Optional[float] = typer.Option(None, help="Element size for surfaces, in the file's units (default: diagonal/30)."),
-    max_nodes: int = typer.Option(200_000, help="Predict larger meshes sub-domain by sub-domain."),
+    max_nodes: int = typer.Option(200_000, help="Predict larger meshes sub-domain by sub-domain (models with a finite receptive field)."),
     render: bool = typer.Option(False, "--render", help="Also write a picture: truth | prediction | error."),
 ):
     """Predict fields on a mesh with a trained model; writes <stem>.pred.vtu."""

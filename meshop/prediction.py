@@ -75,9 +75,11 @@ class Predictor:
         model: bundled model name, checkpoint path, or a loaded :class:`Checkpoint`; None for the
             bundled default (steady heat conduction in 3D parts).
         device: ``"cpu"`` or ``"cuda"``.
-        max_nodes: meshes with more nodes are predicted sub-domain by sub-domain (K-D tree
-            decomposition with halos covering the model's receptive field) so memory stays
-            bounded; the result equals the unpartitioned one.
+        max_nodes: with a model of finite receptive field (``gno``), meshes with more nodes are
+            predicted sub-domain by sub-domain (K-D tree decomposition with halos covering the
+            receptive field); the result equals the unpartitioned one. Models with a global
+            reach run whole; without autograd every kernel layer bounds its memory by summing
+            messages in edge chunks (:class:`meshop.nn.Edges`).
     """
 
     def __init__(self, model=None, device: str = "cpu", max_nodes: int = 200_000):
