@@ -84,8 +84,14 @@ def farthest_subset(points: np.ndarray, n_samples: int) -> np.ndarray:
     smallest, so a permuted mesh selects the same points (ids are returned in pick order)."""
     from ..geometry.hierarchy import farthest_point_sampling
 
-    order = np.lexsort(points.T[::-1])                                  # by x, then y, then z
+    order = coordinate_order(points)
     return order[farthest_point_sampling(points[order], int(n_samples))]
+
+
+def coordinate_order(points: np.ndarray) -> np.ndarray:
+    """``(N,)`` ids of ``points (N, d)`` sorted by x, then y, then z: an order that belongs to the
+    point set, not to its numbering, so sampling that starts from it ignores node order."""
+    return np.lexsort(points.T[::-1])
 
 
 def knn_between(source: np.ndarray, target: np.ndarray, k: int) -> np.ndarray:
@@ -108,7 +114,7 @@ def add_hierarchy(data, levels: int, ratio: float, sampling: str, neighbors: int
     pos = data.pos.double().numpy()
     # built on the nodes sorted by coordinates, so farthest-point sampling starts at the same
     # point whatever the mesh's node order: a renumbered mesh gets the same prediction
-    order = np.lexsort(pos.T[::-1])
+    order = coordinate_order(pos)
     found = hierarchy(pos[order], levels, ratio, method=sampling, k=neighbors, finest_graph=False)
     ids = [np.arange(len(pos))] + [order[level_ids] for level_ids in found.indices[1:]]
     data.level0_nodes = torch.arange(len(pos))

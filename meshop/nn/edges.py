@@ -52,32 +52,27 @@ class Edges:
         """``(index (2, e), embedding (e, hidden), targets)`` covering every edge once: in each
         chunk, row 1 of ``index`` counts from ``targets.start``, the first target node it reaches
         (chunks of target-sorted edges reach a contiguous range of targets)."""
-        if self._cached is not None:
-            yield from ((index, embedding, targets) for (index, targets), embedding
-                        in zip(self._index_chunks(), self._cached))
-            return
         kept = []
-        for index, targets in self._index_chunks():
-            embedding = self._embed(_global(index, targets))
-            if self.chunk is None or self.index.shape[1] * embedding.shape[1] <= EMBEDDING_CACHE:
-                kept.append(embedding)
-            yield index, embedding, targets
+        for number, (index, targets) in enumerate(self._index_chunks()):
+            if self._cached is not None:
+                embedding = self._cached[number]
+            else:
+                embedding = self._embed(index)
+                if self.chunk is None or self.index.shape[1] * embedding.shape[1] <= EMBEDDING_CACHE:
+                    kept.append(embedding)
+            local = index if targets.start == 0 else torch.stack([index[0], index[1] - targets.start])
+            yield local, embedding, targets
         if kept:
             self._cached = kept
 
     def _index_chunks(self) -> Iterator[tuple[torch.Tensor, slice]]:
+        """``(index (2, e), targets)`` per chunk, target ids as in :attr:`index`."""
         if self.chunk is None:
             yield self.index, slice(0, self.n_targets)
             return
         for start in range(0, self.index.shape[1], self.chunk):
             index = self.index[:, start:start + self.chunk]
-            first, last = int(index[1, 0]), int(index[1, -1])
-            yield torch.stack([index[0], index[1] - first]), slice(first, last + 1)
-
-
-def _global(index: torch.Tensor, targets: slice) -> torch.Tensor:
-    """A chunk's edges with target ids counted from 0 again."""
-    return index if targets.start == 0 else torch.stack([index[0], index[1] + targets.start])
+            yield index, slice(int(index[1, 0]), int(index[1, -1]) + 1)
 
 
 def kernel_mean(edges: Edges, propagate) -> torch.Tensor:
