@@ -166,12 +166,21 @@ def _dirichlet(mesh, spec: FieldSpec, raw: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def build_graph(mesh, spec: FieldSpec, settings: GraphSettings, *, with_targets: bool = True,
-                prepare=None) -> Data:
-    """The full model input for ``mesh``: node data plus ``edge_index`` (and whatever the
-    model's ``prepare`` hook adds, e.g. hierarchy levels)."""
+                prepare=None, mesh_graph: bool = True) -> Data:
+    """The full model input for ``mesh``: node data plus ``edge_index`` (empty with
+    ``mesh_graph=False``, for models that do not read it) and whatever the model's ``prepare``
+    hook adds, e.g. hierarchy levels."""
     data, _ = node_data(mesh, spec, with_targets=with_targets)
-    data.edge_index = torch.as_tensor(settings.edges(data.pos.double().numpy()), dtype=torch.long)
+    data.edge_index = mesh_edges(data, settings, mesh_graph)
     return prepare(data) if prepare is not None else data
+
+
+def mesh_edges(data, settings: GraphSettings, needed: bool = True) -> torch.Tensor:
+    """``(2, E)`` neighbour graph on the normalized node positions of ``data``; ``(2, 0)`` when
+    the model does not read it (``needed=False``)."""
+    if not needed:
+        return torch.empty((2, 0), dtype=torch.long)
+    return torch.as_tensor(settings.edges(data.pos.double().numpy()), dtype=torch.long)
 
 
 def decode(out: torch.Tensor, data, spec: FieldSpec) -> torch.Tensor:

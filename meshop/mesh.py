@@ -135,9 +135,8 @@ class Mesh:
 
     @cached_property
     def distance_to_boundary(self) -> np.ndarray:
-        """``(N,)`` Euclidean distance to the nearest boundary facet (to the nearest boundary
-        point for a point cloud); zero on the boundary. Exact within a few facet sizes of the
-        boundary, an over-estimate by less than one facet radius farther in (see
+        """``(N,)`` exact Euclidean distance to the nearest boundary facet (to the nearest
+        boundary point for a point cloud); zero on the boundary (see
         :func:`meshop.geometry.distance_to_facets`)."""
         if self.is_point_cloud:
             from scipy.spatial import cKDTree

@@ -13,7 +13,7 @@ from torch_geometric.data import Data
 
 from .checkpoint import Checkpoint, CheckpointError, load
 from .errors import MeshError
-from .graph import decode, feature_count, node_data
+from .graph import decode, feature_count, mesh_edges, node_data
 from .mesh import Mesh
 
 #: name of the model used when none is given
@@ -112,7 +112,7 @@ class Predictor:
                             f"{ckpt.model.dim}D meshes.")
         started = time.perf_counter()
         data, defaulted = node_data(mesh, spec, with_targets=False)
-        edges = torch.as_tensor(ckpt.graph.edges(data.pos.double().numpy()), dtype=torch.long)
+        edges = mesh_edges(data, ckpt.graph, ckpt.model.uses_mesh_graph)
         hops = ckpt.model.receptive_hops
         if mesh.n_points > self.max_nodes and hops is not None:
             out, n_parts = self._partitioned(data, edges, hops)

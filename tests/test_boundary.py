@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from meshop import Mesh
-from meshop.geometry.boundary import _point_facet_distance, distance_to_facets, point_cloud_boundary
+from meshop.geometry.boundary import BoundaryFacets, distance_to_facets, point_cloud_boundary
 from meshop.geometry.cells import CORNERS, HIGHER_ORDER_NODES, NODES_PER_CELL, facet_nodes, linear_type
 
 from conftest import box_tetrahedra, grid_points
@@ -212,32 +212,46 @@ def test_ball_distance_is_r_minus_radius(ball):
 
 
 def test_distance_matches_brute_force(ball):
-    """Exact within 4 facet radii of the boundary, over by less than one radius elsewhere."""
+    """Exact everywhere: the minimum over every facet of trimesh's closest point on a triangle."""
+    import trimesh
+
     mesh = ball.mesh
     facets = mesh.boundary
     rng = np.random.default_rng(0)
     queries = rng.uniform(-1.1, 1.1, (300, 3))
-    q = np.repeat(queries, len(facets.facets), axis=0)
-    brute = _point_facet_distance(q, mesh.points, np.tile(facets.facets, (len(queries), 1)))
-    brute = brute.reshape(len(queries), -1).min(axis=1)
-    points = np.vstack([mesh.points, queries])
-    found = distance_to_facets(points, facets)[mesh.n_points:]
-    corners = mesh.points[facets.facets[:, :3]]
-    radius = np.linalg.norm(corners - corners.mean(axis=1, keepdims=True), axis=2).max()
-    near = brute <= 4 * radius
-    np.testing.assert_allclose(found[near], brute[near], rtol=0, atol=1e-12)
-    assert np.all(found >= brute - 1e-12) and np.all(found < brute + radius)
+    triangles = mesh.points[facets.facets[:, :3]]                              # (F, 3, 3)
+    q = np.repeat(queries, len(triangles), axis=0)
+    closest = trimesh.triangles.closest_point(np.tile(triangles, (len(queries), 1, 1)), q)
+    brute = np.linalg.norm(closest - q, axis=1).reshape(len(queries), -1).min(axis=1)
+    found = distance_to_facets(np.vstack([mesh.points, queries]), facets)[mesh.n_points:]
+    np.testing.assert_allclose(found, brute, rtol=0, atol=1e-12)
+
+
+def _one_facet(corners: list[int]) -> BoundaryFacets:
+    facet = np.array([corners + [-1] * (4 - len(corners))])
+    return BoundaryFacets(facet, np.zeros((1, 3)), np.ones(1))
 
 
 def test_point_triangle_distance_regions():
-    a, b, c = np.array([[0.0, 0, 0]]), np.array([[1.0, 0, 0]]), np.array([[0.0, 1, 0]])
-    facet = np.array([[0, 1, 2, -1]])
-    tri = np.vstack([a, b, c])
+    """Every Voronoi region of a triangle (face, edges, corners) by hand."""
+    tri = np.array([[0.0, 0, 0], [1.0, 0, 0], [0.0, 1, 0]])
     cases = {(0.2, 0.2, 0.5): 0.5, (-1, -1, 0): np.sqrt(2), (2, 0, 0): 1.0, (0.5, -1, 0): 1.0,
              (1, 1, 0): np.sqrt(0.5), (-0.5, 0.5, 1): np.sqrt(1.25)}
-    for q, expected in cases.items():
-        got = _point_facet_distance(np.array([q], dtype=float), tri, facet)
-        assert got[0] == pytest.approx(expected)
+    queries = np.array(list(cases), dtype=float)
+    got = distance_to_facets(np.vstack([tri, queries]), _one_facet([0, 1, 2]))[3:]
+    np.testing.assert_allclose(got, list(cases.values()), rtol=0, atol=1e-12)
+
+
+def test_quad_and_segment_distances():
+    """A unit square quad measured as two triangles; a 2D segment, inside and past its ends."""
+    square = np.array([[0.0, 0, 0], [1.0, 0, 0], [1.0, 1, 0], [0.0, 1, 0]])
+    queries = np.array([[0.9, 0.9, 2.0], [0.1, 0.9, -1.0], [2.0, 0.5, 0.0]])
+    got = distance_to_facets(np.vstack([square, queries]), _one_facet([0, 1, 2, 3]))[4:]
+    np.testing.assert_allclose(got, [2.0, 1.0, 1.0], atol=1e-12)
+    segment = np.array([[0.0, 0.0], [1.0, 0.0]])
+    queries = np.array([[0.5, 0.3], [-3.0, 4.0], [1.0, -2.0]])
+    got = distance_to_facets(np.vstack([segment, queries]), _one_facet([0, 1]))[2:]
+    np.testing.assert_allclose(got, [0.3, 5.0, 2.0], atol=1e-12)
 
 
 # ---------------------------------------------------------------- surfaces

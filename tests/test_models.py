@@ -18,14 +18,18 @@ from meshop.models.amg import high_frequency_score
 from meshop.models.multilevel import MultiLevelData
 
 NEW_MODELS = ["mgno", "beno", "amg"]
+#: the models and variants the invariance tests run: a name, or "<name>:<variant>" with the
+#: variant's options in SMALL
+VARIANTS = ["mgno", "mgno:coarse-cycles", "beno", "amg"]
 #: small configurations that keep every test below a few seconds on 2 CPU cores
 SMALL = {"mgno": {"width": 32, "cycles": 1},
+         "mgno:coarse-cycles": {"width": 32, "cycles": 2, "smooth_finest": False, "finest_once": True},
          "beno": {"width": 32, "cycles": 1, "d_model": 32, "encoder_layers": 1},
          "amg": {"width": 32, "blocks": 2}}
 SETTINGS = GraphSettings()
 #: relative L2 after 250 Adam steps; AMG's nodes away from its two sparse graphs learn through
 #: per-node MLPs and token attention, which fit a smooth field more slowly than kernel integrals
-FIT_ERROR = {"mgno": 0.05, "beno": 0.05, "amg": 0.08}
+FIT_ERROR = {"mgno": 0.05, "mgno:coarse-cycles": 0.05, "beno": 0.05, "amg": 0.08}
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -59,13 +63,15 @@ def spec_for(meshes) -> FieldSpec:
     return FieldSpec(["source", "boundary_value"], ["u"], dirichlet={"u": "boundary_value"}).fit(meshes)
 
 
-def make_model(name: str, spec: FieldSpec, dim: int, **overrides) -> models.NeuralOperator:
+def make_model(variant: str, spec: FieldSpec, dim: int, **overrides) -> models.NeuralOperator:
     torch.manual_seed(0)
-    return models.get(name, feature_count(spec, dim), 1, dim, **{**SMALL.get(name, {}), **overrides})
+    name = variant.split(":")[0]
+    return models.get(name, feature_count(spec, dim), 1, dim, **{**SMALL.get(variant, {}), **overrides})
 
 
 def graphs_for(model, meshes, spec):
-    return [build_graph(m, spec, SETTINGS, prepare=model.prepare) for m in meshes]
+    return [build_graph(m, spec, SETTINGS, prepare=model.prepare, mesh_graph=model.uses_mesh_graph)
+            for m in meshes]
 
 
 # ---------------------------------------------------------------------------- registry
@@ -105,7 +111,7 @@ def test_multilevel_data_shifts_sets_and_local_edges_when_batched():
 
 
 @pytest.mark.parametrize("dim", [2, 3])
-@pytest.mark.parametrize("name", NEW_MODELS)
+@pytest.mark.parametrize("name", VARIANTS)
 def test_batch_of_different_sizes_equals_graphs_alone(name, dim):
     meshes = [square_mesh(3), square_mesh(2, 0.5), square_mesh(1)] if dim == 2 else [cube_mesh(2), cube_mesh(1)]
     spec = spec_for(meshes)
@@ -121,7 +127,7 @@ def test_batch_of_different_sizes_equals_graphs_alone(name, dim):
         torch.testing.assert_close(together[batch.batch == i], out, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("name", ["gno", "mgno", "beno"])
+@pytest.mark.parametrize("name", ["gno", "mgno", "mgno:coarse-cycles", "beno"])
 def test_inference_in_edge_chunks_equals_all_edges_at_once(name, monkeypatch):
     import meshop.nn.edges
 
@@ -139,13 +145,13 @@ def test_inference_in_edge_chunks_equals_all_edges_at_once(name, monkeypatch):
         monkeypatch.setattr(meshop.nn.edges, "EMBEDDING_CACHE", 0)
         recomputed = model(graph)                                        # embedded again per chunk
     assert None in chunks and 50 in chunks                               # both paths really ran
-    assert graph.edge_index.shape[1] > 4 * 50
+    assert max(v.shape[1] for k, v in graph.items() if k.endswith("edges") or k == "edge_index") > 4 * 50
     torch.testing.assert_close(chunked, whole, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(recomputed, whole, atol=1e-5, rtol=1e-5)
 
 
 # ---------------------------------------------------------------------------- fitting
-@pytest.mark.parametrize("name", NEW_MODELS)
+@pytest.mark.parametrize("name", VARIANTS)
 def test_overfits_a_tiny_set(name):
     meshes = [square_mesh(2), square_mesh(3, 0.3), square_mesh(2, -0.2)]
     spec = spec_for(meshes)
@@ -209,7 +215,7 @@ def test_mgno_hierarchy_does_not_depend_on_node_order():
         torch.testing.assert_close(model(shuffled), model(original)[perm], atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("name", NEW_MODELS)
+@pytest.mark.parametrize("name", VARIANTS)
 def test_runs_and_trains_on_a_3d_tet_mesh(name):
     meshes = [cube_mesh(2)]
     spec = spec_for(meshes)
@@ -222,19 +228,50 @@ def test_runs_and_trains_on_a_3d_tet_mesh(name):
     assert not unused                           # every level / graph / branch takes part
 
 
-@pytest.mark.parametrize("name", NEW_MODELS)
+@pytest.mark.parametrize("name", VARIANTS)
 def test_checkpoint_round_trip_gives_identical_outputs(name, tmp_path):
     meshes = [square_mesh(2)]
     spec = spec_for(meshes)
     model = make_model(name, spec, 2).eval()
     for p in model.parameters():                # non-default weights everywhere
         p.data.add_(0.01 * torch.randn_like(p))
-    path = checkpoint.save(tmp_path / f"{name}.safetensors", checkpoint.Checkpoint(model, name, spec, SETTINGS))
+    model_name = name.split(":")[0]
+    path = checkpoint.save(tmp_path / f"{model_name}.safetensors", checkpoint.Checkpoint(model, model_name, spec, SETTINGS))
     loaded = checkpoint.load(path)
-    assert loaded.model_name == name and loaded.model.config == model.config
+    assert loaded.model_name == model_name and loaded.model.config == model.config
     graph = build_graph(meshes[0], loaded.fields, loaded.graph, prepare=loaded.model.prepare)
     with torch.no_grad():
         assert torch.equal(loaded.model(graph), model(graph))
+
+
+def test_finest_once_visits_the_mesh_in_two_transfers_and_needs_no_mesh_graph():
+    meshes = [square_mesh(3)]
+    spec = spec_for(meshes)
+    model = make_model("mgno", spec, 2, cycles=3, smooth_finest=False, finest_once=True).eval()
+    processor = model.processor
+    assert [sorted(grid) for grid in processor.restrict] == [["0", "1"], ["1"], ["1"]]
+    assert [sorted(grid) for grid in processor.prolong] == [["1"], ["1"], ["0", "1"]]
+    assert not model.uses_mesh_graph
+    calls = []
+    for grid in (processor.restrict, processor.prolong, processor.smooth_down, processor.smooth_up):
+        for cycle, layers in enumerate(grid):
+            for level, layer in layers.items():
+                layer.register_forward_hook(lambda module, args, out, key=(cycle, level): calls.append((key, len(out))))
+    graph = graphs_for(model, meshes, spec)[0]
+    assert graph.edge_index.shape == (2, 0)                     # not built
+    with torch.no_grad():
+        out = model(graph)
+        with_mesh_graph = model(build_graph(meshes[0], spec, SETTINGS, prepare=model.prepare))
+    on_mesh = [key for key, rows in calls[:len(calls) // 2] if rows == meshes[0].n_points]
+    assert on_mesh == [(2, "0")]                                # the last prolongation (restriction
+    assert ((0, "0"), graph.level1_nodes.numel()) in calls      # of cycle 0 outputs level-1 rows)
+    assert len(calls) == 2 * (2 + 3 * 5)     # per forward: 2 transfers on the mesh, 5 coarse layers a cycle
+    torch.testing.assert_close(out, with_mesh_graph, atol=0, rtol=0)
+
+
+def test_finest_once_needs_a_coarse_level():
+    with pytest.raises(ValueError, match="finest_once"):
+        models.get("mgno", 8, 1, 2, levels=1, finest_once=True)
 
 
 # ---------------------------------------------------------------------------- AMG sets

@@ -208,114 +208,29 @@ def surface_facets(points: np.ndarray, cells: dict[str, np.ndarray]) -> Boundary
     return BoundaryFacets(facets, normals, measures, extra)
 
 
-def distance_to_facets(points: np.ndarray, boundary: BoundaryFacets, candidates: int = 8,
-                       exact_within: float | None = None, chunk: int = 1 << 20) -> np.ndarray:
-    """Euclidean distance ``(N,)`` from each point to the nearest boundary facet.
+def distance_to_facets(points: np.ndarray, boundary: BoundaryFacets, chunk: int = 1 << 20) -> np.ndarray:
+    """Exact Euclidean distance ``(N,)`` from each point to the nearest boundary facet.
 
     Facets are segments (2D) or triangles and quads (3D; a quad is measured as its two
-    triangles (0, 1, 2) and (0, 2, 3)). With r the largest facet radius (centre to corner):
-
-    - every point first measures its exact distance to the facet whose centre is nearest
-      (scipy's cKDTree); this over-estimates the true distance by less than r (in practice
-      by about ``h^2 / distance``, h the facet size);
-    - points within ``exact_within`` of the boundary (default ``4 r``) then check the
-      ``candidates`` facets with the nearest centres, retrying with 4x more until the result
-      is certified exact: a facet outside the set lies at least
-      ``(k-th centre distance) - r`` away.
-
-    ``chunk`` bounds the point-facet pairs held in memory.
+    triangles (0, 1, 2) and (0, 2, 3)). libigl's AABB tree
+    (``igl.point_mesh_squared_distance``) finds the closest point on the facets; ``chunk``
+    bounds the points queried at a time (each returns its closest point and facet).
     """
+    import igl
+
     facets = boundary.facets
     if len(facets) == 0:
         return np.full(len(points), np.inf)
-    centres = _facet_centres(points, facets)
-    valid = facets >= 0
-    corner_dist = np.linalg.norm(points[np.where(valid, facets, 0)] - centres[:, None], axis=2)
-    radius = float(np.where(valid, corner_dist, 0.0).max())
-    exact_within = 4 * radius if exact_within is None else exact_within
-    tree = cKDTree(centres, leafsize=64)  # large leaves: 2x faster for points far from the boundary
-    # queries in spatially coherent order (a kd-tree's leaf order) run ~30 % faster
-    order = cKDTree(points, leafsize=64, balanced_tree=False).indices
-    best = np.empty(len(points))
-    for start in range(0, len(points), chunk):
-        ids = order[start:start + chunk]
-        _, nearest = tree.query(points[ids], k=1, workers=-1)
-        best[ids] = _point_facet_distance(points[ids], points, facets[nearest])
-    todo = order[best[order] <= exact_within]
-    k = min(candidates, len(facets))
-    while len(todo):
-        step = max(1, chunk // k)
-        retry = []
-        for start in range(0, len(todo), step):
-            ids = todo[start:start + step]
-            centre_dist, near = tree.query(points[ids], k=k, workers=-1)
-            pair = _point_facet_distance(np.repeat(points[ids], k, axis=0), points,
-                                         facets[np.reshape(near, -1)])
-            best[ids] = np.minimum(best[ids], pair.reshape(len(ids), k).min(axis=1))
-            bound = np.reshape(centre_dist, (len(ids), k))[:, -1] - radius
-            retry.append(ids[best[ids] > bound])
-        todo = np.concatenate(retry) if k < len(facets) else todo[:0]
-        k = min(4 * k, len(facets))
-    return best
-
-
-def _point_facet_distance(q: np.ndarray, points: np.ndarray, facets: np.ndarray) -> np.ndarray:
-    """Distance ``(M,)`` from points ``q (M, d)`` to facets ``(M, 4)`` (segments, triangles, quads)."""
     if points.shape[1] == 2:
-        return _point_segment(q, points[facets[:, 0]], points[facets[:, 1]])
-    a, b, c = (points[facets[:, i]] for i in range(3))
-    dist = _point_triangle(q, a, b, c)
-    is_quad = facets[:, 3] >= 0
-    if is_quad.any():
-        d = points[facets[is_quad, 3]]
-        dist[is_quad] = np.minimum(dist[is_quad], _point_triangle(q[is_quad], a[is_quad], c[is_quad], d))
-    return dist
-
-
-def _point_segment(q, a, b):
-    ab = b - a
-    t = np.einsum("md,md->m", q - a, ab) / np.maximum(np.einsum("md,md->m", ab, ab), 1e-300)
-    closest = a + np.clip(t, 0.0, 1.0)[:, None] * ab
-    return np.linalg.norm(q - closest, axis=1)
-
-
-def _point_triangle(q, a, b, c):
-    """Point-triangle distance ``(M,)``: the closest point by Voronoi region of the triangle
-    (Ericson, Real-Time Collision Detection, 5.1.5), vectorized; degenerate triangles fall
-    back to their edges."""
-    ab, ac = b - a, c - a
-    d1, d2 = _dot(ab, q - a), _dot(ac, q - a)
-    d3, d4 = _dot(ab, q - b), _dot(ac, q - b)
-    d5, d6 = _dot(ab, q - c), _dot(ac, q - c)
-    va, vb, vc = d3 * d6 - d5 * d4, d5 * d2 - d1 * d6, d1 * d4 - d3 * d2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        denom = va + vb + vc
-        v, w = vb / denom, vc / denom                                  # interior
-        on_bc = (va <= 0) & (d4 >= d3) & (d5 >= d6)
-        t_bc = (d4 - d3) / ((d4 - d3) + (d5 - d6))
-        v, w = np.where(on_bc, 1 - t_bc, v), np.where(on_bc, t_bc, w)
-        on_ac = (vb <= 0) & (d2 >= 0) & (d6 <= 0)
-        v, w = np.where(on_ac, 0.0, v), np.where(on_ac, d2 / (d2 - d6), w)
-        on_ab = (vc <= 0) & (d1 >= 0) & (d3 <= 0)
-        v, w = np.where(on_ab, d1 / (d1 - d3), v), np.where(on_ab, 0.0, w)
-    at_c = (d6 >= 0) & (d5 <= d6)
-    v, w = np.where(at_c, 0.0, v), np.where(at_c, 1.0, w)
-    at_b = (d3 >= 0) & (d4 <= d3)
-    v, w = np.where(at_b, 1.0, v), np.where(at_b, 0.0, w)
-    at_a = (d1 <= 0) & (d2 <= 0)
-    v, w = np.where(at_a, 0.0, v), np.where(at_a, 0.0, w)
-    closest = a + v[:, None] * ab + w[:, None] * ac
-    dist = np.linalg.norm(q - closest, axis=1)
-    bad = ~np.isfinite(dist)
-    if bad.any():  # zero-area triangle: distance to its edges
-        qb, ab_, bb, cb = q[bad], a[bad], b[bad], c[bad]
-        dist[bad] = np.minimum(np.minimum(_point_segment(qb, ab_, bb), _point_segment(qb, bb, cb)),
-                               _point_segment(qb, cb, ab_))
-    return dist
-
-
-def _dot(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return np.einsum("md,md->m", x, y)
+        elements = facets[:, :2]
+    else:
+        quads = facets[:, 3] >= 0
+        elements = np.vstack([facets[:, :3], facets[quads][:, [0, 2, 3]]])
+    vertices = np.ascontiguousarray(points, dtype=np.float64)
+    elements = np.ascontiguousarray(elements, dtype=np.int64)
+    squared = np.concatenate([igl.point_mesh_squared_distance(vertices[start:start + chunk], vertices, elements)[0]
+                              for start in range(0, len(points), chunk)])
+    return np.sqrt(squared)
 
 
 def point_cloud_boundary(points: np.ndarray, k: int | None = None, threshold: float = 0.25,

@@ -156,7 +156,8 @@ def _voxel_of(pts: np.ndarray, voxel_size: float) -> tuple[np.ndarray, np.ndarra
 
 
 def hierarchy(points, levels: int, ratio: float = 4.0, method: str = "fps",
-              radius: float | None = None, k: int | None = None, finest_graph: bool = True) -> Hierarchy:
+              radius: float | None = None, k: int | None = None, finest_graph: bool = True,
+              pooling: bool = True) -> Hierarchy:
     """Nested multi-scale node sets with a graph per level and pool/unpool edges between levels.
 
     Args:
@@ -176,6 +177,8 @@ def hierarchy(points, levels: int, ratio: float = 4.0, method: str = "fps",
         finest_graph: build the level-0 graph; ``False`` leaves ``edges[0]`` empty, for callers
             that have their own graph on the mesh (MGNO uses the model's) — the largest graph,
             so the most expensive to build.
+        pooling: build the ``down`` / ``up`` pooling edges; ``False`` leaves them empty, for
+            callers with their own transfers between levels (MGNO).
 
     Returns:
         a :class:`Hierarchy`; see the module docstring for its index conventions.
@@ -198,12 +201,14 @@ def hierarchy(points, levels: int, ratio: float = 4.0, method: str = "fps",
     graphs = [_level_graph(pts[ids], level, ratio, radius, k) if level or finest_graph
               else (np.empty((2, 0), dtype=np.int64), None) for level, ids in enumerate(indices)]
     down, up = [], []
-    for level in range(levels - 1):
+    for level in range(levels - 1 if pooling else 0):
         fine = np.arange(len(indices[level]), dtype=np.int64)
         coarse = _nearest_coarse(pts[indices[level]], pts[indices[level + 1]],
                                  coarse_in_fine[level])
         down.append(sort_edges(fine, coarse, len(fine)))
         up.append(np.stack([coarse, fine]))              # already sorted by target
+    if not pooling:
+        down = up = [np.empty((2, 0), dtype=np.int64) for _ in range(levels - 1)]
     return Hierarchy(indices, [g for g, _ in graphs], down, up, coarse_in_fine,
                      [r for _, r in graphs], method)
 
@@ -246,15 +251,30 @@ def _spacing(pts: np.ndarray, samples: int = 2000) -> float:
 
 def _voxel_size_for(pts: np.ndarray, target: int, tol: float = 0.05) -> float:
     """Voxel size giving about ``target`` occupied voxels, by geometric bisection."""
-    extent = float(np.ptp(pts, axis=0).max()) or 1.0
+    shifted = pts - pts.min(axis=0)
+    span = shifted.max(axis=0)
+    extent = float(span.max()) or 1.0
     lo, hi = extent * 1e-9, extent * 1.001               # ~all points vs. a single voxel
     for _ in range(60):
         mid = np.sqrt(lo * hi)
-        count = len(_voxel_of(pts, mid)[1])
+        count = _occupied_voxels(shifted, span, mid)
         if abs(count - target) <= tol * target:
             break
         lo, hi = (mid, hi) if count > target else (lo, mid)
     return mid
+
+
+def _occupied_voxels(shifted: np.ndarray, span: np.ndarray, voxel_size: float) -> int:
+    """Number of voxels of side ``voxel_size`` holding some of the points ``shifted (N, d)``
+    (coordinates from their minimum corner, largest ``span``); as ``len(_voxel_of(...)[1])``,
+    by a bincount instead of a sort when the grid is small."""
+    dims = np.floor(span / voxel_size).astype(np.int64) + 1
+    if np.prod(dims.astype(float)) >= 2.0 ** 62:
+        return len(_voxel_of(shifted, voxel_size)[1])
+    keys = np.ravel_multi_index(np.floor(shifted / voxel_size).astype(np.int64).T, dims)
+    if dims.prod() <= 8 * len(keys):
+        return int(np.count_nonzero(np.bincount(keys, minlength=int(dims.prod()))))
+    return len(np.unique(keys))
 
 
 def _nearest_coarse(fine: np.ndarray, coarse: np.ndarray, coarse_in_fine: np.ndarray) -> np.ndarray:

@@ -59,8 +59,10 @@ class AMG(NeuralOperator):
         length_unit: unit of relative positions on the mesh, in bounding-box diagonals.
 
     Graph needs (added by :meth:`prepare`): ``local_nodes``, ``local_edges``, ``global_nodes``,
-    ``global_edges`` (see :mod:`meshop.models.multilevel`).
+    ``global_edges`` (see :mod:`meshop.models.multilevel`); not the mesh graph.
     """
+
+    uses_mesh_graph = False
 
     def __init__(self, in_channels: int, out_channels: int, dim: int, width: int = 48,
                  blocks: int = 3, heads: int = 4, tokens: int = 16, global_ratio: float = 8.0,

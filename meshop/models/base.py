@@ -15,11 +15,14 @@ class NeuralOperator(nn.Module):
     Class attributes:
         receptive_hops: message-passing hops from which a node's output depends (None when the
             model has a global component); partitioned prediction uses it to size halos.
+        uses_mesh_graph: the model reads ``data.edge_index``, the neighbour graph on the mesh
+            nodes built from the checkpoint's graph settings; when False, it is not built.
         queryable: the model can be evaluated at arbitrary query points.
         time_dependent: the model offers ``rollout(state, steps)``.
     """
 
     receptive_hops: int | None = None
+    uses_mesh_graph: bool = True
     queryable: bool = False
     time_dependent: bool = False
 

@@ -43,6 +43,10 @@ class MGNO(NeuralOperator):
             them: level 0 then only talks to level 1 through the transfers, the mesh graph is not
             needed, and a cycle costs about a quarter of the edge work (for speed on large meshes;
             the output still reads each node's own features through the residual path).
+        finest_once: visit the mesh level only in the first restriction and the last
+            prolongation; the other cycles run on the coarse levels (see
+            :class:`~meshop.models.vcycle.VCycles`). With ``smooth_finest=False`` the work on the
+            mesh nodes is then two transfers, whatever ``cycles`` is.
         condition_channels: size of an optional per-graph vector ``e`` passed to
             :meth:`forward`; when > 0, every update of a level's state in a cycle is followed by
             FiLM, :math:`v \leftarrow v \odot (1 + \gamma(e)) + \beta(e)` (used by
@@ -60,17 +64,20 @@ class MGNO(NeuralOperator):
     def __init__(self, in_channels: int, out_channels: int, dim: int, width: int = 48,
                  levels: int = 3, ratio: float = 4.0, cycles: int = 2, kernel_width: int = 32,
                  neighbors: int = 16, transfer_k: int = 4, sampling: str = "fps",
-                 smooth_finest: bool = True, condition_channels: int = 0, length_unit: float = 0.02):
+                 smooth_finest: bool = True, finest_once: bool = False, condition_channels: int = 0,
+                 length_unit: float = 0.02):
         super().__init__(in_channels, out_channels, dim, width=width, levels=levels, ratio=ratio,
                          cycles=cycles, kernel_width=kernel_width, neighbors=neighbors,
                          transfer_k=transfer_k, sampling=sampling, smooth_finest=smooth_finest,
-                         condition_channels=condition_channels, length_unit=length_unit)
+                         finest_once=finest_once, condition_channels=condition_channels,
+                         length_unit=length_unit)
         self.levels, self.ratio = levels, ratio
+        self.uses_mesh_graph = smooth_finest                            # K_0 runs on data.edge_index
         self.neighbors, self.transfer_k, self.sampling = neighbors, transfer_k, sampling
         self.lift = MLP([in_channels, width, width])
         self.processor = VCycles(dim, in_channels, width, levels, ratio, cycles, kernel_width,
-                                 smooth_finest=smooth_finest, condition_channels=condition_channels,
-                                 length_unit=length_unit)
+                                 smooth_finest=smooth_finest, finest_once=finest_once,
+                                 condition_channels=condition_channels, length_unit=length_unit)
         self.project = MLP([width, 2 * width, out_channels])
 
     # ------------------------------------------------------------------ graph

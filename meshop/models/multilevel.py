@@ -98,7 +98,7 @@ def knn_between(source: np.ndarray, target: np.ndarray, k: int) -> np.ndarray:
     """``(2, N_t * k)`` edges from each target point's ``k`` nearest source points (scipy cKDTree);
     row 0 indexes ``source``, row 1 ``target``."""
     k = min(int(k), len(source))
-    _, nearest = cKDTree(source).query(target, k=k)
+    _, nearest = cKDTree(source).query(target, k=k, workers=-1)
     nearest = nearest.reshape(len(target), k).astype(np.int64)
     return np.stack([nearest.ravel(), np.repeat(np.arange(len(target), dtype=np.int64), k)])
 
@@ -115,7 +115,7 @@ def add_hierarchy(data, levels: int, ratio: float, sampling: str, neighbors: int
     # built on the nodes sorted by coordinates, so farthest-point sampling starts at the same
     # point whatever the mesh's node order: a renumbered mesh gets the same prediction
     order = coordinate_order(pos)
-    found = hierarchy(pos[order], levels, ratio, method=sampling, k=neighbors, finest_graph=False)
+    found = hierarchy(pos[order], levels, ratio, method=sampling, k=neighbors, finest_graph=False, pooling=False)
     ids = [np.arange(len(pos))] + [order[level_ids] for level_ids in found.indices[1:]]
     data.level0_nodes = torch.arange(len(pos))
     for level in range(1, levels):

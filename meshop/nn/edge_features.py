@@ -45,6 +45,8 @@ class EdgeEmbedding(nn.Module):
             source, target = edge_index
             rel = (source_pos[source] - target_pos[target]) / scale     # (E, d)
             dist = rel.norm(dim=1, keepdim=True)                        # (E, 1)
-            h = self.relative(torch.cat([rel, dist], dim=1)) + target_term[target] + source_term[source]
-            return nn.functional.gelu(h)                                 # (E, hidden)
+            h = self.relative(torch.cat([rel, dist], dim=1))            # (E, hidden)
+            h += target_term[target]                 # in place: the sums' backward needs no input
+            h += source_term[source]
+            return nn.functional.gelu(h)
         return embed

@@ -45,7 +45,10 @@ class KernelTransfer(MessagePassing):
         return self.update_node(target, integral)
 
     def message(self, u_j: torch.Tensor, edge_embedding: torch.Tensor) -> torch.Tensor:
-        return self.kernel(edge_embedding) * u_j                        # (E, width)
+        kernel = self.kernel(edge_embedding)                            # (E, width)
+        # without autograd the kernel is not kept for a backward pass: multiply in place, one
+        # (E, width) buffer fewer on the hot path of inference
+        return kernel * u_j if torch.is_grad_enabled() else kernel.mul_(u_j)
 
     def update_node(self, v: torch.Tensor, integral: torch.Tensor) -> torch.Tensor:
         update = self.self_weight(v) + integral

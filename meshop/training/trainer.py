@@ -116,7 +116,8 @@ class Trainer:
         except (ValueError, TypeError) as err:
             raise MeshError(str(err)) from None
         self.model.to(self.device)
-        self.graphs = {split: [build_graph(mesh, self.fields, self.graph, prepare=self.model.prepare)
+        self.graphs = {split: [build_graph(mesh, self.fields, self.graph, prepare=self.model.prepare,
+                                           mesh_graph=self.model.uses_mesh_graph)
                                for mesh in self.data.meshes[split]] for split in SPLITS}
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         steps = self.epochs * math.ceil(len(self.graphs["train"]) / self.batch_size)
