@@ -7,8 +7,8 @@ run both partitioned and whole; a model with global reach (the default ``mgno``)
 its kernel layers summing messages over edge chunks to bound memory.
 Both timings start from a mesh in memory whose boundary has been found (the FEM needs it too):
 prediction time is then node features (distance to boundary, extended boundary values), the
-neighbour graph and the model; FEM time is assembly and solve. Imports and checkpoint loading
-are left out.
+graphs (mesh graph when the model reads it, hierarchy levels) and the model, each also printed
+alone; FEM time is assembly and solve. Imports and checkpoint loading are left out.
 
     python benchmarks/predict.py                        # the default model at 10k, 100k, 1M
     python benchmarks/predict.py --model heat3d-gno     # the local GNO, partitioned at 1M
@@ -54,11 +54,13 @@ def run_case(n_nodes: int, mode: str, model: str | None, max_nodes: int) -> dict
         # imports and checkpoint loading happen once per session, outside the timed region
         predictor = Predictor(model, max_nodes=max_nodes if mode == "partitioned" else 10**12)
         started = time.perf_counter()
-        n_parts = predictor.predict(mesh).n_parts
+        result = predictor.predict(mesh)
     seconds = time.perf_counter() - started
+    stages = {} if mode == "fem" else result.timings
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"nodes": mesh.n_points, "mode": mode if mode == "fem" or n_parts == 1 else f"{n_parts} parts",
-            "seconds": seconds, "peak_gib": peak_kib / 2**20}
+    parts = 1 if mode == "fem" else result.n_parts
+    return {"nodes": mesh.n_points, "mode": mode if parts == 1 else f"{parts} parts",
+            "seconds": seconds, "stages": stages, "peak_gib": peak_kib / 2**20}
 
 
 def main() -> None:
@@ -80,7 +82,8 @@ def main() -> None:
     print(f"model: {args.model or 'bundled default'} ({model.model_name}, {model.model.n_parameters():,} parameters; "
           + (f"receptive field {model.model.receptive_hops} hops: partitioned above {args.max_nodes:,} nodes)"
              if local else "global reach: always whole, messages summed in edge chunks)"))
-    header = f"| {'nodes':>9} | {'mode':<13} | {'seconds':>8} | {'nodes/s':>9} | {'peak GiB':>8} | {'FEM s':>7} | {'speed-up vs FEM':>15} |"
+    header = (f"| {'nodes':>9} | {'mode':<13} | {'seconds':>8} | {'features s':>10} | {'graph s':>7} | {'model s':>7} "
+              f"| {'nodes/s':>9} | {'peak GiB':>8} | {'FEM s':>7} | {'speed-up vs FEM':>15} |")
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
     for size in args.sizes:
@@ -89,10 +92,12 @@ def main() -> None:
         for mode in modes:
             row = _spawn(size, mode, args)
             if row is None:
-                print(f"| {size:>9} | {mode:<13} | {'failed (reason above)':>47} |")
+                print(f"| {size:>9} | {mode:<13} | {'failed (reason above)':>77} |")
                 continue
             speedup = f"{fem['seconds'] / row['seconds']:.1f}x" if fem else "n/a"
-            print(f"| {row['nodes']:>9} | {row['mode']:<13} | {row['seconds']:>8.2f} | {row['nodes'] / row['seconds']:>9.0f} "
+            stages = row["stages"]
+            print(f"| {row['nodes']:>9} | {row['mode']:<13} | {row['seconds']:>8.2f} | {stages['features']:>10.2f} "
+                  f"| {stages['graph']:>7.2f} | {stages['model']:>7.2f} | {row['nodes'] / row['seconds']:>9.0f} "
                   f"| {row['peak_gib']:>8.2f} | {fem['seconds'] if fem else float('nan'):>7.2f} | {speedup:>15} |")
 
 

@@ -88,7 +88,8 @@ def predict(
                                 render=render)
     for note in result.notes:
         typer.echo(f"meshop: {note}", err=True)
-    typer.echo(f"wrote {result.path} ({result.mesh.n_points} nodes, {result.seconds:.2f} s)")
+    stages = ", ".join(f"{stage} {seconds:.2f}" for stage, seconds in result.timings.items())
+    typer.echo(f"wrote {result.path} ({result.mesh.n_points} nodes, {result.seconds:.2f} s: {stages})")
     if result.picture:
         typer.echo(f"wrote {result.picture}")
     for target, metric in result.metrics.items():

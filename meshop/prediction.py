@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -54,6 +55,10 @@ class Prediction:
         metrics: target -> {"relative_l2", "max_error"} when the mesh held the truth.
         n_parts: number of sub-domains used (1 = unpartitioned).
         seconds: wall time of the prediction (features, graph, model).
+        timings: that time by stage, in seconds: ``features`` (node features: distance to
+            boundary, normals, coded inputs), ``model`` (forward passes and decoding) and
+            ``graph``, the rest (the mesh graph, the model's ``prepare``: hierarchy levels, ...,
+            and sub-domains when partitioned).
         notes: what was done on the user's behalf, one sentence each (meshing, defaults).
         path, picture: the files written, when any.
     """
@@ -63,6 +68,7 @@ class Prediction:
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     n_parts: int = 1
     seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     path: Path | None = None
     picture: Path | None = None
@@ -110,33 +116,40 @@ class Predictor:
         if mesh.dim != ckpt.model.dim:
             raise MeshError(f"{where}the mesh is {mesh.dim}D but model '{ckpt.model_name}' was trained on "
                             f"{ckpt.model.dim}D meshes.")
+        timings = dict.fromkeys(("features", "graph", "model"), 0.0)
         started = time.perf_counter()
-        data, defaulted = node_data(mesh, spec, with_targets=False)
+        with _timed(timings, "features"):
+            data, defaulted = node_data(mesh, spec, with_targets=False)
         edges = mesh_edges(data, ckpt.graph, ckpt.model.uses_mesh_graph)
         hops = ckpt.model.receptive_hops
         if mesh.n_points > self.max_nodes and hops is not None:
-            out, n_parts = self._partitioned(data, edges, hops)
+            out, n_parts = self._partitioned(data, edges, hops, timings)
         else:
-            out, n_parts = self._run(data, edges), 1
-        physical = decode(out, data, spec).numpy()
+            out, n_parts = self._run(data, edges, timings), 1
+        with _timed(timings, "model"):
+            physical = decode(out, data, spec).numpy()
         seconds = time.perf_counter() - started
-        return self._result(mesh, physical, {n: spec.input_defaults[n] for n in defaulted}, n_parts, seconds)
+        timings["graph"] = seconds - timings["features"] - timings["model"]   # graphs, prepare, parts
+        result = self._result(mesh, physical, {n: spec.input_defaults[n] for n in defaulted}, n_parts, seconds)
+        result.timings = timings
+        return result
 
-    def _run(self, data, edges: torch.Tensor) -> torch.Tensor:
+    def _run(self, data, edges: torch.Tensor, timings: dict[str, float]) -> torch.Tensor:
         data = Data(**data.to_dict(), edge_index=edges)  # shares the node tensors, no copy
         data = self.checkpoint.model.prepare(data).to(self.device)
-        return self.checkpoint.model(data).cpu()
+        with _timed(timings, "model"):
+            return self.checkpoint.model(data).cpu()
 
-    def _partitioned(self, data, edges: torch.Tensor, hops: int) -> tuple[torch.Tensor, int]:
+    def _partitioned(self, data, edges: torch.Tensor, hops: int, timings: dict[str, float]
+                     ) -> tuple[torch.Tensor, int]:
         """Sub-domain by sub-domain: each core is predicted with a halo of every node within
         ``hops`` graph hops (``hops`` times the longest edge), so core outputs are exact."""
         from .geometry.kdtree import decompose
 
-        pos = data.pos.double().numpy()
         source, target = edges
         longest = float((data.pos[source] - data.pos[target]).norm(dim=1).max()) if edges.numel() else 0.0
-        parts = decompose(pos, max_points=self.max_nodes // 2, halo=hops * longest * (1 + 1e-6) + 1e-12,
-                          criterion="median")
+        parts = decompose(data.pos.double().numpy(), max_points=self.max_nodes // 2,
+                          halo=hops * longest * (1 + 1e-6) + 1e-12, criterion="median")
         out = torch.empty(data.num_nodes, self.checkpoint.model.out_channels)
         local = torch.full((data.num_nodes,), -1, dtype=torch.long)
         for part in parts:
@@ -144,7 +157,7 @@ class Predictor:
             local[nodes] = torch.arange(len(nodes))
             keep = (local[source] >= 0) & (local[target] >= 0)
             sub = _node_subset(data, nodes)
-            out[torch.as_tensor(part.core)] = self._run(sub, local[edges[:, keep]])[: len(part.core)]
+            out[torch.as_tensor(part.core)] = self._run(sub, local[edges[:, keep]], timings)[: len(part.core)]
             local[nodes] = -1
         return out, len(parts)
 
@@ -168,7 +181,17 @@ class Predictor:
                  for name, value in defaults.items()]
         if n_parts > 1:
             notes.append(f"predicted in {n_parts} sub-domains ({mesh.n_points} nodes).")
-        return Prediction(mesh.with_point_data(**fields), defaults, metrics, n_parts, seconds, notes)
+        return Prediction(mesh.with_point_data(**fields), defaults, metrics, n_parts, seconds, notes=notes)
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str):
+    """Add the wall time of the ``with`` block to ``timings[stage]``."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] += time.perf_counter() - started
 
 
 def _node_subset(data, nodes: torch.Tensor):

@@ -46,6 +46,9 @@ def test_partitioned_equals_whole(heat_checkpoint):
     whole = Predictor(heat_checkpoint).predict(mesh)
     parts = Predictor(heat_checkpoint, max_nodes=800).predict(mesh)
     assert whole.n_parts == 1 and parts.n_parts > 2
+    for result in (whole, parts):                   # every stage timed, together the whole call
+        assert set(result.timings) == {"features", "graph", "model"} and min(result.timings.values()) > 0
+        assert sum(result.timings.values()) == pytest.approx(result.seconds, rel=1e-9)
     a = whole.mesh.point_data["temperature_pred"]
     b = parts.mesh.point_data["temperature_pred"]
     assert np.abs(a - b).max() / np.abs(a).max() < 1e-5
@@ -159,7 +162,7 @@ def test_cli_predict_writes_and_reports(tmp_path, heat_checkpoint):
     code, out, err = _cli("predict", tmp_path / "part.vtu", "--model", heat_checkpoint, "--render",
                           subprocess_run=True)
     assert code == 0, err
-    assert "part.pred.vtu" in out and "relative L2" in out
+    assert "part.pred.vtu" in out and "relative L2" in out and "features" in out and "model" in out
     assert "temperature_error" in meshop.read(tmp_path / "part.pred.vtu").point_data
     # the comparison picture: three panels side by side, not blank
     from PIL import Image
