@@ -13,6 +13,10 @@ alone; FEM time is assembly and solve. Imports and checkpoint loading are left o
     python benchmarks/predict.py                        # the default model at 10k, 100k, 1M
     python benchmarks/predict.py --model heat3d-gno     # the local GNO, partitioned at 1M
     python benchmarks/predict.py --sizes 10000          # quick
+    python benchmarks/predict.py --system-malloc        # glibc's defaults, not meshop's settings
+
+Like ``meshop predict``, each case first calls :func:`meshop.allocator.retain_freed_memory`
+(large blocks from the heap, freed memory kept), unless ``--system-malloc`` is given.
 """
 
 from __future__ import annotations
@@ -38,7 +42,11 @@ def cube(n_nodes: int):
     return meshop.Mesh(m.p.T, {"tetra": m.t.T})
 
 
-def run_case(n_nodes: int, mode: str, model: str | None, max_nodes: int) -> dict:
+def run_case(n_nodes: int, mode: str, model: str | None, max_nodes: int, system_malloc: bool) -> dict:
+    from meshop.allocator import retain_freed_memory
+
+    if not system_malloc:
+        retain_freed_memory()
     mesh = cube(n_nodes)
     mesh.boundary_mask  # found once, before either timing
     if mode == "fem":
@@ -68,17 +76,19 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--model", default=None, help="checkpoint or bundled name [default model]")
     parser.add_argument("--max-nodes", type=int, default=200_000, help="partition above this many nodes")
+    parser.add_argument("--system-malloc", action="store_true",
+                        help="leave glibc malloc at its defaults (the Python API's situation)")
     parser.add_argument("--case", nargs=2, metavar=("N", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
-        print(json.dumps(run_case(int(args.case[0]), args.case[1], args.model, args.max_nodes)))
+        print(json.dumps(run_case(int(args.case[0]), args.case[1], args.model, args.max_nodes, args.system_malloc)))
         return
 
     from meshop.prediction import Predictor
 
     model = Predictor(args.model).checkpoint
     local = model.model.receptive_hops is not None
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}; malloc: {'glibc defaults' if args.system_malloc else 'freed memory retained (as meshop predict)'}")
     print(f"model: {args.model or 'bundled default'} ({model.model_name}, {model.model.n_parameters():,} parameters; "
           + (f"receptive field {model.model.receptive_hops} hops: partitioned above {args.max_nodes:,} nodes)"
              if local else "global reach: always whole, messages summed in edge chunks)"))
@@ -103,6 +113,8 @@ def main() -> None:
 
 def _spawn(size: int, mode: str, args) -> dict | None:
     command = [sys.executable, __file__, "--case", str(size), mode, "--max-nodes", str(args.max_nodes)]
+    if args.system_malloc:
+        command.append("--system-malloc")
     if args.model:
         command += ["--model", args.model]
     run = subprocess.run(command, capture_output=True, text=True)

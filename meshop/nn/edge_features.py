@@ -43,10 +43,11 @@ class EdgeEmbedding(nn.Module):
 
         def embed(edge_index: torch.Tensor) -> torch.Tensor:
             source, target = edge_index
-            rel = (source_pos[source] - target_pos[target]) / scale     # (E, d)
+            # index_select, not t[ids]: the same gather, 2-5x faster on CPU for rows this narrow
+            rel = (source_pos.index_select(0, source) - target_pos.index_select(0, target)) / scale  # (E, d)
             dist = rel.norm(dim=1, keepdim=True)                        # (E, 1)
             h = self.relative(torch.cat([rel, dist], dim=1))            # (E, hidden)
-            h += target_term[target]                 # in place: the sums' backward needs no input
-            h += source_term[source]
+            h += target_term.index_select(0, target)   # in place: the sums' backward needs no input
+            h += source_term.index_select(0, source)
             return nn.functional.gelu(h)
         return embed
