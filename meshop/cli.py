@@ -81,10 +81,8 @@ def predict(
     render: bool = typer.Option(False, "--render", help="Also write a picture: truth | prediction | error."),
 ):
     """Predict fields on a mesh with a trained model; writes <stem>.pred.vtu."""
-    from .allocator import retain_freed_memory
     from .prediction import predict as run_prediction
 
-    retain_freed_memory()                       # big per-edge tensors: reuse pages, don't re-fault them
     with user_errors():
         result = run_prediction(mesh, model, out=out, device=device, mesh_size=mesh_size, max_nodes=max_nodes,
                                 render=render)
@@ -117,11 +115,9 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
     """Train a model on a dataset folder; writes best.safetensors, last.safetensors, metrics.csv, loss.png."""
-    from .allocator import retain_freed_memory
     from .training import merge_options
     from .training import train as run_training
 
-    retain_freed_memory()
     with user_errors():
         options = merge_options(config, model_option, data=data, model=model, inputs=inputs, targets=targets,
                                 epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule, seed=seed,
