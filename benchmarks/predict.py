@@ -13,11 +13,6 @@ alone; FEM time is assembly and solve. Imports and checkpoint loading are left o
     python benchmarks/predict.py                        # the default model at 10k, 100k, 1M
     python benchmarks/predict.py --model heat3d-gno     # the local GNO, partitioned at 1M
     python benchmarks/predict.py --sizes 10000          # quick
-    python benchmarks/predict.py --system-malloc        # glibc's defaults, not meshop's settings
-
-Prediction reuses freed memory up to ``--max-nodes`` nodes (the Predictor's default: large blocks
-from the heap, freed memory kept until the prediction ends; glibc's defaults above, where memory
-is bounded first); ``--system-malloc`` keeps glibc's defaults at every size.
 """
 
 from __future__ import annotations
@@ -43,7 +38,7 @@ def cube(n_nodes: int):
     return meshop.Mesh(m.p.T, {"tetra": m.t.T})
 
 
-def run_case(n_nodes: int, mode: str, model: str | None, max_nodes: int, system_malloc: bool) -> dict:
+def run_case(n_nodes: int, mode: str, model: str | None, max_nodes: int) -> dict:
     mesh = cube(n_nodes)
     mesh.boundary_mask  # found once, before either timing
     if mode == "fem":
@@ -57,8 +52,7 @@ def run_case(n_nodes: int, mode: str, model: str | None, max_nodes: int, system_
         from meshop.prediction import Predictor
 
         # imports and checkpoint loading happen once per session, outside the timed region
-        predictor = Predictor(model, max_nodes=max_nodes if mode == "partitioned" else 10**12,
-                              reuse_memory=not system_malloc and mesh.n_points <= max_nodes)
+        predictor = Predictor(model, max_nodes=max_nodes if mode == "partitioned" else 10**12)
         started = time.perf_counter()
         result = predictor.predict(mesh)
     seconds = time.perf_counter() - started
@@ -74,19 +68,17 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--model", default=None, help="checkpoint or bundled name [default model]")
     parser.add_argument("--max-nodes", type=int, default=200_000, help="partition above this many nodes")
-    parser.add_argument("--system-malloc", action="store_true",
-                        help="predict with glibc malloc at its defaults (Predictor(reuse_memory=False))")
     parser.add_argument("--case", nargs=2, metavar=("N", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
-        print(json.dumps(run_case(int(args.case[0]), args.case[1], args.model, args.max_nodes, args.system_malloc)))
+        print(json.dumps(run_case(int(args.case[0]), args.case[1], args.model, args.max_nodes)))
         return
 
     from meshop.prediction import Predictor
 
     model = Predictor(args.model).checkpoint
     local = model.model.receptive_hops is not None
-    print(f"machine: {machine()}; malloc: {'glibc defaults' if args.system_malloc else f'freed memory reused up to {args.max_nodes:,} nodes'}")
+    print(f"machine: {machine()}")
     print(f"model: {args.model or 'bundled default'} ({model.model_name}, {model.model.n_parameters():,} parameters; "
           + (f"receptive field {model.model.receptive_hops} hops: partitioned above {args.max_nodes:,} nodes)"
              if local else "global reach: always whole, messages summed in edge chunks)"))
@@ -111,8 +103,6 @@ def main() -> None:
 
 def _spawn(size: int, mode: str, args) -> dict | None:
     command = [sys.executable, __file__, "--case", str(size), mode, "--max-nodes", str(args.max_nodes)]
-    if args.system_malloc:
-        command.append("--system-malloc")
     if args.model:
         command += ["--model", args.model]
     run = subprocess.run(command, capture_output=True, text=True)

@@ -12,7 +12,6 @@ import numpy as np
 import torch
 from torch_geometric.data import Data
 
-from .allocator import reused_memory
 from .checkpoint import Checkpoint, CheckpointError, load
 from .errors import MeshError
 from .graph import decode, feature_count, mesh_edges, node_data
@@ -87,21 +86,14 @@ class Predictor:
             receptive field); the result equals the unpartitioned one. Models with a global
             reach run whole; without autograd every kernel layer bounds its memory by summing
             messages in edge chunks (:class:`meshop.nn.Edges`).
-        reuse_memory: while predicting, keep freed memory for reuse instead of returning it to
-            the system between layers (:func:`meshop.allocator.reused_memory`; glibc only): ~1.5x
-            faster on a 100k-node part on CPU, at the price of a higher peak (fragmentation).
-            The setting is process-wide during the call. Default (None): on for meshes of at
-            most ``max_nodes`` nodes, off above, where bounding memory comes first.
     """
 
-    def __init__(self, model=None, device: str = "cpu", max_nodes: int = 200_000,
-                 reuse_memory: bool | None = None):
+    def __init__(self, model=None, device: str = "cpu", max_nodes: int = 200_000):
         if device == "cuda" and not torch.cuda.is_available():
             raise MeshError("--device cuda was asked for, but no CUDA device is available.")
         self.checkpoint = resolve_model(model, device)
         self.device = device
         self.max_nodes = max_nodes
-        self.reuse_memory = reuse_memory
         ckpt = self.checkpoint
         expected = feature_count(ckpt.fields, ckpt.model.dim)
         if ckpt.model.in_channels != expected:
@@ -116,11 +108,6 @@ class Predictor:
     @torch.no_grad()
     def predict(self, mesh: Mesh) -> Prediction:
         """Predict the checkpoint's targets on ``mesh`` (a volume mesh of the model's dimension)."""
-        reuse = mesh.n_points <= self.max_nodes if self.reuse_memory is None else self.reuse_memory
-        with reused_memory(reuse):
-            return self._predict(mesh)
-
-    def _predict(self, mesh: Mesh) -> Prediction:
         ckpt, spec = self.checkpoint, self.checkpoint.fields
         where = f"{mesh.source}: " if mesh.source else ""
         if mesh.is_point_cloud or mesh.is_surface:
