@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,8 @@ from meshop import checkpoint, models
 from meshop.fields import FieldSpec
 from meshop.graph import GraphSettings, feature_count
 from meshop.prediction import Predictor, predict
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def _cube(n: int = 9, scale: float = 1.0, shift=(0.0, 0.0, 0.0)) -> meshop.Mesh:
@@ -52,6 +55,24 @@ def test_partitioned_equals_whole(heat_checkpoint):
     a = whole.mesh.point_data["temperature_pred"]
     b = parts.mesh.point_data["temperature_pred"]
     assert np.abs(a - b).max() / np.abs(a).max() < 1e-5
+
+
+#: each bundled model's relative L2 error on the bundled bracket against scikit-fem, as measured by
+#: benchmarks/default_model.py, plus room for BLAS differences (not for a worse model)
+BUNDLED_ON_BRACKET = {"heat3d": 0.060, "heat3d-gno": 0.083, "heat3d-fast": 0.080}
+
+
+@pytest.mark.parametrize("name", sorted(BUNDLED_ON_BRACKET))
+def test_bundled_models_on_the_bracket(name):
+    from meshop.data.problems.heat3d import uniform_heating
+    from meshop.prediction import bundled_models
+
+    assert set(bundled_models()) == set(BUNDLED_ON_BRACKET)    # every shipped model is measured here
+    bracket = meshop.read(EXAMPLES / "parts" / "bracket.vtu")
+    truth = uniform_heating(bracket)
+    predicted = Predictor(name).predict(bracket).mesh.point_data["temperature_pred"]
+    error = np.linalg.norm(predicted - truth) / np.linalg.norm(truth)
+    assert error < BUNDLED_ON_BRACKET[name] + 0.01, error
 
 
 def test_same_part_in_millimetres_and_metres(heat_checkpoint):
