@@ -94,7 +94,8 @@ def timings(best: Path, folder: Path) -> tuple[int, float, float]:
     with torch.no_grad():
         for mesh in meshes:
             began = time.perf_counter()
-            graph = build_graph(mesh, ckpt.fields, ckpt.graph, prepare=model.prepare)
+            graph = build_graph(mesh, ckpt.fields, ckpt.graph, prepare=model.prepare,
+                                mesh_graph=model.uses_mesh_graph)
             build.append(time.perf_counter() - began)
             model(graph)                                                # warm-up
             began = time.perf_counter()

@@ -143,3 +143,13 @@ def test_voxel_hierarchy_is_nested_with_about_the_target_sizes():
     check_levels(h, points)
     for level, target in [(1, 1000), (2, 250)]:
         assert abs(len(h.indices[level]) - target) <= 0.1 * target
+
+
+def test_without_pooling_edges_the_levels_and_graphs_are_the_same():
+    points = np.random.default_rng(4).random((3000, 3))
+    full = hierarchy(points, levels=3, ratio=8, method="voxel", k=8)
+    lean = hierarchy(points, levels=3, ratio=8, method="voxel", k=8, pooling=False)
+    for a, b in zip(full.indices + full.edges, lean.indices + lean.edges):
+        np.testing.assert_array_equal(a, b)
+    assert all(e.shape == (2, 0) for e in lean.down + lean.up) and len(lean.down) == 2
+    assert all(e.shape[1] == len(ids) for e, ids in zip(full.down, full.indices[:-1]))
