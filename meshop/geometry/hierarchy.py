@@ -208,7 +208,7 @@ def hierarchy(points, levels: int, ratio: float = 4.0, method: str = "fps",
         down.append(sort_edges(fine, coarse, len(fine)))
         up.append(np.stack([coarse, fine]))              # already sorted by target
     if not pooling:
-        down = up = [np.empty((2, 0), dtype=np.int64) for _ in range(levels - 1)]
+        down, up = ([np.empty((2, 0), dtype=np.int64) for _ in range(levels - 1)] for _ in range(2))
     return Hierarchy(indices, [g for g, _ in graphs], down, up, coarse_in_fine,
                      [r for _, r in graphs], method)
 
