@@ -145,14 +145,21 @@ def voxel_sampling(points, voxel_size: float) -> np.ndarray:
 
 def _voxel_of(pts: np.ndarray, voxel_size: float) -> tuple[np.ndarray, np.ndarray]:
     """Voxel number of each point ``(N,)`` and point count of each occupied voxel ``(V,)``."""
-    cell = np.floor((pts - pts.min(axis=0)) / voxel_size).astype(np.int64)
-    dims = cell.max(axis=0) + 1
+    shifted = pts - pts.min(axis=0)
+    cell, dims = _voxel_cells(shifted, shifted.max(axis=0), voxel_size)
     if np.prod(dims.astype(float)) < 2.0 ** 62:
         _, voxel, counts = np.unique(np.ravel_multi_index(cell.T, dims), return_inverse=True,
                                      return_counts=True)
     else:                                                # too many voxels for one int64 key
         _, voxel, counts = np.unique(cell, axis=0, return_inverse=True, return_counts=True)
     return voxel.reshape(-1), counts
+
+
+def _voxel_cells(shifted: np.ndarray, span: np.ndarray, voxel_size: float) -> tuple[np.ndarray, np.ndarray]:
+    """Integer voxel coordinates ``(N, d)`` of points given from their minimum corner, and the
+    shape ``(d,)`` of the voxel grid (``span``: the largest coordinate along each axis)."""
+    cell = np.floor(shifted / voxel_size).astype(np.int64)
+    return cell, np.floor(span / voxel_size).astype(np.int64) + 1
 
 
 def hierarchy(points, levels: int, ratio: float = 4.0, method: str = "fps",
@@ -200,17 +207,25 @@ def hierarchy(points, levels: int, ratio: float = 4.0, method: str = "fps",
         indices.append(indices[-1][coarse_in_fine[level - 1]])
     graphs = [_level_graph(pts[ids], level, ratio, radius, k) if level or finest_graph
               else (np.empty((2, 0), dtype=np.int64), None) for level, ids in enumerate(indices)]
-    down, up = [], []
-    for level in range(levels - 1 if pooling else 0):
-        fine = np.arange(len(indices[level]), dtype=np.int64)
-        coarse = _nearest_coarse(pts[indices[level]], pts[indices[level + 1]],
-                                 coarse_in_fine[level])
-        down.append(sort_edges(fine, coarse, len(fine)))
-        up.append(np.stack([coarse, fine]))              # already sorted by target
-    if not pooling:
+    if pooling:
+        down, up = _pooling_edges(pts, indices, coarse_in_fine)
+    else:
         down, up = ([np.empty((2, 0), dtype=np.int64) for _ in range(levels - 1)] for _ in range(2))
     return Hierarchy(indices, [g for g, _ in graphs], down, up, coarse_in_fine,
                      [r for _, r in graphs], method)
+
+
+def _pooling_edges(pts: np.ndarray, indices: list[np.ndarray], coarse_in_fine: list[np.ndarray]
+                   ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """``down`` and ``up`` edges between consecutive levels: every fine node pools into its
+    nearest coarse node (see the module docstring)."""
+    down, up = [], []
+    for level in range(len(indices) - 1):
+        fine = np.arange(len(indices[level]), dtype=np.int64)
+        coarse = _nearest_coarse(pts[indices[level]], pts[indices[level + 1]], coarse_in_fine[level])
+        down.append(sort_edges(fine, coarse, len(fine)))
+        up.append(np.stack([coarse, fine]))              # already sorted by target
+    return down, up
 
 
 def _level_graph(pts: np.ndarray, level: int, ratio: float, radius: float | None,
@@ -268,10 +283,10 @@ def _occupied_voxels(shifted: np.ndarray, span: np.ndarray, voxel_size: float) -
     """Number of voxels of side ``voxel_size`` holding some of the points ``shifted (N, d)``
     (coordinates from their minimum corner, largest ``span``); as ``len(_voxel_of(...)[1])``,
     by a bincount instead of a sort when the grid is small."""
-    dims = np.floor(span / voxel_size).astype(np.int64) + 1
-    if np.prod(dims.astype(float)) >= 2.0 ** 62:
-        return len(_voxel_of(shifted, voxel_size)[1])
-    keys = np.ravel_multi_index(np.floor(shifted / voxel_size).astype(np.int64).T, dims)
+    cell, dims = _voxel_cells(shifted, span, voxel_size)
+    if np.prod(dims.astype(float)) >= 2.0 ** 62:         # too many voxels for one int64 key
+        return len(np.unique(cell, axis=0))
+    keys = np.ravel_multi_index(cell.T, dims)
     if dims.prod() <= 8 * len(keys):
         return int(np.count_nonzero(np.bincount(keys, minlength=int(dims.prod()))))
     return len(np.unique(keys))

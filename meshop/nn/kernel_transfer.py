@@ -20,7 +20,7 @@ class KernelTransfer(MessagePassing):
 
     :math:`u` is the source state, :math:`v` the target's own state, :math:`h_{ij}` the edge
     embedding (:class:`~meshop.nn.EdgeEmbedding`) and :math:`\kappa_\phi` a channel-wise kernel, as
-    in :class:`~meshop.nn.KernelIntegral`, of which this is the two-set form. A target node
+    in :class:`~meshop.nn.KernelIntegral`, its one-set case. A target node
     without incoming edges keeps ``v + σ(W v)``.
 
     ``linear=True`` drops :math:`\sigma` and the bias of :math:`W`: the layer is then linear in
