@@ -27,12 +27,15 @@ from meshop.prediction import Predictor
 HERE = Path(__file__).resolve().parent
 
 
-def unlike_parts(mesh_size_fraction: float = 1 / 28) -> dict[str, meshop.Mesh]:
+def unlike_parts(mesh_size_fraction: float = 1 / 28, refine: float = 1.0, only: list[str] | None = None
+                 ) -> dict[str, meshop.Mesh]:
     """Tetrahedral meshes of shapes outside the heat3d families, at assorted sizes (metres).
 
     Mesh size: ``mesh_size_fraction`` of the bounding-box diagonal, capped at half the part's
     thinnest wall — the rule of the training meshes (two elements across every wall), without
-    which a thin web is one element thick and neither FEM nor the model resolves it."""
+    which a thin web is one element thick and neither FEM nor the model resolves it — and then
+    divided by ``refine`` (2: about 8x the nodes). ``only``: these parts (by name), without the
+    bracket."""
     builders = {                                       # name: (build, thinnest wall in m)
         "sphere r=0.3": (lambda occ: occ.addSphere(0, 0, 0, 0.3), 0.6),
         "torus R=1 r=0.25": (lambda occ: occ.addTorus(0, 0, 0, 1.0, 0.25), 0.5),
@@ -45,17 +48,21 @@ def unlike_parts(mesh_size_fraction: float = 1 / 28) -> dict[str, meshop.Mesh]:
     }
     parts = {}
     for name, (build, thinnest) in builders.items():
+        if only is not None and name not in only:
+            continue
         with gmsh_session(name) as gmsh:
             build(gmsh.model.occ)
             gmsh.model.occ.synchronize()
             lo = np.array(gmsh.model.getBoundingBox(-1, -1)[:3])
             hi = np.array(gmsh.model.getBoundingBox(-1, -1)[3:])
-            size = min(np.linalg.norm(hi - lo) * mesh_size_fraction, thinnest / 2)
+            size = min(np.linalg.norm(hi - lo) * mesh_size_fraction, thinnest / 2) / refine
             gmsh.option.setNumber("Mesh.MeshSizeMax", size)
             gmsh.option.setNumber("Mesh.MeshSizeMin", size / 3)
             gmsh.model.mesh.generate(3)
             points, tets = mesh_arrays(gmsh, 3)
         parts[name] = meshop.Mesh(points, {"tetra": tets})
+    if only is not None:
+        return parts
     bracket = meshop.read(HERE.parent / "examples" / "parts" / "bracket.vtu")
     parts["bundled bracket (mm)"] = meshop.Mesh(bracket.points, bracket.cells)
     return parts
@@ -90,6 +97,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="checkpoint [default: the bundled heat3d model]")
     parser.add_argument("--data", type=Path, default=None, help="a heat3d dataset folder for the test split")
+    parser.add_argument("--resolution", action="store_true",
+                        help="also: three unlike parts meshed 2x and 4x finer (8x, 64x the nodes)")
     args = parser.parse_args()
     predictor = Predictor(args.model)
     print(f"model: {predictor.checkpoint.path} ({predictor.checkpoint.model_name}, "
@@ -112,6 +121,22 @@ def main() -> None:
         print(f"| {name} | {mesh.n_points} | {rel:.4f} | {np.abs(pred - truth).max() / truth.max():.4f} "
               f"| {result.seconds:.2f} | {fem_seconds:.2f} | {fem_seconds / result.seconds:.1f}x |")
     print(f"unlike parts (bracket excluded): relative L2 mean {np.mean(errors):.4f}, max {np.max(errors):.4f}")
+    if args.resolution:
+        resolution_table(predictor)
+
+
+def resolution_table(predictor: Predictor, names=("torus R=1 r=0.25", "star prism", "T-beam")) -> None:
+    """The same parts meshed finer: a discretization-independent model keeps its error."""
+    print("| part | refinement | nodes | relative L2 | predict s | nodes/s |")
+    print("|---|---|---|---|---|---|")
+    for refine in (1, 2, 4):
+        for name, mesh in unlike_parts(refine=refine, only=list(names)).items():
+            truth, _ = solve_heating(mesh)
+            result = predictor.predict(mesh)
+            pred = result.mesh.point_data["temperature_pred"]
+            rel = np.linalg.norm(pred - truth) / np.linalg.norm(truth)
+            print(f"| {name} | {refine}x | {mesh.n_points} | {rel:.4f} | {result.seconds:.2f} "
+                  f"| {mesh.n_points / result.seconds:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -65,6 +65,7 @@ def test_fps_never_repeats_coincident_points():
     (lambda: hierarchy(np.zeros((5, 2)), 2, ratio=1.0), "ratio .* got 1.0"),
     (lambda: hierarchy(np.zeros((5, 2)), 2, method="grid"), "'fps' or 'voxel'; got 'grid'"),
     (lambda: hierarchy(np.zeros((5, 2)), 2, radius=1.0, k=3), "at most one of radius and k"),
+    (lambda: hierarchy(np.zeros((5, 2)), 2, coarse_nodes=0), "coarse_nodes .* got 0"),
 ])
 def test_bad_arguments_raise(call, message):
     with pytest.raises(MeshError, match=message):
@@ -153,3 +154,31 @@ def test_without_pooling_edges_the_levels_and_graphs_are_the_same():
         np.testing.assert_array_equal(a, b)
     assert all(e.shape == (2, 0) for e in lean.down + lean.up) and len(lean.down) == 2
     assert all(e.shape[1] == len(ids) for e, ids in zip(full.down, full.indices[:-1]))
+
+
+def test_coarse_nodes_caps_level_one_and_only_when_smaller():
+    points = np.random.default_rng(5).random((4000, 3))
+    capped = hierarchy(points, levels=3, ratio=8, method="voxel", k=8, coarse_nodes=200)
+    check_levels(capped, points)
+    assert abs(len(capped.indices[1]) - 200) <= 10 and abs(len(capped.indices[2]) - 25) <= 3
+    loose = hierarchy(points, levels=3, ratio=8, method="voxel", k=8, coarse_nodes=10_000)
+    plain = hierarchy(points, levels=3, ratio=8, method="voxel", k=8)
+    for a, b in zip(loose.indices, plain.indices):                      # N / ratio < cap: no change
+        np.testing.assert_array_equal(a, b)
+
+
+def test_capped_voxel_levels_depend_on_the_shape_not_the_resolution():
+    """The same cube sampled with 8x more points gets coarse levels of about the same size whose
+    nodes sit at the same places (within a coarse spacing); uncapped, level 1 grows with the
+    sampling."""
+    rng = np.random.default_rng(6)
+    coarse, fine = rng.random((4000, 3)), rng.random((32_000, 3))
+    a = hierarchy(coarse, levels=3, ratio=8, method="voxel", k=8, coarse_nodes=300)
+    b = hierarchy(fine, levels=3, ratio=8, method="voxel", k=8, coarse_nodes=300)
+    for level in (1, 2):
+        pa, pb = coarse[a.indices[level]], fine[b.indices[level]]
+        assert abs(len(pa) - len(pb)) <= 0.15 * len(pa)
+        spacing = len(pa) ** (-1 / 3)                                   # of the coarse level
+        assert cdist(pa, pb).min(axis=1).max() < spacing and cdist(pb, pa).min(axis=1).max() < spacing
+    uncapped = hierarchy(fine, levels=3, ratio=8, method="voxel", k=8)
+    assert len(uncapped.indices[1]) > 10 * len(b.indices[1])

@@ -164,7 +164,7 @@ def _voxel_cells(shifted: np.ndarray, span: np.ndarray, voxel_size: float) -> tu
 
 def hierarchy(points, levels: int, ratio: float = 4.0, method: str = "fps",
               radius: float | None = None, k: int | None = None, finest_graph: bool = True,
-              pooling: bool = True) -> Hierarchy:
+              pooling: bool = True, coarse_nodes: int | None = None) -> Hierarchy:
     """Nested multi-scale node sets with a graph per level and pool/unpool edges between levels.
 
     Args:
@@ -186,15 +186,20 @@ def hierarchy(points, levels: int, ratio: float = 4.0, method: str = "fps",
             so the most expensive to build.
         pooling: build the ``down`` / ``up`` pooling edges; ``False`` leaves them empty, for
             callers with their own transfers between levels (MGNO).
+        coarse_nodes: at most this many nodes on level 1 (the levels below still divide by
+            ``ratio``). With voxel sampling the coarse levels of a finely meshed part then depend
+            on its shape, not on its mesh: the same ~``coarse_nodes`` voxels at any resolution.
 
     Returns:
         a :class:`Hierarchy`; see the module docstring for its index conventions.
     """
     pts = as_points(points)
-    _check_hierarchy_args(levels, ratio, method, radius, k)
+    _check_hierarchy_args(levels, ratio, method, radius, k, coarse_nodes)
     sizes = [len(pts)]
     for _ in range(levels - 1):
         sizes.append(max(1, round(sizes[-1] / ratio)))
+        if len(sizes) == 2 and coarse_nodes is not None:
+            sizes[1] = min(sizes[1], int(coarse_nodes))
     indices = [np.arange(len(pts), dtype=np.int64)]
     coarse_in_fine = []
     if method == "fps" and levels > 1:
@@ -238,7 +243,7 @@ def _level_graph(pts: np.ndarray, level: int, ratio: float, radius: float | None
     return (radius_graph(pts, r) if r > 0 else none), float(r)
 
 
-def _check_hierarchy_args(levels, ratio, method, radius, k) -> None:
+def _check_hierarchy_args(levels, ratio, method, radius, k, coarse_nodes) -> None:
     if int(levels) != levels or levels < 1:
         raise MeshError(f"levels must be a positive integer; got {levels}.")
     if not np.isfinite(ratio) or ratio <= 1:
@@ -251,6 +256,8 @@ def _check_hierarchy_args(levels, ratio, method, radius, k) -> None:
         raise MeshError(f"radius must be a positive finite number; got {radius}.")
     if k is not None and (int(k) != k or k < 1):
         raise MeshError(f"k must be a positive integer; got {k}.")
+    if coarse_nodes is not None and (int(coarse_nodes) != coarse_nodes or coarse_nodes < 1):
+        raise MeshError(f"coarse_nodes must be a positive integer; got {coarse_nodes}.")
 
 
 def _spacing(pts: np.ndarray, samples: int = 2000) -> float:
@@ -265,18 +272,22 @@ def _spacing(pts: np.ndarray, samples: int = 2000) -> float:
 
 
 def _voxel_size_for(pts: np.ndarray, target: int, tol: float = 0.05) -> float:
-    """Voxel size giving about ``target`` occupied voxels, by geometric bisection."""
+    """Voxel size giving about ``target`` occupied voxels, by geometric bisection; where the count
+    jumps past the target (points on a grid: 343 then 512 voxels), the size whose count came
+    closest, once the bracket is 0.1 % wide."""
     shifted = pts - pts.min(axis=0)
     span = shifted.max(axis=0)
     extent = float(span.max()) or 1.0
     lo, hi = extent * 1e-9, extent * 1.001               # ~all points vs. a single voxel
-    for _ in range(60):
+    best = (np.inf, hi)
+    while hi > 1.001 * lo:
         mid = np.sqrt(lo * hi)
         count = _occupied_voxels(shifted, span, mid)
+        best = min(best, (abs(count - target), mid))
         if abs(count - target) <= tol * target:
             break
         lo, hi = (mid, hi) if count > target else (lo, mid)
-    return mid
+    return best[1]
 
 
 def _occupied_voxels(shifted: np.ndarray, span: np.ndarray, voxel_size: float) -> int:

@@ -47,6 +47,11 @@ class MGNO(NeuralOperator):
             prolongation; the other cycles run on the coarse levels (see
             :class:`~meshop.models.vcycle.VCycles`). With ``smooth_finest=False`` the work on the
             mesh nodes is then two transfers, whatever ``cycles`` is.
+        coarse_nodes: at most this many nodes on level 1 (``None``: ``N / ratio``). With
+            ``sampling="voxel"``, ``smooth_finest=False`` and ``finest_once``, a part meshed
+            finer than the training meshes then gets the same coarse levels and the same work on
+            them, and only the two transfers see the mesh: the prediction does not depend on the
+            resolution, and the cost beyond the transfers stays fixed as the mesh grows.
         condition_channels: size of an optional per-graph vector ``e`` passed to
             :meth:`forward`; when > 0, every update of a level's state in a cycle is followed by
             FiLM, :math:`v \leftarrow v \odot (1 + \gamma(e)) + \beta(e)` (used by
@@ -64,16 +69,17 @@ class MGNO(NeuralOperator):
     def __init__(self, in_channels: int, out_channels: int, dim: int, width: int = 48,
                  levels: int = 3, ratio: float = 4.0, cycles: int = 2, kernel_width: int = 32,
                  neighbors: int = 16, transfer_k: int = 4, sampling: str = "fps",
-                 smooth_finest: bool = True, finest_once: bool = False, condition_channels: int = 0,
-                 length_unit: float = 0.02):
+                 smooth_finest: bool = True, finest_once: bool = False, coarse_nodes: int | None = None,
+                 condition_channels: int = 0, length_unit: float = 0.02):
         super().__init__(in_channels, out_channels, dim, width=width, levels=levels, ratio=ratio,
                          cycles=cycles, kernel_width=kernel_width, neighbors=neighbors,
                          transfer_k=transfer_k, sampling=sampling, smooth_finest=smooth_finest,
-                         finest_once=finest_once, condition_channels=condition_channels,
-                         length_unit=length_unit)
+                         finest_once=finest_once, coarse_nodes=coarse_nodes,
+                         condition_channels=condition_channels, length_unit=length_unit)
         self.levels, self.ratio = levels, ratio
         self.uses_mesh_graph = smooth_finest                            # K_0 runs on data.edge_index
         self.neighbors, self.transfer_k, self.sampling = neighbors, transfer_k, sampling
+        self.coarse_nodes = coarse_nodes
         self.lift = MLP([in_channels, width, width])
         self.processor = VCycles(dim, in_channels, width, levels, ratio, cycles, kernel_width,
                                  smooth_finest=smooth_finest, finest_once=finest_once,
@@ -84,7 +90,8 @@ class MGNO(NeuralOperator):
     def prepare(self, data):
         """Add the node hierarchy: level node sets, their kNN graphs and transfer edges
         (:func:`~meshop.models.multilevel.add_hierarchy`)."""
-        return add_hierarchy(data, self.levels, self.ratio, self.sampling, self.neighbors, self.transfer_k)
+        return add_hierarchy(data, self.levels, self.ratio, self.sampling, self.neighbors, self.transfer_k,
+                             self.coarse_nodes)
 
     # ------------------------------------------------------------------ model
     def forward(self, data, x: torch.Tensor | None = None, condition: torch.Tensor | None = None

@@ -103,11 +103,13 @@ def knn_between(source: np.ndarray, target: np.ndarray, k: int) -> np.ndarray:
     return np.stack([nearest.ravel(), np.repeat(np.arange(len(target), dtype=np.int64), k)])
 
 
-def add_hierarchy(data, levels: int, ratio: float, sampling: str, neighbors: int, transfer_k: int):
+def add_hierarchy(data, levels: int, ratio: float, sampling: str, neighbors: int, transfer_k: int,
+                  coarse_nodes: int | None = None):
     """``data`` (as :class:`MultiLevelData`) with a node hierarchy for V-cycles: ``level<l>_nodes``,
     ``level<l>_edges`` (kNN with ``neighbors``) and the transfer edges ``level<l>_to_level<l±1>_edges``
     (each fine node and its ``transfer_k`` nearest nodes of the next level); see
-    :func:`meshop.geometry.hierarchy.hierarchy` for ``levels``, ``ratio`` and ``sampling``."""
+    :func:`meshop.geometry.hierarchy.hierarchy` for ``levels``, ``ratio``, ``sampling`` and
+    ``coarse_nodes``."""
     from ..geometry.hierarchy import hierarchy
 
     data = as_multilevel(data)
@@ -115,7 +117,8 @@ def add_hierarchy(data, levels: int, ratio: float, sampling: str, neighbors: int
     # built on the nodes sorted by coordinates, so farthest-point sampling starts at the same
     # point whatever the mesh's node order: a renumbered mesh gets the same prediction
     order = coordinate_order(pos)
-    found = hierarchy(pos[order], levels, ratio, method=sampling, k=neighbors, finest_graph=False, pooling=False)
+    found = hierarchy(pos[order], levels, ratio, method=sampling, k=neighbors, finest_graph=False,
+                      pooling=False, coarse_nodes=coarse_nodes)
     ids = [np.arange(len(pos))] + [order[level_ids] for level_ids in found.indices[1:]]
     data.level0_nodes = torch.arange(len(pos))
     for level in range(1, levels):
