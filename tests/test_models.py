@@ -269,6 +269,30 @@ def test_finest_once_visits_the_mesh_in_two_transfers_and_needs_no_mesh_graph():
     torch.testing.assert_close(out, with_mesh_graph, atol=0, rtol=0)
 
 
+def test_finest_once_with_smooth_finest_adds_one_mesh_kernel_integral_at_the_end():
+    meshes = [square_mesh(3)]
+    spec = spec_for(meshes)
+    model = make_model("mgno", spec, 2, cycles=3, smooth_finest=True, finest_once=True).eval()
+    processor = model.processor
+    assert [sorted(grid) for grid in processor.smooth_down] == [["1", "2"]] * 3   # no mesh smoothing going down
+    assert [sorted(grid) for grid in processor.smooth_up] == [["1"], ["1"], ["0", "1"]]
+    assert model.uses_mesh_graph
+    mesh_calls = []
+    for grid in (processor.smooth_down, processor.smooth_up):
+        for cycle, layers in enumerate(grid):
+            for level, layer in layers.items():
+                layer.register_forward_hook(lambda module, args, out, key=(cycle, level): mesh_calls.append(key)
+                                            if len(out) == meshes[0].n_points else None)
+    graph = graphs_for(model, meshes, spec)[0]
+    assert graph.edge_index.shape[1] > 0
+    with torch.no_grad():
+        model(graph)
+    assert mesh_calls == [(2, "0")]                                 # once, after the last prolongation
+    loss = relative_l2(model.train()(graph), graph.y)
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters())      # every layer is used
+
+
 def test_finest_once_needs_a_coarse_level():
     with pytest.raises(ValueError, match="finest_once"):
         models.get("mgno", 8, 1, 2, levels=1, finest_once=True)

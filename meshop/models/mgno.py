@@ -46,7 +46,8 @@ class MGNO(NeuralOperator):
         finest_once: visit the mesh level only in the first restriction and the last
             prolongation; the other cycles run on the coarse levels (see
             :class:`~meshop.models.vcycle.VCycles`). With ``smooth_finest=False`` the work on the
-            mesh nodes is then two transfers, whatever ``cycles`` is.
+            mesh nodes is then two transfers, whatever ``cycles`` is; with ``smooth_finest=True``
+            two transfers and one kernel integral on the mesh graph, after the last prolongation.
         coarse_nodes: at most this many nodes on level 1 (``None``: ``N / ratio``). With
             ``sampling="voxel"``, ``smooth_finest=False`` and ``finest_once``, a part meshed
             finer than the training meshes then gets the same coarse levels and the same work on

@@ -23,7 +23,8 @@ class VCycles(nn.Module):
             are linear in their source or boundary values.
         finest_once: visit the mesh level only at the start of the first cycle and the end of the
             last one: the later cycles run on the coarse levels alone (a U-Net-like shape whose
-            work on the mesh is one restriction and one prolongation, for speed on large meshes).
+            work on the mesh is one restriction and one prolongation, for speed on large meshes,
+            and with ``smooth_finest`` one kernel integral on the mesh after that prolongation).
 
     Shapes: ``forward(data, x (N, F), lifted (N, width), condition (B, C) | None) -> (N, width)``.
     """
@@ -51,7 +52,11 @@ class VCycles(nn.Module):
         # ascent with finest_once)
         down_from = [self._first_level(cycle, descent=True) for cycle in range(cycles)]
         up_to = [self._first_level(cycle, descent=False) for cycle in range(cycles)]
-        self.smooth_down = _per_cycle(KernelIntegral, [[lv for lv in smoothed if lv >= first] for first in down_from], layer)
+        # with finest_once the descent restricts the lifted mesh features straight away: a kernel
+        # integral on the mesh (smooth_finest) runs once, after the last prolongation
+        lowest_smoothed_down = 1 if finest_once else 0
+        self.smooth_down = _per_cycle(KernelIntegral, [[lv for lv in smoothed if lv >= max(first, lowest_smoothed_down)]
+                                                       for first in down_from], layer)
         self.restrict = _per_cycle(KernelTransfer, [range(first, levels - 1) for first in down_from], layer)
         self.prolong = _per_cycle(KernelTransfer, [range(first, levels - 1) for first in up_to], layer)
         self.smooth_up = _per_cycle(KernelIntegral, [[lv for lv in smoothed if first <= lv < levels - 1]
