@@ -127,6 +127,19 @@ def test_batch_of_different_sizes_equals_graphs_alone(name, dim):
         torch.testing.assert_close(together[batch.batch == i], out, atol=1e-5, rtol=0)
 
 
+def test_fixed_degree_is_found_only_when_every_target_has_k_in_edges():
+    from meshop.geometry.neighbors import knn_graph
+    from meshop.nn import Edges
+
+    index = torch.as_tensor(knn_graph(np.random.default_rng(0).random((40, 3)), 5))
+    with torch.no_grad():
+        assert Edges(index, None, 40, chunk=12).fixed_degree == 5
+        assert Edges(index, None, 40, chunk=12).chunk == 10              # whole targets per chunk
+        assert Edges(index[:, 1:], None, 40, chunk=12).fixed_degree == 0  # node 0 has 4
+        assert Edges(index, None, 41, chunk=12).fixed_degree == 0         # node 40 has none
+    assert Edges(index, None, 40, chunk=12).fixed_degree == 0             # autograd: not chunked
+
+
 @pytest.mark.parametrize("name", ["gno", "mgno", "mgno:coarse-cycles", "beno"])
 def test_inference_in_edge_chunks_equals_all_edges_at_once(name, monkeypatch):
     import meshop.nn.edges
@@ -137,14 +150,21 @@ def test_inference_in_edge_chunks_equals_all_edges_at_once(name, monkeypatch):
     graph = graphs_for(model, [mesh], spec)[0]
     chunks = []
     original = meshop.nn.edges.Edges.chunks
-    monkeypatch.setattr(meshop.nn.edges.Edges, "chunks", lambda self: chunks.append(self.chunk) or original(self))
+    monkeypatch.setattr(meshop.nn.edges.Edges, "chunks",
+                        lambda self: chunks.append((self.chunk, self.fixed_degree)) or original(self))
     with torch.no_grad():
         whole = model(graph)
         monkeypatch.setattr(meshop.nn.edges, "EDGE_CHUNK", 50)            # every edge set chunked
         chunked = model(graph)                                           # embeddings kept
         monkeypatch.setattr(meshop.nn.edges, "EMBEDDING_CACHE", 0)
         recomputed = model(graph)                                        # embedded again per chunk
-    assert None in chunks and 50 in chunks                               # both paths really ran
+    assert (None, 0) in chunks                                           # whole edge sets ran
+    chunked_sets = [(size, degree) for size, degree in chunks if size is not None]
+    assert chunked_sets and all(size <= 50 for size, _ in chunked_sets)  # and chunked ones
+    # kNN graphs (and prolongations) take the fixed-degree path: chunks of whole targets
+    assert any(degree and size % degree == 0 for size, degree in chunked_sets)
+    if name != "gno":                                                    # restrictions: any degree
+        assert any(degree == 0 for _, degree in chunked_sets)
     assert max(v.shape[1] for k, v in graph.items() if k.endswith("edges") or k == "edge_index") > 4 * 50
     torch.testing.assert_close(chunked, whole, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(recomputed, whole, atol=1e-5, rtol=1e-5)

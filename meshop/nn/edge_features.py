@@ -41,13 +41,24 @@ class EdgeEmbedding(nn.Module):
         target_pos, target_a = (pos, a) if target_nodes is None else (pos[target_nodes], a[target_nodes])
         source_term, target_term = self.source_term(source_a), self.target_term(target_a)  # (N_s|N_t, hidden)
 
-        def embed(edge_index: torch.Tensor) -> torch.Tensor:
+        def embed(edge_index: torch.Tensor, targets: slice | None = None) -> torch.Tensor:
+            """``targets``: the edges are ``k`` per node of this range of targets, in order (see
+            :attr:`Edges.fixed_degree`): target terms are then broadcast instead of gathered."""
             source, target = edge_index
             # index_select, not t[ids]: the same gather, 2-5x faster on CPU for rows this narrow
-            rel = (source_pos.index_select(0, source) - target_pos.index_select(0, target)) / scale  # (E, d)
+            if targets is None:
+                rel = source_pos.index_select(0, source) - target_pos.index_select(0, target)  # (E, d)
+            else:
+                rel = (source_pos.index_select(0, source).view(targets.stop - targets.start, -1, pos.shape[1])
+                       - target_pos[targets, None]).view(len(source), -1)
+            rel /= scale
             dist = rel.norm(dim=1, keepdim=True)                        # (E, 1)
             h = self.relative(torch.cat([rel, dist], dim=1))            # (E, hidden)
-            h += target_term.index_select(0, target)   # in place: the sums' backward needs no input
+            # in place: the sums' backward needs no input
+            if targets is None:
+                h += target_term.index_select(0, target)
+            else:
+                h.view(targets.stop - targets.start, -1, h.shape[1]).add_(target_term[targets, None])
             h += source_term.index_select(0, source)
             return nn.functional.gelu(h)
         return embed

@@ -32,13 +32,16 @@ class Edges:
     fit :data:`EMBEDDING_CACHE`, and recomputed chunk by chunk otherwise.
     """
 
-    def __init__(self, index: torch.Tensor, embed: Callable[[torch.Tensor], torch.Tensor], n_targets: int,
+    def __init__(self, index: torch.Tensor, embed: Callable[..., torch.Tensor], n_targets: int,
                  chunk: int | None = None):
         chunk = EDGE_CHUNK if chunk is None else chunk
         self.chunk = None if torch.is_grad_enabled() or index.shape[1] <= chunk else chunk
         if self.chunk is not None and bool((index[1, 1:] < index[1, :-1]).any()):
             index = index[:, torch.argsort(index[1], stable=True)]     # chunks cover target ranges
         self.index, self.n_targets = index, n_targets
+        self.fixed_degree = _fixed_degree(index[1], n_targets) if self.chunk is not None else 0
+        if self.fixed_degree:                                           # chunks of whole targets
+            self.chunk = max(self.fixed_degree, self.chunk // self.fixed_degree * self.fixed_degree)
         self._embed = embed
         self._cached: list[torch.Tensor] | None = None
         self._degree: torch.Tensor | None = None
@@ -54,13 +57,14 @@ class Edges:
     def chunks(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, slice]]:
         """``(index (2, e), embedding (e, hidden), targets)`` covering every edge once: in each
         chunk, row 1 of ``index`` counts from ``targets.start``, the first target node it reaches
-        (chunks of target-sorted edges reach a contiguous range of targets)."""
+        (chunks of target-sorted edges reach a contiguous range of targets). With a
+        :attr:`fixed_degree` ``k``, a chunk's edges are ``k`` per target of ``targets``, in order."""
         kept = []
         for number, (index, targets) in enumerate(self._index_chunks()):
             if self._cached is not None:
                 embedding = self._cached[number]
             else:
-                embedding = self._embed(index)
+                embedding = self._embed(index, targets if self.fixed_degree else None)
                 if self.chunk is None or self.index.shape[1] * embedding.shape[1] <= EMBEDDING_CACHE:
                     kept.append(embedding)
             local = index if targets.start == 0 else torch.stack([index[0], index[1] - targets.start])
@@ -80,12 +84,23 @@ class Edges:
 
 def kernel_mean(edges: Edges, propagate) -> torch.Tensor:
     """``(n_targets, width)``: the mean over each target's in-edges of the messages that
-    ``propagate(index, embedding, n_targets)`` sums (a PyG ``propagate`` with ``aggr="sum"``),
-    accumulated chunk by chunk over :meth:`Edges.chunks` into the chunk's range of targets."""
+    ``propagate(index, embedding, n_targets, fixed_degree)`` sums (a PyG ``propagate`` with
+    ``aggr="sum"``; ``fixed_degree`` lets it sum ``k`` consecutive messages per target without a
+    scatter), accumulated chunk by chunk over :meth:`Edges.chunks` into the chunk's range of targets."""
     total = None
     for index, embedding, targets in edges.chunks():
-        part = propagate(index, embedding, targets.stop - targets.start)   # (targets, width)
+        part = propagate(index, embedding, targets.stop - targets.start, edges.fixed_degree)  # (targets, width)
         if total is None:
             total = part.new_zeros(edges.n_targets, part.shape[1])
         total[targets] += part
-    return total / edges.degree
+    return total / edges.fixed_degree if edges.fixed_degree else total / edges.degree
+
+
+def _fixed_degree(target: torch.Tensor, n_targets: int) -> int:
+    """``k`` when target-sorted edges reach every one of ``n_targets`` nodes exactly ``k`` times
+    (kNN graphs, prolongation to each fine node from its ``k`` nearest coarse nodes), else 0."""
+    if n_targets == 0 or len(target) % n_targets:
+        return 0
+    k = len(target) // n_targets
+    expected = torch.arange(n_targets, device=target.device).repeat_interleave(k)
+    return k if torch.equal(target, expected) else 0

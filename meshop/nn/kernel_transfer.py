@@ -40,8 +40,9 @@ class KernelTransfer(MessagePassing):
 
     def forward(self, source: torch.Tensor, target: torch.Tensor, edges: Edges) -> torch.Tensor:
         value = self.value(source)
-        integral = kernel_mean(edges, lambda index, embedding, n_targets: self.propagate(
-            index, u=value, edge_embedding=embedding, size=(len(value), n_targets)))  # (N_t, width)
+        integral = kernel_mean(edges, lambda index, embedding, n_targets, degree: self.propagate(
+            index, u=value, edge_embedding=embedding, size=(len(value), n_targets),
+            fixed_degree=degree))                                       # (N_t, width)
         return self.update_node(target, integral)
 
     def message(self, u_j: torch.Tensor, edge_embedding: torch.Tensor) -> torch.Tensor:
@@ -49,6 +50,12 @@ class KernelTransfer(MessagePassing):
         # without autograd the kernel is not kept for a backward pass: multiply in place, one
         # (E, width) buffer fewer on the hot path of inference
         return kernel * u_j if torch.is_grad_enabled() else kernel.mul_(u_j)
+
+    def aggregate(self, inputs: torch.Tensor, index: torch.Tensor, ptr: torch.Tensor | None = None,
+                  dim_size: int | None = None, fixed_degree: int = 0) -> torch.Tensor:
+        if fixed_degree:          # k consecutive messages per target: a reshape, not a scatter
+            return inputs.view(-1, fixed_degree, inputs.shape[1]).sum(dim=1)   # (N_t, width)
+        return super().aggregate(inputs, index, ptr, dim_size)
 
     def update_node(self, v: torch.Tensor, integral: torch.Tensor) -> torch.Tensor:
         update = self.self_weight(v) + integral
