@@ -49,10 +49,11 @@ class MGNO(NeuralOperator):
             mesh nodes is then two transfers, whatever ``cycles`` is; with ``smooth_finest=True``
             two transfers and one kernel integral on the mesh graph, after the last prolongation.
         coarse_nodes: at most this many nodes on level 1 (``None``: ``N / ratio``). With
-            ``sampling="voxel"``, ``smooth_finest=False`` and ``finest_once``, a part meshed
-            finer than the training meshes then gets the same coarse levels and the same work on
-            them, and only the two transfers see the mesh: the prediction does not depend on the
-            resolution, and the cost beyond the transfers stays fixed as the mesh grows.
+            ``sampling="voxel"`` a part meshed finer than the training meshes then gets the same
+            coarse levels (voxels of its shape) and the same work on them; with ``finest_once``
+            only the mesh-level layers grow with the mesh. Those still see the resolution (a kNN
+            neighbourhood shrinks, boundary flags are averaged over more interior nodes): see
+            docs/models.md, *Resolution*, for measured errors on refined meshes.
         condition_channels: size of an optional per-graph vector ``e`` passed to
             :meth:`forward`; when > 0, every update of a level's state in a cycle is followed by
             FiLM, :math:`v \leftarrow v \odot (1 + \gamma(e)) + \beta(e)` (used by
