@@ -196,10 +196,9 @@ def hierarchy(points, levels: int, ratio: float = 4.0, method: str = "fps",
     pts = as_points(points)
     _check_hierarchy_args(levels, ratio, method, radius, k, coarse_nodes)
     sizes = [len(pts)]
-    for _ in range(levels - 1):
-        sizes.append(max(1, round(sizes[-1] / ratio)))
-        if len(sizes) == 2 and coarse_nodes is not None:
-            sizes[1] = min(sizes[1], int(coarse_nodes))
+    for level in range(1, levels):
+        size = max(1, round(sizes[-1] / ratio))
+        sizes.append(min(size, int(coarse_nodes)) if level == 1 and coarse_nodes is not None else size)
     indices = [np.arange(len(pts), dtype=np.int64)]
     coarse_in_fine = []
     if method == "fps" and levels > 1:

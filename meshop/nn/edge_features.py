@@ -43,22 +43,25 @@ class EdgeEmbedding(nn.Module):
 
         def embed(edge_index: torch.Tensor, targets: slice | None = None) -> torch.Tensor:
             """``targets``: the edges are ``k`` per node of this range of targets, in order (see
-            :attr:`Edges.fixed_degree`): target terms are then broadcast instead of gathered."""
+            :attr:`Edges.fixed_degree`): target rows are then broadcast instead of gathered."""
             source, target = edge_index
+
+            def add_target_rows(edge_values: torch.Tensor, node_values: torch.Tensor, alpha: float = 1.0):
+                """``edge_values (E, c) += alpha * node_values`` at each edge's target, in place
+                (the sums' backward needs no input)."""
+                if targets is None:
+                    edge_values.add_(node_values.index_select(0, target), alpha=alpha)
+                else:
+                    edge_values.view(targets.stop - targets.start, -1, edge_values.shape[1]).add_(
+                        node_values[targets, None], alpha=alpha)
+
             # index_select, not t[ids]: the same gather, 2-5x faster on CPU for rows this narrow
-            if targets is None:
-                rel = source_pos.index_select(0, source) - target_pos.index_select(0, target)  # (E, d)
-            else:
-                rel = (source_pos.index_select(0, source).view(targets.stop - targets.start, -1, pos.shape[1])
-                       - target_pos[targets, None]).view(len(source), -1)
+            rel = source_pos.index_select(0, source)                    # (E, d)
+            add_target_rows(rel, target_pos, alpha=-1.0)                # x_j - x_i
             rel /= scale
             dist = rel.norm(dim=1, keepdim=True)                        # (E, 1)
             h = self.relative(torch.cat([rel, dist], dim=1))            # (E, hidden)
-            # in place: the sums' backward needs no input
-            if targets is None:
-                h += target_term.index_select(0, target)
-            else:
-                h.view(targets.stop - targets.start, -1, h.shape[1]).add_(target_term[targets, None])
+            add_target_rows(h, target_term)
             h += source_term.index_select(0, source)
             return nn.functional.gelu(h)
         return embed

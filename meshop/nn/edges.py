@@ -36,12 +36,13 @@ class Edges:
                  chunk: int | None = None):
         chunk = EDGE_CHUNK if chunk is None else chunk
         self.chunk = None if torch.is_grad_enabled() or index.shape[1] <= chunk else chunk
-        if self.chunk is not None and bool((index[1, 1:] < index[1, :-1]).any()):
-            index = index[:, torch.argsort(index[1], stable=True)]     # chunks cover target ranges
-        self.index, self.n_targets = index, n_targets
+        # a fixed degree implies target-sorted edges: then the sortedness pass is not needed
         self.fixed_degree = _fixed_degree(index[1], n_targets) if self.chunk is not None else 0
         if self.fixed_degree:                                           # chunks of whole targets
             self.chunk = max(self.fixed_degree, self.chunk // self.fixed_degree * self.fixed_degree)
+        elif self.chunk is not None and bool((index[1, 1:] < index[1, :-1]).any()):
+            index = index[:, torch.argsort(index[1], stable=True)]     # chunks cover target ranges
+        self.index, self.n_targets = index, n_targets
         self._embed = embed
         self._cached: list[torch.Tensor] | None = None
         self._degree: torch.Tensor | None = None

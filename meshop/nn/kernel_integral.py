@@ -20,8 +20,8 @@ class KernelIntegral(KernelTransfer):
     (diagonal) kernel, a low-rank form of the full ``width x width`` kernel matrix that keeps the
     cost O(E * width). Mean aggregation makes the layer a quadrature of the integral, so the same
     weights apply on any discretization whose neighbourhoods keep their extent (a kNN graph's
-    shrink as the mesh is refined, and the integral with them). The sum runs over :meth:`Edges.chunks`, so inference on a
-    big mesh holds one chunk of messages at a time.
+    shrink as the mesh is refined, and the integral with them). The sum runs over
+    :meth:`Edges.chunks`, so inference on a big mesh holds one chunk of messages at a time.
 
     ``linear=True`` drops :math:`\sigma` and the bias of :math:`W`: the layer is then linear in
     the state (the kernel still depends nonlinearly on the edge embedding), as BENO's
