@@ -13,8 +13,9 @@ from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version as _version
 
 from .errors import MeshError
-from .io import read, write
+from .io import read, read_series, write, write_series
 from .mesh import Mesh
+from .trajectory import Trajectory
 
 try:
     __version__ = _version("meshop")
@@ -36,5 +37,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'meshop' has no attribute {name!r}")
 
 
-__all__ = ["Mesh", "MeshError", "read", "write", "predict", "Predictor", "Prediction", "train", "Trainer",
+__all__ = ["Mesh", "MeshError", "Trajectory", "read", "read_series", "write", "write_series", "predict", "Predictor", "Prediction", "train", "Trainer",
            "TrainResult", "__version__"]

@@ -32,7 +32,9 @@ for _module in (_points, _vtk, _meshio):
     for _ext in _module.WRITE_EXTENSIONS:
         WRITERS.setdefault(_ext, _module)
 
-__all__ = ["read", "write", "READERS", "WRITERS"]
+from .series import read_series, write_series  # noqa: E402 - needs read/write defined below at call time
+
+__all__ = ["read", "write", "read_series", "write_series", "READERS", "WRITERS"]
 
 
 def _extension(path: Path) -> str:
