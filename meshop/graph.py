@@ -200,17 +200,3 @@ def decode(out: torch.Tensor, data, spec: FieldSpec) -> torch.Tensor:
     physical = (out * std + mean) * amplitude / length ** powers
     fixed = data.boundary_mask[:, None] & ~torch.isnan(data.dirichlet)
     return torch.where(fixed, torch.nan_to_num(data.dirichlet), physical)
-
-
-def relative_l2(pred: torch.Tensor, target: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
-    """Relative L2 error ``||pred - target|| / ||target||`` per graph and channel, averaged.
-
-    Computed over nodes (an unweighted nodal norm), per sample of the batch.
-    """
-    from torch_geometric.utils import scatter
-
-    if batch is None:
-        batch = torch.zeros(pred.shape[0], dtype=torch.long, device=pred.device)
-    err = scatter((pred - target) ** 2, batch, dim=0, reduce="sum")
-    ref = scatter(target ** 2, batch, dim=0, reduce="sum")
-    return (err.sqrt() / ref.sqrt().clamp_min(1e-12)).mean()

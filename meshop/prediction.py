@@ -16,6 +16,7 @@ from .checkpoint import Checkpoint, CheckpointError, load
 from .errors import MeshError
 from .graph import decode, feature_count, mesh_edges, node_data
 from .mesh import Mesh
+from .metrics import relative_l2_np
 
 #: name of the model used when none is given
 DEFAULT_MODEL = "heat3d"
@@ -174,7 +175,7 @@ class Predictor:
                 error = pred - truth
                 fields[f"{target}_error"] = error
                 metrics[target] = {
-                    "relative_l2": float(np.linalg.norm(error) / max(np.linalg.norm(truth), 1e-300)),
+                    "relative_l2": relative_l2_np(pred, truth),
                     "max_error": float(np.abs(error).max()),
                 }
         notes = [f"input '{name}' is missing; used the model's default {name} = {value:g}."
