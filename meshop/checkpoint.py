@@ -15,6 +15,9 @@ graph              :class:`~meshop.graph.GraphSettings`
 data               the training data card (dataset, problem, sizes, split)
 metrics            final metrics (validation/test relative L2, epochs, seconds)
 training           optional resume state: epoch, best metric, optimizer/scheduler scalars
+features           optional: the named layout of ``Data.x`` (:func:`~meshop.graph.feature_layout`)
+dynamics           optional, time-dependent models: state fields, varying inputs, frame dt,
+                   solver dt and stride, history, unroll, noise, integrator, increment scale
 sha256             checksum of the model weights (:func:`digest`), checked on load
 =================  ==============================================================
 """
@@ -30,7 +33,7 @@ import torch
 from .atomic import atomic_path
 from .errors import MeshError
 from .fields import FieldSpec
-from .graph import GraphSettings
+from .graph import GraphSettings, feature_layout
 
 FORMAT = 1
 _OPTIMIZER_PREFIX = "optimizer/"
@@ -53,6 +56,11 @@ class Checkpoint:
     training: dict = field(default_factory=dict)
     meshop_version: str = ""
     path: Path | None = None
+    dynamics: dict = field(default_factory=dict)
+
+    @property
+    def time_dependent(self) -> bool:
+        return bool(getattr(self.model, "time_dependent", False))
 
 
 def save(path, ckpt: Checkpoint, optimizer_state: dict[str, torch.Tensor] | None = None) -> Path:
@@ -73,7 +81,10 @@ def save(path, ckpt: Checkpoint, optimizer_state: dict[str, torch.Tensor] | None
         "data": ckpt.data,
         "metrics": ckpt.metrics,
         "training": ckpt.training,
+        "features": feature_layout(ckpt.fields, model.dim),
     }
+    if ckpt.dynamics:
+        meta["dynamics"] = ckpt.dynamics
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta["sha256"] = digest(tensors)
     for k, v in (optimizer_state or {}).items():
@@ -153,7 +164,7 @@ def load(path, device: str = "cpu", with_optimizer: bool = False):
         raise CheckpointError(f"{path}: the checkpoint's weights are corrupt (checksum mismatch).")
     model.to(device).eval()
     ckpt = Checkpoint(model, spec["name"], fields, graph, meta.get("data", {}), meta.get("metrics", {}),
-                      meta.get("training", {}), meta.get("meshop_version", ""), path)
+                      meta.get("training", {}), meta.get("meshop_version", ""), path, meta.get("dynamics", {}))
     if with_optimizer:
         optimizer = {k[len(_OPTIMIZER_PREFIX):]: v for k, v in tensors.items() if k.startswith(_OPTIMIZER_PREFIX)}
         return ckpt, optimizer

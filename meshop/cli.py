@@ -46,7 +46,10 @@ def info(
 ):
     """Points, dimension, cells, boundary and fields of a mesh file."""
     from .io import read
+    from .io.series import is_series
 
+    if is_series(file):
+        return _info_series(file, as_json)
     with user_errors():
         mesh = read(file)
         summary = describe(mesh)
@@ -70,6 +73,28 @@ def info(
         typer.echo(f"  cell field  {name:<16} {shapes}")
 
 
+def _info_series(file: Path, as_json: bool) -> None:
+    """`meshop info` of a time series: frames, time range, dt, fields, moving or fixed nodes."""
+    from .io import read_series
+
+    with user_errors():
+        summary = read_series(file).summary()
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    t0, t1 = summary["time_range"]
+    dt = f"dt {summary['dt']:.6g}" if summary["dt"] is not None else "non-uniform dt"
+    typer.echo(f"{file}: time series, {summary['n_frames']} frames, t = {t0:.6g} .. {t1:.6g} ({dt})")
+    motion = "moving (positions per frame)" if summary["moving"] else "fixed"
+    typer.echo(f"  points      {summary['n_points']}  (dim {summary['dim']}), {motion}")
+    for cell_type, count in summary["cells"].items():
+        typer.echo(f"  {cell_type:<11} {count}")
+    for name, shape in summary["fields"].items():
+        typer.echo(f"  per frame   {name}  shape (frames, {summary['n_points']}{''.join(f', {c}' for c in shape)})")
+    for name in summary["constant_fields"]:
+        typer.echo(f"  constant    {name}")
+
+
 @app.command()
 def predict(
     mesh: Path = typer.Argument(..., help="Volume mesh (vtu, vtk, msh, xdmf, ...) or closed CAD surface (stl, obj, ply)."),
@@ -78,14 +103,18 @@ def predict(
     device: str = typer.Option("cpu", help="cpu or cuda."),
     mesh_size: Optional[float] = typer.Option(None, help="Element size for surfaces, in the file's units (default: diagonal/30)."),
     max_nodes: int = typer.Option(200_000, help="Predict larger meshes sub-domain by sub-domain (models with a finite receptive field)."),
-    render: bool = typer.Option(False, "--render", help="Also write a picture: truth | prediction | error."),
+    render: bool = typer.Option(False, "--render", help="Also write a picture: truth | prediction | error (an animated GIF for --steps)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Time-dependent models: frames to roll out; writes <stem>.pred.pvd."),
+    dt: Optional[float] = typer.Option(None, "--dt", help="Time between saved frames (a multiple of the model's frame step; default: every frame)."),
 ):
-    """Predict fields on a mesh with a trained model; writes <stem>.pred.vtu."""
+    """Predict fields on a mesh with a trained model; writes <stem>.pred.vtu (a .pvd series with --steps)."""
     from .prediction import predict as run_prediction
 
     with user_errors():
         result = run_prediction(mesh, model, out=out, device=device, mesh_size=mesh_size, max_nodes=max_nodes,
-                                render=render)
+                                render=render, steps=steps, dt=dt, progress=steps is not None)
+    if steps is not None:
+        return _report_rollout(result)
     for note in result.notes:
         typer.echo(f"meshop: {note}", err=True)
     stages = ", ".join(f"{stage} {seconds:.2f}" for stage, seconds in result.timings.items())
@@ -94,6 +123,19 @@ def predict(
         typer.echo(f"wrote {result.picture}")
     for target, metric in result.metrics.items():
         typer.echo(f"  {target}: relative L2 {metric['relative_l2']:.4g}, max error {metric['max_error']:.4g}")
+
+
+def _report_rollout(result) -> None:
+    for note in result.notes:
+        typer.echo(f"meshop: {note}", err=True)
+    traj = result.trajectory
+    typer.echo(f"wrote {result.path} ({traj.n_frames} frames to t = {traj.times[-1]:.4g}, {traj.n_points} nodes, "
+               f"{result.seconds:.2f} s, {1000 * result.seconds_per_step:.1f} ms per step)")
+    if result.picture:
+        typer.echo(f"wrote {result.picture}")
+    for name, errors in result.errors.items():
+        marks = ", ".join(f"step {k}: {errors[k]:.3g}" for k in sorted({1, len(errors) // 2, len(errors) - 1}) if k)
+        typer.echo(f"  {name}: relative L2 against the reference series, {marks}")
 
 
 @app.command()
@@ -138,9 +180,22 @@ def render(
     field: Optional[str] = typer.Option(None, "--field", "-f", help="Point field to colour by (default: the first)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="PNG path (default: <stem>.png beside FILE)."),
     compare: bool = typer.Option(False, "--compare", help="Three panels: FIELD | FIELD_pred | FIELD_error."),
+    gif: Optional[Path] = typer.Option(None, "--gif", help="Time series (.pvd, .xdmf): write an animated GIF here."),
+    mp4: Optional[Path] = typer.Option(None, "--mp4", help="Time series: write an MP4 (needs imageio[ffmpeg])."),
+    fps: float = typer.Option(10.0, "--fps", help="Frames per second of --gif / --mp4."),
 ):
-    """Render a field to a PNG, off screen (3D volumes cut open to show the inside)."""
+    """Render a field to a PNG, off screen (3D volumes cut open to show the inside); a time series to a GIF or MP4."""
+    from .io.series import is_series
     from .viz import render as render_png
+
+    if gif is not None or mp4 is not None or is_series(file):
+        from .viz import animate
+
+        target = gif or mp4 or file.with_suffix(".gif")
+        with user_errors():
+            path = animate(file, target, field, fps=fps, progress=True)
+        typer.echo(f"wrote {path}")
+        return
 
     suffix = ".compare.png" if compare else ".png"
     with user_errors():

@@ -145,6 +145,23 @@ def extend_boundary_values(mesh, values: np.ndarray, k: int = EXTENSION_NEIGHBOU
     return extended
 
 
+def feature_layout(spec: FieldSpec, dim: int) -> dict[str, list[int]]:
+    """Where each named block of ``Data.x`` lies: name -> ``[start, stop)`` columns.
+
+    Names: ``position``, ``distance``, ``boundary_flag``, ``normal``, each input field by its
+    name, and ``extended:<input>`` for the carried-inward boundary values (module docstring).
+    Models read features by these names, never by a hard-coded column.
+    """
+    widths = [("position", dim), ("distance", 1), ("boundary_flag", 1), ("normal", dim)]
+    widths += [(name, len(spec.mean[name])) for name in spec.inputs]
+    widths += [(f"extended:{name}", len(spec.mean[name])) for name in dirichlet_inputs(spec)]
+    layout, start = {}, 0
+    for name, width in widths:
+        layout[name] = [start, start + width]
+        start += width
+    return layout
+
+
 def feature_count(spec: FieldSpec, dim: int) -> int:
     """Width of ``Data.x`` for meshes of dimension ``dim`` coded by ``spec``."""
     extended = dirichlet_inputs(spec)

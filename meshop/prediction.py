@@ -17,6 +17,7 @@ from .errors import MeshError
 from .graph import decode, feature_count, mesh_edges, node_data
 from .mesh import Mesh
 from .metrics import relative_l2_np
+from .trajectory import Trajectory
 
 #: name of the model used when none is given
 DEFAULT_MODEL = "heat3d"
@@ -202,19 +203,30 @@ def _node_subset(data, nodes: torch.Tensor):
 
 
 def predict(mesh, model=None, *, out=None, device: str = "cpu", mesh_size: float | None = None,
-            max_nodes: int = 200_000, write: bool = True, render: bool = False) -> Prediction:
+            max_nodes: int = 200_000, write: bool = True, render: bool = False, steps: int | None = None,
+            dt: float | None = None, progress: bool = False):
     """Predict on a mesh or mesh file and (by default) write ``<stem>.pred.vtu`` beside it.
 
     A closed CAD surface (stl, obj, ply, ...) is first filled with tetrahedra by gmsh at
     ``mesh_size`` (default: 1/30 of the bounding-box diagonal). ``render=True`` also writes a
     picture beside the output (``.png`` instead of ``.vtu``): truth | prediction | error when the
     mesh held the truth, else the prediction alone.
+
+    A time-dependent model (``steps``) is rolled out ``steps`` frames from the state the mesh
+    holds (or from the first frame of a ``.pvd`` / ``.xdmf`` series, whose later frames then give
+    per-step errors) and returns a :class:`~meshop.rollout.RolloutPrediction` whose trajectory is
+    written to ``<stem>.pred.pvd``; ``dt`` (a multiple of the model's frame step) thins the saved
+    frames, ``render=True`` writes an animated GIF.
     """
     from . import io
+    from .io.series import is_series
     from .meshing import default_mesh_size, tetrahedralize
 
-    source = mesh if isinstance(mesh, Mesh) else io.read(mesh)
+    source = mesh if isinstance(mesh, (Mesh, Trajectory)) else (
+        io.read_series(mesh) if is_series(mesh) else io.read(mesh))
     predictor = Predictor(model, device=device, max_nodes=max_nodes)
+    if predictor.checkpoint.time_dependent or steps is not None or isinstance(source, Trajectory):
+        return _predict_series(predictor, source, steps, dt, out, write, render, progress)
     volume = tetrahedralize(source, mesh_size) if source.is_surface else source
     result = predictor.predict(volume)
     if volume is not source:
@@ -229,6 +241,38 @@ def predict(mesh, model=None, *, out=None, device: str = "cpu", mesh_size: float
         result.path = io.write(result.mesh, out)
         if render:
             result.picture = _render(result, Path(result.path).with_suffix(".png"))
+    return result
+
+
+def _predict_series(predictor: Predictor, source, steps, dt, out, write: bool, render: bool, progress: bool):
+    """Roll a time-dependent checkpoint out (see :func:`predict`); write the series and a GIF."""
+    from . import io
+    from .rollout import rollout
+
+    ckpt = predictor.checkpoint
+    if not ckpt.time_dependent:
+        raise MeshError(f"model '{ckpt.model_name}' is steady: it predicts one state, not a series; "
+                        "drop --steps, or use a time-dependent model (e.g. --model heat3d-transient).")
+    if steps is None:
+        raise MeshError(f"model '{ckpt.model_name}' steps a state in time; say how far with --steps N.")
+    frame_dt = float(ckpt.dynamics.get("frame_dt") or 1.0)
+    every = 1
+    if dt is not None:
+        every = int(round(dt / frame_dt))
+        if every < 1 or not np.isclose(every * frame_dt, dt, rtol=1e-6):
+            raise MeshError(f"--dt {dt:g} is not a multiple of the model's frame step {frame_dt:g}.")
+    result = rollout(ckpt, source, steps, every=every, device=predictor.device, progress=progress)
+    if write:
+        origin = source.source
+        if out is None:
+            if origin is None:
+                raise MeshError("give an output path: the mesh was not read from a file.")
+            out = Path(origin).with_name(Path(origin).name.split(".")[0] + ".pred.pvd")
+        result.path = io.write_series(result.trajectory, out)
+        if render:
+            from .viz import animate
+
+            result.picture = animate(result.trajectory, Path(out).with_suffix(".gif"))
     return result
 
 

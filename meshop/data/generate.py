@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MeshError
+from ..trajectory import Trajectory
 from .problems import Problem, get_problem
 
 MANIFEST = "dataset.json"
@@ -120,10 +121,23 @@ def _make_sample(task) -> dict:
         raise MeshError(f"{name} sample {index}: {err}") from None
     except Exception as err:
         raise RuntimeError(f"{name} sample {index} failed: {type(err).__name__}: {err}") from err
+    if isinstance(mesh, Trajectory):
+        return _jsonable({**_write_trajectory(mesh, Path(path)), **info})
     write(mesh, path)
     entry = {"file": Path(path).name, "n_points": mesh.n_points,
              "n_cells": int(sum(mesh.cell_counts.values())), "bbox_diagonal": mesh.size}
     return _jsonable({**entry, **info})
+
+
+def _write_trajectory(traj: Trajectory, path: Path) -> dict:
+    """Write a time-dependent sample as ``sample_NNNNN.pvd`` (+ its frames folder); its entry."""
+    from ..io import write_series
+
+    path = write_series(traj, path.with_suffix(".pvd"))
+    return {"file": path.name, "n_points": traj.n_points, "n_cells": int(sum(traj.mesh.cell_counts.values())),
+            "bbox_diagonal": traj.mesh.size, "n_frames": traj.n_frames, "frame_dt": traj.dt,
+            "state": traj.state, "varying": sorted(traj.fields), "moving": traj.moving,
+            "dt": traj.metadata.get("dt"), "stride": traj.metadata.get("stride")}
 
 
 def _run_recycled(problem: Problem, tasks: list, resolution: int | None, options: dict) -> list[dict]:
@@ -196,8 +210,21 @@ def _manifest(problem: Problem, seed: int, resolution: int | None, options: dict
         "input_defaults": problem.input_defaults,
         "linear_inputs": problem.linear_inputs,
         "split": {part: files[bounds[k]:bounds[k + 1]] for k, part in enumerate(split)},
+        **_time_section(problem, samples),
         "samples": samples,
     })
+
+
+def _time_section(problem: Problem, samples: list[dict]) -> dict:
+    """The manifest's ``time`` entry of a trajectory dataset (empty for steady samples): the state
+    fields, the inputs that vary per frame, the frame spacing, the solver step and the stride."""
+    first = samples[0]
+    if "n_frames" not in first:
+        return {}
+    varying = [name for name in problem.inputs if name in first["varying"]]
+    return {"time": {"state": first["state"], "varying_inputs": varying, "frame_dt": first["frame_dt"],
+                     "dt": first["dt"], "stride": first["stride"], "moving": first["moving"],
+                     "n_frames": first["n_frames"]}}
 
 
 def _commit(staging: Path, out: Path) -> None:
@@ -205,8 +232,11 @@ def _commit(staging: Path, out: Path) -> None:
     if not out.exists():
         os.replace(staging, out)
         return
-    for old in [*out.glob("sample_*.vtu"), out / MANIFEST]:
-        old.unlink(missing_ok=True)
+    for old in [*out.glob("sample_*"), out / MANIFEST]:
+        if old.is_dir():
+            shutil.rmtree(old)
+        else:
+            old.unlink(missing_ok=True)
     for new in sorted(staging.iterdir(), key=lambda p: p.name == MANIFEST):  # manifest last
         os.replace(new, out / new.name)
 

@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import xml.etree.ElementTree as ET
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -105,7 +106,9 @@ def _write_xdmf(traj: Trajectory, path: Path, meta: dict) -> None:
         inner = staging / (path.stem + ".xdmf")
         cells = [(kind, conn) for kind, conn in traj.mesh.cells.items()]
         points = _points3(traj.mesh)
-        with meshio.xdmf.TimeSeriesWriter(str(inner)) as writer:
+        # meshio writes the .h5 beside the working directory, not beside the .xdmf: write from
+        # inside the staging folder (the .xdmf names the .h5 by its bare file name)
+        with _working_directory(staging), meshio.xdmf.TimeSeriesWriter(inner.name) as writer:
             writer.write_points_cells(points, cells)
             for index, time in enumerate(traj.times):
                 values = {**traj.mesh.point_data, **{n: v[index] for n, v in traj.fields.items()}}
@@ -115,6 +118,16 @@ def _write_xdmf(traj: Trajectory, path: Path, meta: dict) -> None:
             os.replace(produced, path.with_name(produced.name))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextmanager
+def _working_directory(folder: Path):
+    previous = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
 
 
 def _points3(mesh: Mesh) -> np.ndarray:

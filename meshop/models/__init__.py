@@ -15,6 +15,7 @@ from .base import NeuralOperator
 from .beno import BENO
 from .gno import GNO
 from .mgno import MGNO
+from .stepper import TimeStepper
 
 _REGISTRY: dict[str, type[NeuralOperator]] = {}
 
@@ -55,5 +56,6 @@ register("gno", GNO)
 register("mgno", MGNO)
 register("beno", BENO)
 register("amg", AMG)
+register("stepper", TimeStepper)
 
 __all__ = ["NeuralOperator", "available", "defaults", "get", "register"]

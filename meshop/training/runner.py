@@ -23,18 +23,19 @@ from ..metrics import relative_l2
 from .data import SPLITS, TrainingData, load_training_data
 from .records import write_loss_curve, write_metrics
 from .state import optimizer_from_flat, optimizer_to_flat
-from .steps import supervised_step
+from .steps import supervised_step, unrolled_step
 from .trainer import EpochSampler, Trainer
+from .windows import base_graph, increment_scale, is_trajectory_dataset, load_trajectory_data, varying_columns, windows
 
 SCHEDULES = ("onecycle", "cosine")
 #: options that must not change when a run is resumed
 RESUME_OPTIONS = ("model", "model_config", "inputs", "targets", "graph", "epochs", "batch_size", "lr",
-                  "weight_decay", "schedule", "seed", "max_train", "grad_clip")
+                  "weight_decay", "schedule", "seed", "max_train", "grad_clip", "unroll", "noise", "window_every")
 
 
 @dataclass
 class TrainResult:
-    """What :meth:`Trainer.fit` returns.
+    """What :meth:`Run.fit` returns.
 
     Attributes:
         run: the run folder.
@@ -76,7 +77,15 @@ class Run:
         grad_clip: maximum gradient norm.
         save_every: write ``RUN/last.safetensors`` every this many epochs (and after the last);
             an interrupted run resumes from the last one written.
+        unroll, noise, window_every: time-dependent models on trajectory datasets only: steps
+            each training window is rolled out (:func:`~meshop.training.unrolled_step`), the
+            standard deviation of the noise on its initial state (normalized units), and the
+            frame spacing of the windows' start frames.
         **model_overrides: hyper-parameters of the model (e.g. ``width=32``).
+
+    A dataset whose manifest has a ``time`` entry (a folder of trajectories) trains a
+    time-dependent model (``stepper``) with unrolled steps; any other, a steady model with the
+    supervised step.
     """
 
     def __init__(self, data, model: str = "gno", inputs: list[str] | None = None,
@@ -84,8 +93,15 @@ class Run:
                  lr: float = 1e-3, weight_decay: float = 1e-4, schedule: str = "onecycle",
                  graph: GraphSettings | None = None, out=None, resume: bool = False, seed: int = 0,
                  device: str = "cpu", progress: bool = True, max_train: int | None = None,
-                 grad_clip: float = 1.0, save_every: int = 1, **model_overrides):
+                 grad_clip: float = 1.0, save_every: int = 1, unroll: int = 2, noise: float = 0.0,
+                 window_every: int = 1, **model_overrides):
         _check_options(model, epochs, batch_size, lr, weight_decay, schedule, grad_clip, device, save_every)
+        for name, value in (("unroll", unroll), ("window_every", window_every)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise MeshError(f"{name} must be a positive integer, got {value!r}.")
+        if not isinstance(noise, (int, float)) or isinstance(noise, bool) or not 0 <= noise < math.inf:
+            raise MeshError(f"noise must be a non-negative number, got {noise!r}.")
+        self.unroll, self.noise, self.window_every = int(unroll), float(noise), int(window_every)
         self.data_path = Path(data)
         self.model_name, self.model_overrides = model, model_overrides
         self.inputs, self.targets = inputs, targets
@@ -108,22 +124,12 @@ class Run:
 
     # ------------------------------------------------------------------ set-up
     def setup(self) -> None:
-        """Read the data, fit the field statistics, build the model, the graphs (once) and the
-        optimizer and schedule."""
-        self.data: TrainingData = load_training_data(self.data_path, self.inputs, self.targets,
-                                                     self.seed, self.max_train)
-        self.fields = self.data.fields
-        torch.manual_seed(self.seed)
-        try:
-            self.model = models.get(self.model_name, feature_count(self.fields, self.data.dim),
-                                    self.fields.channels(self.fields.targets), self.data.dim,
-                                    **self.model_overrides)
-        except (ValueError, TypeError) as err:
-            raise MeshError(str(err)) from None
-        self.model.to(self.device)
-        self.graphs = {split: [build_graph(mesh, self.fields, self.graph, prepare=self.model.prepare,
-                                           mesh_graph=self.model.uses_mesh_graph)
-                               for mesh in self.data.meshes[split]] for split in SPLITS}
+        """Read the data, fit the field statistics, build the model, the graphs (once), the step
+        function, the optimizer and schedule, and hand them to a :class:`Trainer`."""
+        if is_trajectory_dataset(self.data_path):
+            step, validate = self._setup_time()
+        else:
+            step, validate = self._setup_steady()
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         steps = self.epochs * math.ceil(len(self.graphs["train"]) / self.batch_size)
         if self.schedule == "onecycle":
@@ -132,12 +138,75 @@ class Run:
             self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=steps)
         train_loader = DataLoader(self.graphs["train"], batch_size=self.batch_size,
                                   sampler=EpochSampler(len(self.graphs["train"]), self.seed))
-        self.trainer = Trainer(self.model, self.optimizer, supervised_step(self.fields), train_loader,
-                               scheduler=self.scheduler, val_loader=self.graphs["val"],
-                               validate=lambda model, graphs: evaluate(model, graphs, self.fields,
-                                                                       self.batch_size, self.device),
-                               grad_clip=self.grad_clip, device=self.device, on_epoch_end=self._end_epoch,
+        self.validate = validate
+        self.trainer = Trainer(self.model, self.optimizer, step, train_loader, scheduler=self.scheduler,
+                               val_loader=self.graphs["val"], validate=validate, grad_clip=self.grad_clip, device=self.device, on_epoch_end=self._end_epoch,
                                progress=self.progress)
+
+    def _build_model(self, in_channels: int, out_channels: int, dim: int, **fixed):
+        torch.manual_seed(self.seed)
+        try:
+            model = models.get(self.model_name, in_channels, out_channels, dim, **fixed, **self.model_overrides)
+        except (ValueError, TypeError) as err:
+            raise MeshError(str(err)) from None
+        return model.to(self.device)
+
+    def _setup_steady(self):
+        """Meshes -> graphs; the supervised step; validation by relative L2."""
+        self.data: TrainingData = load_training_data(self.data_path, self.inputs, self.targets,
+                                                     self.seed, self.max_train)
+        self.fields = self.data.fields
+        self.model = self._build_model(feature_count(self.fields, self.data.dim),
+                                       self.fields.channels(self.fields.targets), self.data.dim)
+        if self.model.time_dependent:
+            raise MeshError(f"model '{self.model_name}' steps a state in time and {self.data_path} holds "
+                            "steady samples; train it on a trajectory dataset (e.g. meshop generate "
+                            "heat3d-transient).")
+        self.graphs = {split: [build_graph(mesh, self.fields, self.graph, prepare=self.model.prepare,
+                                           mesh_graph=self.model.uses_mesh_graph)
+                               for mesh in self.data.meshes[split]] for split in SPLITS}
+        return supervised_step(self.fields), (
+            lambda model, graphs: evaluate(model, graphs, self.fields, self.batch_size, self.device))
+
+    def _setup_time(self):
+        """Trajectories -> windows on each trajectory's graph; the unrolled step; validation by the
+        same step without noise."""
+        self.data = load_trajectory_data(self.data_path, self.seed, self.max_train)
+        self.fields, dim = self.data.fields, self.data.dim
+        self.model = self._build_model(feature_count(self.fields, dim), self.fields.channels(self.fields.targets),
+                                       dim, varying_columns=varying_columns(self.fields, dim, self.data.varying))
+        if not self.model.time_dependent:
+            raise MeshError(f"{self.data_path} holds trajectories but model '{self.model_name}' is steady; "
+                            "use --model stepper.")
+        self.model.increment_scale.copy_(increment_scale(self.data.trajectories["train"], self.fields))
+        self.graphs = {}
+        for split in SPLITS:
+            self.graphs[split] = []
+            for traj in self.data.trajectories[split]:
+                base = base_graph(traj, self.fields, self.graph, self.model.prepare, self.model.uses_mesh_graph)
+                self.graphs[split] += windows(traj, base, self.fields, self.data.varying, self.unroll,
+                                              self.window_every)
+        train_step, eval_step = unrolled_step(self.unroll, self.noise), unrolled_step(self.unroll)
+
+        @torch.no_grad()
+        def validate(model, graphs):
+            model.eval()
+            losses = [eval_step(model, batch.to(self.device))[0].item() * batch.num_graphs
+                      for batch in DataLoader(graphs, batch_size=self.batch_size)]
+            return sum(losses) / len(graphs)
+
+        return train_step, validate
+
+    @property
+    def dynamics(self) -> dict:
+        """The checkpoint's dynamics section (time-dependent models; empty otherwise)."""
+        if not self.model.time_dependent:
+            return {}
+        time = self.data.card["time"]
+        return {"state": self.fields.targets, "varying_inputs": self.data.varying, "frame_dt": time.get("frame_dt"),
+                "solver_dt": time.get("dt"), "stride": time.get("stride"), "history": 1, "unroll": self.unroll,
+                "noise": self.noise, "integrator": "s + increment_scale * F(a, s), one frame per step",
+                "increment_scale": self.model.increment_scale.tolist()}
 
     @property
     def options(self) -> dict:
@@ -146,7 +215,8 @@ class Run:
                 "inputs": self.fields.inputs, "targets": self.fields.targets, "graph": self.graph.to_dict(),
                 "epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
                 "weight_decay": self.weight_decay, "schedule": self.schedule, "seed": self.seed,
-                "max_train": self.max_train, "grad_clip": self.grad_clip}
+                "max_train": self.max_train, "grad_clip": self.grad_clip, "unroll": self.unroll,
+                "noise": self.noise, "window_every": self.window_every}
 
     # ------------------------------------------------------------------ the loop
     def fit(self) -> TrainResult:
@@ -176,8 +246,7 @@ class Run:
     def _finish(self) -> TrainResult:
         """Test the best model; write the final metrics into both checkpoints and the loss curve."""
         best = load(self.best_path, device=str(self.device))
-        test = (evaluate(best.model, self.graphs["test"], self.fields, self.batch_size, self.device)
-                if self.graphs["test"] else None)
+        test = self.validate(best.model, self.graphs["test"]) if self.graphs["test"] else None
         last = self.history[-1]
         metrics = {"best_val_rel_l2": self.best_val, "best_epoch": self.best_epoch, "test_rel_l2": test,
                    "train_loss": last["train_loss"], "epochs": last["epoch"], "seconds": last["seconds"]}
@@ -195,8 +264,8 @@ class Run:
             tensors, optimizer_meta = optimizer_to_flat(self.optimizer.state_dict())
             training.update(best_val_rel_l2=self.best_val, best_epoch=self.best_epoch, history=self.history,
                             optimizer=optimizer_meta, scheduler=self.scheduler.state_dict())
-        save(path, Checkpoint(model, self.model_name, self.fields, self.graph, self.data.card, metrics, training),
-             optimizer_state=tensors)
+        save(path, Checkpoint(model, self.model_name, self.fields, self.graph, self.data.card, metrics, training,
+                              dynamics=self.dynamics), optimizer_state=tensors)
 
     def _restore(self) -> int:
         """Load model, optimizer, schedule and history from ``RUN/last.safetensors``; the epoch reached."""

@@ -45,8 +45,9 @@ def render(mesh_or_path: Mesh | str | Path, field: str | None = None, out: str |
 
 
 def field_plotter(mesh: Mesh, field: str | None, *, window_size=SINGLE_WINDOW, show_edges=None,
-                  title: str | None = None):
-    """An off-screen plotter showing one field of ``mesh`` (see :func:`render`), camera fitted."""
+                  title: str | None = None, clim: tuple[float, float] | None = None, points=None):
+    """An off-screen plotter showing one field of ``mesh`` (see :func:`render`), camera fitted
+    to ``points`` (default the mesh's). ``clim`` fixes the colour range (animations)."""
     kind = scene.kind_of(mesh)
     field = field if field is not None else scene.default_field(mesh)
     grid = scene.to_pyvista(mesh)
@@ -57,11 +58,12 @@ def field_plotter(mesh: Mesh, field: str | None, *, window_size=SINGLE_WINDOW, s
     else:
         values, label = scene.field_values(mesh, field)
         grid.point_data[label] = values
-        scene.add_field(plotter, grid, kind, label, scene.FieldStyle.for_values(values, label),
-                        show_edges=show_edges)
+        style = scene.FieldStyle.for_values(values, label) if clim is None else scene.FieldStyle(label, clim)
+        scene.add_field(plotter, grid, kind, label, style, show_edges=show_edges)
     if title:
         plotter.add_text(title, position="upper_left", font_size=14, color="black")
-    scene.fit_camera(plotter, mesh.dim, grid.points, bottom=0.17 if field is not None else 0.04)
+    fitted = grid.points if points is None else points
+    scene.fit_camera(plotter, mesh.dim, fitted, bottom=0.17 if field is not None else 0.04)
     return plotter
 
 
