@@ -46,6 +46,11 @@ def get(name: str, in_channels: int, out_channels: int, dim: int, **overrides) -
     return cls(in_channels, out_channels, dim, **overrides)
 
 
+def model_class(name: str) -> type[NeuralOperator]:
+    """The class registered as ``name`` (its capability flags: ``time_dependent``, ``queryable``)."""
+    return _cls(name)
+
+
 def _cls(name: str) -> type[NeuralOperator]:
     if name not in _REGISTRY:
         raise ValueError(f"unknown model '{name}'; available: {', '.join(available())}.")
@@ -58,4 +63,4 @@ register("beno", BENO)
 register("amg", AMG)
 register("stepper", TimeStepper)
 
-__all__ = ["NeuralOperator", "available", "defaults", "get", "register"]
+__all__ = ["NeuralOperator", "available", "defaults", "get", "model_class", "register"]

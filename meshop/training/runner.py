@@ -171,13 +171,13 @@ class Run:
     def _setup_time(self):
         """Trajectories -> windows on each trajectory's graph; the unrolled step; validation by the
         same step without noise."""
+        if not models.model_class(self.model_name).time_dependent:
+            raise MeshError(f"{self.data_path} holds trajectories but model '{self.model_name}' is steady; "
+                            "use --model stepper.")
         self.data = load_trajectory_data(self.data_path, self.seed, self.max_train)
         self.fields, dim = self.data.fields, self.data.dim
         self.model = self._build_model(feature_count(self.fields, dim), self.fields.channels(self.fields.targets),
                                        dim, varying_columns=varying_columns(self.fields, dim, self.data.varying))
-        if not self.model.time_dependent:
-            raise MeshError(f"{self.data_path} holds trajectories but model '{self.model_name}' is steady; "
-                            "use --model stepper.")
         self.model.increment_scale.copy_(increment_scale(self.data.trajectories["train"], self.fields))
         self.graphs = {}
         for split in SPLITS:

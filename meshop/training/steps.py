@@ -49,6 +49,6 @@ def unrolled_step(unroll: int = 1, noise: float = 0.0):
             state = model.step(batch, state, k)
             losses.append(relative_l2(state, batch.future[:, :, k], batch.batch))
         loss = torch.stack(losses).mean()
-        return loss, {f"step{k + 1}": float(v) for k, v in enumerate(losses)} if unroll > 1 else {}
+        return loss, {f"step{k + 1}": v.item() for k, v in enumerate(losses)} if unroll > 1 else {}
 
     return step

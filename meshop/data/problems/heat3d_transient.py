@@ -40,7 +40,8 @@ FIELDS = {
     "heat_transfer": ("input", "β = h/k in 1/m on convective (Robin) surface nodes, 0 elsewhere"),
     "ambient_temperature": ("input", "T∞ in K: the ambient of convective surfaces, the temperature "
                                      "of held (Dirichlet) ones"),
-    "dirichlet_mask": ("input", "1 on surface nodes held at T∞, 0 elsewhere"),
+    "surfaces_held": ("input", "1 on every node when the surfaces are held at T∞ (Dirichlet), 0 when they "
+                               "convect (Robin)"),
     "source_on": ("input", "per frame: fraction of the next frame interval during which the source is on"),
     "temperature": ("target", "T in K per frame (the evolving state; P1 finite elements, BDF2)"),
 }
@@ -49,6 +50,9 @@ DEFAULTS = {"resolution": 3000, "frames": 101, "frame_dt": 0.01, "stride": 2, "s
 LENGTH_POWERS = {"source": 2, "heat_transfer": 1}
 #: the temperature is linear in the excess temperatures and the source together
 LINEAR_INPUTS = ["source", "ambient_temperature"]
+#: what a part without these fields most likely means: no source, surfaces held at 0 K
+INPUT_DEFAULTS = {"source": 0.0, "heat_transfer": 0.0, "ambient_temperature": 0.0, "surfaces_held": 1.0,
+                  "source_on": 0.0}
 SCENARIOS = ("cooling", "heating")
 BOUNDARIES = ("dirichlet", "robin")
 
@@ -102,5 +106,8 @@ def heat3d_transient_sample(rng: np.random.Generator, resolution: int = 3000, fr
              "source_strength": strength, "t_on": float(t_on) if heating else None,
              "frame_dt": float(frame_dt), "time_unit": "d²/α with d = length_scale (m)"}
     trajectory.metadata.update(facts)
+    # the model is told the boundary kind by a per-part flag, which a part without fields can default
+    held = trajectory.mesh.point_data.pop("dirichlet_mask")
+    trajectory.mesh.point_data["surfaces_held"] = np.full(mesh.n_points, float(held.max() > 0.5))
     part.pop("tries")
     return trajectory, {**part, **facts, "length_scale": d, "dt": dt, "stride": stride}
