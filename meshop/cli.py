@@ -131,8 +131,9 @@ def _report_rollout(result) -> None:
     traj = result.trajectory
     typer.echo(f"wrote {result.path} ({traj.n_frames} frames to t = {traj.times[-1]:.4g}, {traj.n_points} nodes, "
                f"{result.seconds:.2f} s, {1000 * result.seconds_per_step:.1f} ms per step)")
-    if result.picture:
-        typer.echo(f"wrote {result.picture}")
+    for extra in (result.picture, result.error_plot):
+        if extra:
+            typer.echo(f"wrote {extra}")
     for name, errors in result.errors.items():
         marks = ", ".join(f"step {k}: {errors[k]:.3g}" for k in sorted({1, len(errors) // 2, len(errors) - 1}) if k)
         typer.echo(f"  {name}: relative L2 against the reference series, {marks}")

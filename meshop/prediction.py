@@ -270,9 +270,12 @@ def _predict_series(predictor: Predictor, source, steps, dt, out, write: bool, r
             out = Path(origin).with_name(Path(origin).name.split(".")[0] + ".pred.pvd")
         result.path = io.write_series(result.trajectory, out)
         if render:
-            from .viz import animate
+            from .viz import animate, plot_rollout_errors
 
             result.picture = animate(result.trajectory, Path(out).with_suffix(".gif"))
+            if result.errors:
+                result.error_plot = plot_rollout_errors(result.errors, Path(out).with_suffix(".errors.png"),
+                                                        frame_dt=frame_dt * every)
     return result
 
 

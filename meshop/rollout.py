@@ -34,6 +34,7 @@ class RolloutPrediction:
         defaults: inputs (or initial states) that were missing and replaced by defaults.
         seconds: wall time; ``seconds_per_step``: the model's time per step alone.
         notes: what was done on the user's behalf, one sentence each.
+        path, picture, error_plot: the series, the animation and the error-growth PNG written.
     """
 
     trajectory: Trajectory
@@ -44,6 +45,7 @@ class RolloutPrediction:
     notes: list[str] = field(default_factory=list)
     path: object = None
     picture: object = None
+    error_plot: object = None
 
 
 def rollout(checkpoint, source: Mesh | Trajectory, steps: int, *, every: int = 1, device: str = "cpu",

@@ -140,3 +140,25 @@ def test_epoch_sampler_order_depends_on_seed_and_epoch_only():
     assert list(first) == list(again) and sorted(first) == list(range(10))
     again.set_epoch(6)
     assert list(first) != list(again)
+
+
+def test_cli_predict_steps_writes_series_animation_and_error_curve(decay_run, tmp_path):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from meshop.cli import app
+
+    data, result = decay_run
+    for name in ("case_3.pvd", "case_3"):
+        (shutil.copytree if name == "case_3" else shutil.copy)(data / name, tmp_path / name)
+    run = CliRunner().invoke(app, ["predict", str(tmp_path / "case_3.pvd"), "--model", str(result.best),
+                                   "--steps", "4", "--render"])
+    assert run.exit_code == 0, run.stderr
+    assert "5 frames" in run.stdout and "relative L2 against the reference series" in run.stdout
+    for produced in ("case_3.pred.pvd", "case_3.pred.gif", "case_3.pred.errors.png"):
+        assert (tmp_path / produced).is_file(), produced
+    assert meshop.read_series(tmp_path / "case_3.pred.pvd").n_frames == 5
+    bad = CliRunner().invoke(app, ["predict", str(tmp_path / "case_3.pvd"), "--model", str(result.best),
+                                   "--steps", "0"])
+    assert bad.exit_code == 2 and "--steps must be a positive integer" in bad.stderr

@@ -89,3 +89,31 @@ def _log_curve(ax, epoch: np.ndarray, values: np.ndarray, color: str, label: str
         plain = FuncFormatter(lambda value, _: f"{value:g}")
         ax.yaxis.set_major_formatter(plain)
         ax.yaxis.set_minor_formatter(plain if np.ptp(np.log10(values[keep])) < 1.2 else FuncFormatter(lambda *_: ""))
+
+
+def plot_rollout_errors(curves: dict[str, np.ndarray], out_png: str | Path, *, frame_dt: float = 1.0,
+                        title: str = "rollout error growth", dpi: int = 110) -> Path:
+    """Relative L2 error per rollout step of one or more series, in percent, on a log axis.
+
+    Args:
+        curves: label -> ``(steps + 1,)`` errors (frame 0, the given state, is left out).
+        out_png: output PNG, written atomically.
+        frame_dt: time per step, for the top axis label.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6.4, 3.8), layout="constrained")
+    FigureCanvasAgg(figure)
+    ax = figure.add_subplot()
+    for label, errors in curves.items():
+        steps = np.arange(1, len(errors))
+        ax.plot(steps, 100 * np.maximum(np.asarray(errors)[1:], 1e-6), label=label, linewidth=1.6)
+    ax.set_yscale("log")
+    ax.set_xlabel(f"step (one step = {frame_dt:g} time units)")
+    ax.set_ylabel("relative L2 error (%)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    if len(curves) > 1:
+        ax.legend(fontsize=8)
+    return write_atomically(Path(out_png), lambda tmp: figure.savefig(tmp, dpi=dpi, format="png"))
