@@ -5,16 +5,15 @@
 >>> result = meshop.predict(part, write=False)          # the bundled default model
 >>> run = meshop.train("data/heat3d", model="gno", epochs=50, out="runs/heat")
 
-``import meshop`` stays light: the torch-based parts (``predict``, ``Predictor``, ``train``,
-``Trainer``) load on first use.
+``import meshop`` stays light: every public name loads on first use (the torch-based ones,
+``predict``, ``Predictor``, ``train``, ``Trainer``, are the slow ones), so ``meshop --help``
+answers at once.
 """
 
 from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version as _version
 
 from .errors import MeshError
-from .io import read, write
-from .mesh import Mesh
 
 try:
     __version__ = _version("meshop")
@@ -23,6 +22,7 @@ except PackageNotFoundError:  # running from a source tree without installation
 
 #: public name -> module that defines it, imported on first access
 _LAZY = {
+    "read": "io", "write": "io", "Mesh": "mesh",
     "predict": "prediction", "Predictor": "prediction", "Prediction": "prediction",
     "train": "training", "Trainer": "training", "TrainResult": "training",
 }

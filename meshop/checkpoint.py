@@ -17,6 +17,9 @@ metrics            final metrics (validation/test relative L2, epochs, seconds)
 training           optional resume state: epoch, best metric, optimizer/scheduler scalars
 sha256             checksum of the model weights (:func:`digest`), checked on load
 =================  ==============================================================
+
+Reading the metadata (:func:`read_metadata`) does not import torch, so the command line checks a
+checkpoint before paying for that import.
 """
 
 from __future__ import annotations
@@ -24,13 +27,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from .atomic import atomic_path
 from .errors import MeshError
 from .fields import FieldSpec
-from .graph import GraphSettings
+
+if TYPE_CHECKING:
+    import torch
+
+    from .graph import GraphSettings
 
 FORMAT = 1
 _OPTIMIZER_PREFIX = "optimizer/"
@@ -91,6 +97,8 @@ def digest(tensors: dict[str, torch.Tensor]) -> str:
     """
     import hashlib
 
+    import torch
+
     sha = hashlib.sha256()
     for name in sorted(tensors):
         tensor = tensors[name].detach().cpu().contiguous()
@@ -107,7 +115,7 @@ def read_metadata(path) -> dict:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file.")
     try:
-        with safe_open(str(path), framework="pt") as handle:
+        with safe_open(str(path), framework="numpy") as handle:  # the header only: no torch
             header = handle.metadata() or {}
     except Exception as err:
         raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({str(err).splitlines()[0][:120]}).") from None
@@ -129,6 +137,7 @@ def load(path, device: str = "cpu", with_optimizer: bool = False):
     from safetensors.torch import load_file
 
     from . import models
+    from .graph import GraphSettings
 
     path = Path(path)
     meta = read_metadata(path)
