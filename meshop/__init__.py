@@ -3,6 +3,7 @@
 >>> import meshop
 >>> part = meshop.read("examples/parts/bracket.vtu")
 >>> result = meshop.predict(part, write=False)          # the bundled default model
+>>> meshop.generate("heat3d", n=200, out="data/heat3d")   # solved samples (gmsh + scikit-fem)
 >>> run = meshop.train("data/heat3d", model="gno", epochs=50, out="runs/heat")
 
 ``import meshop`` stays light: every public name loads on first use (the torch-based ones,
@@ -22,7 +23,7 @@ except PackageNotFoundError:  # running from a source tree without installation
 
 #: public name -> module that defines it, imported on first access
 _LAZY = {
-    "read": "io", "write": "io", "Mesh": "mesh",
+    "read": "io", "write": "io", "Mesh": "mesh", "generate": "data.generate",
     "predict": "prediction", "Predictor": "prediction", "Prediction": "prediction",
     "train": "training", "Trainer": "training", "TrainResult": "training",
 }
@@ -36,5 +37,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'meshop' has no attribute {name!r}")
 
 
-__all__ = ["Mesh", "MeshError", "read", "write", "predict", "Predictor", "Prediction", "train", "Trainer",
+__all__ = ["Mesh", "MeshError", "read", "write", "generate", "predict", "Predictor", "Prediction", "train", "Trainer",
            "TrainResult", "__version__"]

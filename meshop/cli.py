@@ -121,7 +121,7 @@ def predict(
 
     with user_errors():   # everything a user can get wrong, before torch is imported
         check_device(device)
-        checkpoint = checkpoint_path(model)   # a bundled name or a file, its metadata readable
+        checkpoint_path(model)   # a bundled name or a file, its metadata readable
         source = read(mesh)
         if source.is_point_cloud:
             raise MeshError(f"{mesh}: {POINT_CLOUD_REFUSAL}")
@@ -132,7 +132,7 @@ def predict(
         say("loading torch ...")
         from .prediction import predict as run_prediction
 
-        result = run_prediction(source, model if model is not None else checkpoint, out=target, device=device, mesh_size=mesh_size,
+        result = run_prediction(source, model, out=target, device=device, mesh_size=mesh_size,
                                 max_nodes=max_nodes, render=render, overwrite=overwrite, progress=say)
     for note in result.notes:
         typer.echo(f"meshop: {note}", err=True)
