@@ -163,10 +163,17 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
     """Train a model on a dataset folder; writes best.safetensors, last.safetensors, metrics.csv, loss.png."""
+    from .preflight import check_device
+
+    with user_errors():   # before torch
+        if model is not None and model not in models.available():
+            raise MeshError(f"--model {model!r}: unknown model; available: {', '.join(models.available())}.")
+        if device is not None:
+            check_device(device)
+    say("loading torch ...")
     from .training import merge_options
     from .training import train as run_training
 
-    say("loading torch ...")
     with user_errors():
         options = merge_options(config, model_option, data=data, model=model, inputs=inputs, targets=targets,
                                 epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule, seed=seed,

@@ -56,6 +56,7 @@ def test_user_errors_answer_without_importing_torch(tmp_path):
         (["--version"], 0, f"meshop {meshop.__version__}"),
         (["predict", "--help"], 0, "--overwrite"),
         (["train", "--help"], 0, "amg, beno, gno, mgno"),
+        (["train", "--data", tmp_path, "--model", "nosuch"], 2, "available: amg, beno, gno, mgno"),
         (["predict", BRACKET, "--model", "nosuchmodel"], 2, "bundled models: heat3d"),
         (["predict", BRACKET, "--device", "gpu"], 2, "expected cpu, cuda or cuda:N"),
         (["predict", tmp_path / "missing.vtu"], 2, "no such file"),
