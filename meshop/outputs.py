@@ -4,9 +4,10 @@ Names: a prediction of ``part.vtu`` is ``part.pred.vtu``; of any other file, the
 ``.pred.vtu`` (``bracket.stl`` -> ``bracket.stl.pred.vtu``), so predictions of ``bracket.vtu``
 and ``bracket.stl`` never overwrite each other. Its picture is the same name with ``.png``.
 
-Policy: an existing file is replaced only when its name marks it as a meshop result
-(``*.pred.*``, ``*.compare.png``), i.e. an earlier run of the same kind; any other existing
-file, the input mesh included, is refused unless ``overwrite=True`` (``--overwrite``).
+Policy: an existing file is replaced only when it is a meshop result, from an earlier run: named
+``*.pred.*`` or ``*.compare.png``, or a PNG or HTML page that meshop marked as its own (a PNG
+``Software`` text chunk, the page's title). Any other existing file, the input mesh included, is
+refused unless ``overwrite=True`` (``--overwrite``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pathlib import Path
 from .errors import MeshError
 
 PREDICTION_MARK = ".pred."
+#: what meshop writes into its pictures (PNG "Software" chunk) and pages (title suffix)
+MESHOP_MARK = "meshop"
 
 
 def prediction_path(source: Path) -> Path:
@@ -30,8 +33,24 @@ def picture_path(output: Path) -> Path:
 
 
 def is_meshop_result(path: Path) -> bool:
-    """True for names meshop gives its own results: ``*.pred.*`` and ``*.compare.png``."""
-    return PREDICTION_MARK in path.name or path.name.endswith(".compare.png")
+    """True for names meshop gives its own results (``*.pred.*``, ``*.compare.png``) and for
+    pictures and pages meshop marked as its own."""
+    path = Path(path)
+    if PREDICTION_MARK in path.name or path.name.endswith(".compare.png"):
+        return True
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".png":
+            from PIL import Image
+
+            with Image.open(path) as image:
+                return image.info.get("Software") == MESHOP_MARK
+        if suffix in (".html", ".htm"):
+            with open(path, "rb") as handle:
+                return f" | {MESHOP_MARK}</title>".encode() in handle.read(4096)
+    except (OSError, ValueError):
+        return False
+    return False
 
 
 def check_output(path: Path, overwrite: bool = False, *, source: Path | None = None) -> None:
@@ -50,8 +69,8 @@ def check_output(path: Path, overwrite: bool = False, *, source: Path | None = N
                         "(overwrite=True in Python) to replace it.")
     if not is_meshop_result(path):
         raise MeshError(f"{path}: exists, and meshop replaces without --overwrite only its own results "
-                        "(named *.pred.*); choose another output with -o, or pass --overwrite "
-                        "(overwrite=True in Python) to replace it.")
+                        "(*.pred.* files, its pictures and pages); choose another output with -o, or pass "
+                        "--overwrite (overwrite=True in Python) to replace it.")
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -121,6 +121,22 @@ def test_overwrite_policy(tmp_path):
     check_output(source, overwrite=True, source=source)
     with pytest.raises(meshop.MeshError, match="is a folder"):
         check_output(tmp_path, overwrite=True)
+    (tmp_path / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n not meshop's")
+    with pytest.raises(meshop.MeshError, match="--overwrite"):
+        check_output(tmp_path / "photo.png")
+
+
+def test_pictures_and_pages_meshop_wrote_are_its_own(tmp_path):
+    """A second `meshop render part.vtu` or `view --html` replaces the first one's file."""
+    from meshop.viz.pictures import write_png
+
+    write_png(np.zeros((4, 5, 3), np.uint8), tmp_path / "part.png")
+    check_output(tmp_path / "part.png")
+    (tmp_path / "page.html").write_text("<html><head><title>part.vtu - u | meshop</title>")
+    check_output(tmp_path / "page.html")
+    (tmp_path / "other.html").write_text("<html><head><title>part.vtu - u</title>")
+    with pytest.raises(meshop.MeshError, match="--overwrite"):
+        check_output(tmp_path / "other.html")
 
 
 @pytest.mark.slow

@@ -249,6 +249,11 @@ def test_cli_view_html(cube, tmp_path):
     result = CliRunner().invoke(app, ["view", str(path), "--field", "T", "--html", str(tmp_path / "p.html")])
     assert result.exit_code == 0, result.stderr
     assert (tmp_path / "p.html").stat().st_size > 100_000  # the viewer and the scene, inline
+    assert "<title>cube.vtu - T | meshop</title>" in (tmp_path / "p.html").read_text()
+    (tmp_path / "mine.html").write_text("<html><title>my notes</title></html>")
+    refused = CliRunner().invoke(app, ["view", str(path), "--html", str(tmp_path / "mine.html")])
+    assert refused.exit_code == 2 and "--overwrite" in refused.stderr
+    assert (tmp_path / "mine.html").read_text() == "<html><title>my notes</title></html>"
 
 
 def test_plot_loss_curve(tmp_path):

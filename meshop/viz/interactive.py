@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import MeshError
 from ..mesh import Mesh
+from ..outputs import MESHOP_MARK
 from . import scene
 from .pictures import SINGLE_WINDOW, field_plotter
 
@@ -120,7 +121,7 @@ def export_html(mesh_or_path: Mesh | str | Path, out_html: str | Path, field: st
         plotter.close()
     shown = field if field is not None else scene.default_field(mesh)
     title = " - ".join(str(part) for part in (mesh.source.name if mesh.source else None, shown) if part)
-    page = page.replace(VIEWER_TITLE, f"<title>{html.escape(title or 'mesh')} | meshop</title>", 1)
+    page = page.replace(VIEWER_TITLE, f"<title>{html.escape(title or 'mesh')} | {MESHOP_MARK}</title>", 1)
 
     def write(tmp: Path) -> None:
         tmp.write_text(page, encoding="utf-8")

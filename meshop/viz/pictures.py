@@ -8,6 +8,7 @@ import numpy as np
 
 from ..errors import MeshError
 from ..mesh import Mesh
+from ..outputs import MESHOP_MARK
 from . import scene
 
 SINGLE_WINDOW = (1200, 900)
@@ -150,11 +151,22 @@ def _default_compared_field(mesh: Mesh) -> str:
                     f"(fields present: {have}); render it without --compare.")
 
 
+def write_png(image: np.ndarray, path: Path) -> None:
+    """An ``(H, W, 3|4)`` uint8 picture as a PNG marked as meshop's (see :mod:`meshop.outputs`)."""
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("Software", MESHOP_MARK)
+    Image.fromarray(image).save(path, format="PNG", pnginfo=info)
+
+
 def _save(plotter, kind: str, out: str | Path) -> Path:
     if kind in ("surface", "volume"):
         plotter.enable_depth_peeling()
     plotter.enable_anti_aliasing("ssaa")
     try:
-        return scene.write_atomically(Path(out), lambda tmp: plotter.screenshot(str(tmp)))
+        image = plotter.screenshot(None, return_img=True)
+        return scene.write_atomically(Path(out), lambda tmp: write_png(image, tmp))
     finally:
         plotter.close()

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MeshError
+from ..outputs import MESHOP_MARK
 from .scene import write_atomically
 
 LOSS_COLUMNS = ("epoch", "train_loss", "val_rel_l2")
@@ -79,7 +80,7 @@ def plot_loss_curve(metrics_csv: str | Path, out_png: str | Path, *, title: str 
         ax.set_xlabel("epoch")
         ax.grid(True, which="both", alpha=0.3)
     figure.suptitle(title if title is not None else Path(metrics_csv).resolve().parent.name)
-    return write_atomically(Path(out_png), lambda tmp: figure.savefig(tmp, dpi=dpi))
+    return write_atomically(Path(out_png), lambda tmp: figure.savefig(tmp, dpi=dpi, metadata={"Software": MESHOP_MARK}))
 
 
 def _log_curve(ax, epoch: np.ndarray, values: np.ndarray, color: str, label: str) -> None:
