@@ -20,6 +20,9 @@ dynamics           optional, time-dependent models: state fields, varying inputs
                    solver dt and stride, history, unroll, noise, integrator, increment scale
 sha256             checksum of the model weights (:func:`digest`), checked on load
 =================  ==============================================================
+
+Reading the metadata (:func:`read_metadata`) does not import torch, so the command line checks a
+checkpoint before paying for that import.
 """
 
 from __future__ import annotations
@@ -27,13 +30,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from .atomic import atomic_path
 from .errors import MeshError
 from .fields import FieldSpec
-from .graph import GraphSettings, feature_layout
+
+if TYPE_CHECKING:
+    import torch
+
+    from .graph import GraphSettings
 
 FORMAT = 1
 _OPTIMIZER_PREFIX = "optimizer/"
@@ -68,6 +74,7 @@ def save(path, ckpt: Checkpoint, optimizer_state: dict[str, torch.Tensor] | None
     from safetensors.torch import save_file
 
     from . import __version__
+    from .graph import feature_layout
 
     path = Path(path)
     model = ckpt.model
@@ -102,6 +109,8 @@ def digest(tensors: dict[str, torch.Tensor]) -> str:
     """
     import hashlib
 
+    import torch
+
     sha = hashlib.sha256()
     for name in sorted(tensors):
         tensor = tensors[name].detach().cpu().contiguous()
@@ -118,7 +127,7 @@ def read_metadata(path) -> dict:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file.")
     try:
-        with safe_open(str(path), framework="pt") as handle:
+        with safe_open(str(path), framework="numpy") as handle:  # the header only: no torch
             header = handle.metadata() or {}
     except Exception as err:
         raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({str(err).splitlines()[0][:120]}).") from None
@@ -140,6 +149,7 @@ def load(path, device: str = "cpu", with_optimizer: bool = False):
     from safetensors.torch import load_file
 
     from . import models
+    from .graph import GraphSettings
 
     path = Path(path)
     meta = read_metadata(path)

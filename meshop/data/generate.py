@@ -41,8 +41,10 @@ def generate(problem: str | Problem, n: int, out: str | os.PathLike, seed: int =
         seed: master seed; the same seed gives the same arrays bit for bit.
         resolution: problem resolution (see ``Problem.resolution``); None for its default.
         workers: parallel processes (``spawn`` context, one gmsh per process).
-        split: train / val / test fractions; val and test are rounded, train gets the rest.
-            Samples are i.i.d., so the split is contiguous: train first.
+        split: train / val / test fractions; val and test are rounded, train gets the rest,
+            but a non-zero fraction gets at least one sample while two are left for training
+            (``n = 4`` gives 2 / 1 / 1), so a small dataset still trains. Samples are i.i.d.,
+            so the split is contiguous: train first.
         progress: show a progress bar on stderr.
         overwrite: write into a non-empty folder that is not a meshop dataset (only
             ``sample_*.vtu`` and ``dataset.json`` there are replaced).
@@ -89,6 +91,10 @@ def _split_counts(n: int, split) -> dict[str, int]:
     if fractions.shape != (3,) or (fractions < 0).any() or not np.isclose(fractions.sum(), 1.0):
         raise MeshError(f"split must be three non-negative fractions summing to 1, got {tuple(split)}.")
     val, test = (int(round(n * f)) for f in fractions[1:])
+    if fractions[1] > 0 and val == 0 and n >= 2:       # training needs one validation sample
+        val = 1
+    if fractions[2] > 0 and test == 0 and n - val >= 3:
+        test = 1
     return {"train": n - val - test, "val": val, "test": test}
 
 

@@ -97,7 +97,8 @@ def write(mesh: Mesh, path: str | os.PathLike, *, overwrite: bool = False) -> Pa
         known = " ".join(sorted(WRITERS))
         raise MeshError(f"{path}: cannot write format '{ext or path.name}' (known: {known}).")
     if not overwrite and mesh.source is not None and _same_file(path, mesh.source):
-        raise MeshError(f"{path}: refusing to overwrite the mesh's input file; pass overwrite=True.")
+        raise MeshError(f"{path}: refusing to overwrite the mesh's input file; write elsewhere (-o) or pass "
+                        "--overwrite (overwrite=True in Python).")
     if not path.parent.is_dir():
         raise MeshError(f"{path}: folder {path.parent} does not exist.")
     _check_writable(mesh, path, ext)

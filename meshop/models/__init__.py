@@ -9,19 +9,20 @@
 from __future__ import annotations
 
 import inspect
+from importlib import import_module
+from typing import TYPE_CHECKING
 
-from .amg import AMG
-from .base import NeuralOperator
-from .beno import BENO
-from .gno import GNO
-from .mgno import MGNO
-from .stepper import TimeStepper
+if TYPE_CHECKING:
+    from .base import NeuralOperator
 
-_REGISTRY: dict[str, type[NeuralOperator]] = {}
+#: name -> the class, or "module:Class" of a bundled one, imported (with torch) on first use, so
+#: listing the names (``meshop train --help``) stays fast
+_REGISTRY: dict[str, type[NeuralOperator] | str] = {}
 
 
-def register(name: str, cls: type[NeuralOperator]) -> None:
-    """Make ``cls`` available as ``name`` to :func:`get`, the CLI and checkpoints."""
+def register(name: str, cls: type[NeuralOperator] | str) -> None:
+    """Make ``cls`` (or ``"module:Class"`` inside meshop.models) available as ``name`` to
+    :func:`get`, the CLI and checkpoints."""
     _REGISTRY[name] = cls
 
 
@@ -54,13 +55,24 @@ def model_class(name: str) -> type[NeuralOperator]:
 def _cls(name: str) -> type[NeuralOperator]:
     if name not in _REGISTRY:
         raise ValueError(f"unknown model '{name}'; available: {', '.join(available())}.")
+    if isinstance(_REGISTRY[name], str):
+        module, cls = _REGISTRY[name].split(":")
+        _REGISTRY[name] = getattr(import_module(f".{module}", __name__), cls)
     return _REGISTRY[name]
 
 
-register("gno", GNO)
-register("mgno", MGNO)
-register("beno", BENO)
-register("amg", AMG)
-register("stepper", TimeStepper)
+def __getattr__(name: str):
+    if name == "NeuralOperator":
+        from .base import NeuralOperator
+
+        return NeuralOperator
+    raise AttributeError(f"module 'meshop.models' has no attribute {name!r}")
+
+
+register("gno", "gno:GNO")
+register("mgno", "mgno:MGNO")
+register("beno", "beno:BENO")
+register("amg", "amg:AMG")
+register("stepper", "stepper:TimeStepper")
 
 __all__ = ["NeuralOperator", "available", "defaults", "get", "model_class", "register"]

@@ -224,8 +224,8 @@ class Run:
         if self.resume and not self.last_path.is_file():
             raise MeshError(f"{self.last_path}: nothing to resume (no last checkpoint in {self.run}).")
         if not self.resume and self.last_path.exists():
-            raise MeshError(f"{self.run}: already holds a training run; pass resume=True (--resume) "
-                            f"to continue it or choose another output folder.")
+            raise MeshError(f"{self.run}: already holds a training run; pass --resume (resume=True in Python) "
+                            f"to continue it, or choose another run folder (--out).")
         self.setup()
         start = self._restore() if self.resume else 0
         self.trainer.history = self.history

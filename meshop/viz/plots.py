@@ -8,9 +8,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MeshError
+from ..outputs import MESHOP_MARK
 from .scene import write_atomically
 
 LOSS_COLUMNS = ("epoch", "train_loss", "val_rel_l2")
+#: smallest max/min ratio a log y axis shows, so its tick labels differ
+NARROWEST_SPAN = 2.0
 
 
 def read_metrics(metrics_csv: str | Path) -> dict[str, np.ndarray]:
@@ -53,6 +56,7 @@ def plot_loss_curve(metrics_csv: str | Path, out_png: str | Path, *, title: str 
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     metrics = read_metrics(metrics_csv)
     epoch, train = metrics["epoch"], metrics["train_loss"]
@@ -72,10 +76,11 @@ def plot_loss_curve(metrics_csv: str | Path, out_png: str | Path, *, title: str 
         val_ax.text(0.5, 0.5, "no validation metrics", ha="center", va="center", transform=val_ax.transAxes)
     val_ax.set_ylabel("validation relative L2 (%)")
     for ax in (loss_ax, val_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.grid(True, which="both", alpha=0.3)
     figure.suptitle(title if title is not None else Path(metrics_csv).resolve().parent.name)
-    return write_atomically(Path(out_png), lambda tmp: figure.savefig(tmp, dpi=dpi))
+    return write_atomically(Path(out_png), lambda tmp: figure.savefig(tmp, dpi=dpi, metadata={"Software": MESHOP_MARK}))
 
 
 def _log_curve(ax, epoch: np.ndarray, values: np.ndarray, color: str, label: str) -> None:
@@ -86,6 +91,10 @@ def _log_curve(ax, epoch: np.ndarray, values: np.ndarray, color: str, label: str
     ax.plot(epoch[keep], values[keep], color=color, lw=1.8, label=label)
     if (values[keep] > 0).all():
         ax.set_yscale("log")
+        low, high = values[keep].min(), values[keep].max()
+        if high < NARROWEST_SPAN * low:   # a flat curve: ticks a few digits apart would print alike
+            middle = np.sqrt(low * high)
+            ax.set_ylim(middle / np.sqrt(NARROWEST_SPAN), middle * np.sqrt(NARROWEST_SPAN))
         plain = FuncFormatter(lambda value, _: f"{value:g}")
         ax.yaxis.set_major_formatter(plain)
         ax.yaxis.set_minor_formatter(plain if np.ptp(np.log10(values[keep])) < 1.2 else FuncFormatter(lambda *_: ""))
