@@ -30,7 +30,7 @@ def _configure_warp() -> None:
         if not os.access(existing, os.W_OK):
             cache = Path(tempfile.gettempdir()) / f"meshop-warp-{os.getuid()}"
         wp.config.kernel_cache_dir = str(cache)
-    wp.config.quiet = True
+    wp.config.log_level = wp.LOG_ERROR              # no banner, no "CUDA driver not found"
     wp.config.deterministic = wp.DeterministicMode.RUN_TO_RUN
 
 

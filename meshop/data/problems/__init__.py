@@ -87,7 +87,8 @@ class Problem:
 
     def sample_with_info(self, rng: np.random.Generator, resolution: int | None = None,
                          **options) -> tuple[Mesh, dict]:
-        """One solved sample and a JSON-ready dict of its own parameters (may be empty)."""
+        """One solved sample (a Mesh, or a Trajectory for time-dependent problems) and a JSON-ready
+        dict of its own parameters (may be empty)."""
         if resolution is not None:
             options["resolution"] = int(resolution)
         out = getattr(self._module(), self.function)(rng, **options)
@@ -109,6 +110,12 @@ PROBLEMS: dict[str, Problem] = {p.name: p for p in [
     Problem("heat3d", "steady conduction -ΔT = q in random 3D mechanical parts, T = g on the "
             "boundary", "target number of mesh nodes (default 5000)",
             "meshop.data.problems.heat3d", "heat3d_sample"),
+    Problem("mpm2d", "MLS-MPM particle trajectories: jelly, water, sand, plasticine bodies of random "
+            "shape falling in a 2D box", "target number of particles (default 4096)",
+            "meshop.data.problems.mpm", "mpm2d_sample"),
+    Problem("mpm3d", "MLS-MPM particle trajectories: jelly, water, sand, plasticine mechanical parts "
+            "and balls falling in a 3D box", "target number of particles (default 8192)",
+            "meshop.data.problems.mpm", "mpm3d_sample"),
 ]}
 
 
