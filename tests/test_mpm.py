@@ -4,18 +4,10 @@ experiments (dam break, granular column collapse) against published data."""
 import numpy as np
 import pytest
 
+from meshop.data.mpm.experiments import MARTIN_MOYCE, block, column_collapse, dam_break, lube_runout
 from meshop.data.mpm.solver import ELASTIC, FLUID, PLASTICINE, SAND, MaterialParameters, MPMSolver
 from meshop.data.problems import get_problem
 from meshop.errors import MeshError
-
-G = 9.81
-
-
-def lattice(lower, size, spacing):
-    """Particle centres of a block ``[lower, lower + size]`` on a lattice of ``spacing``."""
-    counts = np.round(np.asarray(size) / spacing).astype(int)
-    cells = np.stack(np.meshgrid(*[np.arange(c) for c in counts], indexing="ij"), -1).reshape(-1, len(counts))
-    return np.asarray(lower) + (cells + 0.5) * spacing
 
 
 def free_flight(dim, materials, spacing=0.01, seed=0, stretch=0.0):
@@ -26,9 +18,9 @@ def free_flight(dim, materials, spacing=0.01, seed=0, stretch=0.0):
     for k, material in enumerate(materials):
         lower = np.full(dim, 0.35)
         lower[0] = 0.2 + 0.16 * k
-        block = lattice(lower, [0.12] * dim, spacing)
-        blocks.append(block)
-        ids.append(np.full(len(block), material))
+        cube = block(lower, [0.12] * dim, spacing)
+        blocks.append(cube)
+        ids.append(np.full(len(cube), material))
     x = np.concatenate(blocks)
     centres = np.concatenate([np.broadcast_to(b.mean(axis=0), b.shape) for b in blocks])
     axes = np.where(np.arange(dim) == 0, 1.0, -1.0 / (dim - 1))
@@ -54,7 +46,7 @@ def test_mass_exact_and_momentum_conserved_in_free_flight():
 def test_elastic_energy_bounded():
     """A spinning, stretching neo-Hookean block without gravity or walls: kinetic + elastic energy
     never exceeds its initial value by more than 1 % (APIC only dissipates) and is not damped away."""
-    x = lattice([0.4, 0.4], [0.2, 0.2], 0.005)
+    x = block([0.4, 0.4], [0.2, 0.2], 0.005)
     r = x - 0.5
     v = 2.0 * np.stack([-r[:, 1], r[:, 0]], axis=1) + 3.0 * r * [1.0, -1.0]        # spin + stretch
     solver = MPMSolver(x, v, np.full(len(x), ELASTIC), np.full(len(x), 0.005 ** 2), [0, 0], [1, 1],
@@ -118,35 +110,15 @@ def test_mpm_bad_options(options, words):
         get_problem("mpm2d").sample(np.random.default_rng(0), resolution=100, **options)
 
 
-#: Martin & Moyce (1952), "An experimental study of the collapse of liquid columns on a rigid
-#: horizontal plane", Phil. Trans. R. Soc. A 244, 312-324: surge-front position Z = z/a against
-#: T = t sqrt(2g/a) for a square column (n² = 1, a = 2.25 in), as tabulated in the paper and
-#: reproduced in countless SPH/MPS validations.
-MARTIN_MOYCE = np.array([
-    (0.41, 1.11), (0.84, 1.22), (1.19, 1.44), (1.43, 1.67), (1.63, 1.89), (1.83, 2.11), (1.98, 2.33),
-    (2.20, 2.56), (2.32, 2.78), (2.51, 3.00), (2.65, 3.22), (2.83, 3.44), (2.98, 3.67), (3.11, 3.89),
-    (3.33, 4.11)])
-
-
 @pytest.mark.slow
 def test_dam_break_surge_front_matches_martin_moyce():
     """A 0.25 m square water column (2304 particles, 24 cells per side, slip walls) collapses; the
-    front z/a stays within 20 % of Martin & Moyce at every tabulated time and within 10 % on
-    average. (Measured: max +16 % at T = 1.19, mean 7 %; the experiment lags early on because its
-    gate takes time to lift, as every simulation in the literature also shows.)"""
-    a, cells = 0.25, 24
-    dx = a / cells
-    x = lattice([0, 0], [a, a], dx / 2)
-    dt = 0.35 * dx / MaterialParameters().wave_speed(FLUID)
-    solver = MPMSolver(x, np.zeros_like(x), np.full(len(x), FLUID), np.full(len(x), (dx / 2) ** 2),
-                       [0, 0], [5 * a, 1.5 * a], dx, dt, gravity=[0, -G], walls="slip", device="cpu")
-    time, fronts = 0.0, []
-    for T in MARTIN_MOYCE[:, 0]:
-        steps = int(round((T / np.sqrt(2 * G / a) - time) / dt))
-        solver.step(steps)
-        time += steps * dt
-        fronts.append(solver.positions[:, 0].max() / a)
-    error = np.asarray(fronts) / MARTIN_MOYCE[:, 1] - 1
+    front z/a stays within 20 % of Martin & Moyce (1952, Phil. Trans. R. Soc. A 244, 312-324,
+    square column; table in meshop.data.mpm.experiments) at every tabulated time and within 10 %
+    on average. (Measured: max +16 % at T = 1.19, mean 7 %; the experiment lags early on because
+    its gate takes time to lift, as simulations in the literature also show.)"""
+    fronts = dam_break(a=0.25, cells=24)
+    error = fronts / MARTIN_MOYCE[:, 1] - 1
     assert np.abs(error).max() < 0.20, error
     assert np.abs(error).mean() < 0.10, error
 
@@ -159,20 +131,9 @@ def test_granular_column_collapse_runout_matches_lube():
     quasi-2D channel was wide enough for side-wall friction to be negligible, as in our
     plane-strain simulation; Lajeunesse et al.'s narrower channel (1.2 a) is not. φ = 30°.
     (Measured at 20 cells per L0: 1.70, +6 %; a = 2 gives 4.18 against 3.49, +20 %.)"""
-    L0, cells = 0.15, 20
-    dx = L0 / cells
-    x = lattice([0, 0], [L0, L0], dx / 2)
-    parameters = MaterialParameters(sand_friction_deg=30.0)
-    dt = 0.35 * dx / parameters.wave_speed(SAND)
-    solver = MPMSolver(x, np.zeros_like(x), np.full(len(x), SAND), np.full(len(x), (dx / 2) ** 2),
-                       [0, 0], [L0 * 4.5 + 0.1, L0 * 1.1], dx, dt, gravity=[0, -G], walls="sticky",
-                       parameters=parameters, device="cpu")
-    weight = solver.masses.sum() * G * L0
-    solver.step(int(0.3 / dt))
-    while solver.kinetic_energy() > 1e-4 * weight:
-        solver.step(200)
-    runout = (solver.positions[:, 0].max() - L0) / L0
-    assert runout == pytest.approx(1.6, rel=0.3)
+    runout, deposit = column_collapse(ratio=1.0, cells=20)
+    assert runout == pytest.approx(lube_runout(1.0), rel=0.3)
+    assert np.isfinite(deposit).all() and deposit[:, 1].min() >= 0.0
 
 
 @pytest.mark.slow
