@@ -39,7 +39,7 @@ def scene(out: Path, seed: int = 7) -> None:
         traj = meshop.read_series(Path(tmp) / "scene.pvd")
     colours = COLOURS[np.asarray(traj.mesh.point_data["material"]).astype(int)]
     names = [f"{b['material']} {b['shape']}" for b in info["bodies"]]
-    fig, ax = plt.subplots(figsize=(4.2, 4.2), dpi=100)
+    fig, ax = plt.subplots(figsize=(3.6, 3.6), dpi=100)
     ax.set(xlim=(0, 1), ylim=(0, 1), aspect="equal", xticks=[], yticks=[])
     dots = ax.scatter(*traj.positions[0].T, s=1.5, c=colours, linewidths=0)
     title = ax.set_title("")
@@ -50,7 +50,8 @@ def scene(out: Path, seed: int = 7) -> None:
         title.set_fontsize(7)
         return dots, title
 
-    FuncAnimation(fig, draw, frames=traj.n_frames).save(out / "mpm2d.gif", writer=PillowWriter(fps=20))
+    FuncAnimation(fig, draw, frames=range(0, traj.n_frames, 2)).save(out / "mpm2d.gif",
+                                                                   writer=PillowWriter(fps=15))
     plt.close(fig)
     shown = [0, 25, 50, 100]
     fig, axes = plt.subplots(1, len(shown), figsize=(3 * len(shown), 3.1), dpi=100)

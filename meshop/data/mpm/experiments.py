@@ -3,7 +3,7 @@
 ``dam_break``: a square water column of side a collapses along a slip floor; the surge front
 z/a against T = t sqrt(2g/a), compared with Martin & Moyce (1952).
 ``column_collapse``: a sand column of width L0 and height a L0 against an end wall spreads on a
-rough floor; the normalised run-out (L_f - L0)/L0 against Lube et al. (2005).
+rough (sticky) floor and a smooth (slip) end wall; the normalised run-out (L_f - L0)/L0 against Lube et al. (2005).
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def column_collapse(ratio: float = 1.0, width: float = 0.15, cells: int = 20,
     m g L0), and the deposit's particle positions ``(P, 2)``."""
     parameters = MaterialParameters(sand_friction_deg=friction_deg)
     box = [width * (1 + 1.3 * lube_runout(ratio)) + 0.1, width * ratio * 1.1]
-    solver = _column(SAND, width, width * ratio, cells, box, "sticky", parameters)
+    solver = _column(SAND, width, width * ratio, cells, box, "sticky floor", parameters)
     weight = solver.masses.sum() * GRAVITY * width
     solver.step(int(0.3 / solver.dt))
     while solver.kinetic_energy() > 1e-4 * weight:

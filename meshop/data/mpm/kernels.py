@@ -4,7 +4,9 @@ One kernel set per dimension is generated from the same source by :func:`mpm_ker
 closures with ``wp.static``); warp compiles them once (JIT, cached on disk) and runs them on its
 CPU backend or on CUDA. The grid is a flat array of ``nx * ny * nz`` nodes (``nz = 1`` in 2D),
 node ``(i, j, k)`` at ``(i, j, k) * dx`` in the solver's frame, whose origin lies ``PAD`` cells
-outside the box; nodes within ``PAD`` cells of a wall take the wall's boundary condition.
+outside the box; nodes within ``PAD`` cells of a wall take the wall's boundary condition: sticky
+(bit ``2 axis + side`` of ``sticky`` set, side 0 low, 1 high: the node stops) or slip (the velocity
+into the wall is removed).
 
 Stresses are Kirchhoff stresses τ (Pa): neo-Hookean for the elastic jelly, Hencky (St. Venant–
 Kirchhoff on log strain) for sand and plasticine, Tait pressure plus Newtonian viscosity for
@@ -190,13 +192,16 @@ def mpm_kernels(dim: int):
             return
         velocity = grid_mv[node] / m + dt * gravity
         index = wp.vec3i(node // (shape[1] * shape[2]), (node // shape[2]) % shape[1], node % shape[2])
+        stop = False
         for a in range(dim):
-            low = index[a] <= PAD and velocity[a] < 0.0
-            high = index[a] >= shape[a] - 1 - PAD and velocity[a] > 0.0
-            if sticky != 0 and (index[a] <= PAD or index[a] >= shape[a] - 1 - PAD):
-                velocity = vec()
-            elif low or high:
+            low = index[a] <= PAD
+            high = index[a] >= shape[a] - 1 - PAD
+            if (low and (sticky >> (2 * a)) & 1 != 0) or (high and (sticky >> (2 * a + 1)) & 1 != 0):
+                stop = True
+            elif (low and velocity[a] < 0.0) or (high and velocity[a] > 0.0):
                 velocity[a] = 0.0
+        if stop:
+            velocity = vec()
         grid_v[node] = velocity
 
     @wp.kernel(**options)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.path import Path as PolygonPath
 
-from ..shapes import _closed_curve, part_mesh, PART_FAMILIES, _draw_part
+from ..shapes import PART_FAMILIES, _closed_curve, _draw_part, part_mesh
 
 #: jitter of the particle lattice, as a fraction of its spacing (uniform ±)
 JITTER = 0.2
@@ -68,7 +68,10 @@ def _shape(rng: np.random.Generator, dim: int, radius: float) -> Body:
     family = PART_FAMILIES[int(rng.integers(len(PART_FAMILIES)))]
     params = _draw_part(rng, family)
     rotation = Rotation.random(random_state=rng)
-    points, tets = part_mesh(family, params, target_nodes=400)
+    try:
+        points, tets = part_mesh(family, params, target_nodes=400)
+    except Exception:                               # gmsh raises bare Exception; same draw, same failure
+        return Body("ball", np.zeros(3), radius)
     points = rotation.apply(points - 0.5 * (points.min(axis=0) + points.max(axis=0)))
     points *= radius / np.linalg.norm(points, axis=1).max()
     return Body(family, np.zeros(3), radius, tets=(points, tets))

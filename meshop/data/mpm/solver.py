@@ -76,7 +76,8 @@ class MPMSolver:
         positions ``(N, d)`` m, velocities ``(N, d)`` m/s, materials ``(N,)`` ids (see MATERIALS),
         volumes ``(N,)`` m³ (initial particle volumes), lower/upper ``(d,)`` box corners, dx grid
         spacing (m), dt time step (s), gravity ``(d,)`` m/s², walls "sticky" (nodes in a wall
-        stop) or "slip" (the velocity into a wall is removed, the particles may leave it),
+        stop), "slip" (the velocity into a wall is removed, the particles may leave it) or
+        "sticky floor" (the lower wall of the last axis sticky, the others slip),
         parameters, device ("cpu", "cuda", or None: CUDA when present).
     """
 
@@ -94,7 +95,7 @@ class MPMSolver:
         cells = np.ceil((self.upper - self.lower) / self.dx - 1e-9).astype(int)
         self.shape = np.ones(3, dtype=int)
         self.shape[:self.dim] = cells + 2 * PAD + 1
-        self.sticky = {"sticky": 1, "slip": 0}[walls]
+        self.sticky = {"sticky": (1 << 2 * self.dim) - 1, "slip": 0, "sticky floor": 1 << 2 * (self.dim - 1)}[walls]
         self.gravity = np.zeros(self.dim) if gravity is None else np.asarray(gravity, float)
         self.kernels = mpm_kernels(self.dim)
         self.constants = self.parameters.constants()
