@@ -92,7 +92,8 @@ def mpm_kernels(dim: int):
         return base
 
     @wp.func
-    def hencky_stress(F: mat, mu: float, lam: float) -> mat:
+    def hencky(F: mat):
+        """SVD F = U diag(s) Vᵀ, the Hencky strain ln s and its trace."""
         U = mat()
         s = vec()
         V = mat()
@@ -102,6 +103,11 @@ def mpm_kernels(dim: int):
         for a in range(dim):
             eps[a] = wp.log(wp.max(wp.abs(s[a]), 1.0e-6))
             trace += eps[a]
+        return U, eps, V, trace
+
+    @wp.func
+    def hencky_stress(F: mat, mu: float, lam: float) -> mat:
+        U, eps, V, trace = hencky(F)
         diag = vec()
         for a in range(dim):
             diag[a] = 2.0 * mu * eps[a] + lam * trace
@@ -128,15 +134,7 @@ def mpm_kernels(dim: int):
         if material == FLUID:
             J = wp.determinant(F)
             return wp.pow(J, 1.0 / float(dim)) * wp.identity(n=dim, dtype=float)
-        U = mat()
-        s = vec()
-        V = mat()
-        wp.static(svd)(F, U, s, V)
-        eps = vec()
-        trace = float(0.0)
-        for a in range(dim):
-            eps[a] = wp.log(wp.max(s[a], 1.0e-6))
-            trace += eps[a]
+        U, eps, V, trace = hencky(F)
         dev = vec()
         norm = float(0.0)
         for a in range(dim):
@@ -151,9 +149,17 @@ def mpm_kernels(dim: int):
             shift = norm - wp.sqrt(2.0 / 3.0) * c.plastic_yield / (2.0 * mu)
         if shift <= 0.0 or norm <= 0.0:
             return F
+        s = vec()
         for a in range(dim):
             s[a] = wp.exp(eps[a] - shift / norm * dev[a])
         return U * wp.diag(s) * wp.transpose(V)
+
+    @wp.func
+    def node_weight(w: weights, i: int, j: int, k: int) -> float:
+        weight = w[i, 0] * w[j, 1]
+        if wp.static(dim == 3):
+            weight = weight * w[k, 2]
+        return weight
 
     @wp.func
     def node_index(base: wp.vec3i, i: int, j: int, k: int, ny: int, nz: int) -> int:
@@ -174,9 +180,7 @@ def mpm_kernels(dim: int):
         for i in range(3):
             for j in range(3):
                 for k in range(depth):
-                    weight = w[i, 0] * w[j, 1]
-                    if wp.static(dim == 3):
-                        weight = weight * w[k, 2]
+                    weight = node_weight(w, i, j, k)
                     dpos = (node_offset(i, j, k) - fx) * dx
                     node = node_index(base, i, j, k, ny, nz)
                     wp.atomic_add(grid_mv, node, weight * (momentum + affine * dpos))
@@ -217,9 +221,7 @@ def mpm_kernels(dim: int):
         for i in range(3):
             for j in range(3):
                 for k in range(depth):
-                    weight = w[i, 0] * w[j, 1]
-                    if wp.static(dim == 3):
-                        weight = weight * w[k, 2]
+                    weight = node_weight(w, i, j, k)
                     dpos = (node_offset(i, j, k) - fx) * dx
                     node_v = grid_v[node_index(base, i, j, k, ny, nz)]
                     velocity += weight * node_v
