@@ -4,6 +4,7 @@
 
 - ``mpm2d.gif`` and ``mpm2d_frames.png``: one ``mpm2d`` scene (mixed materials), also written as a
   ParaView collection (``.pvd``) through ``meshop.write_series`` and read back for the pictures;
+- ``mpm3d_frames.png``: one ``mpm3d`` scene (mechanical parts and balls);
 - ``mpm_dam_break.png``: surge front against Martin & Moyce (1952);
 - ``mpm_column_collapse.png``: run-out against the aspect ratio, Lube et al. (2005) and
   Lajeunesse et al. (2005) laws, and the deposits.
@@ -64,6 +65,25 @@ def scene(out: Path, seed: int = 7) -> None:
     plt.close(fig)
 
 
+def scene_3d(out: Path, seed: int = 5) -> None:
+    """Four frames of one mpm3d scene (matplotlib 3D scatter)."""
+    traj, info = get_problem("mpm3d").sample_with_info(np.random.default_rng(seed), resolution=8192, frames=40,
+                                                       material="mixed", progress=True)
+    colours = COLOURS[np.asarray(traj.mesh.point_data["material"]).astype(int)]
+    shown = [0, 15, 25, 40]
+    fig = plt.figure(figsize=(3 * len(shown), 3.2), dpi=100)
+    for n, k in enumerate(shown):
+        ax = fig.add_subplot(1, len(shown), n + 1, projection="3d")
+        ax.scatter(*traj.positions[k].T, s=0.3, c=colours, linewidths=0)
+        ax.set(xlim=(0, 1), ylim=(0, 1), zlim=(0, 1), xticks=[], yticks=[], zticks=[],
+               title=f"t = {traj.times[k]:.2f} s")
+    names = [f"{b['material']} {b['shape']}" for b in info["bodies"]]
+    fig.suptitle(f"mpm3d seed {seed}: {', '.join(names)} ({traj.n_points} particles)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / "mpm3d_frames.png")
+    plt.close(fig)
+
+
 def validation(out: Path) -> None:
     fronts = dam_break(a=0.25, cells=24)
     fig, ax = plt.subplots(figsize=(4.5, 3.5), dpi=110)
@@ -102,6 +122,7 @@ def main():
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     scene(args.out)
+    scene_3d(args.out)
     if not args.skip_validation:
         validation(args.out)
 
