@@ -110,6 +110,23 @@ def test_mpm_bad_options(options, words):
         get_problem("mpm2d").sample(np.random.default_rng(0), resolution=100, **options)
 
 
+def test_solver_bad_walls_and_cuda_device():
+    x = block([0.4, 0.4], [0.1, 0.1], 0.02)
+    args = (x, np.zeros_like(x), np.zeros(len(x)), np.full(len(x), 4e-4), [0, 0], [1, 1], 0.04, 1e-3)
+    with pytest.raises(MeshError, match="walls must be one of sticky, slip, sticky floor, not 'rough'"):
+        MPMSolver(*args, walls="rough", device="cpu")
+    import warp as wp
+
+    if wp.is_cuda_available():                  # the same kernels on the GPU agree with the CPU
+        gpu, cpu = MPMSolver(*args, device="cuda"), MPMSolver(*args, device="cpu")
+        gpu.step(10)
+        cpu.step(10)
+        assert np.allclose(gpu.positions, cpu.positions, atol=1e-6)
+    else:
+        with pytest.raises(MeshError, match="no CUDA GPU"):
+            MPMSolver(*args, device="cuda")
+
+
 @pytest.mark.slow
 def test_dam_break_surge_front_matches_martin_moyce():
     """A 0.25 m square water column (2304 particles, 24 cells per side, slip walls) collapses; the

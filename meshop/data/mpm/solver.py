@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...errors import MeshError
 from .kernels import ELASTIC, FLUID, PAD, PLASTICINE, SAND, Constants, mpm_kernels
 
 MATERIALS = {ELASTIC: "elastic", FLUID: "fluid", SAND: "sand", PLASTICINE: "plasticine"}
@@ -66,6 +67,8 @@ def _warp(device: str | None):
     wp.init()
     if device in (None, "auto"):
         device = "cuda" if wp.is_cuda_available() else "cpu"
+    if str(device).startswith("cuda") and not wp.is_cuda_available():
+        raise MeshError(f"device '{device}' was asked for, but warp finds no CUDA GPU (use 'cpu' or 'auto').")
     return wp, device
 
 
@@ -95,7 +98,10 @@ class MPMSolver:
         cells = np.ceil((self.upper - self.lower) / self.dx - 1e-9).astype(int)
         self.shape = np.ones(3, dtype=int)
         self.shape[:self.dim] = cells + 2 * PAD + 1
-        self.sticky = {"sticky": (1 << 2 * self.dim) - 1, "slip": 0, "sticky floor": 1 << 2 * (self.dim - 1)}[walls]
+        masks = {"sticky": (1 << 2 * self.dim) - 1, "slip": 0, "sticky floor": 1 << 2 * (self.dim - 1)}
+        if walls not in masks:
+            raise MeshError(f"walls must be one of {', '.join(masks)}, not '{walls}'.")
+        self.sticky = masks[walls]
         self.gravity = np.zeros(self.dim) if gravity is None else np.asarray(gravity, float)
         self.kernels = mpm_kernels(self.dim)
         self.constants = self.parameters.constants()
