@@ -310,14 +310,17 @@ def view(
 
 @command
 def generate(
-    problem: str = typer.Argument(..., help="poisson2d, darcy2d or heat3d."),
+    problem: str = typer.Argument(..., help="poisson2d, darcy2d, heat3d, mpm2d or mpm3d."),
     n: int = typer.Option(..., "--n", help="Number of samples."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (sample_00000.vtu, ..., dataset.json)."),
     seed: int = typer.Option(0, help="Master seed; the same seed gives the same data bit for bit."),
-    resolution: Optional[int] = typer.Option(None, help="Target nodes (poisson2d, heat3d) or nodes per side (darcy2d) (default: the problem's)."),
+    resolution: Optional[int] = typer.Option(None, help="Target nodes (poisson2d, heat3d), nodes per side (darcy2d) or particles (mpm2d, mpm3d) (default: the problem's)."),
     workers: int = typer.Option(1, help="Parallel worker processes."),
     domain: Optional[str] = typer.Option(None, help="darcy2d only: square or random."),
     solver: Optional[str] = typer.Option(None, help="Linear solver: direct, cg, amg, or recycle (Krylov recycling; darcy2d on the square) (default: direct)."),
+    material: Optional[str] = typer.Option(None, help="mpm2d/mpm3d only: elastic, fluid, sand, plasticine or mixed (default: mixed)."),
+    frames: Optional[int] = typer.Option(None, help="mpm2d/mpm3d only: frames of 0.01 s after the initial one (default: 100)."),
+    walls: Optional[str] = typer.Option(None, help="mpm2d/mpm3d only: sticky or slip box walls (default: slip)."),
     split: str = typer.Option("0.8,0.1,0.1", help="Train,val,test fractions."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty folder that is not a meshop dataset."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -325,7 +328,8 @@ def generate(
     """Generate a dataset of solved PDE samples with a dataset.json manifest."""
     from .data.generate import generate as generate_dataset
 
-    options = {k: v for k, v in {"domain": domain, "solver": solver}.items() if v is not None}
+    options = {k: v for k, v in {"domain": domain, "solver": solver, "material": material, "frames": frames,
+                                 "walls": walls}.items() if v is not None}
     with user_errors():
         try:
             fractions = tuple(float(f) for f in split.split(","))

@@ -115,6 +115,12 @@ PROBLEMS: dict[str, Problem] = {p.name: p for p in [
             "or a source switching on, held (Dirichlet) or convective (Robin) surfaces",
             "target number of mesh nodes (default 3000)",
             "meshop.data.problems.heat3d_transient", "heat3d_transient_sample"),
+    Problem("mpm2d", "MLS-MPM particle trajectories: jelly, water, sand, plasticine bodies of random "
+            "shape falling in a 2D box", "target number of particles (default 4096)",
+            "meshop.data.problems.mpm", "mpm2d_sample"),
+    Problem("mpm3d", "MLS-MPM particle trajectories: jelly, water, sand, plasticine mechanical parts "
+            "and balls falling in a 3D box", "target number of particles (default 8192)",
+            "meshop.data.problems.mpm", "mpm3d_sample"),
 ]}
 
 
