@@ -206,7 +206,6 @@ def render(
     target = out or file.with_name(file.stem + (".compare.png" if compare else ".png"))
     with user_errors():
         check_output(target, overwrite, source=file)
-        say(f"rendering {target} ...")
         from .viz import render as render_png
 
         path = render_png(file, field, target, compare=compare, reference=reference)

@@ -17,7 +17,7 @@ from .errors import MeshError
 from .graph import decode, feature_count, mesh_edges, node_data
 from .mesh import Mesh
 from .outputs import check_output, is_meshop_result, picture_path, prediction_path
-from .preflight import POINT_CLOUD_REFUSAL, DEFAULT_MODEL, bundled_models, check_device, checkpoint_path
+from .preflight import DEFAULT_MODEL, POINT_CLOUD_REFUSAL, bundled_models, check_device, checkpoint_path
 
 #: sub-domain size of models with a finite receptive field when ``max_nodes`` is not given
 DEFAULT_MAX_NODES = 200_000
