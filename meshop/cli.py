@@ -116,7 +116,7 @@ def predict(
 ):
     """Predict fields on a mesh with a trained model; writes <stem>.pred.vtu."""
     from .io import read
-    from .outputs import check_output, picture_path, prediction_path
+    from .outputs import prediction_output
     from .preflight import POINT_CLOUD_REFUSAL, check_device, checkpoint_path
 
     with user_errors():   # everything a user can get wrong, before torch is imported
@@ -125,10 +125,7 @@ def predict(
         source = read(mesh)
         if source.is_point_cloud:
             raise MeshError(f"{mesh}: {POINT_CLOUD_REFUSAL}")
-        target = out if out is not None else prediction_path(mesh)
-        check_output(target, overwrite, source=mesh)
-        if render:
-            check_output(picture_path(target), overwrite, source=mesh)
+        target = prediction_output(mesh, out, render=render, overwrite=overwrite)
         say("loading torch ...")
         from .prediction import predict as run_prediction
 
