@@ -157,17 +157,18 @@ def train(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML file of the same options; flags override it."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.safetensors."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default: runs/<dataset>-<model>)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or progress lines."),
 ):
     """Train a model on a dataset folder; writes best.safetensors, last.safetensors, metrics.csv, loss.png."""
     from .preflight import check_device
 
     with user_errors():   # before torch
         if model is not None and model not in models.available():
-            raise MeshError(f"--model {model!r}: unknown model; available: {', '.join(models.available())}.")
+            raise MeshError(f"--model: unknown model '{model}'; available: {', '.join(models.available())}.")
         if device is not None:
             check_device(device)
-    say("loading torch ...")
+    if not quiet:
+        say("loading torch ...")
     from .training import merge_options
     from .training import train as run_training
 
