@@ -144,7 +144,7 @@ def predict(
     """Predict fields on a mesh with a trained model; writes <stem>.pred.vtu (a .pvd series with --steps)."""
     from .io import read
     from .io.series import is_series
-    from .outputs import check_output, picture_path, prediction_path
+    from .outputs import prediction_output
     from .preflight import POINT_CLOUD_REFUSAL, check_device, checkpoint_path
 
     if steps is not None or is_series(mesh):
@@ -155,10 +155,7 @@ def predict(
         source = read(mesh)
         if source.is_point_cloud:
             raise MeshError(f"{mesh}: {POINT_CLOUD_REFUSAL}")
-        target = out if out is not None else prediction_path(mesh)
-        check_output(target, overwrite, source=mesh)
-        if render:
-            check_output(picture_path(target), overwrite, source=mesh)
+        target = prediction_output(mesh, out, render=render, overwrite=overwrite)
         say("loading torch ...")
         from .prediction import predict as run_prediction
 
@@ -215,17 +212,18 @@ def train(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML file of the same options; flags override it."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.safetensors."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default: runs/<dataset>-<model>)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or progress lines."),
 ):
     """Train a model on a dataset folder; writes best.safetensors, last.safetensors, metrics.csv, loss.png."""
     from .preflight import check_device
 
     with user_errors():   # before torch
         if model is not None and model not in models.available():
-            raise MeshError(f"--model {model!r}: unknown model; available: {', '.join(models.available())}.")
+            raise MeshError(f"--model: unknown model '{model}'; available: {', '.join(models.available())}.")
         if device is not None:
             check_device(device)
-    say("loading torch ...")
+    if not quiet:
+        say("loading torch ...")
     from .training import merge_options
     from .training import train as run_training
 
@@ -274,7 +272,6 @@ def render(
     target = out or file.with_name(file.stem + (".compare.png" if compare else ".png"))
     with user_errors():
         check_output(target, overwrite, source=file)
-        say(f"rendering {target} ...")
         from .viz import render as render_png
 
         path = render_png(file, field, target, compare=compare, reference=reference)

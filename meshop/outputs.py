@@ -84,6 +84,22 @@ def check_output(path: Path, overwrite: bool = False, *, source: Path | None = N
                         "--overwrite (overwrite=True in Python) to replace it.")
 
 
+def prediction_output(source: Path | None, out=None, *, render: bool = False, overwrite: bool = False) -> Path:
+    """Where the prediction of the mesh read from ``source`` goes (``out``, else
+    :func:`prediction_path`), checked against the policy, with its picture when ``render``."""
+    if out is None:
+        if source is None:
+            raise MeshError("give an output path (out=...): the mesh was not read from a file.")
+        out = prediction_path(source)
+    out = Path(out)
+    check_output(out, overwrite, source=source)
+    if render:
+        check_output(picture_path(out), overwrite, source=source)
+    if not out.parent.is_dir():
+        raise MeshError(f"{out}: folder {out.parent} does not exist.")
+    return out
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return a.exists() and b.exists() and a.samefile(b)

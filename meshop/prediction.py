@@ -17,8 +17,8 @@ from .errors import MeshError
 from .graph import decode, feature_count, mesh_edges, node_data
 from .mesh import Mesh
 from .metrics import relative_l2_np
-from .outputs import check_output, is_meshop_result, picture_path, prediction_path, series_path
-from .preflight import POINT_CLOUD_REFUSAL, DEFAULT_MODEL, bundled_models, check_device, checkpoint_path
+from .outputs import check_output, is_meshop_result, picture_path, prediction_output, series_path
+from .preflight import DEFAULT_MODEL, POINT_CLOUD_REFUSAL, bundled_models, check_device, checkpoint_path
 from .trajectory import Trajectory
 
 #: sub-domain size of models with a finite receptive field when ``max_nodes`` is not given
@@ -234,7 +234,7 @@ def predict(mesh, model=None, *, out=None, device: str = "cpu", mesh_size: float
     if predictor.checkpoint.time_dependent or steps is not None or isinstance(source, Trajectory):
         return _predict_series(predictor, source, steps, dt, out if write else None, write, render, overwrite, say)
     if write:
-        out = _output_path(source, out, render, overwrite)
+        out = prediction_output(source.source, out, render=render, overwrite=overwrite)
     volume = source
     if source.is_surface:
         say(f"filling the closed surface with tetrahedra (gmsh, {source.n_points} surface nodes) ...")
@@ -246,7 +246,7 @@ def predict(mesh, model=None, *, out=None, device: str = "cpu", mesh_size: float
         result.notes.insert(0, f"filled the closed surface with {volume.n_points} nodes of tetrahedra "
                                f"(gmsh, mesh size {size:.4g}).")
     if write:
-        result.path = io.write(result.mesh, out, overwrite=True)   # checked by _output_path
+        result.path = io.write(result.mesh, out, overwrite=True)   # checked by prediction_output
         picture = picture_path(Path(result.path))
         if render:
             say(f"rendering {picture} ...")
@@ -310,21 +310,6 @@ def _model_label(model) -> str:
     if isinstance(model, Checkpoint):
         return model.model_name
     return DEFAULT_MODEL if model is None else str(model)
-
-
-def _output_path(source: Mesh, out, render: bool, overwrite: bool) -> Path:
-    """The output file, checked against the overwrite policy (:func:`meshop.outputs.check_output`)."""
-    if out is None:
-        if source.source is None:
-            raise MeshError("give an output path (out=...): the mesh was not read from a file.")
-        out = prediction_path(source.source)
-    out = Path(out)
-    check_output(out, overwrite, source=source.source)
-    if render:
-        check_output(picture_path(out), overwrite, source=source.source)
-    if not out.parent.is_dir():
-        raise MeshError(f"{out}: folder {out.parent} does not exist.")
-    return out
 
 
 def _render(result: Prediction, out_png: Path) -> Path:
