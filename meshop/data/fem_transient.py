@@ -15,8 +15,9 @@ source switches on after ``t_on``: on(τ) = 1 for τ > t_on, else 0.
 Time schemes (:data:`SCHEMES`): ``bdf2`` (default; L-stable, so a sudden quench or switch-on
 leaves no ringing; started by one backward-Euler step, which keeps second order) and ``cn``
 (Crank–Nicolson, source at the step's midpoint). Dirichlet values are imposed on each step's
-system by condensation, so they may vary in time. Each step matrix is factorized once (SuperLU)
-or given one smoothed-aggregation multigrid hierarchy (pyamg, for CG) and reused for every step.
+system by condensation, so they may vary in time. Each step matrix is factorized once (SuperLU),
+or gets its CG preconditioner once (the diagonal, or a pyamg smoothed-aggregation hierarchy),
+and is reused for every step; ``benchmarks/heat_fem_step.py`` measures the three.
 ``tests/test_heat_transient.py`` measures order 2 in time and in space on manufactured solutions.
 """
 
@@ -37,7 +38,7 @@ from ..trajectory import Trajectory
 from .fem import mass_matrix, p1_basis, stiffness_matrix
 
 SCHEMES = ("bdf2", "cn")
-SOLVERS = ("direct", "amg")
+SOLVERS = ("direct", "cg", "amg")
 #: the per-node constant inputs :class:`HeatSimulation` reads, with their value when absent
 INPUTS = {"source": 0.0, "heat_transfer": 0.0, "ambient_temperature": 0.0, "dirichlet_mask": 0.0}
 
@@ -74,13 +75,16 @@ def heat_matrices(points: np.ndarray, tets: np.ndarray, heat_transfer: np.ndarra
 
 def _linear_solver(matrix: sp.csr_matrix, solver: str, tol: float
                    ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """``solve(rhs, guess) -> x`` for the SPD ``matrix``: a SuperLU factorization, or CG
-    preconditioned by one smoothed-aggregation hierarchy and started from ``guess``."""
+    """``solve(rhs, guess) -> x`` for the SPD ``matrix``: a SuperLU factorization ("direct"), or
+    CG started from ``guess`` and preconditioned by the diagonal ("cg": the step matrices of small
+    steps are mass-dominated, so well conditioned) or one smoothed-aggregation hierarchy ("amg")."""
     if solver == "direct":
         lu = spla.splu(matrix.tocsc())
         return lambda rhs, guess: lu.solve(rhs)
-    hierarchy = pyamg.smoothed_aggregation_solver(matrix, symmetry="symmetric")
-    preconditioner = hierarchy.aspreconditioner(cycle="V")
+    if solver == "cg":
+        preconditioner = sp.diags(1.0 / matrix.diagonal())
+    else:
+        preconditioner = pyamg.smoothed_aggregation_solver(matrix, symmetry="symmetric").aspreconditioner(cycle="V")
 
     def solve(rhs, guess):
         x, info = spla.cg(matrix, rhs, x0=guess, rtol=tol, atol=0.0, maxiter=500, M=preconditioner)
@@ -171,7 +175,10 @@ class HeatSimulation:
             ``dirichlet_mask`` 1 on nodes held at T∞); default: the mesh's point fields, and
             :data:`INPUTS`' values for those it lacks.
         length_scale: d in metres; default the mesh's inradius (largest distance to its boundary).
-        scheme, solver, tol: see :data:`SCHEMES`, :data:`SOLVERS`; ``tol`` is CG's relative tolerance.
+        scheme: "bdf2" or "cn" (module docstring).
+        solver: "direct" (SuperLU, factorized once), "cg" (diagonal-preconditioned CG, fastest
+            per step at 10k nodes and beyond) or "amg" (CG with a pyamg preconditioner).
+        tol: CG's relative residual tolerance.
     """
 
     def __init__(self, mesh: Mesh, dt: float, inputs: dict | None = None, length_scale: float | None = None,
