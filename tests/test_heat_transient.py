@@ -184,9 +184,10 @@ def test_sample_is_deterministic_and_reproduced_by_simulate_heat(heating_robin):
     for name in traj.fields:
         np.testing.assert_array_equal(traj.fields[name], again.fields[name])
     json.dumps([info, traj.metadata], allow_nan=False)
-    replay = simulate_heat(traj.mesh, traj.fields["temperature"][0], info["dt"], traj.n_frames - 1,
+    replay = simulate_heat(traj.frame(0), traj.fields["temperature"][0], info["dt"], traj.n_frames - 1,
                            stride=info["stride"], t_on=info["t_on"])
     np.testing.assert_array_equal(replay.fields["temperature"], traj.fields["temperature"])
+    assert set(replay.mesh.point_data) == set(traj.mesh.point_data)
 
 
 def test_source_switches_on_at_t_on(heating_robin):

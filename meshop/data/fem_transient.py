@@ -41,6 +41,8 @@ SCHEMES = ("bdf2", "cn")
 SOLVERS = ("direct", "cg", "amg")
 #: the per-node constant inputs :class:`HeatSimulation` reads, with their value when absent
 INPUTS = {"source": 0.0, "heat_transfer": 0.0, "ambient_temperature": 0.0, "dirichlet_mask": 0.0}
+#: the fields a run produces per frame (dropped from the constant point fields of its mesh)
+EVOLVING = ("temperature", "source_on")
 
 
 @BilinearForm
@@ -209,8 +211,8 @@ class HeatSimulation:
 
     def run(self, initial: np.ndarray, steps: int, stride: int = 1, t_on: float = 0.0,
             t0: float = 0.0) -> Trajectory:
-        """``steps`` frames after ``initial`` (``(N,)`` K at time ``t0``), ``stride`` solver steps
-        apart; the source is on for t > ``t_on`` (``inf``: never).
+        """``steps`` frames after ``initial`` (``(N,)`` K at time ``t0``; nodes held at T∞ start at
+        T∞), ``stride`` solver steps apart; the source is on for t > ``t_on`` (``inf``: never).
 
         Returns a :class:`~meshop.Trajectory`: the mesh with the inputs as point fields, fields
         ``temperature`` and ``source_on`` ``(steps + 1, N)`` (the fraction of the interval after
@@ -236,7 +238,8 @@ class HeatSimulation:
         metadata = {"dt": self.dt, "stride": int(stride), "state": ["temperature"], "inputs": list(INPUTS),
                     "time_varying_inputs": ["source_on"], "scheme": self.scheme, "t_on": float(t_on),
                     "length_scale": self.length_scale}
-        return Trajectory(self.mesh.with_point_data(**self.inputs), times,
+        constant = {name: values for name, values in self.mesh.point_data.items() if name not in EVOLVING}
+        return Trajectory(Mesh(self.mesh.points, self.mesh.cells, {**constant, **self.inputs}), times,
                           {"temperature": temperature, "source_on": np.repeat(on[:, None], self.mesh.n_points, axis=1)},
                           metadata=metadata)
 
