@@ -158,7 +158,8 @@ class HeatStepper:
                 rhs, key = self.mass @ current + dt * load(t_next), "be"
             else:
                 rhs, key = self.mass @ (2.0 * current - 0.5 * previous) + dt * load(t_next), "bdf2"
-            previous, current = current, self._step(key, rhs, values(t_next), current)
+            guess = current if previous is None else 2.0 * current - previous      # for CG
+            previous, current = current, self._step(key, rhs, values(t_next), guess)
             if (n + 1) % stride == 0:
                 frames.append(current.copy())
         self.step_seconds = (time.perf_counter() - start) / max(steps * stride, 1)
