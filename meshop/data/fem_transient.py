@@ -13,7 +13,8 @@ boundary mass ``∫_∂Ω β φ_j φ_i ds`` (scikit-fem ``FacetBasis`` on the bo
 source switches on after ``t_on``: on(τ) = 1 for τ > t_on, else 0.
 
 Time schemes (:data:`SCHEMES`): ``bdf2`` (default; L-stable, so a sudden quench or switch-on
-leaves no ringing; started by one backward-Euler step, which keeps second order) and ``cn``
+leaves no ringing; started, and restarted where the source switches on, by one backward-Euler
+step, which keeps second order) and ``cn``
 (Crank–Nicolson, source at the step's midpoint). Dirichlet values are imposed on each step's
 system by condensation, so they may vary in time. Each step matrix is factorized once (SuperLU),
 or gets its CG preconditioner once (the diagonal, or a pyamg smoothed-aggregation hierarchy),
@@ -139,12 +140,15 @@ class HeatStepper:
 
     def run(self, initial: np.ndarray, steps: int, load: Callable[[float], np.ndarray],
             fixed_values: Callable[[float], np.ndarray] | np.ndarray = (), t0: float = 0.0,
-            stride: int = 1) -> np.ndarray:
+            stride: int = 1, jumps: tuple[float, ...] = ()) -> np.ndarray:
         """``steps`` frames after ``initial``, one every ``stride`` solver steps: ``(steps + 1, N)``.
 
         ``load(t)`` is F at time t (read at the step's end for BDF2, its midpoint for CN);
-        ``fixed_values`` are the values on the fixed nodes, constant or a function of t.
+        ``fixed_values`` are the values on the fixed nodes, constant or a function of t. BDF2
+        restarts with a backward-Euler step at the step times in ``jumps`` (where the load jumps),
+        which keeps it second order across the jump.
         """
+        restarts = {int(round((t - t0) / self.dt)) for t in jumps if np.isfinite(t)}
         values = fixed_values if callable(fixed_values) else (lambda t, g=np.asarray(fixed_values, float): g)
         dt, current = self.dt, np.asarray(initial, dtype=np.float64).copy()
         previous, frames = None, [current.copy()]
@@ -154,7 +158,7 @@ class HeatStepper:
             if self.scheme == "cn":
                 rhs = self.mass @ current - (0.5 * dt) * (self.operator @ current) + dt * load(t_next - 0.5 * dt)
                 key = "cn"
-            elif previous is None:
+            elif previous is None or n in restarts:
                 rhs, key = self.mass @ current + dt * load(t_next), "be"
             else:
                 rhs, key = self.mass @ (2.0 * current - 0.5 * previous) + dt * load(t_next), "bdf2"
@@ -231,8 +235,10 @@ class HeatSimulation:
         def load(t):
             return self._ambient_load + self._source_load if t > t_on else self._ambient_load
 
+        on_step = (t_on - t0) / self.dt
+        jumps = (t_on,) if np.isfinite(on_step) and abs(on_step - round(on_step)) < 1e-9 else ()
         temperature = self.stepper.run(initial, int(steps), load, self.inputs["ambient_temperature"][self.fixed],
-                                       t0=t0, stride=int(stride))
+                                       t0=t0, stride=int(stride), jumps=jumps)
         spacing = self.dt * int(stride)
         times = t0 + spacing * np.arange(int(steps) + 1)
         on = np.clip((times + spacing - t_on) / spacing, 0.0, 1.0)
