@@ -11,7 +11,7 @@ import pytest
 from skfem import FacetBasis, LinearForm, MeshTet
 from skfem.helpers import dot
 
-from meshop import Mesh, MeshError
+from meshop import Mesh, MeshError, read_series, write_series
 from meshop.data.fem import l2_error, p1_basis, solve_poisson
 from meshop.data.fem_transient import HeatStepper, heat_matrices, simulate_heat
 from meshop.data.problems import get_problem
@@ -180,7 +180,7 @@ def test_long_time_limit_is_the_steady_solution():
     assert np.abs(steady - info["ambient_temperature"]).max() > 0.1
 
 
-def test_sample_is_deterministic_and_reproduced_by_simulate_heat(heating_robin):
+def test_sample_is_deterministic_and_reproduced_by_simulate_heat(heating_robin, tmp_path):
     traj, info = heating_robin
     again, info_again = sample(scenario="heating", boundary="robin")
     assert info == info_again and traj.metadata == again.metadata
@@ -188,6 +188,9 @@ def test_sample_is_deterministic_and_reproduced_by_simulate_heat(heating_robin):
     for name in traj.fields:
         np.testing.assert_array_equal(traj.fields[name], again.fields[name])
     json.dumps([info, traj.metadata], allow_nan=False)
+    stored = read_series(write_series(traj, tmp_path / "sample.pvd"))
+    assert stored.metadata == traj.metadata and set(stored.mesh.point_data) == set(traj.mesh.point_data)
+    np.testing.assert_array_equal(stored.fields["temperature"], traj.fields["temperature"])
     replay = simulate_heat(traj.frame(0), traj.fields["temperature"][0], info["dt"], traj.n_frames - 1,
                            stride=info["stride"], t_on=info["t_on"])
     np.testing.assert_array_equal(replay.fields["temperature"], traj.fields["temperature"])
