@@ -79,13 +79,15 @@ def predict(
     mesh_size: Optional[float] = typer.Option(None, help="Element size for surfaces, in the file's units (default: diagonal/30)."),
     max_nodes: int = typer.Option(200_000, help="Predict larger meshes sub-domain by sub-domain (models with a finite receptive field)."),
     render: bool = typer.Option(False, "--render", help="Also write a picture: truth | prediction | error."),
+    refine: Optional[float] = typer.Option(None, "--refine", help="Continue the prediction by multigrid-preconditioned CG to this relative finite-element residual (e.g. 1e-8); writes <target>_refined."),
 ):
     """Predict fields on a mesh with a trained model; writes <stem>.pred.vtu."""
+    from .estimate import warning
     from .prediction import predict as run_prediction
 
     with user_errors():
         result = run_prediction(mesh, model, out=out, device=device, mesh_size=mesh_size, max_nodes=max_nodes,
-                                render=render)
+                                render=render, refine=refine)
     for note in result.notes:
         typer.echo(f"meshop: {note}", err=True)
     stages = ", ".join(f"{stage} {seconds:.2f}" for stage, seconds in result.timings.items())
@@ -94,6 +96,11 @@ def predict(
         typer.echo(f"wrote {result.picture}")
     for target, metric in result.metrics.items():
         typer.echo(f"  {target}: relative L2 {metric['relative_l2']:.4g}, max error {metric['max_error']:.4g}")
+    for target, found in result.estimate.items():
+        typer.echo(f"  {target}: estimated relative error {found.relative:.4g} (finite-element residual "
+                   f"{found.residual:.3g}, {found.seconds:.2f} s)")
+        if refine is None and warning(target, found):
+            typer.echo(f"meshop: warning: {warning(target, found)}", err=True)
 
 
 @app.command()

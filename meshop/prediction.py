@@ -14,6 +14,7 @@ from torch_geometric.data import Data
 
 from .checkpoint import Checkpoint, CheckpointError, load
 from .errors import MeshError
+from .estimate import check_tolerance, estimator_for, refinement_note
 from .graph import decode, feature_count, mesh_edges, node_data
 from .mesh import Mesh
 
@@ -60,6 +61,9 @@ class Prediction:
             ``graph``, the rest (the mesh graph, the model's ``prepare``: hierarchy levels, ...,
             and sub-domains when partitioned).
         notes: what was done on the user's behalf, one sentence each (meshing, defaults).
+        estimate: target -> :class:`~meshop.estimate.ErrorEstimate` of the prediction, for
+            models of a PDE meshop knows (:data:`meshop.estimate.ESTIMATORS`).
+        refinement: target -> :class:`~meshop.estimate.Refinement` when asked to refine.
         path, picture: the files written, when any.
     """
 
@@ -70,6 +74,8 @@ class Prediction:
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    estimate: dict = field(default_factory=dict)
+    refinement: dict = field(default_factory=dict)
     path: Path | None = None
     picture: Path | None = None
 
@@ -106,10 +112,17 @@ class Predictor:
         return self.checkpoint.fields
 
     @torch.no_grad()
-    def predict(self, mesh: Mesh) -> Prediction:
-        """Predict the checkpoint's targets on ``mesh`` (a volume mesh of the model's dimension)."""
+    def predict(self, mesh: Mesh, *, estimate: bool = True, refine: float | None = None) -> Prediction:
+        """Predict the checkpoint's targets on ``mesh`` (a volume mesh of the model's dimension).
+
+        ``estimate``: also estimate the prediction's error from its finite-element residual
+        (models of a known PDE); ``refine``: continue it to this relative FEM residual
+        (``<target>_refined``). Neither counts in ``seconds``.
+        """
         ckpt, spec = self.checkpoint, self.checkpoint.fields
         where = f"{mesh.source}: " if mesh.source else ""
+        if refine is not None:
+            check_tolerance(refine)
         if mesh.is_point_cloud or mesh.is_surface:
             raise MeshError(f"{where}predict needs a volume mesh; tetrahedralize surfaces first "
                             "(meshop.meshing.tetrahedralize).")
@@ -132,7 +145,31 @@ class Predictor:
         timings["graph"] = seconds - timings["features"] - timings["model"]   # graphs, prepare, parts
         result = self._result(mesh, physical, {n: spec.input_defaults[n] for n in defaulted}, n_parts, seconds)
         result.timings = timings
+        if estimate or refine is not None:
+            self._estimate(result, refine)
         return result
+
+    def _estimate(self, result: Prediction, refine: float | None) -> None:
+        """Add the error estimate (and refinement) of ``result``'s prediction to it, in place."""
+        problem = self.checkpoint.data.get("problem")
+        estimator = estimator_for(problem)
+        mesh = result.mesh
+        reason = estimator.unsupported(mesh, self.spec.targets) if estimator else \
+            f"meshop knows no PDE for problem '{problem or 'unknown'}'"
+        if reason:
+            result.notes.append(f"no error estimate: {reason}.")
+            return
+        system = estimator.system(mesh, {n: self.spec.input_array(mesh, n)[0] for n in self.spec.inputs})
+        predicted = mesh.point_data[f"{estimator.target}_pred"]
+        found = system.estimate(predicted)
+        result.estimate[estimator.target] = found
+        fields = {f"{estimator.target}_estimated_error": found.error}
+        if refine is not None:
+            refined = result.refinement[estimator.target] = system.refine(predicted, refine)
+            fields[f"{estimator.target}_refined"] = refined.values
+            result.notes.append(refinement_note(estimator.target, refined))
+        result.mesh = mesh.with_point_data(**fields).with_field_data(
+            **{f"{estimator.target}_error_estimate": found.relative})
 
     def _run(self, data, edges: torch.Tensor, timings: dict[str, float]) -> torch.Tensor:
         data = Data(**data.to_dict(), edge_index=edges)  # shares the node tensors, no copy
@@ -201,13 +238,15 @@ def _node_subset(data, nodes: torch.Tensor):
 
 
 def predict(mesh, model=None, *, out=None, device: str = "cpu", mesh_size: float | None = None,
-            max_nodes: int = 200_000, write: bool = True, render: bool = False) -> Prediction:
+            max_nodes: int = 200_000, write: bool = True, render: bool = False, estimate: bool = True,
+            refine: float | None = None) -> Prediction:
     """Predict on a mesh or mesh file and (by default) write ``<stem>.pred.vtu`` beside it.
 
     A closed CAD surface (stl, obj, ply, ...) is first filled with tetrahedra by gmsh at
     ``mesh_size`` (default: 1/30 of the bounding-box diagonal). ``render=True`` also writes a
     picture beside the output (``.png`` instead of ``.vtu``): truth | prediction | error when the
-    mesh held the truth, else the prediction alone.
+    mesh held the truth, else the prediction alone. ``estimate``, ``refine``: see
+    :meth:`Predictor.predict`.
     """
     from . import io
     from .meshing import default_mesh_size, tetrahedralize
@@ -215,7 +254,7 @@ def predict(mesh, model=None, *, out=None, device: str = "cpu", mesh_size: float
     source = mesh if isinstance(mesh, Mesh) else io.read(mesh)
     predictor = Predictor(model, device=device, max_nodes=max_nodes)
     volume = tetrahedralize(source, mesh_size) if source.is_surface else source
-    result = predictor.predict(volume)
+    result = predictor.predict(volume, estimate=estimate, refine=refine)
     if volume is not source:
         size = mesh_size or default_mesh_size(source)
         result.notes.insert(0, f"filled the closed surface with {volume.n_points} nodes of tetrahedra "
