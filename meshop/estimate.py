@@ -40,8 +40,8 @@ class ErrorEstimate:
 
     Attributes:
         relative: estimated ``||u - u_h|| / ||u_h||`` of the prediction u (nodal 2-norms).
-        error: ``(N,)`` estimated ``u - u_h`` per node (0 on Dirichlet nodes), the same sign as
-            ``<target>_error`` = prediction - truth.
+        error: ``(N,)`` estimated ``u - u_h`` per node (exact on Dirichlet nodes, 0 on points
+            in no cell), the same sign as ``<target>_error`` = prediction - truth.
         residual: the prediction's relative FEM residual ``||b - A u|| / ||b||``.
         cycles: V-cycles run on the residual equation.
         seconds: wall time (assembly, multigrid setup, cycles).
@@ -59,7 +59,7 @@ class Refinement:
     """A prediction continued by AMG-preconditioned CG to the FEM solution of its mesh.
 
     Attributes:
-        values: ``(N,)`` refined field.
+        values: ``(N,)`` refined field (the Dirichlet values on Dirichlet nodes).
         tol, residual: the asked and the reached relative FEM residual.
         iterations, seconds: CG iterations and wall time from the prediction.
         cold_iterations, cold_seconds: the same solver from zero, for comparison.
@@ -95,6 +95,7 @@ class PoissonSystem:
         g = np.asarray(boundary_values, dtype=np.float64)[self.used][fixed]
         self.matrix, self.rhs, free = reduce_dirichlet(stiffness, load, fixed, g)
         self.free = self.used[free]                      # free node ids in the mesh's numbering
+        self.fixed, self.fixed_values = self.used[fixed], g
         self.assembly_seconds = time.perf_counter() - started
 
     @cached_property
@@ -123,6 +124,7 @@ class PoissonSystem:
                                                 tol=1e-300, maxiter=cycles, cycle="V", accel=None)
         error = np.zeros_like(u)
         error[self.free] = -correction                   # u - u_h ≈ -e
+        error[self.fixed] = u[self.fixed] - self.fixed_values
         corrected = u[self.used] - error[self.used]
         relative = float(np.linalg.norm(error) / max(np.linalg.norm(corrected), 1e-300))
         seconds = self.assembly_seconds + time.perf_counter() - started
@@ -139,6 +141,7 @@ class PoissonSystem:
         _, cold_iterations, cold_seconds = self._cg(np.zeros(len(self.free)), tol, maxiter)
         values = np.array(u, dtype=np.float64)
         values[self.free] = warm
+        values[self.fixed] = self.fixed_values
         return Refinement(values, tol, self.relative_residual(values), iterations, seconds,
                           cold_iterations, cold_seconds)
 
