@@ -4,11 +4,14 @@ The bundled models learn P1 finite-element solutions of known PDEs (``heat3d``: 
 part, T = g on its surface). For those, the finite-element residual of a prediction says how far
 it is from the exact discrete answer u_h of the same mesh: with the reduced (Dirichlet rows
 removed) system ``A u = b`` and the prediction u, the error e = u_h - u solves ``A e = r``,
-r = b - A u. Two V-cycles of plain (unsmoothed) aggregation multigrid (pyamg) on that equation
-give e closely enough — multigrid removes the smooth error components a model gets wrong
-(amplitude, large-scale shape) on its coarse levels, and plain aggregation sets up in a fraction
-of a second where smoothed aggregation takes seconds — and the estimate of the relative error
-is ``||e|| / ||u + e||`` (nodal norms, as the benchmarks measure the true error). ``refine``
+r = b - A u. Four conjugate-gradient iterations on that equation, from zero, preconditioned by
+one V-cycle of plain (unsmoothed) aggregation multigrid (pyamg), give e closely enough: the
+multigrid's coarse levels catch the smooth error a model makes (amplitude, large-scale shape),
+CG makes up for plain aggregation's weak coarse correction, and plain aggregation sets up in a
+fraction of a second where smoothed aggregation takes seconds. Measured on cubes of 10k-97k
+nodes, two bare V-cycles found 56-63 % of the error, four CG iterations 98-100 %. The estimate
+of the relative error is ``||e|| / ||u + e||`` (nodal norms, as the benchmarks measure the true
+error). ``refine``
 continues from u with conjugate gradients preconditioned by smoothed-aggregation V-cycles down
 to a relative residual, so a user can always get u_h.
 
@@ -43,14 +46,14 @@ class ErrorEstimate:
         error: ``(N,)`` estimated ``u - u_h`` per node (exact on Dirichlet nodes, 0 on points
             in no cell), the same sign as ``<target>_error`` = prediction - truth.
         residual: the prediction's relative FEM residual ``||b - A u|| / ||b||``.
-        cycles: V-cycles run on the residual equation.
+        iterations: preconditioned CG iterations run on the residual equation.
         seconds: wall time (assembly, multigrid setup, cycles).
     """
 
     relative: float
     error: np.ndarray
     residual: float
-    cycles: int
+    iterations: int
     seconds: float
 
 
@@ -100,7 +103,7 @@ class PoissonSystem:
 
     @cached_property
     def aggregation(self) -> pyamg.multilevel.MultilevelSolver:
-        """Plain aggregation hierarchy (cheap set-up; for the estimate's cycles)."""
+        """Plain aggregation hierarchy (cheap set-up; the estimate's preconditioner)."""
         return pyamg.smoothed_aggregation_solver(self.matrix, symmetry="symmetric", smooth=None)
 
     @cached_property
@@ -114,21 +117,22 @@ class PoissonSystem:
         norm = np.linalg.norm(self.rhs)
         return float(r / norm) if norm > 0 else float(r)
 
-    def estimate(self, u: np.ndarray, cycles: int = 2) -> ErrorEstimate:
-        """Estimated error of the nodal field ``u`` ``(N,)``: ``cycles`` V-cycles on A e = r."""
+    def estimate(self, u: np.ndarray, iterations: int = 4) -> ErrorEstimate:
+        """Estimated error of the nodal field ``u`` ``(N,)``: ``iterations`` multigrid-preconditioned
+        CG iterations on A e = r from zero."""
         started = time.perf_counter()
         u = np.asarray(u, dtype=np.float64)
         correction = np.zeros(len(self.free))           # every node fixed: nothing to correct
         if len(self.free):
             correction = self.aggregation.solve(self.rhs - self.matrix @ u[self.free], x0=correction,
-                                                tol=1e-300, maxiter=cycles, cycle="V", accel=None)
+                                                tol=1e-300, maxiter=iterations, cycle="V", accel="cg")
         error = np.zeros_like(u)
         error[self.free] = -correction                   # u - u_h ≈ -e
         error[self.fixed] = u[self.fixed] - self.fixed_values
         corrected = u[self.used] - error[self.used]
         relative = float(np.linalg.norm(error) / max(np.linalg.norm(corrected), 1e-300))
         seconds = self.assembly_seconds + time.perf_counter() - started
-        return ErrorEstimate(relative, error, self.relative_residual(u), cycles, seconds)
+        return ErrorEstimate(relative, error, self.relative_residual(u), iterations, seconds)
 
     def refine(self, u: np.ndarray, tol: float, maxiter: int = 1000) -> Refinement:
         """Continue from ``u`` ``(N,)`` with AMG-preconditioned CG until the relative residual is
