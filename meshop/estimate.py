@@ -64,7 +64,8 @@ class Refinement:
     Attributes:
         values: ``(N,)`` refined field (the Dirichlet values on Dirichlet nodes).
         tol, residual: the asked and the reached relative FEM residual.
-        iterations, seconds: CG iterations and wall time from the prediction.
+        iterations, seconds: CG iterations and wall time from the given start (``predict``
+            starts from the prediction corrected by its error estimate, ``u - error``).
         cold_iterations, cold_seconds: the same solver from zero, for comparison.
     """
 
@@ -210,7 +211,7 @@ def check_tolerance(tol: float) -> None:
 def refinement_note(target: str, refined: Refinement) -> str:
     """One sentence: how refining ``target`` went, against a cold start."""
     return (f"refined {target} to FEM residual {refined.residual:.2g} (asked {refined.tol:g}) in "
-            f"{refined.iterations} CG iterations, {refined.seconds:.2f} s, from the prediction; from zero "
+            f"{refined.iterations} CG iterations, {refined.seconds:.2f} s, from the corrected prediction; from zero "
             f"the same solver takes {refined.cold_iterations} iterations, {refined.cold_seconds:.2f} s "
             f"(written as {target}_refined).")
 
