@@ -99,8 +99,9 @@ def predict(
     for target, found in result.estimate.items():
         typer.echo(f"  {target}: estimated relative error {found.relative:.4g} (finite-element residual "
                    f"{found.residual:.3g}, {found.seconds:.2f} s)")
-        if refine is None and warning(target, found):
-            typer.echo(f"meshop: warning: {warning(target, found)}", err=True)
+        message = warning(target, found) if refine is None else None
+        if message:
+            typer.echo(f"meshop: warning: {message}", err=True)
 
 
 @app.command()
