@@ -140,3 +140,14 @@ def test_cli_prints_the_estimate_and_warns_above_ten_percent(heat3d_checkpoint, 
     bad = CliRunner().invoke(app, ["predict", str(tmp_path / "part.vtu"), "--model", str(heat3d_checkpoint),
                                    "--refine", "0"])
     assert bad.exit_code == 2 and "between 0 and 1" in bad.stderr
+
+
+def test_field_data_is_written_to_vtu_and_warned_about_elsewhere(tmp_path):
+    mesh = _heated_cube(3)[0].with_field_data(score=0.25)
+    assert mesh.with_point_data(extra=mesh.points[:, 0]).field_data["score"][0] == 0.25
+    meshop.write(mesh, tmp_path / "a.vtu")
+    assert meshio.read(tmp_path / "a.vtu").field_data["score"][0] == 0.25
+    with pytest.warns(UserWarning, match="field data"):
+        meshop.write(mesh, tmp_path / "a.vtk")
+    with pytest.raises(MeshError, match="field data 'bad'"):
+        mesh.with_field_data(bad=np.ones((2, 2)))
