@@ -11,9 +11,9 @@ CG makes up for plain aggregation's weak coarse correction, and plain aggregatio
 fraction of a second where smoothed aggregation takes seconds. Measured on cubes of 10k-97k
 nodes, two bare V-cycles found 56-63 % of the error, four CG iterations 98-100 %. The estimate
 of the relative error is ``||e|| / ||u + e||`` (nodal norms, as the benchmarks measure the true
-error). ``refine``
-continues from u with conjugate gradients preconditioned by smoothed-aggregation V-cycles down
-to a relative residual, so a user can always get u_h.
+error). ``refine`` continues from a start (``predict`` gives it u + e) with conjugate gradients
+preconditioned by smoothed-aggregation V-cycles down to a relative residual, so a user can
+always get u_h. The Dirichlet nodes are the mesh's boundary nodes, as in the training data.
 
 Problems are looked up by name in :data:`ESTIMATORS` (the checkpoint's data card records it).
 """
@@ -47,7 +47,7 @@ class ErrorEstimate:
             in no cell), the same sign as ``<target>_error`` = prediction - truth.
         residual: the prediction's relative FEM residual ``||b - A u|| / ||b||``.
         iterations: preconditioned CG iterations run on the residual equation.
-        seconds: wall time (assembly, multigrid setup, cycles).
+        seconds: wall time (assembly, multigrid set-up, iterations).
     """
 
     relative: float
