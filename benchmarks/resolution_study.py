@@ -8,7 +8,7 @@ and interpolated (P1, scikit-fem probes) onto the fine mesh; the FEM solution's 
 discretization error of the reference) and the surface's share of the nodes (the boundary flag
 the model's restriction averages). Writes a figure with ``--plot PNG``.
 
-    python benchmarks/resolution_study.py [--plot docs/images/resolution_study.png]
+    python benchmarks/resolution_study.py [--plot docs/images/resolution_study.png] [--compactness]
 """
 
 from __future__ import annotations
@@ -115,10 +115,35 @@ def plot(results: dict[str, list[dict]], out: Path) -> None:
     fig.savefig(out, dpi=110)
 
 
+def compactness(n_training: int = 30) -> None:
+    """Inradius / bounding-box diagonal of ``n_training`` generator parts (by family) and of the
+    parts of ``default_model.py``: how compact a part is, against the training range."""
+    from default_model import unlike_parts
+
+    from meshop.data.shapes import random_part_3d
+
+    rng, by_family = np.random.default_rng(0), {}
+    for _ in range(n_training):
+        points, tets, part = random_part_3d(rng, target_nodes=1200)
+        by_family.setdefault(part["family"], []).append(_compactness(meshop.Mesh(points, {"tetra": tets})))
+    for family, values in by_family.items():
+        print(f"training {family} ({len(values)} parts): inradius / diagonal {min(values):.3f}-{max(values):.3f}")
+    for name, mesh in unlike_parts().items():
+        print(f"{name}: inradius / diagonal {_compactness(mesh):.3f}")
+
+
+def _compactness(mesh: meshop.Mesh) -> float:
+    return float(mesh.distance_to_boundary.max() / mesh.size)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--plot", type=Path, default=None, help="write the figure here")
+    parser.add_argument("--compactness", action="store_true",
+                        help="also: inradius / diagonal of 30 training parts and of the benchmark's parts")
     args = parser.parse_args()
+    if args.compactness:
+        compactness()
     predictor = Predictor()
     print(f"model: {predictor.checkpoint.path}")
     print(f"machine: {machine()}")
