@@ -99,7 +99,8 @@ def _pebble(nodes: int = 6000) -> meshop.Mesh:
     radius = 1 + 0.15 * np.sin(2 * v[:, 0] + 1) * np.cos(3 * v[:, 1]) + 0.1 * np.sin(4 * v[:, 2] + v[:, 0])
     points = v * radius[:, None] * np.array([20.0, 14.0, 11.0]) + np.array([-300.0, 80.0, 40.0])
     surface = meshop.Mesh(points, {"triangle": sphere.faces})
-    return meshop.Mesh(*_arrays(tetrahedralize(surface, mesh_size=(4 * 20 * 14 * 11 / nodes) ** (1 / 3) * 1.6)))
+    volume = tetrahedralize(surface, mesh_size=(4 * 20 * 14 * 11 / nodes) ** (1 / 3) * 1.6)
+    return meshop.Mesh(volume.points, volume.cells)
 
 
 def _unit_cube(nodes: int = 10_000) -> meshop.Mesh:
@@ -108,10 +109,6 @@ def _unit_cube(nodes: int = 10_000) -> meshop.Mesh:
     side = round(nodes ** (1 / 3))
     cube = MeshTet.init_tensor(*(np.linspace(0.0, 1.0, side),) * 3)
     return meshop.Mesh(cube.p.T, {"tetra": cube.t.T})
-
-
-def _arrays(mesh: meshop.Mesh) -> tuple[np.ndarray, dict]:
-    return mesh.points, mesh.cells
 
 
 def _star_prism(occ):
