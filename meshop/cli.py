@@ -140,10 +140,13 @@ def predict(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output not named *.pred.*, even the input file."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Time-dependent models: frames to roll out from the state MESH holds; writes <stem>.pred.pvd."),
     dt: Optional[float] = typer.Option(None, "--dt", help="With --steps: time between saved frames, a multiple of the model's frame step (default: every frame)."),
+    refine: Optional[float] = typer.Option(None, "--refine", help="Continue the prediction by multigrid-preconditioned CG to this relative finite-element residual (e.g. 1e-8); writes <target>_refined."),
+    estimate: bool = typer.Option(True, "--estimate/--no-estimate", help="Estimate the prediction's error from its finite-element residual (bundled models of a known PDE; costs about one FEM assembly)."),
 ):
     """Predict fields on a mesh with a trained model; writes <stem>.pred.vtu (a .pvd series with --steps)."""
     from .io import read
     from .io.series import is_series
+    from .estimate import check_tolerance, warning
     from .outputs import prediction_output
     from .preflight import POINT_CLOUD_REFUSAL, check_device, checkpoint_path
 
@@ -151,6 +154,8 @@ def predict(
         return _predict_series(mesh, model, out, device, render, overwrite, steps, dt)
     with user_errors():   # everything a user can get wrong, before torch is imported
         check_device(device)
+        if refine is not None:
+            check_tolerance(refine)
         checkpoint_path(model)   # a bundled name or a file, its metadata readable
         source = read(mesh)
         if source.is_point_cloud:
@@ -160,7 +165,8 @@ def predict(
         from .prediction import predict as run_prediction
 
         result = run_prediction(source, model, out=target, device=device, mesh_size=mesh_size,
-                                max_nodes=max_nodes, render=render, overwrite=overwrite, progress=say)
+                                max_nodes=max_nodes, render=render, overwrite=overwrite, progress=say,
+                                estimate=estimate, refine=refine)
     for note in result.notes:
         typer.echo(f"meshop: {note}", err=True)
     stages = ", ".join(f"{stage} {seconds:.2f}" for stage, seconds in result.timings.items())
@@ -169,6 +175,12 @@ def predict(
         typer.echo(f"wrote {result.picture}")
     for target, metric in result.metrics.items():
         typer.echo(f"  {target}: relative L2 {metric['relative_l2']:.4g}, max error {metric['max_error']:.4g}")
+    for target, found in result.estimate.items():
+        typer.echo(f"  {target}: estimated relative error {found.relative:.4g} (finite-element residual "
+                   f"{found.residual:.3g}, {found.seconds:.2f} s)")
+        message = warning(target, found) if refine is None else None
+        if message:
+            typer.echo(f"meshop: warning: {message}", err=True)
 
 
 def _predict_series(mesh: Path, model, out, device: str, render: bool, overwrite: bool, steps, dt) -> None:
