@@ -23,6 +23,7 @@ import numpy as np
 
 from ...errors import MeshError
 from ...mesh import Mesh
+from ...trajectory import Trajectory
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,8 @@ class Problem:
         summary: one line: the PDE and the domain.
         resolution: what ``resolution`` means for this problem.
         module, function: where the sample function lives (imported on first use); it takes
-            ``(rng, resolution=..., **options)`` and returns a Mesh or ``(Mesh, info dict)``.
+            ``(rng, resolution=..., **options)`` and returns a Mesh or ``(Mesh, info dict)``, or ``(Trajectory, info dict)`` for a
+            time-dependent problem.
     """
 
     name: str
@@ -86,8 +88,9 @@ class Problem:
         return list(getattr(self._module(), "LINEAR_INPUTS", []))
 
     def sample_with_info(self, rng: np.random.Generator, resolution: int | None = None,
-                         **options) -> tuple[Mesh, dict]:
-        """One solved sample and a JSON-ready dict of its own parameters (may be empty)."""
+                         **options) -> tuple[Mesh | Trajectory, dict]:
+        """One solved sample (a Trajectory for time-dependent problems) and a JSON-ready dict of
+        its own parameters (may be empty)."""
         if resolution is not None:
             options["resolution"] = int(resolution)
         out = getattr(self._module(), self.function)(rng, **options)
@@ -109,6 +112,10 @@ PROBLEMS: dict[str, Problem] = {p.name: p for p in [
     Problem("heat3d", "steady conduction -ΔT = q in random 3D mechanical parts, T = g on the "
             "boundary", "target number of mesh nodes (default 5000)",
             "meshop.data.problems.heat3d", "heat3d_sample"),
+    Problem("burgers2d", "viscous vector Burgers u_t + (u·∇)u = νΔu (time series) on random planar "
+            "domains with holes or the unit square, u0 a Gaussian random field",
+            "target number of mesh nodes (default 2000)",
+            "meshop.data.problems.burgers2d", "burgers2d_sample"),
 ]}
 
 
