@@ -4,14 +4,15 @@ The nodes move from ξ to x = ξ + ∇φ(ξ) where the potential φ solves the M
 ``m(x) det(I + H(φ)) = θ`` with ``θ = ∫ m(x) det(I + H) dξ / |Ω|`` (the area-weighted mean of m
 over the moved mesh), which equidistributes ``m × cell area``. As in the parabolic relaxation
 scheme of Firedrake's `movement` (``MongeAmpereMover_Relaxation``, McRae, Cotter & Budd 2018),
-φ is P1, its gradient and Hessian are recovered by L2 projection, and it relaxes in pseudo-time
+φ is P1, its gradient and Hessian are recovered by L2 projection (the gradient's normal part
+removed on the boundary, zero at corners), and it relaxes in pseudo-time
 
     -Δ ∂φ/∂τ = m(x) det(I + H(φ)) - θ,      ∇φ·n = 0 on the boundary,
 
 one sparse solve per step with a matrix factorized once (written here on scikit-fem; no library
 offers it outside Firedrake). Boundary nodes slide and every returned mesh is valid
-(:mod:`meshop.geometry.moving`); an iterate that would tangle the mesh ends the relaxation at
-the last valid one.
+(:mod:`meshop.geometry.moving`); a relaxation step that would tangle the mesh is halved (and
+dτ with it), and after ten halvings the relaxation ends at the last valid iterate.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class MoveResult:
     Attributes:
         points: ``(N, 2)`` moved node positions (same connectivity).
         quality: :class:`~meshop.geometry.moving.MeshQuality` of the moved mesh.
-        iterations: relaxation steps taken; residuals: relative Monge–Ampère residual per step.
+        iterations: relaxation steps accepted; residuals: relative Monge–Ampère residual per step.
         seconds: wall time of the move.
     """
 
@@ -108,12 +109,15 @@ def monge_ampere_move(points: np.ndarray, triangles: np.ndarray, u: np.ndarray, 
     slider = slider or BoundarySlider(points, triangles)
     m_nodes, locator = monitor(points, triangles, u, beta), P1Locator(points, triangles)
     dtau = pseudo_step / float(m_nodes.max())
-    phi, best, residuals = np.zeros(len(points)), points.copy(), []
+    phi, previous, best, residuals = np.zeros(len(points)), np.zeros(len(points)), points.copy(), []
     for _ in range(max_iterations):
-        gradient = recovery.gradient(phi)
+        gradient = slider.tangential(recovery.gradient(phi))            # ∇φ·n = 0, corners fixed
         moved = slider.project(points + gradient)
-        if not is_valid(moved, triangles, points):
-            break
+        if not is_valid(moved, triangles, points):       # back off: halve the last step and dτ
+            if dtau < 1e-3 * pseudo_step / float(m_nodes.max()):
+                break
+            phi, dtau = 0.5 * (previous + phi), 0.5 * dtau
+            continue
         best = moved
         hessian = recovery.hessian(gradient)
         det = (1 + hessian[:, 0, 0]) * (1 + hessian[:, 1, 1]) - hessian[:, 0, 1] ** 2
@@ -123,7 +127,7 @@ def monge_ampere_move(points: np.ndarray, triangles: np.ndarray, u: np.ndarray, 
         residuals.append(float(np.sqrt(residual @ (recovery.mass @ residual) / area)) / theta)
         if len(residuals) > 1 and abs(residuals[-2] - residuals[-1]) < rtol * residuals[-1]:
             break
-        phi = phi + dtau * step_lu.solve(recovery.mass @ residual)
+        previous, phi = phi, phi + dtau * step_lu.solve(recovery.mass @ residual)
     moved, quality = safe_move(points, triangles, best, slider)
     return MoveResult(moved, quality, len(residuals), residuals, time.perf_counter() - start)
 

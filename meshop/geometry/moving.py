@@ -51,7 +51,7 @@ class MeshQuality:
             :data:`MIN_AREA_RATIO` of the reference; min_area_ratio: smallest area / reference area.
         min_angle: smallest interior angle in the mesh, degrees.
         histogram: counts of per-cell minimum angles in the bins ``bins`` (degrees, 0-60).
-        halvings: how many times the move was halved to stay valid (0: applied in full).
+        halvings: rounds of halving the move where it would tangle the mesh (0: applied in full).
     """
 
     n_inverted: int
@@ -68,8 +68,8 @@ class MeshQuality:
                f"smallest area ratio {self.min_area_ratio:.3g}",
                f"min-angle histogram (deg:cells) {bars}"]
         if self.halvings:
-            out.append(f"the move would have tangled the mesh: it was halved {self.halvings} time(s) "
-                       f"(scale {0.5 ** self.halvings:g})")
+            out.append(f"the full move would have tangled the mesh: it was halved near the tangled "
+                       f"cells, {self.halvings} round(s)")
         return out
 
 
@@ -106,8 +106,21 @@ class BoundarySlider:
         #: (nodes that slide, the original polyline they slide on)
         self.chains = [c for loop in loops for c in _split_at(loop, set(self.corners.tolist()))]
         self.boundary = np.zeros(len(points), dtype=bool)
+        #: (N, 2) unit tangent of the boundary at sliding nodes, 0 at corners and interior nodes
+        self.tangents = np.zeros((len(points), 2))
         for loop in loops:
             self.boundary[loop] = True
+            chord = self.points[np.roll(loop, -1)] - self.points[np.roll(loop, 1)]
+            self.tangents[loop] = chord / np.linalg.norm(chord, axis=1, keepdims=True)
+        self.tangents[self.corners] = 0.0
+
+    def tangential(self, vectors: np.ndarray) -> np.ndarray:
+        """``(N, 2)`` nodal vectors (displacements) with the normal part removed on the boundary and
+        zero at corners: the no-normal-motion condition, applied to a velocity or a displacement."""
+        out = np.array(vectors, dtype=np.float64)
+        along = (out[self.boundary] * self.tangents[self.boundary]).sum(1, keepdims=True)
+        out[self.boundary] = along * self.tangents[self.boundary]
+        return out
 
     def project(self, moved: np.ndarray) -> np.ndarray:
         """``(N, 2)`` moved positions with boundary nodes on their chain's polyline, corners at home."""
@@ -183,15 +196,23 @@ def safe_move(points: np.ndarray, triangles: np.ndarray, target: np.ndarray,
               ) -> tuple[np.ndarray, MeshQuality]:
     """Move ``points`` towards ``target`` as far as the mesh stays valid.
 
-    Boundary nodes are projected onto their chains (``slider``, built here when None); while a
-    triangle would invert or degenerate, the displacement is halved. Returns the moved points and
-    their :class:`MeshQuality` (``halvings`` says how often it backed off; the original mesh,
-    scale 0, is returned if nothing smaller is valid).
+    Boundary nodes are projected onto their chains (``slider``, built here when None). While a
+    triangle would invert or degenerate, the displacement of its three nodes is halved (only
+    there: the rest of the mesh keeps its move); after ``max_halvings`` rounds the whole
+    displacement is halved instead. Returns the moved points and their :class:`MeshQuality`
+    (``halvings``: rounds of backing off, 0 when the move was applied in full; the original mesh
+    if nothing else is valid).
     """
     slider = slider or BoundarySlider(points, triangles)
     displacement = np.asarray(target, dtype=np.float64) - points
-    for halvings in range(max_halvings + 1):
-        moved = slider.project(points + 0.5 ** halvings * displacement)
-        if is_valid(moved, triangles, points):
+    reference = signed_areas(points, triangles)
+    for halvings in range(2 * max_halvings + 1):
+        moved = slider.project(points + displacement)
+        bad = signed_areas(moved, triangles) / reference < MIN_AREA_RATIO
+        if not bad.any():
             return moved, mesh_quality(moved, triangles, points, halvings)
-    return points.copy(), mesh_quality(points, triangles, points, max_halvings + 1)
+        if halvings < max_halvings:
+            displacement[np.unique(triangles[bad])] *= 0.5
+        else:
+            displacement *= 0.5
+    return points.copy(), mesh_quality(points, triangles, points, 2 * max_halvings + 1)
