@@ -25,6 +25,7 @@ except PackageNotFoundError:  # running from a source tree without installation
 #: public name -> module that defines it, imported on first access
 _LAZY = {
     "predict": "prediction", "Predictor": "prediction", "Prediction": "prediction",
+    "adapt": "adapt", "Adaptation": "adapt",
     "train": "training", "Trainer": "training", "TrainResult": "training",
 }
 
@@ -37,5 +38,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'meshop' has no attribute {name!r}")
 
 
-__all__ = ["Mesh", "MeshError", "Trajectory", "read", "read_series", "write", "write_series", "predict", "Predictor", "Prediction", "train", "Trainer",
+__all__ = ["Adaptation", "Mesh", "MeshError", "Trajectory", "adapt", "read", "read_series", "write", "write_series", "predict", "Predictor", "Prediction", "train", "Trainer",
            "TrainResult", "__version__"]

@@ -13,6 +13,7 @@ import inspect
 from .amg import AMG
 from .base import NeuralOperator
 from .beno import BENO
+from .dmm import DMM
 from .gno import GNO
 from .mgno import MGNO
 
@@ -55,5 +56,6 @@ register("gno", GNO)
 register("mgno", MGNO)
 register("beno", BENO)
 register("amg", AMG)
+register("dmm", DMM)
 
 __all__ = ["NeuralOperator", "available", "defaults", "get", "register"]

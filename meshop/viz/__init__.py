@@ -10,6 +10,7 @@ from importlib import import_module
 _LAZY = {
     "plot_decomposition": "geometry_plots", "plot_hierarchy": "geometry_plots",
     "export_html": "interactive", "interactive_plotter": "interactive", "view": "interactive",
+    "plot_adaptation": "mesh_plots",
     "plot_loss_curve": "plots", "read_metrics": "plots",
     "render": "pictures", "render_comparison": "pictures",
     "to_pyvista": "scene",
