@@ -84,6 +84,17 @@ def adapt(mesh: Mesh | str | Path, field: str | np.ndarray, model=None, method: 
     return Adaptation(_moved_mesh(mesh, moved), quality, method, seconds, notes)
 
 
+def save_mover(model, path: str | Path, data: dict | None = None, metrics: dict | None = None) -> Path:
+    """Write a :class:`~meshop.models.dmm.DMM` checkpoint (safetensors + JSON metadata) for
+    ``adapt(..., model=path)``; ``data`` and ``metrics`` describe its training."""
+    from .checkpoint import Checkpoint, save
+    from .fields import FieldSpec
+    from .graph import GraphSettings
+
+    return save(path, Checkpoint(model, "dmm", FieldSpec(inputs=["field"], targets=["displacement"]),
+                                 GraphSettings(), data or {}, metrics or {}))
+
+
 def _inputs(mesh: Mesh, field) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     where = f"{mesh.source}: " if mesh.source else ""
     if mesh.dim != 2 or set(mesh.cells) != {"triangle"}:

@@ -99,8 +99,9 @@ class _TriangleMesh:
 
 class DMM(NeuralOperator):
     r"""Data-free mesh mover: :math:`x = \xi + \nabla_\xi \phi(\xi; c)`, with the code :math:`c`
-    from ``layers`` kernel integrals over the mesh edges of the node features of :func:`prepare`
-    and φ a Fourier-feature MLP of ξ (:class:`~meshop.nn.potential.ConditionedPotential`).
+    the mean and max over the nodes of ``layers`` kernel integrals over the mesh edges of the
+    node features of :func:`prepare`, and φ a Fourier-feature MLP of ξ
+    (:class:`~meshop.nn.potential.ConditionedPotential`).
     Untrained, it is the identity. Coordinates are the normalized ``pos`` of the sample.
 
     Args:
@@ -114,7 +115,7 @@ class DMM(NeuralOperator):
 
     def __init__(self, in_channels: int = 2, out_channels: int = 1, dim: int = 2, width: int = 32,
                  layers: int = 4, kernel_width: int = 32, length_unit: float = 0.05,
-                 trunk_width: int = 64, trunk_layers: int = 3, frequencies: int = 4, beta: float = BETA):
+                 trunk_width: int = 64, trunk_layers: int = 3, frequencies: int = 2, beta: float = BETA):
         super().__init__(in_channels, out_channels, dim, width=width, layers=layers,
                          kernel_width=kernel_width, length_unit=length_unit, trunk_width=trunk_width,
                          trunk_layers=trunk_layers, frequencies=frequencies, beta=beta)
@@ -122,15 +123,18 @@ class DMM(NeuralOperator):
         self.lift = MLP([in_channels, width, width])
         self.edges = EdgeEmbedding(dim, in_channels, kernel_width)
         self.integrals = torch.nn.ModuleList(KernelIntegral(width, kernel_width) for _ in range(layers))
-        self.potential = ConditionedPotential(dim, width, trunk_width, trunk_layers, frequencies)
+        self.potential = ConditionedPotential(dim, 2 * width, trunk_width, trunk_layers, frequencies)
 
     def forward(self, sample: MoverSample) -> tuple[torch.Tensor, torch.Tensor]:
         """``∇φ (N, 2)`` and ``H(φ) (N, 2, 2)`` at the nodes (normalized coordinates)."""
         edges = Edges(sample.edge_index, self.edges.bind(sample.pos, sample.features, self.length_unit),
                       len(sample.pos))
-        code = self.lift(sample.features)
+        state = self.lift(sample.features)
         for integral in self.integrals:
-            code = integral(code, edges)
+            state = integral(state, edges)
+        # one code for the whole mesh, so φ is a single function of ξ and its autograd Hessian
+        # is that of the map the nodes actually follow
+        code = torch.cat([state.mean(0), state.amax(0)]).expand(len(state), -1)
         with torch.enable_grad():
             xi = sample.pos.clone().requires_grad_(True)
             return gradient_and_hessian(self.potential(xi, code), xi)
@@ -167,7 +171,7 @@ def monge_ampere_step(model: DMM, batch, weights: dict | None = None) -> tuple[t
         total = total + sum(weights[k] * v for k, v in terms.items()) / len(samples)
         for k, v in terms.items():
             logs[k] += float(v.detach()) / len(samples)
-    logs["loss"] = float(total)
+    logs["loss"] = float(total.detach())
     return total, logs
 
 

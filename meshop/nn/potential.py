@@ -21,7 +21,7 @@ class ConditionedPotential(nn.Module):
     Shapes: ``xi (N, dim)``, ``code (N, code_width)`` -> ``(N,)``.
     """
 
-    def __init__(self, dim: int, code_width: int, width: int = 64, layers: int = 3, frequencies: int = 4):
+    def __init__(self, dim: int, code_width: int, width: int = 64, layers: int = 3, frequencies: int = 2):
         super().__init__()
         self.register_buffer("scales", math.pi * 2.0 ** torch.arange(frequencies, dtype=torch.get_default_dtype()))
         self.mlp = MLP([dim * (1 + 2 * frequencies) + code_width] + [width] * layers + [1])
