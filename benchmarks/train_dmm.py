@@ -9,6 +9,7 @@ mesh, quadrature of degree 6) is exact. Per mesh: that error for the original me
 mover and the DMM, the time of each mover, inverted cells and the min angle.
 
     nice -n 10 python benchmarks/train_dmm.py --minutes 5 --out runs/dmm.safetensors
+    python benchmarks/train_dmm.py --checkpoint runs/dmm.safetensors --picture docs/images/adapt_dmm.png
 """
 
 from __future__ import annotations
@@ -71,14 +72,14 @@ def train(samples: list, minutes: float, seed: int) -> tuple[DMM, int, dict]:
     return model.eval(), steps, logs
 
 
-def evaluate(model: DMM, cases: int, nodes: int, seed: int) -> list[dict]:
+def evaluate(model: DMM, cases: int, nodes: int, seed: int, picture: str | None = None) -> list[dict]:
     rng, rows = np.random.default_rng(seed + 1000), []
     for k in range(cases):
         points, triangles, f = test_case(rng, nodes, square=k % 3 == 0)
         original = l2_error(points, triangles, f(points), f)
         norm = l2_error(points, triangles, np.zeros(len(points)), f)
         classical = monge_ampere_move(points, triangles, f(points))
-        start = time.perf_counter()
+        start = time.perf_counter()                    # both timings include their set-up
         moved, quality = model.move(prepare(points, triangles, f(points)))
         dmm_seconds = time.perf_counter() - start
         rows.append({"domain": "square" if k % 3 == 0 else "random", "nodes": len(points),
@@ -88,7 +89,20 @@ def evaluate(model: DMM, cases: int, nodes: int, seed: int) -> list[dict]:
                      "t_classical": classical.seconds, "t_dmm": dmm_seconds,
                      "inverted": quality.n_inverted + classical.quality.n_inverted,
                      "angle_dmm": quality.min_angle, "angle_classical": classical.quality.min_angle})
+        if picture and k == 1:
+            _picture(points, triangles, f, classical.points, moved, rows[-1], picture)
     return rows
+
+
+def _picture(points, triangles, f, classical, dmm, row, path):
+    from meshop import Mesh
+    from meshop.viz import plot_adaptation
+
+    meshes = [Mesh(p, {"triangle": triangles}, {"f": f(p)}) for p in (points, classical, dmm)]
+    titles = tuple(f"{name}: error {row[key]:.3f}" for name, key in
+                   [("original", "original"), ("classical", "classical"), ("DMM", "dmm")])
+    plot_adaptation(meshes[0], meshes[1], path, field="f", titles=titles, extra=[meshes[2]])
+    print(f"wrote {path}")
 
 
 def main():
@@ -100,18 +114,27 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="runs/dmm.safetensors")
+    parser.add_argument("--picture", default=None, help="PNG: original | classical | DMM on a test domain")
+    parser.add_argument("--checkpoint", default=None, help="evaluate this DMM checkpoint instead of training")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(machine())
-    start = time.time()
-    samples = training_samples(args.trajectories, args.nodes, args.seed)
-    print(f"{len(samples)} burgers2d snapshots of ~{args.nodes} nodes in {time.time() - start:.0f} s; "
-          f"training {args.minutes:g} min", flush=True)
-    model, steps, logs = train(samples, args.minutes, args.seed)
-    save_mover(model, args.out, data={"problem": "burgers2d", "snapshots": len(samples), "nodes": args.nodes},
-               metrics={"steps": steps, **logs})
-    rows = evaluate(model, args.cases, args.nodes, args.seed)
-    print(f"\n{steps} steps; wrote {args.out}\n")
+    if args.checkpoint:
+        from meshop.checkpoint import load
+
+        ckpt = load(args.checkpoint)
+        model, steps = ckpt.model, ckpt.metrics.get("steps", "?")
+        print(f"evaluating {args.checkpoint} ({steps} training steps)")
+    else:
+        start = time.time()
+        samples = training_samples(args.trajectories, args.nodes, args.seed)
+        print(f"{len(samples)} burgers2d snapshots of ~{args.nodes} nodes in {time.time() - start:.0f} s; "
+              f"training {args.minutes:g} min", flush=True)
+        model, steps, logs = train(samples, args.minutes, args.seed)
+        save_mover(model, args.out, data={"problem": "burgers2d", "snapshots": len(samples), "nodes": args.nodes},
+                   metrics={"steps": steps, **logs})
+        print(f"\n{steps} steps; wrote {args.out}\n")
+    rows = evaluate(model, args.cases, args.nodes, args.seed, args.picture)
     print("| domain | nodes | original | classical | DMM | DMM / original | DMM / classical | classical s | DMM s | speed-up | inverted | min angle DMM / classical |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:

@@ -12,7 +12,7 @@ from .scene import write_atomically
 
 def plot_adaptation(original: Mesh, moved: Mesh, out_png: str | Path, field: str | None = None,
                     titles: tuple[str, ...] = ("original mesh", "moved mesh"), extra: list[Mesh] = (),
-                    dpi: int = 150) -> Path:
+                    dpi: int = 100) -> Path:
     """Panels of the original, the moved (and ``extra``) triangle meshes, edges drawn over the
     field ``field`` (its magnitude for a vector field) when given. Returns the PNG path."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
