@@ -20,15 +20,6 @@ def front(x):
     return np.tanh((np.linalg.norm(x - [0.2, 0.25], axis=1) - 0.5) / 0.05)
 
 
-@pytest.fixture
-def one_thread():
-    """Double backward on tiny graphs: one thread is faster than two on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def square():
     points, triangles = square_mesh(13)
@@ -57,7 +48,7 @@ def test_monge_ampere_residual_and_convexity_on_known_maps():
     assert float(convexity_penalty(folded, weights)) == pytest.approx(4.0)
 
 
-def test_untrained_mover_is_the_identity_and_the_step_trains(square, one_thread):
+def test_untrained_mover_is_the_identity_and_the_step_trains(square, one_torch_thread):
     torch.manual_seed(0)
     points, triangles = square
     sample = prepare(points, triangles, front(points))

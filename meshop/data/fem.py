@@ -47,8 +47,15 @@ def _diffusion(u, v, w):
 
 
 @BilinearForm
-def _mass(u, v, _):
+def mass_form(u, v, _):
+    """∫ u v (the mass matrix)."""
     return u * v
+
+
+@BilinearForm
+def laplace_form(u, v, _):
+    """∫ ∇u·∇v (the stiffness matrix of -Δ)."""
+    return dot(grad(u), grad(v))
 
 
 def p1_basis(points: np.ndarray, cells: np.ndarray, intorder: int | None = None) -> Basis:
@@ -113,7 +120,7 @@ def assemble(points: np.ndarray, cells: np.ndarray, source: np.ndarray,
     if source.shape != (basis.N,):
         raise MeshError(f"source has shape {source.shape}; expected ({basis.N},) nodal values.")
     stiffness = _diffusion.assemble(basis, a=_coefficient_field(basis, coefficient)).tocsr()
-    load = _mass.assemble(basis) @ source
+    load = mass_form.assemble(basis) @ source
     return stiffness, load
 
 

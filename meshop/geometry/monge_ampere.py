@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.sparse.linalg import splu
-from skfem import Basis, BilinearForm, ElementTriP1, MeshTri
-from skfem.helpers import dot, grad
+from skfem import Basis, BilinearForm
 
+from ..data.fem import laplace_form, mass_form, p1_basis
 from ..errors import MeshError
 from .monitor import BETA, P1Locator, monitor
 from .moving import BoundarySlider, MeshQuality, is_valid, safe_move, signed_areas
@@ -48,16 +48,6 @@ class MoveResult:
     seconds: float
 
 
-@BilinearForm
-def _mass(u, v, _):
-    return u * v
-
-
-@BilinearForm
-def _stiffness(u, v, _):
-    return dot(grad(u), grad(v))
-
-
 def _derivative(axis: int) -> BilinearForm:
     return BilinearForm(lambda u, v, _: u.grad[axis] * v)
 
@@ -66,7 +56,7 @@ class _Recovery:
     """L2-projected gradient and Hessian of P1 fields on a fixed mesh (matrices factorized once)."""
 
     def __init__(self, basis: Basis):
-        self.mass = _mass.assemble(basis).tocsc()
+        self.mass = mass_form.assemble(basis).tocsc()
         self._mass_lu = splu(self.mass)
         self._derivatives = [_derivative(k).assemble(basis).tocsr() for k in range(2)]
 
@@ -101,9 +91,9 @@ def monge_ampere_move(points: np.ndarray, triangles: np.ndarray, u: np.ndarray, 
     points, triangles = np.asarray(points, dtype=np.float64), np.asarray(triangles, dtype=np.int64)
     if points.ndim != 2 or points.shape[1] != 2:
         raise MeshError(f"the Monge-Ampere mover needs a 2D triangle mesh; points have shape {points.shape}.")
-    basis = Basis(MeshTri(np.ascontiguousarray(points.T), np.ascontiguousarray(triangles.T)), ElementTriP1())
+    basis = p1_basis(points, triangles)
     recovery = _Recovery(basis)
-    stiffness = _stiffness.assemble(basis)
+    stiffness = laplace_form.assemble(basis)
     area = float(recovery.mass.sum())
     step_lu = splu((stiffness + 1e-8 * recovery.mass).tocsc())          # Neumann: fix the constant
     slider = slider or BoundarySlider(points, triangles)

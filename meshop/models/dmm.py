@@ -19,6 +19,7 @@ import torch
 from ..geometry.monitor import BETA, P1Locator, cell_gradients, monitor, recover_to_nodes
 from ..geometry.moving import BoundarySlider, MeshQuality, safe_move, signed_areas
 from ..geometry.neighbors import mesh_edges
+from ..mesh import Mesh
 from ..nn import MLP, EdgeEmbedding, Edges, KernelIntegral
 from ..nn.monge_ampere import cell_equidistribution, convexity_penalty, monge_ampere_residual, p1_at
 from ..nn.potential import ConditionedPotential, gradient_and_hessian
@@ -79,22 +80,10 @@ def prepare(points: np.ndarray, triangles: np.ndarray, u: np.ndarray, beta: floa
     return MoverSample(
         points, triangles, centre, scale, tensor((points - centre) / scale),
         tensor(np.stack([recovered, slider.boundary.astype(np.float64)], axis=1)),
-        tensor(mesh_edges(_TriangleMesh(len(points), triangles)), torch.int64),
+        tensor(mesh_edges(Mesh(points, {"triangle": triangles})), torch.int64),
         tensor(monitor(points, triangles, u, beta)), tensor(nodal_area / nodal_area.sum()),
         tensor(slider.tangents), tensor(slider.boundary, torch.bool), tensor(triangles, torch.int64),
         slider, P1Locator(points, triangles))
-
-
-@dataclass
-class _TriangleMesh:
-    """What :func:`mesh_edges` reads of a mesh."""
-
-    n_points: int
-    triangles: np.ndarray
-
-    @property
-    def cells(self):
-        return {"triangle": self.triangles}
 
 
 class DMM(NeuralOperator):

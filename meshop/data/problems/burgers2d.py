@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 from skfem import BilinearForm
 from skfem.helpers import dot, grad
@@ -24,9 +23,10 @@ from skfem.helpers import dot, grad
 from ...errors import MeshError
 from ...mesh import Mesh
 from ...trajectory import Trajectory
-from ..fem import p1_basis
+from ..fem import laplace_form, mass_form, p1_basis
 from ..grf import grf_on_points
 from .darcy2d import square_mesh
+from .poisson2d import boundary_loops
 
 DOMAINS = ("square", "random")
 BOUNDARIES = ("zero", "initial")
@@ -35,16 +35,6 @@ DEFAULTS = {"resolution": 2000, "domain": "random", "nu": 0.01, "dt": 0.01, "fra
             "stride": 5, "boundary": "zero"}
 #: peak |u| of the initial condition
 AMPLITUDE = 1.0
-
-
-@BilinearForm
-def _mass(u, v, _):
-    return u * v
-
-
-@BilinearForm
-def _stiffness(u, v, _):
-    return dot(grad(u), grad(v))
 
 
 @BilinearForm
@@ -67,7 +57,7 @@ class BurgersStepper:
             raise MeshError(f"burgers2d needs nu > 0 and dt > 0, got nu = {nu}, dt = {dt}.")
         self.basis = p1_basis(points, triangles)
         self.nu, self.dt = float(nu), float(dt)
-        mass, stiffness = _mass.assemble(self.basis), _stiffness.assemble(self.basis)
+        mass, stiffness = mass_form.assemble(self.basis), laplace_form.assemble(self.basis)
         self.fixed = np.asarray(dirichlet, dtype=bool)
         self.free = ~self.fixed
         self.mass_over_dt = (mass / dt).tocsr()
@@ -158,6 +148,5 @@ def burgers2d_sample(rng: np.random.Generator, resolution: int = 2000, domain: s
     traj = Trajectory(mesh, times=np.arange(frames) * dt * stride, fields={"velocity": np.stack(history)},
                       metadata={"dt": dt, "stride": stride, "state": ["velocity"], "nu": nu,
                                 "domain": domain, "boundary": boundary})
-    from .poisson2d import boundary_loops
     return traj, {"n_holes": boundary_loops(mesh) - 1,
                   "max_speed": float(np.linalg.norm(traj.fields["velocity"], axis=2).max())}
