@@ -114,8 +114,9 @@ class DMM(NeuralOperator):
         self.integrals = torch.nn.ModuleList(KernelIntegral(width, kernel_width) for _ in range(layers))
         self.potential = ConditionedPotential(dim, 2 * width, trunk_width, trunk_layers, frequencies)
 
-    def forward(self, sample: MoverSample) -> tuple[torch.Tensor, torch.Tensor]:
-        """``∇φ (N, 2)`` and ``H(φ) (N, 2, 2)`` at the nodes (normalized coordinates)."""
+    def forward(self, sample: MoverSample, hessian: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``∇φ (N, 2)`` and ``H(φ) (N, 2, 2)`` at the nodes (normalized coordinates); with
+        ``hessian=False`` the gradient alone, not kept for a backward pass (moving, not training)."""
         edges = Edges(sample.edge_index, self.edges.bind(sample.pos, sample.features, self.length_unit),
                       len(sample.pos))
         state = self.lift(sample.features)
@@ -126,12 +127,15 @@ class DMM(NeuralOperator):
         code = torch.cat([state.mean(0), state.amax(0)]).expand(len(state), -1)
         with torch.enable_grad():
             xi = sample.pos.clone().requires_grad_(True)
-            return gradient_and_hessian(self.potential(xi, code), xi)
+            phi = self.potential(xi, code)
+            if not hessian:
+                return torch.autograd.grad(phi.sum(), xi)[0], None
+            return gradient_and_hessian(phi, xi)
 
     def move(self, sample: MoverSample) -> tuple[np.ndarray, MeshQuality]:
         """Moved node positions ``(N, 2)`` (original units) of a valid mesh, and its quality."""
         with torch.no_grad():
-            gradient, _ = self(sample)
+            gradient, _ = self(sample, hessian=False)
         displacement = tangential(gradient.detach(), sample).numpy().astype(np.float64)
         return safe_move(sample.points, sample.triangles, sample.points + sample.scale * displacement,
                          sample.slider)
