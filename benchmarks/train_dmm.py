@@ -2,7 +2,8 @@
 original mesh and the classical Monge–Ampère mover on sharp fronts it has not seen.
 
 Training data: late frames of burgers2d trajectories (random domains with holes and the unit
-square), no optimal meshes: the loss is :func:`meshop.models.dmm.monge_ampere_step`. Test fields:
+square) and random tanh fronts (other seeds than the test's), no optimal meshes: the loss is
+:func:`meshop.models.dmm.monge_ampere_step`. Test fields:
 circular tanh fronts (width 0.03 of the domain size) on fresh random domains and on the square,
 known analytically, so the interpolation error ``||f - Π f|| / ||f||`` (P1 interpolant on the
 mesh, quadrature of degree 6) is exact. Per mesh: that error for the original mesh, the classical
@@ -30,14 +31,18 @@ from meshop.geometry.monge_ampere import monge_ampere_move
 from meshop.models.dmm import DMM, monge_ampere_step, prepare
 
 
-def training_samples(n: int, nodes: int, seed: int) -> list:
-    """Two late frames of each of ``n`` burgers2d trajectories (every third on the square)."""
+def training_samples(n: int, fronts: int, nodes: int, seed: int) -> list:
+    """Two late frames of each of ``n`` burgers2d trajectories (every third on the square), and
+    ``fronts`` random tanh fronts (fields only: no optimal mesh is ever computed)."""
     rng, samples = np.random.default_rng(seed), []
     for k in range(n):
         traj, _ = burgers2d_sample(rng, resolution=nodes, domain="square" if k % 3 == 0 else "random",
                                    nu=0.005, frames=9, stride=5)
         for frame in (4, 8):
             samples.append(prepare(traj.mesh.points, traj.mesh.cells["triangle"], traj.fields["velocity"][frame]))
+    for k in range(fronts):
+        points, triangles, f = test_case(rng, nodes, square=k % 3 == 0)
+        samples.append(prepare(points, triangles, f(points)))
     return samples
 
 
@@ -109,6 +114,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--trajectories", type=int, default=12)
+    parser.add_argument("--fronts", type=int, default=24, help="random tanh fronts added to the training fields")
     parser.add_argument("--nodes", type=int, default=800)
     parser.add_argument("--cases", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
@@ -127,11 +133,13 @@ def main():
         print(f"evaluating {args.checkpoint} ({steps} training steps)")
     else:
         start = time.time()
-        samples = training_samples(args.trajectories, args.nodes, args.seed)
-        print(f"{len(samples)} burgers2d snapshots of ~{args.nodes} nodes in {time.time() - start:.0f} s; "
+        samples = training_samples(args.trajectories, args.fronts, args.nodes, args.seed)
+        print(f"{2 * args.trajectories} burgers2d snapshots and {args.fronts} tanh fronts of ~{args.nodes} "
+              f"nodes in {time.time() - start:.0f} s; "
               f"training {args.minutes:g} min", flush=True)
         model, steps, logs = train(samples, args.minutes, args.seed)
-        save_mover(model, args.out, data={"problem": "burgers2d", "snapshots": len(samples), "nodes": args.nodes},
+        save_mover(model, args.out, data={"problem": "burgers2d", "snapshots": 2 * args.trajectories,
+                                          "fronts": args.fronts, "nodes": args.nodes},
                    metrics={"steps": steps, **logs})
         print(f"\n{steps} steps; wrote {args.out}\n")
     rows = evaluate(model, args.cases, args.nodes, args.seed, args.picture)

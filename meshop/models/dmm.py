@@ -25,6 +25,10 @@ from ..nn.monge_ampere import cell_equidistribution, convexity_penalty, monge_am
 from ..nn.potential import ConditionedPotential, gradient_and_hessian
 from .base import NeuralOperator
 
+#: octaves of the Fourier features of the node positions in the node features
+FEATURE_OCTAVES = 2
+#: node features of :func:`prepare`: |∇u| ratio, boundary flag, γ(ξ), |∇u| ratio × γ(ξ)
+FEATURES = 2 + 8 * FEATURE_OCTAVES
 #: weights of the loss terms of :func:`monge_ampere_step`
 LOSS_WEIGHTS = {"monge_ampere": 1.0, "convexity": 1.0, "boundary": 10.0, "cells": 1.0}
 
@@ -36,7 +40,9 @@ class MoverSample:
 
     Attributes:
         points ``(N, 2)``, triangles ``(M, 3)``: the original mesh (numpy).
-        pos ``(N, 2)``; features ``(N, 2)``: |∇u| recovered / its mean, boundary flag;
+        pos ``(N, 2)``; features ``(N, FEATURES)``: g = |∇u| recovered / its mean, boundary
+        flag, Fourier features γ(pos) = sin, cos(2^k π pos), and g γ(pos) (whose area-weighted
+        mean is the monitor's Fourier coefficients: where the fronts are);
         edge_index ``(2, E)`` int64 mesh edges; monitor ``(N,)`` m at the nodes;
         weights ``(N,)`` lumped nodal areas (normalized, sum 1); tangents ``(N, 2)`` boundary
         tangents (0 at corners and interior nodes); boundary ``(N,)`` bool; cells ``(M, 3)`` int64.
@@ -79,17 +85,24 @@ def prepare(points: np.ndarray, triangles: np.ndarray, u: np.ndarray, beta: floa
         return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype)
     return MoverSample(
         points, triangles, centre, scale, tensor((points - centre) / scale),
-        tensor(np.stack([recovered, slider.boundary.astype(np.float64)], axis=1)),
+        tensor(_node_features((points - centre) / scale, recovered, slider.boundary)),
         tensor(mesh_edges(Mesh(points, {"triangle": triangles})), torch.int64),
         tensor(monitor(points, triangles, u, beta)), tensor(nodal_area / nodal_area.sum()),
         tensor(slider.tangents), tensor(slider.boundary, torch.bool), tensor(triangles, torch.int64),
         slider, P1Locator(points, triangles))
 
 
+def _node_features(pos: np.ndarray, ratio: np.ndarray, boundary: np.ndarray) -> np.ndarray:
+    """``(N, FEATURES)``, see :class:`MoverSample`."""
+    angles = (pos[:, :, None] * np.pi * 2.0 ** np.arange(FEATURE_OCTAVES)).reshape(len(pos), -1)
+    fourier = np.concatenate([np.sin(angles), np.cos(angles)], axis=1)
+    return np.column_stack([ratio, boundary.astype(np.float64), fourier, ratio[:, None] * fourier])
+
+
 class DMM(NeuralOperator):
     r"""Data-free mesh mover: :math:`x = \xi + \nabla_\xi \phi(\xi; c)`, with the code :math:`c`
-    the mean and max over the nodes of ``layers`` kernel integrals over the mesh edges of the
-    node features of :func:`prepare`, and φ a Fourier-feature MLP of ξ
+    the area-weighted mean and the max over the nodes of ``layers`` kernel integrals over the
+    mesh edges of the node features of :func:`prepare`, and φ a Fourier-feature MLP of ξ
     (:class:`~meshop.nn.potential.ConditionedPotential`).
     Untrained, it is the identity. Coordinates are the normalized ``pos`` of the sample.
 
@@ -102,7 +115,7 @@ class DMM(NeuralOperator):
 
     uses_mesh_graph = True
 
-    def __init__(self, in_channels: int = 2, out_channels: int = 1, dim: int = 2, width: int = 32,
+    def __init__(self, in_channels: int = FEATURES, out_channels: int = 1, dim: int = 2, width: int = 32,
                  layers: int = 4, kernel_width: int = 32, length_unit: float = 0.05,
                  trunk_width: int = 64, trunk_layers: int = 3, frequencies: int = 2, beta: float = BETA):
         super().__init__(in_channels, out_channels, dim, width=width, layers=layers,
@@ -124,7 +137,8 @@ class DMM(NeuralOperator):
             state = integral(state, edges)
         # one code for the whole mesh, so φ is a single function of ξ and its autograd Hessian
         # is that of the map the nodes actually follow
-        code = torch.cat([state.mean(0), state.amax(0)]).expand(len(state), -1)
+        mean = (sample.weights[:, None] * state).sum(0)                 # area-weighted
+        code = torch.cat([mean, state.amax(0)]).expand(len(state), -1)
         with torch.enable_grad():
             xi = sample.pos.clone().requires_grad_(True)
             phi = self.potential(xi, code)
