@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..errors import MeshError
 from ..geometry.monitor import BETA, P1Locator, cell_gradients, monitor, recover_to_nodes
 from ..geometry.moving import BoundarySlider, MeshQuality, safe_move, signed_areas
 from ..geometry.neighbors import mesh_edges
@@ -130,6 +131,9 @@ class DMM(NeuralOperator):
     def forward(self, sample: MoverSample, hessian: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``∇φ (N, 2)`` and ``H(φ) (N, 2, 2)`` at the nodes (normalized coordinates); with
         ``hessian=False`` the gradient alone, not kept for a backward pass (moving, not training)."""
+        if not isinstance(sample, MoverSample):
+            raise MeshError("dmm is a mesh mover: it takes a MoverSample from meshop.models.dmm.prepare "
+                            "and trains with monge_ampere_step, not on a dataset of solved fields.")
         edges = Edges(sample.edge_index, self.edges.bind(sample.pos, sample.features, self.length_unit),
                       len(sample.pos))
         state = self.lift(sample.features)
