@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from machine import machine
 
-from meshop.adapt import save_mover
+from meshop.adaptation import save_mover
 from meshop.data.fem import l2_error
 from meshop.data.problems.burgers2d import burgers2d_sample
 from meshop.data.problems.darcy2d import square_mesh

@@ -25,7 +25,7 @@ except PackageNotFoundError:  # running from a source tree without installation
 #: public name -> module that defines it, imported on first access
 _LAZY = {
     "predict": "prediction", "Predictor": "prediction", "Prediction": "prediction",
-    "adapt": "adapt", "Adaptation": "adapt",
+    "adapt": "adaptation", "Adaptation": "adaptation",
     "train": "training", "Trainer": "training", "TrainResult": "training",
 }
 

@@ -210,7 +210,7 @@ def adapt(
     picture: Optional[Path] = typer.Option(None, "--picture", help="Also write a PNG: original | moved mesh."),
 ):
     """Move the nodes of a 2D mesh towards a field's fronts (Monge-Ampere r-adaptation)."""
-    from .adapt import adapt as run_adapt
+    from .adaptation import adapt as run_adapt
     from .io import read, write
 
     with user_errors():

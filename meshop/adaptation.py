@@ -1,5 +1,7 @@
 """`meshop.adapt`: move the nodes of a 2D triangle mesh towards a field's fronts (r-adaptation).
 
+(The module is ``meshop.adaptation``, so that importing it never hides the function.)
+
 >>> moved = meshop.adapt(meshop.read("plate.vtu"), "u")     # -> Adaptation
 >>> moved.mesh, moved.quality.min_angle, moved.notes
 
