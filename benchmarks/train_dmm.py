@@ -61,10 +61,10 @@ def test_case(rng: np.random.Generator, nodes: int, square: bool):
     return points, triangles, f
 
 
-def train(samples: list, minutes: float, seed: int) -> tuple[DMM, int, dict]:
+def train(samples: list, minutes: float, seed: int, lr: float) -> tuple[DMM, int, dict]:
     torch.manual_seed(seed)
     model = DMM()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     rng, deadline, steps, logs = np.random.default_rng(seed), time.time() + 60 * minutes, 0, {}
     while time.time() < deadline:
         optimizer.zero_grad()
@@ -119,6 +119,7 @@ def main():
     parser.add_argument("--cases", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--out", default="runs/dmm.safetensors")
     parser.add_argument("--picture", default=None, help="PNG: original | classical | DMM on a test domain")
     parser.add_argument("--checkpoint", default=None, help="evaluate this DMM checkpoint instead of training")
@@ -137,7 +138,7 @@ def main():
         print(f"{2 * args.trajectories} burgers2d snapshots and {args.fronts} tanh fronts of ~{args.nodes} "
               f"nodes in {time.time() - start:.0f} s; "
               f"training {args.minutes:g} min", flush=True)
-        model, steps, logs = train(samples, args.minutes, args.seed)
+        model, steps, logs = train(samples, args.minutes, args.seed, args.lr)
         save_mover(model, args.out, data={"problem": "burgers2d", "snapshots": 2 * args.trajectories,
                                           "fronts": args.fronts, "nodes": args.nodes},
                    metrics={"steps": steps, **logs})
