@@ -354,6 +354,37 @@ def generate(
                    f"generate more (--n 3 or more) or change --split.", err=True)
 
 
+@app.command()
+def adapt(
+    mesh: Path = typer.Argument(..., help="2D triangle mesh carrying the field (vtu, vtk, msh, ...)."),
+    field: str = typer.Option(..., "--field", "-f", help="Point field whose fronts the nodes move to."),
+    out: Path = typer.Option(..., "--out", "-o", help="Moved mesh file (same cells, new points, fields re-sampled)."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="DMM checkpoint (default: the bundled one, if any)."),
+    method: Optional[str] = typer.Option(None, "--method", help="dmm or classical (default: dmm with a checkpoint, else classical)."),
+    picture: Optional[Path] = typer.Option(None, "--picture", help="Also write a PNG: original | moved mesh."),
+):
+    """Move the nodes of a 2D mesh towards a field's fronts (Monge-Ampere r-adaptation)."""
+    from .adaptation import adapt as run_adapt
+    from .io import read, write
+
+    with user_errors():
+        original = read(mesh)
+        result = run_adapt(original, field, model=model, method=method)
+        path = write(result.mesh, out)
+        if picture is not None:
+            from .viz import plot_adaptation
+
+            plot_adaptation(original, result.mesh, picture, field=field)
+    for note in result.notes:
+        typer.echo(f"meshop: {note}", err=True)
+    typer.echo(f"wrote {path} ({result.mesh.n_points} nodes moved by the {result.method} mover in "
+               f"{result.seconds:.2f} s)")
+    for line in result.quality.lines():
+        typer.echo(f"  {line}")
+    if picture is not None:
+        typer.echo(f"wrote {picture}")
+
+
 def describe(mesh) -> dict:
     """The facts `meshop info --json` prints, as a JSON-ready dict.
 

@@ -49,8 +49,15 @@ def _diffusion(u, v, w):
 
 
 @BilinearForm
-def _mass(u, v, _):
+def mass_form(u, v, _):
+    """∫ u v (the mass matrix)."""
     return u * v
+
+
+@BilinearForm
+def laplace_form(u, v, _):
+    """∫ ∇u·∇v (the stiffness matrix of -Δ)."""
+    return dot(grad(u), grad(v))
 
 
 def p1_basis(points: np.ndarray, cells: np.ndarray, intorder: int | None = None) -> Basis:
@@ -157,7 +164,7 @@ def stiffness_matrix(basis: Basis, coefficient: np.ndarray | None = None) -> sp.
 
 def mass_matrix(basis: Basis) -> sp.csr_matrix:
     """``(N, N)`` P1 mass matrix ``∫ φ_j φ_i`` (consistent, not lumped)."""
-    return _mass.assemble(basis).tocsr()
+    return mass_form.assemble(basis).tocsr()
 
 
 def reduce_dirichlet(stiffness: sp.csr_matrix, load: np.ndarray, dirichlet_nodes: np.ndarray,
