@@ -70,13 +70,14 @@ def farthest_point_sampling(points, n_samples: int, start: int = 0, exact: bool 
 
     ``exact=False``: ``fpsample``'s bucket FPS on a k-d line (QuickFPS, float32), 5-15x faster
     from 100k points: a farthest-point sample whose covering radius matches the exact one's to
-    ~0.3 %, but not the same points, and its first pick is its own (``start`` is ignored).
+    ~0.3 %, but not the same points; deterministic for a given ``start``, which seeds its
+    search but is not always its first pick.
     For samplers whose points need not be reproduced exactly (fresh graphs, new models).
 
     Args:
         points: ``(N, d)`` coordinates.
         n_samples: number of picks, ``1 <= n_samples <= N``.
-        start: index of the first pick (``exact=True`` only).
+        start: index of the first pick (``exact=False``: of the seed of the search).
         exact: the exact float64 order (models that must see the same sample) or the fast one.
 
     Returns:
@@ -90,7 +91,7 @@ def farthest_point_sampling(points, n_samples: int, start: int = 0, exact: bool 
     if int(start) != start or not 0 <= start < n:
         raise MeshError(f"start must be a point index in [0, {n - 1}]; got {start}.")
     if not exact:
-        fast = _bucket_fps(pts, int(n_samples))
+        fast = _bucket_fps(pts, int(n_samples), int(start))
         if fast is not None:
             return fast
     ids, coords = _spatial_blocks(pts, block=128)               # (nb, B), (nb, d, B)
@@ -118,14 +119,14 @@ def farthest_point_sampling(points, n_samples: int, start: int = 0, exact: bool 
     return out
 
 
-def _bucket_fps(pts: np.ndarray, n_samples: int) -> np.ndarray | None:
+def _bucket_fps(pts: np.ndarray, n_samples: int, start: int) -> np.ndarray | None:
     """fpsample's QuickFPS sample in pick order, or None where it repeats a point (it does so
     once the distinct points run out, when points coincide)."""
     import fpsample
 
     height = int(np.clip(np.log2(len(pts)) - 10, 3, 9))        # buckets of 2**height points
-    picks = fpsample.bucket_fps_kdline_sampling(pts, n_samples, h=height).astype(np.int64)
-    return picks if len(np.unique(picks)) == n_samples else None
+    picks = fpsample.bucket_fps_kdline_sampling(pts, n_samples, h=height, start_idx=start)
+    return picks.astype(np.int64) if len(np.unique(picks)) == n_samples else None
 
 
 def _spatial_blocks(pts: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
