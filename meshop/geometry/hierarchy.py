@@ -70,7 +70,7 @@ def farthest_point_sampling(points, n_samples: int, start: int = 0, exact: bool 
 
     ``exact=False``: ``fpsample``'s bucket FPS on a k-d line (QuickFPS, float32), 5-15x faster
     from 100k points: a farthest-point sample whose covering radius matches the exact one's to
-    ~0.3 %, but not the same points; deterministic for a given ``start``, which seeds its
+    ~1 %, but not the same points; deterministic for a given ``start``, which seeds its
     search but is not always its first pick.
     For samplers whose points need not be reproduced exactly (fresh graphs, new models).
 
