@@ -74,5 +74,7 @@ register("mgno", "mgno:MGNO")
 register("beno", "beno:BENO")
 register("amg", "amg:AMG")
 register("stepper", "stepper:TimeStepper")
+register("gns", "gns:GNS")
+register("giorom", "giorom:GIOROM")
 
 __all__ = ["NeuralOperator", "available", "defaults", "get", "model_class", "register"]
