@@ -20,7 +20,9 @@ from ..checkpoint import Checkpoint, load, save
 from ..errors import MeshError
 from ..graph import GraphSettings, build_graph, decode, feature_count
 from ..metrics import relative_l2
+from . import particles
 from .data import SPLITS, TrainingData, load_training_data
+from .particles import is_particle_dataset
 from .records import write_loss_curve, write_metrics
 from .state import optimizer_from_flat, optimizer_to_flat
 from .steps import supervised_step, unrolled_step
@@ -126,7 +128,9 @@ class Run:
     def setup(self) -> None:
         """Read the data, fit the field statistics, build the model, the graphs (once), the step
         function, the optimizer and schedule, and hand them to a :class:`Trainer`."""
-        if is_trajectory_dataset(self.data_path):
+        if is_particle_dataset(self.data_path):
+            step, validate = particles.setup(self)
+        elif is_trajectory_dataset(self.data_path):
             step, validate = self._setup_time()
         else:
             step, validate = self._setup_steady()
@@ -202,6 +206,8 @@ class Run:
         """The checkpoint's dynamics section (time-dependent models; empty otherwise)."""
         if not self.model.time_dependent:
             return {}
+        if getattr(self.data, "dynamics", None):
+            return self.data.dynamics
         time = self.data.card["time"]
         return {"state": self.fields.targets, "varying_inputs": self.data.varying, "frame_dt": time.get("frame_dt"),
                 "solver_dt": time.get("dt"), "stride": time.get("stride"), "history": 1, "unroll": self.unroll,
