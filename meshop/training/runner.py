@@ -178,6 +178,9 @@ class Run:
         if not models.model_class(self.model_name).time_dependent:
             raise MeshError(f"{self.data_path} holds trajectories but model '{self.model_name}' is steady; "
                             "use --model stepper.")
+        if hasattr(models.model_class(self.model_name), "rollout_plan"):
+            raise MeshError(f"model '{self.model_name}' learns moving particles and {self.data_path} holds fields "
+                            "on fixed nodes; use --model stepper.")
         self.data = load_trajectory_data(self.data_path, self.seed, self.max_train)
         self.fields, dim = self.data.fields, self.data.dim
         self.model = self._build_model(feature_count(self.fields, dim), self.fields.channels(self.fields.targets),
