@@ -14,13 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch_geometric.data import Data
-from torch_geometric.loader import DataLoader
 
 from .. import models
 from ..errors import MeshError
 from ..trajectory import Trajectory
 from .data import SPLITS
-from .steps import noisy_one_step
+from .steps import noisy_one_step, validation
 from .windows import TrajectoryData, load_trajectory_data
 
 INTEGRATOR = "semi-implicit Euler, one frame per step: v += a; x += v (m, frames)"
@@ -91,13 +90,4 @@ def setup(run):
     if not run.graphs["train"] or not run.graphs["val"]:
         raise MeshError(f"{run.data_path}: the trajectories are too short for history {history}: "
                         f"they need at least {history + 2} frames.")
-    train_step, eval_step = noisy_one_step(run.noise), noisy_one_step(0.0)
-
-    @torch.no_grad()
-    def validate(model, graphs):
-        model.eval()
-        losses = [eval_step(model, batch.to(run.device))[0].item() * batch.num_graphs
-                  for batch in DataLoader(graphs, batch_size=run.batch_size)]
-        return sum(losses) / len(graphs)
-
-    return train_step, validate
+    return noisy_one_step(run.noise), validation(noisy_one_step(0.0), run.batch_size, run.device)

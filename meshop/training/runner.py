@@ -25,7 +25,7 @@ from .data import SPLITS, TrainingData, load_training_data
 from .particles import is_particle_dataset
 from .records import write_loss_curve, write_metrics
 from .state import optimizer_from_flat, optimizer_to_flat
-from .steps import supervised_step, unrolled_step
+from .steps import supervised_step, unrolled_step, validation
 from .trainer import EpochSampler, Trainer
 from .windows import base_graph, increment_scale, is_trajectory_dataset, load_trajectory_data, varying_columns, windows
 
@@ -193,16 +193,8 @@ class Run:
                 base = base_graph(traj, self.fields, self.graph, self.model.prepare, self.model.uses_mesh_graph)
                 self.graphs[split] += windows(traj, base, self.fields, self.data.varying, self.unroll,
                                               self.window_every)
-        train_step, eval_step = unrolled_step(self.unroll, self.noise), unrolled_step(self.unroll)
-
-        @torch.no_grad()
-        def validate(model, graphs):
-            model.eval()
-            losses = [eval_step(model, batch.to(self.device))[0].item() * batch.num_graphs
-                      for batch in DataLoader(graphs, batch_size=self.batch_size)]
-            return sum(losses) / len(graphs)
-
-        return train_step, validate
+        return unrolled_step(self.unroll, self.noise), validation(unrolled_step(self.unroll), self.batch_size,
+                                                                  self.device)
 
     @property
     def dynamics(self) -> dict:

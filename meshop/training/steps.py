@@ -84,3 +84,18 @@ def noisy_one_step(noise_std: float = 0.0):
         return loss, {}
 
     return step
+
+
+def validation(step, batch_size: int, device):
+    """``validate(model, graphs) -> float``: the mean loss of ``step`` over ``graphs`` (eval mode,
+    no gradients), batches of ``batch_size`` on ``device``."""
+    from torch_geometric.loader import DataLoader
+
+    @torch.no_grad()
+    def validate(model, graphs):
+        model.eval()
+        losses = [step(model, batch.to(device))[0].item() * batch.num_graphs
+                  for batch in DataLoader(graphs, batch_size=batch_size)]
+        return sum(losses) / len(graphs)
+
+    return validate
