@@ -73,6 +73,9 @@ def setup(run):
         raise MeshError(f"{run.data_path}: particle trajectories need 'bounds' metadata and a 'material' point "
                         "field (meshop generate mpm2d writes both).")
     n_materials = len(meta.get("materials", {})) or int(max(t.mesh.point_data["material"].max() for t in train)) + 1
+    if "radius" not in run.model_overrides and "default_connectivity_radius" not in meta:
+        raise MeshError(f"{run.data_path}: the trajectories name no default_connectivity_radius; give the "
+                        "model's radius in m (--model-option radius=0.02).")
     fixed = {} if "radius" in run.model_overrides else {"radius": float(meta["default_connectivity_radius"])}
     run.model = run._build_model(n_materials, data.dim, data.dim, **fixed)
     history = run.model.history
