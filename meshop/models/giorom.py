@@ -53,9 +53,14 @@ class GIOROM(GNS):
         self.sparse_state: SparseState | None = None
 
     def sparse_ids(self, points: torch.Tensor) -> np.ndarray:
-        """``(S,)`` farthest-point sample of one scene's ``points (N, d)`` (all when N <= S)."""
-        cloud = points.detach().cpu().numpy().astype(np.float64)
-        return np.sort(farthest_subset(cloud, min(self.sparse_nodes, len(cloud))))
+        """``(S,)`` sorted ids of one scene's sparse nodes among ``points (N, d)`` (all when N <= S):
+        a farthest-point sample, or in training mode a uniform random subset drawn anew for every
+        window (torch's generator): FPS costs ~1 s per 1k-particle scene on a loaded CPU, and
+        training sees many sparse graphs of each scene."""
+        n, s = len(points), min(self.sparse_nodes, len(points))
+        if self.training:
+            return np.sort(torch.randperm(n)[:s].numpy())
+        return np.sort(farthest_subset(points.detach().cpu().numpy().astype(np.float64), s))
 
     def sparse_radius(self, n: int, s: int) -> float:
         return self.radius * max(1.0, n / s) ** (1.0 / self.dim)
