@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,6 +26,7 @@ from torch_geometric.loader import DataLoader
 
 import meshop
 from meshop.checkpoint import load
+from meshop.data.dataset import read_manifest
 from meshop.models.gns import constant_velocity_rollout
 from meshop.training.particles import particle_windows
 from meshop.training.steps import noisy_one_step
@@ -52,9 +54,10 @@ def constant_velocity_one_step(model, trajectories) -> float:
     return float(np.mean(errors))
 
 
-def rollout_errors(model, traj) -> tuple[float, float]:
-    """Rollout position MSE over the whole rollout and Chamfer distance at the last frame."""
-    h, steps = model.history, traj.n_frames - model.history - 1
+def rollout_errors(model, traj, h: int) -> tuple[float, float]:
+    """Rollout position MSE over the whole rollout from frames 0..h and Chamfer distance at the
+    last frame; ``model`` None: the constant-velocity extrapolation."""
+    steps = traj.n_frames - h - 1
     data = Data(material=torch.as_tensor(traj.mesh.point_data["material"], dtype=torch.long), num_nodes=traj.n_points)
     start = torch.as_tensor(traj.positions[: h + 1], dtype=torch.float32).transpose(0, 1)
     predicted = model.rollout(data, start, steps).numpy() if model is not None else \
@@ -91,24 +94,24 @@ def main():
     parser.add_argument("--particles", type=int, default=10000)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    manifest = meshop.data.dataset.read_manifest(args.data)
+    manifest = read_manifest(Path(args.data))
     split = manifest["split"]
     test = [meshop.read_series(f"{args.data}/{name}") for name in split["test"] or split["val"]]
     models = {"gns": load(args.gns).model, "giorom": load(args.giorom).model}
     print(f"machine: {machine()}")
     print(f"data: {args.data}, {len(test)} test trajectories of {test[0].n_frames} frames, "
           f"{min(t.n_points for t in test)}-{max(t.n_points for t in test)} particles")
-    baseline_rollout = np.mean([rollout_errors(None, t)[0] for t in test])
+    h = models["gns"].history
+    cv = np.array([rollout_errors(None, t, h) for t in test])
     print("| model | parameters | one-step MSE (normalized acc.) | rollout position MSE (m²) | "
           "× better than const. velocity | Chamfer at last frame (m) |")
     print("|---|---|---|---|---|---|")
     for name, model in models.items():
         model.eval()
         one = one_step_mse(model, test)
-        errors = np.array([rollout_errors(model, t) for t in test])
+        errors = np.array([rollout_errors(model, t, h) for t in test])
         print(f"| {name} | {model.n_parameters():,} | {one:.3g} | {errors[:, 0].mean():.3g} | "
-              f"{baseline_rollout / errors[:, 0].mean():.2f} | {errors[:, 1].mean():.3g} |")
-    cv = np.array([rollout_errors(None, t) for t in test])
+              f"{cv[:, 0].mean() / errors[:, 0].mean():.2f} | {errors[:, 1].mean():.3g} |")
     print(f"| constant velocity | 0 | {constant_velocity_one_step(models['gns'], test):.3g} | "
           f"{cv[:, 0].mean():.3g} | 1 | {cv[:, 1].mean():.3g} |")
     giorom, gns = models["giorom"], models["gns"]
