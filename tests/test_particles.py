@@ -173,3 +173,17 @@ def test_rollout_refuses_particles_without_materials():
     series = Trajectory(Mesh(frames[0], None, {"material": np.zeros(120, int)}), [0.0], positions=frames)
     with pytest.raises(MeshError, match="starts from 3 frames"):
         rollout(particle_checkpoint(small_model("gns")), series, 3)
+
+
+def test_bundled_mpm2d_model_rolls_out_a_point_cloud(tmp_path):
+    from meshop import predict
+    from meshop.prediction import bundled_models
+
+    assert read_metadata(bundled_models()["mpm2d"])["dynamics"]["moving"]
+    frames, material = free_flight(n=200, frames=1)
+    cloud = Mesh(frames[0], None, {"material": material, "velocity": np.zeros((200, 2))})
+    result = predict(cloud, model="mpm2d", steps=3, out=tmp_path / "cloud.pred.pvd")
+    positions = result.trajectory.positions
+    assert positions.shape == (4, 200, 2) and np.isfinite(positions).all()
+    fall = positions[-1, :, 1] - positions[0, :, 1]
+    assert fall.mean() < 0     # at rest under gravity, the particles start to fall
