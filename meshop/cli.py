@@ -205,7 +205,8 @@ def _predict_series(mesh: Path, model, out, device: str, render: bool, overwrite
             typer.echo(f"wrote {extra}")
     for name, errors in result.errors.items():
         marks = ", ".join(f"step {k}: {errors[k]:.3g}" for k in sorted({1, len(errors) // 2, len(errors) - 1}) if k)
-        typer.echo(f"  {name}: relative L2 against the reference series, {marks}")
+        measure = "mean squared error (m²)" if name.endswith("_mse") else "relative L2"
+        typer.echo(f"  {name}: {measure} against the reference series, {marks}")
 
 
 @command

@@ -98,7 +98,7 @@ class Predictor:
             raise MeshError(f"--max-nodes {self.max_nodes}: expected at least 2 nodes per sub-domain.")
         ckpt = self.checkpoint
         expected = feature_count(ckpt.fields, ckpt.model.dim)
-        if ckpt.model.in_channels != expected:
+        if ckpt.model.in_channels != expected and not ckpt.dynamics.get("moving"):   # particles: material ids
             raise CheckpointError(
                 f"{ckpt.path or 'checkpoint'}: the model reads {ckpt.model.in_channels} node features but this "
                 f"meshop builds {expected} for its fields (written by meshop {ckpt.meshop_version or '?'}); re-train it.")

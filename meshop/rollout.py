@@ -30,7 +30,8 @@ class RolloutPrediction:
         trajectory: the predicted series: frame 0 the initial state, then one frame per step,
             fields ``<state>_pred`` (and the constant inputs used as point fields).
         errors: state -> ``(steps + 1,)`` relative L2 error per frame against the reference
-            series, when one was given (frame 0 is the given initial state: 0).
+            series, when one was given (frame 0 is the given initial state: 0); particle models:
+            ``position_mse``, the mean squared position error (m²) per frame.
         defaults: inputs (or initial states) that were missing and replaced by defaults.
         seconds: wall time; ``seconds_per_step``: the model's time per step alone.
         notes: what was done on the user's behalf, one sentence each.
@@ -50,7 +51,8 @@ class RolloutPrediction:
 
 def rollout(checkpoint, source: Mesh | Trajectory, steps: int, *, every: int = 1, device: str = "cpu",
             progress: bool = False) -> RolloutPrediction:
-    """Step ``checkpoint``'s model ``steps`` frames from the state held by ``source``.
+    """Step ``checkpoint``'s model ``steps`` frames from the state held by ``source`` (particle
+    models: :func:`~meshop.particle_rollout.rollout_particles`).
 
     Args:
         checkpoint: a loaded time-dependent :class:`~meshop.checkpoint.Checkpoint`.
@@ -64,6 +66,10 @@ def rollout(checkpoint, source: Mesh | Trajectory, steps: int, *, every: int = 1
     spec, dynamics, model = checkpoint.fields, checkpoint.dynamics, checkpoint.model
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
         raise MeshError(f"--steps must be a positive integer, got {steps!r}.")
+    if dynamics.get("moving"):
+        from .particle_rollout import rollout_particles
+
+        return rollout_particles(checkpoint, source, steps, every=every, device=device, progress=progress)
     reference = source if isinstance(source, Trajectory) else None
     mesh = reference.frame(0) if reference is not None else source
     where = f"{mesh.source}: " if mesh.source else ""

@@ -69,9 +69,11 @@ FINER_MESH_ERROR = 0.105
 @pytest.mark.parametrize("name", sorted(BUNDLED_ON_BRACKET))
 def test_bundled_models_on_the_bracket(name):
     from meshop.data.problems.heat3d import uniform_heating
+    from meshop.checkpoint import read_metadata
     from meshop.prediction import bundled_models
 
-    assert set(bundled_models()) == set(BUNDLED_ON_BRACKET)    # every shipped model is measured here
+    steady = {n for n, path in bundled_models().items() if not read_metadata(path).get("dynamics", {}).get("moving")}
+    assert steady == set(BUNDLED_ON_BRACKET)    # every shipped mesh model is measured here (particles: test_particles)
     bracket = meshop.read(EXAMPLES / "parts" / "bracket.vtu")
     truth = uniform_heating(bracket)
     predicted = Predictor(name).predict(bracket).mesh.point_data["temperature_pred"]

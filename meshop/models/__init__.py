@@ -75,5 +75,7 @@ register("beno", "beno:BENO")
 register("amg", "amg:AMG")
 register("stepper", "stepper:TimeStepper")
 register("dmm", "dmm:DMM")
+register("gns", "gns:GNS")
+register("giorom", "giorom:GIOROM")
 
 __all__ = ["NeuralOperator", "available", "defaults", "get", "model_class", "register"]

@@ -9,8 +9,8 @@ function), the step functions, and the folder-of-files runner :func:`train` / :c
 
 from .config import load_config, merge_options
 from .runner import Run, TrainResult, evaluate, train
-from .steps import supervised_step, unrolled_step
+from .steps import noisy_one_step, supervised_step, unrolled_step
 from .trainer import EpochSampler, Trainer
 
 __all__ = ["EpochSampler", "Run", "Trainer", "TrainResult", "evaluate", "load_config", "merge_options",
-           "supervised_step", "train", "unrolled_step"]
+           "noisy_one_step", "supervised_step", "train", "unrolled_step"]

@@ -20,10 +20,12 @@ from ..checkpoint import Checkpoint, load, save
 from ..errors import MeshError
 from ..graph import GraphSettings, build_graph, decode, feature_count
 from ..metrics import relative_l2
+from . import particles
 from .data import SPLITS, TrainingData, load_training_data
+from .particles import is_particle_dataset
 from .records import write_loss_curve, write_metrics
 from .state import optimizer_from_flat, optimizer_to_flat
-from .steps import supervised_step, unrolled_step
+from .steps import supervised_step, unrolled_step, validation
 from .trainer import EpochSampler, Trainer
 from .windows import base_graph, increment_scale, is_trajectory_dataset, load_trajectory_data, varying_columns, windows
 
@@ -126,7 +128,9 @@ class Run:
     def setup(self) -> None:
         """Read the data, fit the field statistics, build the model, the graphs (once), the step
         function, the optimizer and schedule, and hand them to a :class:`Trainer`."""
-        if is_trajectory_dataset(self.data_path):
+        if is_particle_dataset(self.data_path):
+            step, validate = particles.setup(self)
+        elif is_trajectory_dataset(self.data_path):
             step, validate = self._setup_time()
         else:
             step, validate = self._setup_steady()
@@ -174,6 +178,9 @@ class Run:
         if not models.model_class(self.model_name).time_dependent:
             raise MeshError(f"{self.data_path} holds trajectories but model '{self.model_name}' is steady; "
                             "use --model stepper.")
+        if hasattr(models.model_class(self.model_name), "rollout_plan"):
+            raise MeshError(f"model '{self.model_name}' learns moving particles and {self.data_path} holds fields "
+                            "on fixed nodes; use --model stepper.")
         self.data = load_trajectory_data(self.data_path, self.seed, self.max_train)
         self.fields, dim = self.data.fields, self.data.dim
         self.model = self._build_model(feature_count(self.fields, dim), self.fields.channels(self.fields.targets),
@@ -186,22 +193,16 @@ class Run:
                 base = base_graph(traj, self.fields, self.graph, self.model.prepare, self.model.uses_mesh_graph)
                 self.graphs[split] += windows(traj, base, self.fields, self.data.varying, self.unroll,
                                               self.window_every)
-        train_step, eval_step = unrolled_step(self.unroll, self.noise), unrolled_step(self.unroll)
-
-        @torch.no_grad()
-        def validate(model, graphs):
-            model.eval()
-            losses = [eval_step(model, batch.to(self.device))[0].item() * batch.num_graphs
-                      for batch in DataLoader(graphs, batch_size=self.batch_size)]
-            return sum(losses) / len(graphs)
-
-        return train_step, validate
+        return unrolled_step(self.unroll, self.noise), validation(unrolled_step(self.unroll), self.batch_size,
+                                                                  self.device)
 
     @property
     def dynamics(self) -> dict:
         """The checkpoint's dynamics section (time-dependent models; empty otherwise)."""
         if not self.model.time_dependent:
             return {}
+        if getattr(self.data, "dynamics", None):
+            return self.data.dynamics
         time = self.data.card["time"]
         return {"state": self.fields.targets, "varying_inputs": self.data.varying, "frame_dt": time.get("frame_dt"),
                 "solver_dt": time.get("dt"), "stride": time.get("stride"), "history": 1, "unroll": self.unroll,

@@ -7,6 +7,8 @@ step                     loss
 :func:`supervised_step`  relative L2 of the decoded prediction against ``batch.y`` (steady)
 :func:`unrolled_step`    relative L2 over ``k`` steps of a time stepper fed its own output
                          (pushforward), with noise on the first input state
+:func:`noisy_one_step`   MSE of a particle simulator's normalized accelerations, random-walk
+                         noise on the input positions (GNS)
 =======================  ===============================================================
 
 A physics-residual step with no target lives with the model whose residual it is (e.g. the
@@ -52,3 +54,48 @@ def unrolled_step(unroll: int = 1, noise: float = 0.0):
         return loss, {f"step{k + 1}": v.item() for k, v in enumerate(losses)} if unroll > 1 else {}
 
     return step
+
+
+def random_walk_noise(positions: torch.Tensor, noise_std: float) -> torch.Tensor:
+    """``(N, T, d)`` noise for ``positions (N, T, d)`` (oldest first) as in GNS: the velocities
+    get Gaussian noise of std ``noise_std / sqrt(T - 1)`` per frame, accumulated into a random
+    walk, so the last velocity's noise has std ``noise_std``; the first position is left as is."""
+    steps = torch.randn_like(positions[:, 1:]) * (noise_std / max(positions.shape[1] - 1, 1) ** 0.5)
+    return torch.cat([torch.zeros_like(positions[:, :1]), steps.cumsum(dim=1)], dim=1)
+
+
+def noisy_one_step(noise_std: float = 0.0):
+    """One-step training of a particle simulator (GNS, GIOROM): MSE of the normalized acceleration.
+
+    ``batch.positions (N, history + 2, d)`` holds the input frames and the next one (m). During
+    training, :func:`random_walk_noise` of ``noise_std`` (m) perturbs the inputs, and the next
+    position moves with the last input's noise, so the target acceleration
+    :math:`x_{t+1} - 2 x_t + x_{t-1}` corrects the noisy velocity. The model offers
+    ``accelerations(batch, positions)`` and the buffers ``acc_mean``, ``acc_std``.
+    """
+
+    def step(model, batch):
+        inputs, following = batch.positions[:, :-1], batch.positions[:, -1]
+        if noise_std > 0 and model.training:
+            noise = random_walk_noise(inputs, noise_std)
+            inputs, following = inputs + noise, following + noise[:, -1]
+        target = (following - 2 * inputs[:, -1] + inputs[:, -2] - model.acc_mean) / model.acc_std
+        loss = ((model.accelerations(batch, inputs) - target) ** 2).mean()
+        return loss, {}
+
+    return step
+
+
+def validation(step, batch_size: int, device):
+    """``validate(model, graphs) -> float``: the mean loss of ``step`` over ``graphs`` (eval mode,
+    no gradients), batches of ``batch_size`` on ``device``."""
+    from torch_geometric.loader import DataLoader
+
+    @torch.no_grad()
+    def validate(model, graphs):
+        model.eval()
+        losses = [step(model, batch.to(device))[0].item() * batch.num_graphs
+                  for batch in DataLoader(graphs, batch_size=batch_size)]
+        return sum(losses) / len(graphs)
+
+    return validate

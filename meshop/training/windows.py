@@ -63,7 +63,9 @@ def load_trajectory_data(root, seed: int = 0, max_train: int | None = None) -> T
         if not series[part]:
             raise MeshError(f"{root}: the {part} split is empty; training needs at least one training and "
                             f"one validation trajectory (generate more with --n).")
-    state, varying = list(time["state"]), list(time.get("varying_inputs", []))
+    varying = list(time.get("varying_inputs", []))
+    # moving nodes: "position" is the series' node positions, not a point field
+    state = [n for n in time["state"] if not (time.get("moving") and n == "position")]
     powers = {n: int(f.get("length_power", 0)) for n, f in manifest.get("fields", {}).items()}
     fields = FieldSpec(inputs=list(manifest["inputs"]), targets=state,
                        input_defaults={n: float(v) for n, v in manifest.get("input_defaults", {}).items()},

@@ -1,0 +1,189 @@
+"""Learned particle simulators: GNS, GIOROM (sparse stepper + kernel-integral decoder), their
+training windows and step function, and particle rollouts in the product."""
+
+import numpy as np
+import pytest
+import torch
+from torch_geometric.data import Data
+from torch_geometric.loader import DataLoader
+
+from meshop import models
+from meshop.checkpoint import Checkpoint, read_metadata
+from meshop.errors import MeshError
+from meshop.fields import FieldSpec
+from meshop.graph import GraphSettings
+from meshop.mesh import Mesh
+from meshop.models.gns import constant_velocity_rollout
+from meshop.rollout import rollout
+from meshop.training.particles import motion_statistics, particle_windows
+from meshop.training.steps import noisy_one_step, random_walk_noise
+from meshop.trajectory import Trajectory
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+SMALL = dict(history=2, latent=16, message_passing_steps=2, radius=0.12)
+
+
+def small_model(name, **extra):
+    torch.manual_seed(0)
+    options = {**SMALL, **({"sparse_nodes": 40} if name == "giorom" else {}), **extra}
+    return models.get(name, 4, 2, 2, **options)
+
+
+def free_flight(n=120, frames=6, seed=0):
+    """``(frames, n, 2)`` particles in the unit box moving at constant velocities (m/frame)."""
+    rng = np.random.default_rng(seed)
+    start, velocity = rng.uniform(0.3, 0.7, (n, 2)), rng.normal(0, 0.004, (n, 2))
+    return start + np.arange(frames)[:, None, None] * velocity, rng.integers(0, 4, n)
+
+
+def without_acceleration(model):
+    """The model with a zero acceleration decoder: it must move particles at constant velocity."""
+    last = [m for m in model.decoder.modules() if isinstance(m, torch.nn.Linear)][-1]
+    torch.nn.init.zeros_(last.weight), torch.nn.init.zeros_(last.bias)
+    if hasattr(model, "interpolation"):
+        last = [m for m in model.interpolation.out.modules() if isinstance(m, torch.nn.Linear)][-1]
+        torch.nn.init.zeros_(last.weight), torch.nn.init.zeros_(last.bias)
+    return model
+
+
+@pytest.fixture(scope="module")
+def mpm_data(tmp_path_factory):
+    from meshop.data.generate import generate
+
+    root = tmp_path_factory.mktemp("mpm") / "data"
+    generate("mpm2d", 3, root, seed=1, resolution=300, frames=14, progress=False, split=(0.67, 0.33, 0.0))
+    return root
+
+
+def test_constant_velocity_baseline_is_exact():
+    positions = np.array([[[0.0, 1.0]], [[0.5, 0.75]]])               # one particle, two frames
+    expected = np.array([[[1.0, 0.5]], [[1.5, 0.25]], [[2.0, 0.0]]])
+    np.testing.assert_array_equal(constant_velocity_rollout(positions, 3), expected)
+
+
+@pytest.mark.parametrize("name", ["gns", "giorom"])
+def test_zero_acceleration_model_rolls_out_free_flight(name):
+    frames, material = free_flight()
+    model = without_acceleration(small_model(name)).eval()
+    data = Data(material=torch.as_tensor(material), num_nodes=len(material))
+    start = torch.as_tensor(frames[:3], dtype=torch.float32).transpose(0, 1)
+    out = model.rollout(data, start, 8)
+    assert out.shape == (8, len(material), 2)
+    np.testing.assert_allclose(out.numpy(), constant_velocity_rollout(frames[:3], 8), atol=2e-6)
+
+
+def test_gns_is_translation_invariant():
+    frames, material = free_flight(frames=3)
+    frames[-1] += np.random.default_rng(3).normal(0, 0.002, frames[-1].shape)     # not all straight lines
+    model = small_model("gns").eval()
+    data = Data(material=torch.as_tensor(material), num_nodes=len(material))
+    positions = torch.as_tensor(frames, dtype=torch.float32).transpose(0, 1)
+    before = model.accelerations(data, positions)
+    shift = torch.tensor([0.25, -0.125])
+    model.bounds += shift[:, None]
+    after = model.accelerations(data, positions + shift)
+    assert before.abs().max() > 1e-2
+    torch.testing.assert_close(after, before, atol=2e-4, rtol=0)
+
+
+def test_giorom_query_reproduces_sparse_state_and_is_mesh_free():
+    frames, material = free_flight(n=300, frames=3)
+    model = small_model("giorom").eval()
+    data = Data(material=torch.as_tensor(material), num_nodes=len(material))
+    with torch.no_grad():
+        dense = model.accelerations(data, torch.as_tensor(frames, dtype=torch.float32).transpose(0, 1))
+    state = model.sparse_state
+    assert dense.shape == (300, 2) and state.points.shape == (40, 2)
+    assert state.radius == pytest.approx(0.12 * (300 / 40) ** 0.5)
+    at_nodes = model.query(state.points.numpy())
+    acceleration = state.acceleration * model.acc_std + model.acc_mean
+    torch.testing.assert_close(at_nodes["acceleration"], acceleration, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(at_nodes["velocity"], state.velocity, atol=1e-6, rtol=1e-5)
+    grid = np.stack(np.meshgrid(np.linspace(0, 1, 50), np.linspace(0, 1, 40)), -1).reshape(-1, 2)
+    assert model.query(grid)["velocity"].shape == (2000, 2)
+
+
+def test_random_walk_noise_has_the_published_statistics():
+    torch.manual_seed(0)
+    noise = random_walk_noise(torch.zeros(20000, 6, 2), 0.01)
+    assert noise[:, 0].abs().max() == 0
+    last_velocity = noise[:, -1] - noise[:, -2]
+    assert last_velocity.std().item() == pytest.approx(0.01 / 5 ** 0.5, rel=0.03)
+    assert noise[:, -1].std().item() == pytest.approx(0.01, rel=0.03)     # a walk of 5 steps
+
+
+def test_windows_targets_and_a_few_steps_lower_the_loss(mpm_data):
+    from meshop import read_series
+
+    traj = read_series(mpm_data / "sample_00000.pvd")
+    windows = particle_windows(traj, history=2)
+    assert len(windows) == traj.n_frames - 3
+    np.testing.assert_allclose(windows[0].positions.transpose(0, 1).numpy(), traj.positions[0:4], atol=1e-6)
+    model = small_model("gns", radius=traj.metadata["default_connectivity_radius"])
+    stats = motion_statistics([traj])
+    model.set_statistics(bounds=traj.metadata["bounds"], **stats)
+    step, batch = noisy_one_step(0.0), next(iter(DataLoader(windows[:4], batch_size=4)))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(15):
+        loss, _ = step(model, batch)
+        optimizer.zero_grad(), loss.backward(), optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.95 * losses[0] and min(losses) == losses[-1]
+
+
+@pytest.mark.slow
+def test_train_and_predict_a_particle_series(mpm_data, tmp_path):
+    from meshop import predict
+    from meshop.training import train
+
+    result = train(mpm_data, model="giorom", epochs=1, batch_size=4, out=tmp_path / "run", progress=False,
+                   noise=3e-4, history=2, latent=16, message_passing_steps=2, sparse_nodes=100)
+    dynamics = read_metadata(result.best)["dynamics"]
+    assert dynamics["moving"] and dynamics["history"] == 2 and dynamics["noise"] == 3e-4
+    assert len(dynamics["acc_std"]) == 2 and dynamics["bounds"] == [[0.0, 1.0], [0.0, 1.0]]
+    series = mpm_data / "sample_00002.pvd"
+    prediction = predict(series, model=result.best, steps=5, out=tmp_path / "scene.pred.pvd")
+    assert prediction.trajectory.positions.shape[:2] == (6, prediction.trajectory.n_points)
+    errors = prediction.errors["position_mse"]
+    assert errors[0] == pytest.approx(0.0, abs=1e-12) and np.isfinite(errors).all()
+
+
+def particle_checkpoint(model):
+    spec = FieldSpec(inputs=["material"], targets=["velocity"])
+    return Checkpoint(model, "gns", spec, GraphSettings(), dynamics={"moving": True, "frame_dt": 0.01})
+
+
+def test_rollout_from_a_point_cloud_with_velocities():
+    frames, material = free_flight(frames=1)
+    velocity = np.random.default_rng(1).normal(0, 0.3, frames[0].shape)               # m/s
+    cloud = Mesh(frames[0], None, {"material": material, "velocity": velocity})
+    result = rollout(particle_checkpoint(without_acceleration(small_model("gns")).eval()), cloud, 4)
+    expected = frames[0] + np.arange(5)[:, None, None] * velocity * 0.01
+    np.testing.assert_allclose(result.trajectory.positions, expected, atol=2e-6)
+    np.testing.assert_allclose(result.trajectory.fields["velocity_pred"], np.broadcast_to(velocity, (5, 120, 2)),
+                               atol=5e-4)
+
+
+def test_rollout_refuses_particles_without_materials():
+    frames, _ = free_flight(frames=1)
+    with pytest.raises(MeshError, match="'material' point field"):
+        rollout(particle_checkpoint(small_model("gns")), Mesh(frames[0], None, {}), 3)
+    series = Trajectory(Mesh(frames[0], None, {"material": np.zeros(120, int)}), [0.0], positions=frames)
+    with pytest.raises(MeshError, match="starts from 3 frames"):
+        rollout(particle_checkpoint(small_model("gns")), series, 3)
+
+
+def test_bundled_mpm2d_model_rolls_out_a_point_cloud(tmp_path):
+    from meshop import predict
+    from meshop.prediction import bundled_models
+
+    assert read_metadata(bundled_models()["mpm2d"])["dynamics"]["moving"]
+    frames, material = free_flight(n=200, frames=1)
+    cloud = Mesh(frames[0], None, {"material": material, "velocity": np.zeros((200, 2))})
+    result = predict(cloud, model="mpm2d", steps=3, out=tmp_path / "cloud.pred.pvd")
+    positions = result.trajectory.positions
+    assert positions.shape == (4, 200, 2) and np.isfinite(positions).all()
+    fall = positions[-1, :, 1] - positions[0, :, 1]
+    assert fall.mean() < 0     # at rest under gravity, the particles start to fall
