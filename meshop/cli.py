@@ -180,6 +180,7 @@ def generate(
     seed: int = typer.Option(0, help="Master seed; the same seed gives the same data bit for bit."),
     resolution: Optional[int] = typer.Option(None, help="Target nodes (poisson2d, heat3d) or nodes per side (darcy2d) (default: the problem's)."),
     workers: int = typer.Option(1, help="Parallel worker processes."),
+    scheduler: Optional[str] = typer.Option(None, help="Dask distributed instead of --workers: local:N (a LocalCluster of N processes) or a scheduler address like tcp://host:8786 (needs the dask extra)."),
     domain: Optional[str] = typer.Option(None, help="darcy2d only: square or random."),
     solver: Optional[str] = typer.Option(None, help="Linear solver: direct, cg, amg, or recycle (Krylov recycling; darcy2d on the square) (default: direct)."),
     split: str = typer.Option("0.8,0.1,0.1", help="Train,val,test fractions."),
@@ -196,7 +197,8 @@ def generate(
         except ValueError:
             raise MeshError(f"--split {split!r}: expected three fractions like 0.8,0.1,0.1.") from None
         path = generate_dataset(problem, n, out, seed=seed, resolution=resolution, workers=workers,
-                                split=fractions, progress=not quiet, overwrite=overwrite, **options)
+                                split=fractions, progress=not quiet, overwrite=overwrite, scheduler=scheduler,
+                                **options)
     typer.echo(f"wrote {n} {problem} samples and dataset.json to {path}")
 
 
