@@ -82,6 +82,7 @@ def test_cli_on_a_cluster_of_two_processes_writes_the_serial_bytes(tmp_path, ref
 @pytest.mark.slow
 def test_a_killed_worker_loses_only_its_sample_which_is_rescheduled(tmp_path, reference, cluster, monkeypatch):
     monkeypatch.setattr(gen, "_make_sample", _dies_once_on_sample_1)
+    monkeypatch.setattr(dask_cluster, "IN_FLIGHT_PER_THREAD", 1)        # 2 in flight, refilled as they end
     out = generate(out=tmp_path / "ds", scheduler=cluster, **RUN)
     assert (tmp_path / "killed").exists()                                # the worker did die
     calls = _calls(tmp_path)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from contextlib import contextmanager
 from functools import partial
+from itertools import islice
 from typing import Callable, Iterator
 
 from ..errors import MeshError
@@ -19,6 +20,8 @@ from .staging import SampleTask, load_entry
 
 INSTALL = "pip install 'meshop[dask]'"
 CONNECT_TIMEOUT = "20s"
+#: tasks kept submitted per worker thread
+IN_FLIGHT_PER_THREAD = 4
 
 
 def import_distributed():
@@ -65,21 +68,32 @@ def dask_client(scheduler: str) -> Iterator:
 
 def run_on_dask(tasks: list[SampleTask], scheduler: str, make_sample: Callable[[SampleTask], dict],
                 bar) -> dict[int, dict]:
-    """Index -> manifest entry of every task, each run as one Dask task; ``bar`` counts them."""
+    """Index -> manifest entry of every task, each run as one Dask task; ``bar`` counts them.
+
+    At most :data:`IN_FLIGHT_PER_THREAD` tasks per worker thread are submitted at a time (a new
+    one as each finishes), so a million-sample run keeps the scheduler's memory small."""
     distributed = import_distributed()
     import dask
 
     results: dict[int, dict] = {}
-    if not tasks:
-        return results
+    pending, index = iter(tasks), {}
+    solve = partial(_made_once, make_sample)
+
+    def submit(task: SampleTask):
+        future = client.submit(solve, task, pure=False)
+        index[future.key] = task.index
+        return future
+
     with dask_client(scheduler) as client:
-        futures = client.map(partial(_made_once, make_sample), tasks, pure=False)
-        index = {future.key: task.index for future, task in zip(futures, tasks)}
+        threads = max(1, sum(client.nthreads().values()))
+        running = distributed.as_completed([submit(t) for t in islice(pending, IN_FLIGHT_PER_THREAD * threads)])
         try:
-            for future in distributed.as_completed(futures):
-                results[index[future.key]] = future.result()
+            for future in running:
+                results[index.pop(future.key)] = future.result()
                 future.release()            # the entry is here; let the cluster forget it
                 bar.update()
+                for task in islice(pending, 1):
+                    running.add(submit(task))
         except distributed.KilledWorker as err:
             allowed = int(dask.config.get("distributed.scheduler.allowed-failures")) + 1
             raise RuntimeError(f"sample {index.get(err.task, err.task)} killed its Dask worker all {allowed} "
