@@ -64,8 +64,9 @@ def generate(problem: str | Problem, n: int, out: str | os.PathLike, seed: int =
     _check_arguments(problem, n, workers, scheduler, options)
     split = _split_counts(n, split)
     _check_out(Path(out), overwrite)
-    staging = Staging(Path(out).absolute(), {"problem": problem.name, "n": n, "seed": seed, "resolution": resolution,
-                            "options": options, "meshop_version": __version__})
+    run = {"problem": problem.name, "n": n, "seed": seed, "resolution": resolution, "options": options,
+           "meshop_version": __version__}                     # what decides the samples' bytes
+    staging = Staging(Path(out).absolute(), run)
     staging.open()
     try:
         tasks = staging.tasks(problem.name, n, seed, resolution, options)
