@@ -76,24 +76,28 @@ def run_on_dask(tasks: list[SampleTask], scheduler: str, make_sample: Callable[[
     import dask
 
     results: dict[int, dict] = {}
+    if not tasks:
+        return results
     pending, index = iter(tasks), {}
     solve = partial(_made_once, make_sample)
 
-    def submit(task: SampleTask):
-        future = client.submit(solve, task, pure=False)
-        index[future.key] = task.index
-        return future
+    def submit_up_to_window() -> list:
+        """New futures, so that IN_FLIGHT_PER_THREAD per worker thread (workers may join) are running."""
+        window = IN_FLIGHT_PER_THREAD * max(1, sum(client.nthreads().values()))
+        futures = []
+        for task in islice(pending, max(0, window - len(index))):
+            futures.append(client.submit(solve, task, pure=False))
+            index[futures[-1].key] = task.index
+        return futures
 
     with dask_client(scheduler) as client:
-        threads = max(1, sum(client.nthreads().values()))
-        running = distributed.as_completed([submit(t) for t in islice(pending, IN_FLIGHT_PER_THREAD * threads)])
+        running = distributed.as_completed(submit_up_to_window())
         try:
             for future in running:
                 results[index.pop(future.key)] = future.result()
                 future.release()            # the entry is here; let the cluster forget it
                 bar.update()
-                for task in islice(pending, 1):
-                    running.add(submit(task))
+                running.update(submit_up_to_window())
         except distributed.KilledWorker as err:
             allowed = int(dask.config.get("distributed.scheduler.allowed-failures")) + 1
             raise RuntimeError(f"sample {index.get(err.task, err.task)} killed its Dask worker all {allowed} "
