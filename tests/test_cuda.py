@@ -17,9 +17,9 @@ from meshop.training import train
 SAMPLES = Path(__file__).resolve().parents[1] / "datasets" / "samples"
 SMALL = dict(graph=GraphSettings(k=8), width=16, layers=2, kernel_width=16, progress=False)
 
-pytestmark = pytest.mark.cuda
 
 
+@pytest.mark.cuda
 @pytest.mark.parametrize("model", ["heat3d", "heat3d-gno"])
 def test_predict_on_cuda_equals_cpu(model):
     mesh = read(SAMPLES / "heat3d" / "sample_00000.vtu")
@@ -28,6 +28,7 @@ def test_predict_on_cuda_equals_cpu(model):
     assert np.abs(cuda - cpu).max() <= 1e-5 * np.abs(cpu).max()
 
 
+@pytest.mark.cuda
 def test_train_on_cuda_matches_cpu_weights(tmp_path):
     runs = {device: train(SAMPLES / "darcy2d", epochs=2, batch_size=1, lr=5e-3, device=device,
                           out=tmp_path / device, **SMALL) for device in ("cpu", "cuda")}
