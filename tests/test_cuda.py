@@ -18,7 +18,6 @@ SAMPLES = Path(__file__).resolve().parents[1] / "datasets" / "samples"
 SMALL = dict(graph=GraphSettings(k=8), width=16, layers=2, kernel_width=16, progress=False)
 
 
-
 @pytest.mark.cuda
 @pytest.mark.parametrize("model", ["heat3d", "heat3d-gno"])
 def test_predict_on_cuda_equals_cpu(model):
