@@ -38,8 +38,8 @@ def _dies_once_on_sample_1(task) -> dict:
     marker = Path(task.path).parents[1] / "killed"
     if task.index == 1 and not marker.exists():
         marker.touch()
-        with open(Path(task.path).with_suffix(".vtu.partial"), "w") as half:   # half-written leftovers
-            half.write("<VTKFile")
+        half = Path(task.path).with_name(f".{Path(task.path).name}.x1y2z3.vtu")   # as meshop.atomic names it
+        half.write_text("<VTKFile")                                           # half-written leftovers
         os._exit(1)
     return _logged_calls(task)
 

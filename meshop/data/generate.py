@@ -110,7 +110,7 @@ def _run_missing(tasks: list[SampleTask], staging: Staging, workers: int, schedu
             from .dask_cluster import run_on_dask
 
             done.update(run_on_dask(todo, scheduler, _make_sample, bar))
-            staging.check_visible(tasks)
+            staging.check_visible(list(done.values()))
         else:
             done.update(_run(todo, workers, bar))
     return [done[i] for i in range(len(tasks))]

@@ -51,11 +51,12 @@ def save_entry(sample: str | os.PathLike, entry: dict) -> None:
 
 
 def load_entry(sample: str | os.PathLike) -> dict | None:
-    """The manifest entry of ``sample`` if it is done, else None."""
+    """The manifest entry of ``sample`` if it is done (its entry and the file it names exist), else None."""
     entry = entry_path(sample)
-    if not (entry.exists() and Path(sample).exists()):
+    if not entry.exists():
         return None
-    return json.loads(entry.read_text())
+    entry = json.loads(entry.read_text())
+    return entry if (Path(sample).parent / entry["file"]).exists() else None
 
 
 class Staging:
@@ -85,9 +86,9 @@ class Staging:
         entries = {task.index: load_entry(task.path) for task in tasks}
         return {index: entry for index, entry in entries.items() if entry is not None}
 
-    def check_visible(self, tasks: list[SampleTask]) -> None:
+    def check_visible(self, entries: list[dict]) -> None:
         """Every sample file is here; else the workers wrote to a folder this machine does not see."""
-        missing = [t.path for t in tasks if not Path(t.path).exists()]
+        missing = [self.folder / e["file"] for e in entries if not (self.folder / e["file"]).exists()]
         if missing:
             raise MeshError(f"{missing[0]}: a worker reported this sample written but it is not visible "
                             "here; --out must be a folder shared by every Dask worker.")
@@ -96,17 +97,16 @@ class Staging:
         """Write the manifest and move it with the samples into ``out`` (manifest last); clean up."""
         with atomic_path(self.folder / MANIFEST) as tmp:
             tmp.write_text(json.dumps(manifest, indent=1) + "\n")
-        keep = {p.name for p in self.folder.glob("sample_*.vtu")} | {MANIFEST}
         for path in self.folder.iterdir():      # entries, run.json, temporaries of killed workers
-            if path.name not in keep:
-                path.unlink()
+            if path.name == RUN or path.name.startswith(".") or _is_entry(path):
+                _remove(path)
         if not self.out.exists():
             os.replace(self.folder, self.out)
             return
-        for old in [*self.out.glob("sample_*.vtu"), self.out / MANIFEST]:
-            old.unlink(missing_ok=True)
-        for name in sorted(keep, key=lambda name: name == MANIFEST):
-            os.replace(self.folder / name, self.out / name)
+        for old in [*self.out.glob("sample_*"), self.out / MANIFEST]:
+            _remove(old)
+        for path in sorted(self.folder.iterdir(), key=lambda path: path.name == MANIFEST):
+            os.replace(path, self.out / path.name)
         self.discard()
 
     def discard(self) -> None:
@@ -116,3 +116,14 @@ class Staging:
         """Remove the folder when no sample in it is done (nothing worth resuming)."""
         if not any(self.folder.glob("sample_*.json")):
             self.discard()
+
+
+def _is_entry(path: Path) -> bool:
+    return path.name.startswith("sample_") and path.suffix == ".json"
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
