@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 import meshop
+from meshop.outputs import prediction_path
 from meshop.prediction import predict
 
 HERE = Path(__file__).parent
@@ -30,7 +31,8 @@ def main(argv=None) -> dict:
 
     # no 'source' / 'boundary_temperature' fields: the model's defaults apply (q = 1, T = 0 on
     # the surface), which maps where the part is thick and slow to cool
-    result = predict(part, out=args.out or Path(args.part).with_suffix("").name + ".pred.vtu")
+    # written in the working folder, named as meshop names it (bracket.vtu -> bracket.pred.vtu)
+    result = predict(part, out=args.out or prediction_path(Path(Path(args.part).name)))
     for note in result.notes:
         print("note:", note)
     temperature = result.mesh.point_data["temperature_pred"]

@@ -3,18 +3,18 @@
 >>> import meshop
 >>> part = meshop.read("examples/parts/bracket.vtu")
 >>> result = meshop.predict(part, write=False)          # the bundled default model
+>>> meshop.generate("heat3d", n=200, out="data/heat3d")   # solved samples (gmsh + scikit-fem)
 >>> run = meshop.train("data/heat3d", model="gno", epochs=50, out="runs/heat")
 
-``import meshop`` stays light: the torch-based parts (``predict``, ``Predictor``, ``train``,
-``Trainer``) load on first use.
+``import meshop`` stays light: every public name loads on first use (the torch-based ones,
+``predict``, ``Predictor``, ``train``, ``Trainer``, are the slow ones), so ``meshop --help``
+answers at once.
 """
 
 from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version as _version
 
 from .errors import MeshError
-from .io import read, write
-from .mesh import Mesh
 
 try:
     __version__ = _version("meshop")
@@ -23,8 +23,10 @@ except PackageNotFoundError:  # running from a source tree without installation
 
 #: public name -> module that defines it, imported on first access
 _LAZY = {
+    "read": "io", "write": "io", "read_series": "io", "write_series": "io", "Mesh": "mesh",
+    "Trajectory": "trajectory", "generate": "data.generate",
     "predict": "prediction", "Predictor": "prediction", "Prediction": "prediction",
-    "train": "training", "Trainer": "training", "TrainResult": "training",
+    "train": "training", "Trainer": "training", "TrainResult": "training", "Run": "training",
 }
 
 
@@ -36,5 +38,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'meshop' has no attribute {name!r}")
 
 
-__all__ = ["Mesh", "MeshError", "read", "write", "predict", "Predictor", "Prediction", "train", "Trainer",
-           "TrainResult", "__version__"]
+__all__ = ["Mesh", "MeshError", "Trajectory", "read", "read_series", "write", "write_series", "generate", "predict",
+           "Predictor", "Prediction", "train", "Trainer", "Run", "TrainResult", "__version__"]

@@ -15,8 +15,14 @@ graph              :class:`~meshop.graph.GraphSettings`
 data               the training data card (dataset, problem, sizes, split)
 metrics            final metrics (validation/test relative L2, epochs, seconds)
 training           optional resume state: epoch, best metric, optimizer/scheduler scalars
+features           optional: the named layout of ``Data.x`` (:func:`~meshop.graph.feature_layout`)
+dynamics           optional, time-dependent models: state fields, varying inputs, frame dt,
+                   solver dt and stride, history, unroll, noise, integrator, increment scale
 sha256             checksum of the model weights (:func:`digest`), checked on load
 =================  ==============================================================
+
+Reading the metadata (:func:`read_metadata`) does not import torch, so the command line checks a
+checkpoint before paying for that import.
 """
 
 from __future__ import annotations
@@ -24,13 +30,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from .atomic import atomic_path
 from .errors import MeshError
 from .fields import FieldSpec
-from .graph import GraphSettings
+
+if TYPE_CHECKING:
+    import torch
+
+    from .graph import GraphSettings
 
 FORMAT = 1
 _OPTIMIZER_PREFIX = "optimizer/"
@@ -53,6 +62,11 @@ class Checkpoint:
     training: dict = field(default_factory=dict)
     meshop_version: str = ""
     path: Path | None = None
+    dynamics: dict = field(default_factory=dict)
+
+    @property
+    def time_dependent(self) -> bool:
+        return bool(getattr(self.model, "time_dependent", False))
 
 
 def save(path, ckpt: Checkpoint, optimizer_state: dict[str, torch.Tensor] | None = None) -> Path:
@@ -60,6 +74,7 @@ def save(path, ckpt: Checkpoint, optimizer_state: dict[str, torch.Tensor] | None
     from safetensors.torch import save_file
 
     from . import __version__
+    from .graph import feature_layout
 
     path = Path(path)
     model = ckpt.model
@@ -73,7 +88,10 @@ def save(path, ckpt: Checkpoint, optimizer_state: dict[str, torch.Tensor] | None
         "data": ckpt.data,
         "metrics": ckpt.metrics,
         "training": ckpt.training,
+        "features": feature_layout(ckpt.fields, model.dim),
     }
+    if ckpt.dynamics:
+        meta["dynamics"] = ckpt.dynamics
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta["sha256"] = digest(tensors)
     for k, v in (optimizer_state or {}).items():
@@ -91,6 +109,8 @@ def digest(tensors: dict[str, torch.Tensor]) -> str:
     """
     import hashlib
 
+    import torch
+
     sha = hashlib.sha256()
     for name in sorted(tensors):
         tensor = tensors[name].detach().cpu().contiguous()
@@ -107,7 +127,7 @@ def read_metadata(path) -> dict:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file.")
     try:
-        with safe_open(str(path), framework="pt") as handle:
+        with safe_open(str(path), framework="numpy") as handle:  # the header only: no torch
             header = handle.metadata() or {}
     except Exception as err:
         raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({str(err).splitlines()[0][:120]}).") from None
@@ -129,6 +149,7 @@ def load(path, device: str = "cpu", with_optimizer: bool = False):
     from safetensors.torch import load_file
 
     from . import models
+    from .graph import GraphSettings
 
     path = Path(path)
     meta = read_metadata(path)
@@ -153,7 +174,7 @@ def load(path, device: str = "cpu", with_optimizer: bool = False):
         raise CheckpointError(f"{path}: the checkpoint's weights are corrupt (checksum mismatch).")
     model.to(device).eval()
     ckpt = Checkpoint(model, spec["name"], fields, graph, meta.get("data", {}), meta.get("metrics", {}),
-                      meta.get("training", {}), meta.get("meshop_version", ""), path)
+                      meta.get("training", {}), meta.get("meshop_version", ""), path, meta.get("dynamics", {}))
     if with_optimizer:
         optimizer = {k[len(_OPTIMIZER_PREFIX):]: v for k, v in tensors.items() if k.startswith(_OPTIMIZER_PREFIX)}
         return ckpt, optimizer

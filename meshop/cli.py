@@ -1,7 +1,9 @@
 """The `meshop` command: a thin skin over the Python API.
 
 Every command runs its body inside :func:`user_errors`, so bad input (a :class:`MeshError`)
-becomes one line on stderr and exit code 2, never a traceback.
+becomes one line on stderr and exit code 2, never a traceback. Arguments, files and checkpoint
+metadata are checked before torch is imported (several seconds), and slow steps say what they
+do on stderr.
 """
 
 from __future__ import annotations
@@ -12,18 +14,48 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
+import click
 import typer
+from typer.core import TyperCommand
 
+from . import models
 from .errors import MeshError
 
+
+class _Command(TyperCommand):
+    """Usage lines with plain upper-case argument names (``meshop info FILE``)."""
+
+    def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                name = param.name.upper()
+                pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Geometry-aware neural operators on meshes and point clouds.")
+                  rich_markup_mode=None, help="Geometry-aware neural operators on meshes and point clouds.")
+command = app.command(cls=_Command)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"meshop {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
-def _root():
+def _root(version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                       help="Print meshop's version and exit.")):
     """Geometry-aware neural operators on meshes and point clouds."""
+
+
+def say(line: str) -> None:
+    """A progress line on stderr (results go to stdout)."""
+    typer.echo(f"meshop: {line}", err=True)
 
 
 @contextmanager
@@ -39,14 +71,17 @@ def user_errors():
         raise typer.Exit(130) from None
 
 
-@app.command()
+@command
 def info(
     file: Path = typer.Argument(..., help="Mesh, surface or point cloud file."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ):
     """Points, dimension, cells, boundary and fields of a mesh file."""
     from .io import read
+    from .io.series import is_series
 
+    if is_series(file):
+        return _info_series(file, as_json)
     with user_errors():
         mesh = read(file)
         summary = describe(mesh)
@@ -55,37 +90,77 @@ def info(
         return
     plane = f", planar at z = {mesh.planar_z:.6g}" if mesh.planar_z is not None else ""
     typer.echo(f"{file}: {summary['kind']}{plane}")
-    typer.echo(f"  points      {summary['n_points']}  (dim {summary['dim']})")
-    for cell_type, count in summary["cells"].items():
-        typer.echo(f"  {cell_type:<11} {count}")
+    rows = [("points", f"{summary['n_points']}  (dim {summary['dim']})")]
+    rows += [(cell_type, str(count)) for cell_type, count in summary["cells"].items()]
     estimated = "  (estimated from the point distribution)" if summary["boundary_estimated"] else ""
-    typer.echo(f"  boundary    {summary['n_boundary_points']} points{estimated}")
+    rows.append(("boundary", f"{summary['n_boundary_points']} points{estimated}"))
     lo, hi = summary["bounds"]
-    typer.echo("  bounds      " + "  ".join(f"[{a:.6g}, {b:.6g}]" for a, b in zip(lo, hi)))
+    rows.append(("bounds", "  ".join(f"[{a:.6g}, {b:.6g}]" for a, b in zip(lo, hi))))
     for name, field in summary["fields"].items():
         span = (f"  range [{field['min']:.6g}, {field['max']:.6g}]" if field["min"] is not None else "")
-        typer.echo(f"  point field {name:<16} shape {tuple(field['shape'])}{span}")
+        rows.append((f"point field {name}", f"shape {tuple(field['shape'])}{span}"))
     for name, by_type in summary["cell_data"].items():
-        shapes = ", ".join(f"{t} {tuple(shape)}" for t, shape in by_type.items())
-        typer.echo(f"  cell field  {name:<16} {shapes}")
+        rows.append((f"cell field {name}", ", ".join(f"{t} {tuple(shape)}" for t, shape in by_type.items())))
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        typer.echo(f"  {label:<{width}}  {value}")
 
 
-@app.command()
+def _info_series(file: Path, as_json: bool) -> None:
+    """`meshop info` of a time series: frames, time range, dt, fields, moving or fixed nodes."""
+    from .io import read_series
+
+    with user_errors():
+        summary = read_series(file).summary()
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    t0, t1 = summary["time_range"]
+    dt = f"dt {summary['dt']:.6g}" if summary["dt"] is not None else "non-uniform dt"
+    typer.echo(f"{file}: time series, {summary['n_frames']} frames, t = {t0:.6g} .. {t1:.6g} ({dt})")
+    motion = "moving (positions per frame)" if summary["moving"] else "fixed"
+    typer.echo(f"  points      {summary['n_points']}  (dim {summary['dim']}), {motion}")
+    for cell_type, count in summary["cells"].items():
+        typer.echo(f"  {cell_type:<11} {count}")
+    for name, shape in summary["fields"].items():
+        typer.echo(f"  per frame   {name}  shape (frames, {summary['n_points']}{''.join(f', {c}' for c in shape)})")
+    for name in summary["constant_fields"]:
+        typer.echo(f"  constant    {name}")
+
+
+@command
 def predict(
     mesh: Path = typer.Argument(..., help="Volume mesh (vtu, vtk, msh, xdmf, ...) or closed CAD surface (stl, obj, ply)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Bundled model name or checkpoint path (default: heat3d)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file (default: <stem>.pred.vtu beside MESH)."),
-    device: str = typer.Option("cpu", help="cpu or cuda."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file (default: part.pred.vtu for part.vtu, bracket.stl.pred.vtu for bracket.stl, beside MESH)."),
+    device: str = typer.Option("cpu", help="cpu, cuda or cuda:N."),
     mesh_size: Optional[float] = typer.Option(None, help="Element size for surfaces, in the file's units (default: diagonal/30)."),
-    max_nodes: int = typer.Option(200_000, help="Predict larger meshes sub-domain by sub-domain (models with a finite receptive field)."),
-    render: bool = typer.Option(False, "--render", help="Also write a picture: truth | prediction | error."),
+    max_nodes: Optional[int] = typer.Option(None, help="gno models only: predict meshes with more nodes sub-domain by sub-domain (default: 200000). Models of global reach, the default included, run whole."),
+    render: bool = typer.Option(False, "--render", help="Also write a picture beside the output (.png): truth | prediction | error, or the prediction; with --steps an animated GIF."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output not named *.pred.*, even the input file."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Time-dependent models: frames to roll out from the state MESH holds; writes <stem>.pred.pvd."),
+    dt: Optional[float] = typer.Option(None, "--dt", help="With --steps: time between saved frames, a multiple of the model's frame step (default: every frame)."),
 ):
-    """Predict fields on a mesh with a trained model; writes <stem>.pred.vtu."""
-    from .prediction import predict as run_prediction
+    """Predict fields on a mesh with a trained model; writes <stem>.pred.vtu (a .pvd series with --steps)."""
+    from .io import read
+    from .io.series import is_series
+    from .outputs import prediction_output
+    from .preflight import POINT_CLOUD_REFUSAL, check_device, checkpoint_path
 
-    with user_errors():
-        result = run_prediction(mesh, model, out=out, device=device, mesh_size=mesh_size, max_nodes=max_nodes,
-                                render=render)
+    if steps is not None or is_series(mesh):
+        return _predict_series(mesh, model, out, device, render, overwrite, steps, dt)
+    with user_errors():   # everything a user can get wrong, before torch is imported
+        check_device(device)
+        checkpoint_path(model)   # a bundled name or a file, its metadata readable
+        source = read(mesh)
+        if source.is_point_cloud:
+            raise MeshError(f"{mesh}: {POINT_CLOUD_REFUSAL}")
+        target = prediction_output(mesh, out, render=render, overwrite=overwrite)
+        say("loading torch ...")
+        from .prediction import predict as run_prediction
+
+        result = run_prediction(source, model, out=target, device=device, mesh_size=mesh_size,
+                                max_nodes=max_nodes, render=render, overwrite=overwrite, progress=say)
     for note in result.notes:
         typer.echo(f"meshop: {note}", err=True)
     stages = ", ".join(f"{stage} {seconds:.2f}" for stage, seconds in result.timings.items())
@@ -96,10 +171,35 @@ def predict(
         typer.echo(f"  {target}: relative L2 {metric['relative_l2']:.4g}, max error {metric['max_error']:.4g}")
 
 
-@app.command()
+def _predict_series(mesh: Path, model, out, device: str, render: bool, overwrite: bool, steps, dt) -> None:
+    """`meshop predict --steps`: a rollout of a time-dependent model, written as a .pvd series."""
+    from .preflight import check_device, checkpoint_path
+
+    with user_errors():
+        check_device(device)
+        checkpoint_path(model)
+        say("loading torch ...")
+        from .prediction import predict as run_prediction
+
+        result = run_prediction(mesh, model, out=out, device=device, render=render, overwrite=overwrite,
+                                progress=say, steps=steps, dt=dt)
+    for note in result.notes:
+        typer.echo(f"meshop: {note}", err=True)
+    traj = result.trajectory
+    typer.echo(f"wrote {result.path} ({traj.n_frames} frames to t = {traj.times[-1]:.4g}, {traj.n_points} nodes, "
+               f"{result.seconds:.2f} s, {1000 * result.seconds_per_step:.1f} ms per step)")
+    for extra in (result.picture, result.error_plot):
+        if extra:
+            typer.echo(f"wrote {extra}")
+    for name, errors in result.errors.items():
+        marks = ", ".join(f"step {k}: {errors[k]:.3g}" for k in sorted({1, len(errors) // 2, len(errors) - 1}) if k)
+        typer.echo(f"  {name}: relative L2 against the reference series, {marks}")
+
+
+@command
 def train(
     data: Optional[Path] = typer.Option(None, "--data", "-d", help="Dataset folder with dataset.json (or 'data:' in --config)."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name: gno, ... (default: gno)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help=f"Model name: {', '.join(models.available())} (default: gno)."),
     inputs: Optional[str] = typer.Option(None, help="Input fields, comma-separated (default: the manifest's)."),
     targets: Optional[str] = typer.Option(None, help="Target fields, comma-separated (default: the manifest's)."),
     epochs: Optional[int] = typer.Option(None, help="Passes over the training split (default: 50)."),
@@ -112,9 +212,18 @@ def train(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML file of the same options; flags override it."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.safetensors."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default: runs/<dataset>-<model>)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or progress lines."),
 ):
     """Train a model on a dataset folder; writes best.safetensors, last.safetensors, metrics.csv, loss.png."""
+    from .preflight import check_device
+
+    with user_errors():   # before torch
+        if model is not None and model not in models.available():
+            raise MeshError(f"--model: unknown model '{model}'; available: {', '.join(models.available())}.")
+        if device is not None:
+            check_device(device)
+    if not quiet:
+        say("loading torch ...")
     from .training import merge_options
     from .training import train as run_training
 
@@ -132,35 +241,59 @@ def train(
                f"{result.run / 'metrics.csv'} and {result.run / 'loss.png'}")
 
 
-@app.command()
+@command
 def render(
     file: Path = typer.Argument(..., help="Mesh file with point fields (vtu, vtk, msh, ...)."),
     field: Optional[str] = typer.Option(None, "--field", "-f", help="Point field to colour by (default: the first)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="PNG path (default: <stem>.png beside FILE)."),
-    compare: bool = typer.Option(False, "--compare", help="Three panels: FIELD | FIELD_pred | FIELD_error."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="PNG path (default: <stem>.png, or <stem>.compare.png, beside FILE)."),
+    compare: bool = typer.Option(False, "--compare", help="Three panels: FIELD | FIELD_pred | error; needs the true FIELD in FILE or in --reference."),
+    reference: Optional[Path] = typer.Option(None, "--reference", help="With --compare: the mesh the prediction was made on, holding the true field (e.g. a solved sample)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing PNG not named *.pred.* or *.compare.png."),
+    gif: Optional[Path] = typer.Option(None, "--gif", help="Time series (.pvd, .xdmf): write an animated GIF here (default for a series: <stem>.gif)."),
+    mp4: Optional[Path] = typer.Option(None, "--mp4", help="Time series: write an MP4 here (needs imageio[ffmpeg])."),
+    fps: float = typer.Option(10.0, "--fps", help="Frames per second of --gif / --mp4."),
 ):
-    """Render a field to a PNG, off screen (3D volumes cut open to show the inside)."""
-    from .viz import render as render_png
+    """Render a field to a PNG, off screen (3D volumes cut open to show the inside); a time series to a GIF or MP4."""
+    from .io.series import is_series
+    from .outputs import check_output
 
-    suffix = ".compare.png" if compare else ".png"
+    if gif is not None or mp4 is not None or is_series(file):
+        target = gif or mp4 or file.with_suffix(".gif")
+        with user_errors():
+            check_output(target, overwrite, source=file)
+            from .viz import animate
+
+            path = animate(file, target, field, fps=fps, progress=True)
+        typer.echo(f"wrote {path}")
+        return
+    if reference is not None and not compare:
+        typer.echo("meshop: error: --reference is used by --compare; add --compare.", err=True)
+        raise typer.Exit(2)
+    target = out or file.with_name(file.stem + (".compare.png" if compare else ".png"))
     with user_errors():
-        path = render_png(file, field, out or file.with_name(file.stem + suffix), compare=compare)
+        check_output(target, overwrite, source=file)
+        from .viz import render as render_png
+
+        path = render_png(file, field, target, compare=compare, reference=reference)
     typer.echo(f"wrote {path}")
 
 
-@app.command()
+@command
 def view(
     file: Path = typer.Argument(..., help="Mesh file with point fields."),
     field: Optional[str] = typer.Option(None, "--field", "-f", help="Field shown first (default: the first)."),
     html: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained interactive page instead of opening a window."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="With --html: replace an existing file."),
 ):
     """Interactive 3D view (drag the clip plane, n/p switch fields), or a browser page with --html."""
     import os
 
     from . import viz
+    from .outputs import check_output
 
     if html is not None:
         with user_errors():
+            check_output(html, overwrite, source=file)
             path = viz.export_html(file, html, field=field)
         typer.echo(f"wrote {path}")
         return
@@ -172,17 +305,20 @@ def view(
         viz.view(file, field=field)
 
 
-@app.command()
+@command
 def generate(
-    problem: str = typer.Argument(..., help="poisson2d, darcy2d or heat3d."),
+    problem: str = typer.Argument(..., help="poisson2d, darcy2d, heat3d, mpm2d or mpm3d."),
     n: int = typer.Option(..., "--n", help="Number of samples."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (sample_00000.vtu, ..., dataset.json)."),
     seed: int = typer.Option(0, help="Master seed; the same seed gives the same data bit for bit."),
-    resolution: Optional[int] = typer.Option(None, help="Target nodes (poisson2d, heat3d) or nodes per side (darcy2d) (default: the problem's)."),
+    resolution: Optional[int] = typer.Option(None, help="Target nodes (poisson2d, heat3d), nodes per side (darcy2d) or particles (mpm2d, mpm3d) (default: the problem's)."),
     workers: int = typer.Option(1, help="Parallel worker processes."),
     scheduler: Optional[str] = typer.Option(None, help="Dask distributed instead of --workers: local:N (a LocalCluster of N processes) or a scheduler address like tcp://host:8786 (needs the dask extra)."),
     domain: Optional[str] = typer.Option(None, help="darcy2d only: square or random."),
     solver: Optional[str] = typer.Option(None, help="Linear solver: direct, cg, amg, or recycle (Krylov recycling; darcy2d on the square) (default: direct)."),
+    material: Optional[str] = typer.Option(None, help="mpm2d/mpm3d only: elastic, fluid, sand, plasticine or mixed (default: mixed)."),
+    frames: Optional[int] = typer.Option(None, help="mpm2d/mpm3d only: frames of 0.01 s after the initial one (default: 100)."),
+    walls: Optional[str] = typer.Option(None, help="mpm2d/mpm3d only: sticky or slip box walls (default: slip)."),
     split: str = typer.Option("0.8,0.1,0.1", help="Train,val,test fractions."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty folder that is not a meshop dataset."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -190,7 +326,8 @@ def generate(
     """Generate a dataset of solved PDE samples with a dataset.json manifest."""
     from .data.generate import generate as generate_dataset
 
-    options = {k: v for k, v in {"domain": domain, "solver": solver}.items() if v is not None}
+    options = {k: v for k, v in {"domain": domain, "solver": solver, "material": material, "frames": frames,
+                                 "walls": walls}.items() if v is not None}
     with user_errors():
         try:
             fractions = tuple(float(f) for f in split.split(","))
@@ -199,7 +336,12 @@ def generate(
         path = generate_dataset(problem, n, out, seed=seed, resolution=resolution, workers=workers,
                                 split=fractions, progress=not quiet, overwrite=overwrite, scheduler=scheduler,
                                 **options)
-    typer.echo(f"wrote {n} {problem} samples and dataset.json to {path}")
+    sizes = {part: len(files) for part, files in json.loads((path / "dataset.json").read_text())["split"].items()}
+    typer.echo(f"wrote {n} {problem} samples and dataset.json to {path} "
+               f"(train {sizes['train']}, val {sizes['val']}, test {sizes['test']})")
+    if not sizes["val"] or not sizes["train"]:
+        typer.echo(f"meshop: warning: `meshop train` needs at least one training and one validation sample; "
+                   f"generate more (--n 3 or more) or change --split.", err=True)
 
 
 def describe(mesh) -> dict:
@@ -211,6 +353,8 @@ def describe(mesh) -> dict:
     (name -> shape), ``fields`` (name -> shape, min, max; None for non-numeric data) and
     ``cell_data`` (name -> {cell type -> shape}).
     """
+    import numpy as np
+
     fields = {}
     for name, values in mesh.point_data.items():
         values = np.asarray(values)

@@ -145,6 +145,23 @@ def extend_boundary_values(mesh, values: np.ndarray, k: int = EXTENSION_NEIGHBOU
     return extended
 
 
+def feature_layout(spec: FieldSpec, dim: int) -> dict[str, list[int]]:
+    """Where each named block of ``Data.x`` lies: name -> ``[start, stop)`` columns.
+
+    Names: ``position``, ``distance``, ``boundary_flag``, ``normal``, each input field by its
+    name, and ``extended:<input>`` for the carried-inward boundary values (module docstring).
+    Models read features by these names, never by a hard-coded column.
+    """
+    widths = [("position", dim), ("distance", 1), ("boundary_flag", 1), ("normal", dim)]
+    widths += [(name, len(spec.mean[name])) for name in spec.inputs]
+    widths += [(f"extended:{name}", len(spec.mean[name])) for name in dirichlet_inputs(spec)]
+    layout, start = {}, 0
+    for name, width in widths:
+        layout[name] = [start, start + width]
+        start += width
+    return layout
+
+
 def feature_count(spec: FieldSpec, dim: int) -> int:
     """Width of ``Data.x`` for meshes of dimension ``dim`` coded by ``spec``."""
     extended = dirichlet_inputs(spec)
@@ -200,17 +217,3 @@ def decode(out: torch.Tensor, data, spec: FieldSpec) -> torch.Tensor:
     physical = (out * std + mean) * amplitude / length ** powers
     fixed = data.boundary_mask[:, None] & ~torch.isnan(data.dirichlet)
     return torch.where(fixed, torch.nan_to_num(data.dirichlet), physical)
-
-
-def relative_l2(pred: torch.Tensor, target: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
-    """Relative L2 error ``||pred - target|| / ||target||`` per graph and channel, averaged.
-
-    Computed over nodes (an unweighted nodal norm), per sample of the batch.
-    """
-    from torch_geometric.utils import scatter
-
-    if batch is None:
-        batch = torch.zeros(pred.shape[0], dtype=torch.long, device=pred.device)
-    err = scatter((pred - target) ** 2, batch, dim=0, reduce="sum")
-    ref = scatter(target ** 2, batch, dim=0, reduce="sum")
-    return (err.sqrt() / ref.sqrt().clamp_min(1e-12)).mean()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -16,32 +16,22 @@ from .checkpoint import Checkpoint, CheckpointError, load
 from .errors import MeshError
 from .graph import decode, feature_count, mesh_edges, node_data
 from .mesh import Mesh
+from .metrics import relative_l2_np
+from .outputs import check_output, is_meshop_result, picture_path, prediction_output, series_path
+from .preflight import DEFAULT_MODEL, POINT_CLOUD_REFUSAL, bundled_models, check_device, checkpoint_path
+from .trajectory import Trajectory
 
-#: name of the model used when none is given
-DEFAULT_MODEL = "heat3d"
+#: sub-domain size of models with a finite receptive field when ``max_nodes`` is not given
+DEFAULT_MAX_NODES = 200_000
 
-
-def bundled_models() -> dict[str, Path]:
-    """Models shipped inside the package: name -> checkpoint path."""
-    folder = resources.files("meshop") / "assets" / "models"
-    if not folder.is_dir():
-        return {}
-    return {Path(p.name).stem: Path(str(p)) for p in folder.iterdir() if p.name.endswith(".safetensors")}
+__all__ = ["DEFAULT_MODEL", "Prediction", "Predictor", "bundled_models", "predict", "resolve_model"]
 
 
 def resolve_model(model: str | Path | Checkpoint | None, device: str = "cpu") -> Checkpoint:
     """A loaded checkpoint from a bundled name, a path, or an already loaded :class:`Checkpoint`."""
     if isinstance(model, Checkpoint):
         return model
-    name = DEFAULT_MODEL if model is None else str(model)
-    bundled = bundled_models()
-    if name in bundled:
-        return load(bundled[name], device=device)
-    path = Path(name)
-    if path.suffix != ".safetensors" and not path.exists():
-        known = ", ".join(sorted(bundled)) or "none"
-        raise CheckpointError(f"{name}: neither a checkpoint file nor a bundled model (bundled: {known}).")
-    return load(path, device=device)
+    return load(checkpoint_path(model), device=device)
 
 
 @dataclass
@@ -84,16 +74,22 @@ class Predictor:
         max_nodes: with a model of finite receptive field (``gno``), meshes with more nodes are
             predicted sub-domain by sub-domain (K-D tree decomposition with halos covering the
             receptive field); the result equals the unpartitioned one. Models with a global
-            reach run whole; without autograd every kernel layer bounds its memory by summing
-            messages in edge chunks (:class:`meshop.nn.Edges`).
+            reach (``mgno``, ``beno``, ``amg``: the default) run whole and ignore it, with a
+            note when it was given; without autograd every kernel layer bounds its memory by
+            summing messages in edge chunks (:class:`meshop.nn.Edges`). None: 200,000.
     """
 
-    def __init__(self, model=None, device: str = "cpu", max_nodes: int = 200_000):
-        if device == "cuda" and not torch.cuda.is_available():
-            raise MeshError("--device cuda was asked for, but no CUDA device is available.")
+    def __init__(self, model=None, device: str = "cpu", max_nodes: int | None = None):
+        check_device(device)
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise MeshError(f"--device {device} was asked for, but torch finds no CUDA device "
+                            f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'}); use --device cpu.")
         self.checkpoint = resolve_model(model, device)
         self.device = device
-        self.max_nodes = max_nodes
+        self.max_nodes_given = max_nodes is not None
+        self.max_nodes = DEFAULT_MAX_NODES if max_nodes is None else max_nodes
+        if self.max_nodes < 2:
+            raise MeshError(f"--max-nodes {self.max_nodes}: expected at least 2 nodes per sub-domain.")
         ckpt = self.checkpoint
         expected = feature_count(ckpt.fields, ckpt.model.dim)
         if ckpt.model.in_channels != expected:
@@ -110,9 +106,11 @@ class Predictor:
         """Predict the checkpoint's targets on ``mesh`` (a volume mesh of the model's dimension)."""
         ckpt, spec = self.checkpoint, self.checkpoint.fields
         where = f"{mesh.source}: " if mesh.source else ""
-        if mesh.is_point_cloud or mesh.is_surface:
-            raise MeshError(f"{where}predict needs a volume mesh; tetrahedralize surfaces first "
-                            "(meshop.meshing.tetrahedralize).")
+        if mesh.is_point_cloud:
+            raise MeshError(f"{where}{POINT_CLOUD_REFUSAL}")
+        if mesh.is_surface:
+            raise MeshError(f"{where}Predictor.predict needs a volume mesh; meshop.predict (and the "
+                            "command line) fill closed surfaces with tetrahedra first.")
         if mesh.dim != ckpt.model.dim:
             raise MeshError(f"{where}the mesh is {mesh.dim}D but model '{ckpt.model_name}' was trained on "
                             f"{ckpt.model.dim}D meshes.")
@@ -132,6 +130,10 @@ class Predictor:
         timings["graph"] = seconds - timings["features"] - timings["model"]   # graphs, prepare, parts
         result = self._result(mesh, physical, {n: spec.input_defaults[n] for n in defaulted}, n_parts, seconds)
         result.timings = timings
+        if self.max_nodes_given and hops is None:
+            result.notes.append(f"--max-nodes has no effect with this {ckpt.model_name} model: it reaches across the "
+                                "whole part, so it runs whole (its layers sum messages in edge chunks to bound "
+                                "memory); only gno models are split into sub-domains.")
         return result
 
     def _run(self, data, edges: torch.Tensor, timings: dict[str, float]) -> torch.Tensor:
@@ -174,7 +176,7 @@ class Predictor:
                 error = pred - truth
                 fields[f"{target}_error"] = error
                 metrics[target] = {
-                    "relative_l2": float(np.linalg.norm(error) / max(np.linalg.norm(truth), 1e-300)),
+                    "relative_l2": relative_l2_np(pred, truth),
                     "max_error": float(np.abs(error).max()),
                 }
         notes = [f"input '{name}' is missing; used the model's default {name} = {value:g}."
@@ -201,34 +203,113 @@ def _node_subset(data, nodes: torch.Tensor):
 
 
 def predict(mesh, model=None, *, out=None, device: str = "cpu", mesh_size: float | None = None,
-            max_nodes: int = 200_000, write: bool = True, render: bool = False) -> Prediction:
-    """Predict on a mesh or mesh file and (by default) write ``<stem>.pred.vtu`` beside it.
+            max_nodes: int | None = None, write: bool = True, render: bool = False, overwrite: bool = False,
+            progress: Callable[[str], None] | None = None, steps: int | None = None, dt: float | None = None):
+    """Predict on a mesh or mesh file and (by default) write the result beside it.
 
-    A closed CAD surface (stl, obj, ply, ...) is first filled with tetrahedra by gmsh at
-    ``mesh_size`` (default: 1/30 of the bounding-box diagonal). ``render=True`` also writes a
-    picture beside the output (``.png`` instead of ``.vtu``): truth | prediction | error when the
-    mesh held the truth, else the prediction alone.
+    The output defaults to ``part.pred.vtu`` for ``part.vtu`` and ``bracket.stl.pred.vtu`` for
+    ``bracket.stl`` (see :mod:`meshop.outputs`); an existing file not named ``*.pred.*``, or the
+    input itself, is replaced only with ``overwrite=True``. A closed CAD surface (stl, obj, ply,
+    ...) is first filled with tetrahedra by gmsh at ``mesh_size`` (default: 1/30 of the
+    bounding-box diagonal). ``render=True`` also writes a picture beside the output (``.png``
+    instead of ``.vtu``): truth | prediction | error when the mesh held the truth, else the
+    prediction alone; without it, a picture left there by an earlier run is removed (it would
+    show another prediction). ``progress`` receives a short line before each slow step.
+
+    A time-dependent model is rolled out ``steps`` frames from the state the mesh holds (or from
+    the first frame of a ``.pvd`` / ``.xdmf`` series, whose later frames then give per-step
+    errors) and returns a :class:`~meshop.rollout.RolloutPrediction` whose trajectory is written
+    to ``<stem>.pred.pvd``; ``dt`` (a multiple of the model's frame step) thins the saved frames,
+    ``render=True`` writes an animated GIF (and the error growth against a reference series).
     """
     from . import io
+    from .io.series import is_series
     from .meshing import default_mesh_size, tetrahedralize
 
-    source = mesh if isinstance(mesh, Mesh) else io.read(mesh)
+    say = progress or (lambda _: None)
+    source = mesh if isinstance(mesh, (Mesh, Trajectory)) else (
+        io.read_series(mesh) if is_series(mesh) else io.read(mesh))
+    say(f"loading model {_model_label(model)} ...")
     predictor = Predictor(model, device=device, max_nodes=max_nodes)
-    volume = tetrahedralize(source, mesh_size) if source.is_surface else source
+    if predictor.checkpoint.time_dependent or steps is not None or isinstance(source, Trajectory):
+        return _predict_series(predictor, source, steps, dt, out if write else None, write, render, overwrite, say)
+    if write:
+        out = prediction_output(source.source, out, render=render, overwrite=overwrite)
+    volume = source
+    if source.is_surface:
+        say(f"filling the closed surface with tetrahedra (gmsh, {source.n_points} surface nodes) ...")
+        volume = tetrahedralize(source, mesh_size)
+    say(f"predicting on {volume.n_points} nodes ...")
     result = predictor.predict(volume)
     if volume is not source:
         size = mesh_size or default_mesh_size(source)
         result.notes.insert(0, f"filled the closed surface with {volume.n_points} nodes of tetrahedra "
                                f"(gmsh, mesh size {size:.4g}).")
     if write:
-        if out is None:
-            if source.source is None:
-                raise MeshError("give an output path: the mesh was not read from a file.")
-            out = source.source.with_name(source.source.name.split(".")[0] + ".pred.vtu")
-        result.path = io.write(result.mesh, out)
+        result.path = io.write(result.mesh, out, overwrite=True)   # checked by prediction_output
+        picture = picture_path(Path(result.path))
         if render:
-            result.picture = _render(result, Path(result.path).with_suffix(".png"))
+            say(f"rendering {picture} ...")
+            result.picture = _render(result, picture)
+        elif picture.exists() and is_meshop_result(picture):
+            picture.unlink()
+            result.notes.append(f"removed {picture}, the picture of an earlier prediction (--render draws a new one).")
     return result
+
+
+def _predict_series(predictor: Predictor, source, steps, dt, out, write: bool, render: bool, overwrite: bool, say):
+    """Roll a time-dependent checkpoint out (see :func:`predict`); write the series and a GIF."""
+    from . import io
+    from .rollout import rollout
+
+    ckpt = predictor.checkpoint
+    if not ckpt.time_dependent:
+        raise MeshError(f"model '{ckpt.model_name}' is steady: it predicts one state, not a series; "
+                        "drop --steps, or use a time-dependent model (e.g. --model heat3d-transient).")
+    if steps is None:
+        raise MeshError(f"model '{ckpt.model_name}' steps a state in time; say how far with --steps N.")
+    frame_dt = float(ckpt.dynamics.get("frame_dt") or 1.0)
+    every = 1
+    if dt is not None:
+        every = int(round(dt / frame_dt))
+        if every < 1 or not np.isclose(every * frame_dt, dt, rtol=1e-6):
+            raise MeshError(f"--dt {dt:g} is not a multiple of the model's frame step {frame_dt:g}.")
+    if write:
+        out = _series_output(source, out, render, overwrite)
+    say(f"rolling out {steps} steps on {source.n_points} nodes ...")
+    result = rollout(ckpt, source, steps, every=every, device=predictor.device, progress=True)
+    if write:
+        result.path = io.write_series(result.trajectory, out)
+        if render:
+            from .viz import animate, plot_rollout_errors
+
+            say(f"rendering {out.with_suffix('.gif')} ...")
+            result.picture = animate(result.trajectory, out.with_suffix(".gif"))
+            if result.errors:
+                result.error_plot = plot_rollout_errors(result.errors, out.with_suffix(".errors.png"),
+                                                        frame_dt=frame_dt * every)
+    return result
+
+
+def _series_output(source, out, render: bool, overwrite: bool) -> Path:
+    """The predicted series' path (default ``<stem>.pred.pvd``), checked like a prediction's."""
+    if out is None:
+        if source.source is None:
+            raise MeshError("give an output path (out=...): the mesh was not read from a file.")
+        out = series_path(Path(source.source))
+    out = Path(out)
+    check_output(out, overwrite, source=source.source)
+    if render:
+        check_output(out.with_suffix(".gif"), overwrite, source=source.source)
+    if not out.parent.is_dir():
+        raise MeshError(f"{out}: folder {out.parent} does not exist.")
+    return out
+
+
+def _model_label(model) -> str:
+    if isinstance(model, Checkpoint):
+        return model.model_name
+    return DEFAULT_MODEL if model is None else str(model)
 
 
 def _render(result: Prediction, out_png: Path) -> Path:

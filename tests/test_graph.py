@@ -8,8 +8,8 @@ from skfem import MeshTri
 
 import meshop
 from meshop.fields import FieldSpec
-from meshop.graph import (GraphSettings, build_graph, decode, extend_boundary_values, feature_count,
-                          relative_l2)
+from meshop.graph import GraphSettings, build_graph, decode, extend_boundary_values, feature_count
+from meshop.metrics import relative_l2
 
 
 def _square(n=9, scale=1.0, shift=(0.0, 0.0)):

@@ -309,7 +309,7 @@ def test_write_refuses_to_overwrite_its_input(tmp_path):
     path = meshop.write(_volume(), tmp_path / "part.vtu")
     mesh = meshop.read(path)
     before = path.read_bytes()
-    with pytest.raises(MeshError, match="refusing to overwrite the mesh's input file; pass overwrite=True"):
+    with pytest.raises(MeshError, match=r"refusing to overwrite the mesh's input file; write elsewhere \(-o\) or pass --overwrite"):
         meshop.write(mesh.with_point_data(w=np.zeros(mesh.n_points)), path)
     os.link(path, tmp_path / "hard_link.vtu")
     with pytest.raises(MeshError, match="refusing to overwrite"):

@@ -13,7 +13,8 @@ from torch_geometric.loader import DataLoader
 
 from meshop import Mesh, checkpoint, models
 from meshop.fields import FieldSpec
-from meshop.graph import GraphSettings, build_graph, decode, feature_count, geometry_feature_count, relative_l2
+from meshop.graph import GraphSettings, build_graph, decode, feature_count, geometry_feature_count
+from meshop.metrics import relative_l2
 from meshop.models.amg import high_frequency_score
 from meshop.models.multilevel import MultiLevelData
 

@@ -16,7 +16,7 @@ from meshop import checkpoint
 from meshop.errors import MeshError
 from meshop.graph import GraphSettings, build_graph, decode
 from meshop.prediction import Predictor
-from meshop.training import Trainer, evaluate, load_config, merge_options, train
+from meshop.training import Run, Trainer, evaluate, load_config, merge_options, train
 
 SAMPLES = Path(__file__).resolve().parents[1] / "datasets" / "samples"
 DARCY = SAMPLES / "darcy2d"  # 4 samples of 17 x 17 nodes: 2 train, 1 val, 1 test
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def overfit(tmp_path_factory):
     """One darcy2d sample overfit: 300 steps of a small GNO."""
-    trainer = Trainer(DARCY, "gno", epochs=300, batch_size=1, lr=2e-2, max_train=1, save_every=100,
+    trainer = Run(DARCY, "gno", epochs=300, batch_size=1, lr=2e-2, max_train=1, save_every=100,
                       graph=GraphSettings(k=8), width=32, layers=3, kernel_width=32,
                       out=tmp_path_factory.mktemp("runs") / "overfit", progress=False)
     return trainer, trainer.fit()

@@ -112,9 +112,17 @@ def assemble(points: np.ndarray, cells: np.ndarray, source: np.ndarray,
     source = np.asarray(source, dtype=np.float64)
     if source.shape != (basis.N,):
         raise MeshError(f"source has shape {source.shape}; expected ({basis.N},) nodal values.")
-    stiffness = _diffusion.assemble(basis, a=_coefficient_field(basis, coefficient)).tocsr()
-    load = _mass.assemble(basis) @ source
-    return stiffness, load
+    return stiffness_matrix(basis, coefficient), mass_matrix(basis) @ source
+
+
+def stiffness_matrix(basis: Basis, coefficient: np.ndarray | None = None) -> sp.csr_matrix:
+    """``(N, N)`` P1 stiffness matrix ``∫ a ∇φ_j · ∇φ_i`` (a: see :func:`assemble`)."""
+    return _diffusion.assemble(basis, a=_coefficient_field(basis, coefficient)).tocsr()
+
+
+def mass_matrix(basis: Basis) -> sp.csr_matrix:
+    """``(N, N)`` P1 mass matrix ``∫ φ_j φ_i`` (consistent, not lumped)."""
+    return _mass.assemble(basis).tocsr()
 
 
 def reduce_dirichlet(stiffness: sp.csr_matrix, load: np.ndarray, dirichlet_nodes: np.ndarray,

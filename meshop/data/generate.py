@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MeshError
+from ..trajectory import Trajectory
 from .problems import Problem, get_problem
 from .staging import MANIFEST, SampleTask, Staging, save_entry
 
@@ -41,8 +42,10 @@ def generate(problem: str | Problem, n: int, out: str | os.PathLike, seed: int =
         seed: master seed; the same seed gives the same files byte for byte.
         resolution: problem resolution (see ``Problem.resolution``); None for its default.
         workers: parallel processes (``spawn`` context, one gmsh per process).
-        split: train / val / test fractions; val and test are rounded, train gets the rest.
-            Samples are i.i.d., so the split is contiguous: train first.
+        split: train / val / test fractions; val and test are rounded, train gets the rest,
+            but a non-zero fraction gets at least one sample while two are left for training
+            (``n = 4`` gives 2 / 1 / 1), so a small dataset still trains. Samples are i.i.d.,
+            so the split is contiguous: train first.
         progress: show a progress bar on stderr.
         overwrite: write into a non-empty folder that is not a meshop dataset (only
             ``sample_*.vtu`` and ``dataset.json`` there are replaced).
@@ -121,6 +124,10 @@ def _split_counts(n: int, split) -> dict[str, int]:
     if fractions.shape != (3,) or (fractions < 0).any() or not np.isclose(fractions.sum(), 1.0):
         raise MeshError(f"split must be three non-negative fractions summing to 1, got {tuple(split)}.")
     val, test = (int(round(n * f)) for f in fractions[1:])
+    if fractions[1] > 0 and val == 0 and n >= 2:       # training needs one validation sample
+        val = 1
+    if fractions[2] > 0 and test == 0 and n - val >= 3:
+        test = 1
     return {"train": n - val - test, "val": val, "test": test}
 
 
@@ -153,15 +160,29 @@ def _make_sample(task: SampleTask) -> dict:
         raise MeshError(f"{name} sample {index}: {err}") from None
     except Exception as err:
         raise RuntimeError(f"{name} sample {index} failed: {type(err).__name__}: {err}") from err
-    write(mesh, path)
-    entry = _jsonable({**_entry(mesh, path), **info})
-    save_entry(path, entry)
+    if isinstance(mesh, Trajectory):
+        entry = _jsonable({**_write_trajectory(mesh, Path(path)), **info})
+    else:
+        write(mesh, path)
+        entry = _jsonable({**_entry(mesh, path), **info})
+    save_entry(path, entry)       # last: the sample counts as done from here on
     return entry
 
 
 def _entry(mesh, path: str) -> dict:
     return {"file": Path(path).name, "n_points": mesh.n_points,
             "n_cells": int(sum(mesh.cell_counts.values())), "bbox_diagonal": mesh.size}
+
+
+def _write_trajectory(traj: Trajectory, path: Path) -> dict:
+    """Write a time-dependent sample as ``sample_NNNNN.pvd`` (+ its frames folder); its entry."""
+    from ..io import write_series
+
+    path = write_series(traj, path.with_suffix(".pvd"))
+    return {"file": path.name, "n_points": traj.n_points, "n_cells": int(sum(traj.mesh.cell_counts.values())),
+            "bbox_diagonal": traj.mesh.size, "n_frames": traj.n_frames, "frame_dt": traj.dt,
+            "state": traj.state, "varying": sorted(traj.fields), "moving": traj.moving,
+            "dt": traj.metadata.get("dt"), "stride": traj.metadata.get("stride")}
 
 
 def _run_recycled(problem: Problem, tasks: list, resolution: int | None, options: dict) -> list[dict]:
@@ -229,8 +250,21 @@ def _manifest(problem: Problem, seed: int, resolution: int | None, options: dict
         "input_defaults": problem.input_defaults,
         "linear_inputs": problem.linear_inputs,
         "split": {part: files[bounds[k]:bounds[k + 1]] for k, part in enumerate(split)},
+        **_time_section(problem, samples),
         "samples": samples,
     })
+
+
+def _time_section(problem: Problem, samples: list[dict]) -> dict:
+    """The manifest's ``time`` entry of a trajectory dataset (empty for steady samples): the state
+    fields, the inputs that vary per frame, the frame spacing, the solver step and the stride."""
+    first = samples[0]
+    if "n_frames" not in first:
+        return {}
+    varying = [name for name in problem.inputs if name in first["varying"]]
+    return {"time": {"state": first["state"], "varying_inputs": varying, "frame_dt": first["frame_dt"],
+                     "dt": first["dt"], "stride": first["stride"], "moving": first["moving"],
+                     "n_frames": first["n_frames"]}}
 
 
 def _jsonable(value):

@@ -3,7 +3,8 @@
 A run writes into ``.<out>.partial-<key>`` next to ``out``, where ``key`` hashes everything that
 decides the samples' bytes (problem, n, seed, resolution, options, meshop version). Each finished
 sample leaves two files there, both written atomically (temporary name, then rename):
-``sample_<i>.vtu`` and, after it, its manifest entry ``sample_<i>.json``. A sample is *done* when
+``sample_<i>.vtu`` (or a ``sample_<i>.pvd`` series and its frames folder) and, after it, its
+manifest entry ``sample_<i>.json``. A sample is *done* when
 its entry exists, so a worker killed mid-sample leaves at most a stray temporary file, never a
 sample that counts. Running the same command again finds the same folder and solves only the
 samples without an entry; when all are done the manifest is written and the samples are moved

@@ -32,7 +32,9 @@ for _module in (_points, _vtk, _meshio):
     for _ext in _module.WRITE_EXTENSIONS:
         WRITERS.setdefault(_ext, _module)
 
-__all__ = ["read", "write", "READERS", "WRITERS"]
+from .series import read_series, write_series  # noqa: E402 - needs read/write defined below at call time
+
+__all__ = ["read", "write", "read_series", "write_series", "READERS", "WRITERS"]
 
 
 def _extension(path: Path) -> str:
@@ -95,7 +97,8 @@ def write(mesh: Mesh, path: str | os.PathLike, *, overwrite: bool = False) -> Pa
         known = " ".join(sorted(WRITERS))
         raise MeshError(f"{path}: cannot write format '{ext or path.name}' (known: {known}).")
     if not overwrite and mesh.source is not None and _same_file(path, mesh.source):
-        raise MeshError(f"{path}: refusing to overwrite the mesh's input file; pass overwrite=True.")
+        raise MeshError(f"{path}: refusing to overwrite the mesh's input file; write elsewhere (-o) or pass "
+                        "--overwrite (overwrite=True in Python).")
     if not path.parent.is_dir():
         raise MeshError(f"{path}: folder {path.parent} does not exist.")
     _check_writable(mesh, path, ext)

@@ -9,18 +9,20 @@
 from __future__ import annotations
 
 import inspect
+from importlib import import_module
+from typing import TYPE_CHECKING
 
-from .amg import AMG
-from .base import NeuralOperator
-from .beno import BENO
-from .gno import GNO
-from .mgno import MGNO
+if TYPE_CHECKING:
+    from .base import NeuralOperator
 
-_REGISTRY: dict[str, type[NeuralOperator]] = {}
+#: name -> the class, or "module:Class" of a bundled one, imported (with torch) on first use, so
+#: listing the names (``meshop train --help``) stays fast
+_REGISTRY: dict[str, type[NeuralOperator] | str] = {}
 
 
-def register(name: str, cls: type[NeuralOperator]) -> None:
-    """Make ``cls`` available as ``name`` to :func:`get`, the CLI and checkpoints."""
+def register(name: str, cls: type[NeuralOperator] | str) -> None:
+    """Make ``cls`` (or ``"module:Class"`` inside meshop.models) available as ``name`` to
+    :func:`get`, the CLI and checkpoints."""
     _REGISTRY[name] = cls
 
 
@@ -45,15 +47,32 @@ def get(name: str, in_channels: int, out_channels: int, dim: int, **overrides) -
     return cls(in_channels, out_channels, dim, **overrides)
 
 
+def model_class(name: str) -> type[NeuralOperator]:
+    """The class registered as ``name`` (its capability flags: ``time_dependent``, ``queryable``)."""
+    return _cls(name)
+
+
 def _cls(name: str) -> type[NeuralOperator]:
     if name not in _REGISTRY:
         raise ValueError(f"unknown model '{name}'; available: {', '.join(available())}.")
+    if isinstance(_REGISTRY[name], str):
+        module, cls = _REGISTRY[name].split(":")
+        _REGISTRY[name] = getattr(import_module(f".{module}", __name__), cls)
     return _REGISTRY[name]
 
 
-register("gno", GNO)
-register("mgno", MGNO)
-register("beno", BENO)
-register("amg", AMG)
+def __getattr__(name: str):
+    if name == "NeuralOperator":
+        from .base import NeuralOperator
 
-__all__ = ["NeuralOperator", "available", "defaults", "get", "register"]
+        return NeuralOperator
+    raise AttributeError(f"module 'meshop.models' has no attribute {name!r}")
+
+
+register("gno", "gno:GNO")
+register("mgno", "mgno:MGNO")
+register("beno", "beno:BENO")
+register("amg", "amg:AMG")
+register("stepper", "stepper:TimeStepper")
+
+__all__ = ["NeuralOperator", "available", "defaults", "get", "model_class", "register"]

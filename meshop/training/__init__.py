@@ -1,4 +1,6 @@
-"""Training: :func:`train` and the :class:`Trainer` loop, run configs, and what a run writes.
+"""Training: a :class:`Trainer` handed its parts (model, loaders, optimizer, scheduler, step
+function), the step functions, and the folder-of-files runner :func:`train` / :class:`Run` behind
+``meshop train``.
 
 >>> from meshop.training import train
 >>> result = train("data/poisson2d-small", model="gno", epochs=50, out="runs/p2d")
@@ -6,6 +8,9 @@
 """
 
 from .config import load_config, merge_options
-from .trainer import Trainer, TrainResult, evaluate, train
+from .runner import Run, TrainResult, evaluate, train
+from .steps import supervised_step, unrolled_step
+from .trainer import EpochSampler, Trainer
 
-__all__ = ["Trainer", "TrainResult", "evaluate", "load_config", "merge_options", "train"]
+__all__ = ["EpochSampler", "Run", "Trainer", "TrainResult", "evaluate", "load_config", "merge_options",
+           "supervised_step", "train", "unrolled_step"]

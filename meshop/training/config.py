@@ -22,11 +22,11 @@ from ..graph import GraphSettings
 
 
 def option_names() -> list[str]:
-    """Keys a config file may hold: the named options of :class:`~meshop.training.Trainer`,
+    """Keys a config file may hold: the named options of :class:`~meshop.training.Run`,
     plus ``model_options`` (the model's hyper-parameters)."""
-    from .trainer import Trainer
+    from .runner import Run
 
-    parameters = inspect.signature(Trainer.__init__).parameters
+    parameters = inspect.signature(Run.__init__).parameters
     return [n for n, p in parameters.items() if n != "self" and p.kind is not p.VAR_KEYWORD] + ["model_options"]
 
 

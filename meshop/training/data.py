@@ -69,7 +69,8 @@ def load_training_data(root, inputs: list[str] | None = None, targets: list[str]
     for split in ("train", "val"):
         if not meshes[split]:
             raise MeshError(f"{root}: the {split} split is empty; training needs at least one "
-                            f"training and one validation sample.")
+                            f"training and one validation sample: generate more samples (meshop generate "
+                            f"... --n 3 or more) or give the {split} split a share (--split 0.8,0.1,0.1).")
     problem = full.manifest.get("problem")
     fields = field_spec(full)
     fields.fit(meshes["train"])

@@ -1,298 +1,127 @@
-"""The training loop: relative L2 on decoded fields, AdamW, a one-cycle or cosine schedule,
-validation every epoch, best and last checkpoints, resume, metrics.csv and a loss curve."""
+"""The training loop, handed its parts: model, loaders, optimizer, scheduler and a step function.
+
+A *step function* turns one batch into a loss: ``step(model, batch) -> (loss, logs)``, ``loss`` a
+scalar tensor to minimize and ``logs`` a dict of floats to average over the epoch. Supervised
+steady training, one-step training with noise injection, unrolled multi-step training and
+physics-residual training without targets are all step functions (:mod:`meshop.training.steps`);
+the :class:`Trainer` knows none of them.
+
+>>> trainer = Trainer(model, optimizer, supervised_step(fields), train_loader,
+...                   scheduler=scheduler, val_loader=val_loader, validate=validate_fn)
+>>> history = trainer.fit(epochs=50)
+"""
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from dataclasses import dataclass
-from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
-from torch_geometric.loader import DataLoader
 
-from .. import models
-from ..checkpoint import Checkpoint, load, save
 from ..errors import MeshError
-from ..graph import GraphSettings, build_graph, decode, feature_count, relative_l2
-from .data import SPLITS, TrainingData, load_training_data
-from .records import write_loss_curve, write_metrics
-from .state import optimizer_from_flat, optimizer_to_flat
 
-SCHEDULES = ("onecycle", "cosine")
-#: options that must not change when a run is resumed
-RESUME_OPTIONS = ("model", "model_config", "inputs", "targets", "graph", "epochs", "batch_size", "lr",
-                  "weight_decay", "schedule", "seed", "max_train", "grad_clip")
+#: ``step(model, batch) -> (loss, logs)``
+StepFunction = Callable[[torch.nn.Module, object], tuple[torch.Tensor, dict]]
 
 
-@dataclass
-class TrainResult:
-    """What :meth:`Trainer.fit` returns.
+class EpochSampler(torch.utils.data.Sampler):
+    """A seeded random order of ``n`` samples that depends on the epoch alone, so a run resumed
+    at epoch ``e`` sees the batches an uninterrupted run saw (``set_epoch`` as in
+    ``DistributedSampler``)."""
 
-    Attributes:
-        run: the run folder.
-        best, last: ``RUN/best.safetensors`` (lowest validation error) and ``RUN/last.safetensors``.
-        metrics: ``best_val_rel_l2``, ``best_epoch``, ``test_rel_l2`` (of the best model; None
-            without a test split), ``train_loss`` (last epoch), ``epochs``, ``seconds``.
-        history: one dict per epoch, the rows of ``RUN/metrics.csv``.
-    """
+    def __init__(self, n: int, seed: int = 0):
+        self.n, self.seed, self.epoch = n, seed, 1
 
-    run: Path
-    best: Path
-    last: Path
-    metrics: dict
-    history: list[dict]
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
-    @property
-    def test_rel_l2(self) -> float | None:
-        return self.metrics["test_rel_l2"]
+    def __iter__(self):
+        order_seed = int(np.random.SeedSequence([self.seed, self.epoch]).generate_state(1)[0])
+        return iter(torch.randperm(self.n, generator=torch.Generator().manual_seed(order_seed)).tolist())
+
+    def __len__(self) -> int:
+        return self.n
 
 
 class Trainer:
-    """Trains a registered model on a dataset folder; :meth:`fit` runs the loop.
+    """Runs epochs of a step function over a loader; validates and reports after each.
 
     Args:
-        data: dataset folder with ``dataset.json`` (see :class:`~meshop.data.MeshDataset`).
-        model: registry name (:func:`meshop.models.available`).
-        inputs, targets: field names; default: the manifest's.
-        epochs, batch_size: passes over the training split, meshes per batch.
-        lr, weight_decay: AdamW's peak learning rate and decoupled weight decay.
-        schedule: ``"onecycle"`` (warm up to ``lr``, anneal to ~0) or ``"cosine"`` (from ``lr``
-            to 0), stepped every batch.
-        graph: :class:`~meshop.graph.GraphSettings` (default kNN, k=16).
-        out: run folder; default ``runs/<dataset>-<model>``.
-        resume: continue from ``RUN/last.safetensors`` (same options required).
-        seed: fixes the initial weights and the shuffling: same seed, same result.
-        device: ``"cpu"``, ``"cuda"``, ...
-        progress: show a progress bar (stderr) with the loss and the validation error.
-        max_train: train on the first ``max_train`` training samples only.
-        grad_clip: maximum gradient norm.
-        save_every: write ``RUN/last.safetensors`` every this many epochs (and after the last);
-            an interrupted run resumes from the last one written.
-        **model_overrides: hyper-parameters of the model (e.g. ``width=32``).
+        model: the module trained.
+        optimizer: its optimizer.
+        step: the step function ``(model, batch) -> (loss, logs)``.
+        train_loader: iterable of batches; its ``sampler.set_epoch(epoch)`` is called if present.
+        scheduler: stepped after every optimizer step (None: constant learning rate).
+        val_loader, validate: ``validate(model, val_loader) -> float`` (lower is better) after each
+            epoch; None: no validation (the history's ``val`` is NaN).
+        grad_clip: maximum gradient norm (None: no clipping).
+        device: where batches are moved (``batch.to(device)``).
+        on_epoch_end: ``callback(row)`` after each epoch with the epoch's history row (checkpoints,
+            metrics files); the row holds ``epoch``, ``train_loss``, ``val``, ``lr``, ``seconds``
+            and the epoch means of the step's logs.
+        progress: a progress bar over steps (stderr).
     """
 
-    def __init__(self, data, model: str = "gno", inputs: list[str] | None = None,
-                 targets: list[str] | None = None, epochs: int = 50, batch_size: int = 4,
-                 lr: float = 1e-3, weight_decay: float = 1e-4, schedule: str = "onecycle",
-                 graph: GraphSettings | None = None, out=None, resume: bool = False, seed: int = 0,
-                 device: str = "cpu", progress: bool = True, max_train: int | None = None,
-                 grad_clip: float = 1.0, save_every: int = 1, **model_overrides):
-        _check_options(model, epochs, batch_size, lr, weight_decay, schedule, grad_clip, device, save_every)
-        self.data_path = Path(data)
-        self.model_name, self.model_overrides = model, model_overrides
-        self.inputs, self.targets = inputs, targets
-        self.epochs, self.batch_size, self.lr, self.weight_decay = epochs, batch_size, lr, weight_decay
-        self.schedule, self.grad_clip, self.seed, self.max_train = schedule, grad_clip, seed, max_train
-        self.save_every = save_every
-        self.graph = graph if graph is not None else GraphSettings()
-        self.run = Path(out) if out is not None else Path("runs") / f"{self.data_path.name}-{model}"
-        self.resume, self.device, self.progress = resume, torch.device(device), progress
+    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: StepFunction,
+                 train_loader, *, scheduler=None, val_loader=None, validate=None, grad_clip: float | None = None,
+                 device="cpu", on_epoch_end: Callable[[dict], None] | None = None, progress: bool = False):
+        self.model, self.optimizer, self.step, self.train_loader = model, optimizer, step, train_loader
+        self.scheduler, self.val_loader, self.validate = scheduler, val_loader, validate
+        self.grad_clip, self.device = grad_clip, torch.device(device)
+        self.on_epoch_end, self.progress = on_epoch_end, progress
         self.history: list[dict] = []
-        self.best_val, self.best_epoch = math.inf, 0
 
-    @property
-    def best_path(self) -> Path:
-        return self.run / "best.safetensors"
-
-    @property
-    def last_path(self) -> Path:
-        return self.run / "last.safetensors"
-
-    # ------------------------------------------------------------------ set-up
-    def setup(self) -> None:
-        """Read the data, fit the field statistics, build the model, the graphs (once) and the
-        optimizer and schedule."""
-        self.data: TrainingData = load_training_data(self.data_path, self.inputs, self.targets,
-                                                     self.seed, self.max_train)
-        self.fields = self.data.fields
-        torch.manual_seed(self.seed)
-        try:
-            self.model = models.get(self.model_name, feature_count(self.fields, self.data.dim),
-                                    self.fields.channels(self.fields.targets), self.data.dim,
-                                    **self.model_overrides)
-        except (ValueError, TypeError) as err:
-            raise MeshError(str(err)) from None
-        self.model.to(self.device)
-        self.graphs = {split: [build_graph(mesh, self.fields, self.graph, prepare=self.model.prepare,
-                                           mesh_graph=self.model.uses_mesh_graph)
-                               for mesh in self.data.meshes[split]] for split in SPLITS}
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        steps = self.epochs * math.ceil(len(self.graphs["train"]) / self.batch_size)
-        if self.schedule == "onecycle":
-            self.scheduler = torch.optim.lr_scheduler.OneCycleLR(self.optimizer, max_lr=self.lr, total_steps=steps)
-        else:
-            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=steps)
-
-    @property
-    def options(self) -> dict:
-        """The run's settings as stored in checkpoints (JSON-ready)."""
-        return {"model": self.model_name, "model_config": self.model.config,
-                "inputs": self.fields.inputs, "targets": self.fields.targets, "graph": self.graph.to_dict(),
-                "epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
-                "weight_decay": self.weight_decay, "schedule": self.schedule, "seed": self.seed,
-                "max_train": self.max_train, "grad_clip": self.grad_clip}
-
-    # ------------------------------------------------------------------ the loop
-    def fit(self) -> TrainResult:
-        """Train for the remaining epochs, then evaluate the best model on the test split."""
-        if self.resume and not self.last_path.is_file():
-            raise MeshError(f"{self.last_path}: nothing to resume (no last checkpoint in {self.run}).")
-        if not self.resume and self.last_path.exists():
-            raise MeshError(f"{self.run}: already holds a training run; pass resume=True (--resume) "
-                            f"to continue it or choose another output folder.")
-        self.setup()
-        start = self._restore() if self.resume else 0
-        steps_per_epoch = math.ceil(len(self.graphs["train"]) / self.batch_size)
-        bar = _progress_bar(self.epochs * steps_per_epoch, start * steps_per_epoch, self.progress)
+    def fit(self, epochs: int, start: int = 0) -> list[dict]:
+        """Run epochs ``start + 1 .. epochs``; returns the history (one row per epoch, those of a
+        resumed run included when ``history`` was restored)."""
+        bar = _progress_bar(epochs * len(self.train_loader), start * len(self.train_loader), self.progress)
         elapsed = self.history[-1]["seconds"] if self.history else 0.0
         try:
-            for epoch in range(start + 1, self.epochs + 1):
+            for epoch in range(start + 1, epochs + 1):
                 began = time.perf_counter()
-                train_loss, lr = self.train_epoch(epoch, bar)
-                val = evaluate(self.model, self.graphs["val"], self.fields, self.batch_size, self.device)
+                row = self.train_epoch(epoch, bar)
+                row["val"] = (self.validate(self.model, self.val_loader) if self.validate is not None
+                              else math.nan)
                 elapsed += time.perf_counter() - began
-                self._end_epoch({"epoch": epoch, "train_loss": train_loss, "val_rel_l2": val, "lr": lr,
-                                 "seconds": elapsed})
-                bar.set_postfix(epoch=epoch, loss=f"{train_loss:.4f}", val=f"{100 * val:.2f}%")
+                row = {"epoch": epoch, **row, "seconds": elapsed}
+                bar.set_postfix(epoch=epoch, loss=f"{row['train_loss']:.4f}", val=f"{row['val']:.4g}")
+                self.history.append(row)
+                if self.on_epoch_end is not None:
+                    self.on_epoch_end(row)
         finally:
             bar.close()
-        return self._finish()
+        return self.history
 
-    def train_epoch(self, epoch: int, bar=None) -> tuple[float, float]:
-        """One pass over the training graphs in a seeded order; returns (mean loss, last lr)."""
+    def train_epoch(self, epoch: int, bar=None) -> dict:
+        """One pass over the training loader: ``{"train_loss", "lr", **mean logs}``."""
         self.model.train()
-        order_seed = int(np.random.SeedSequence([self.seed, epoch]).generate_state(1)[0])
-        loader = DataLoader(self.graphs["train"], batch_size=self.batch_size, shuffle=True,
-                            generator=torch.Generator().manual_seed(order_seed))
-        total, lr = 0.0, self.lr
-        for batch in loader:
+        sampler = getattr(self.train_loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+        total, count, lr, logs = 0.0, 0, self.optimizer.param_groups[0]["lr"], {}
+        for batch in self.train_loader:
             batch = batch.to(self.device)
             self.optimizer.zero_grad(set_to_none=True)
-            loss = relative_l2(decode(self.model(batch), batch, self.fields), batch.y, batch.batch)
+            loss, step_logs = self.step(self.model, batch)
             if not torch.isfinite(loss):
                 raise MeshError(f"training diverged in epoch {epoch} (loss {loss.item()}); start a new run "
-                                f"with a lower learning rate (lr={self.lr}).")
+                                f"with a lower learning rate (lr={lr:g}).")
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+            if self.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
             lr = self.optimizer.param_groups[0]["lr"]
             self.optimizer.step()
-            self.scheduler.step()
-            total += loss.item() * batch.num_graphs
+            if self.scheduler is not None:
+                self.scheduler.step()
+            weight = getattr(batch, "num_graphs", 1)
+            total, count = total + loss.item() * weight, count + weight
+            for key, value in step_logs.items():
+                logs[key] = logs.get(key, 0.0) + float(value) * weight
             if bar is not None:
                 bar.update(1)
-        return total / len(self.graphs["train"]), lr
-
-    def _end_epoch(self, row: dict) -> None:
-        """Record the epoch; save the best and last checkpoints and metrics.csv."""
-        self.history.append(row)
-        if row["val_rel_l2"] < self.best_val:
-            self.best_val, self.best_epoch = row["val_rel_l2"], row["epoch"]
-            self._save(self.best_path, self.model, {}, with_state=False)
-        if row["epoch"] % self.save_every == 0 or row["epoch"] == self.epochs:
-            self._save(self.last_path, self.model, {}, with_state=True)
-        write_metrics(self.history, self.run / "metrics.csv")
-
-    def _finish(self) -> TrainResult:
-        """Test the best model; write the final metrics into both checkpoints and the loss curve."""
-        best = load(self.best_path, device=str(self.device))
-        test = (evaluate(best.model, self.graphs["test"], self.fields, self.batch_size, self.device)
-                if self.graphs["test"] else None)
-        last = self.history[-1]
-        metrics = {"best_val_rel_l2": self.best_val, "best_epoch": self.best_epoch, "test_rel_l2": test,
-                   "train_loss": last["train_loss"], "epochs": last["epoch"], "seconds": last["seconds"]}
-        self._save(self.best_path, best.model, metrics, with_state=False)
-        self._save(self.last_path, self.model, metrics, with_state=True)
-        write_loss_curve(self.run / "metrics.csv", self.run / "loss.png")
-        return TrainResult(self.run, self.best_path, self.last_path, metrics, list(self.history))
-
-    # ------------------------------------------------------------------ checkpoints
-    def _save(self, path: Path, model, metrics: dict, with_state: bool) -> None:
-        epoch = self.history[-1]["epoch"]
-        training = {"epoch": epoch if with_state else self.best_epoch, "options": self.options}
-        tensors = None
-        if with_state:
-            tensors, optimizer_meta = optimizer_to_flat(self.optimizer.state_dict())
-            training.update(best_val_rel_l2=self.best_val, best_epoch=self.best_epoch, history=self.history,
-                            optimizer=optimizer_meta, scheduler=self.scheduler.state_dict())
-        save(path, Checkpoint(model, self.model_name, self.fields, self.graph, self.data.card, metrics, training),
-             optimizer_state=tensors)
-
-    def _restore(self) -> int:
-        """Load model, optimizer, schedule and history from ``RUN/last.safetensors``; the epoch reached."""
-        ckpt, optimizer_tensors = load(self.last_path, device=str(self.device), with_optimizer=True)
-        training = ckpt.training
-        if "optimizer" not in training:
-            raise MeshError(f"{self.last_path}: holds no optimizer state; it cannot be resumed.")
-        saved, current = training.get("options", {}), _as_json(self.options)
-        for key in RESUME_OPTIONS:
-            if saved.get(key) != current[key]:
-                raise MeshError(f"{self.last_path}: the run used {key}={saved.get(key)!r}, not "
-                                f"{current[key]!r}; resume with the same options or start a new run.")
-        if ckpt.fields.to_dict() != _as_json(self.fields.to_dict()):
-            raise MeshError(f"{self.last_path}: the dataset's field statistics changed since the run "
-                            f"started; start a new run.")
-        self.model.load_state_dict(ckpt.model.state_dict())
-        self.optimizer.load_state_dict(optimizer_from_flat(optimizer_tensors, training["optimizer"]))
-        self.scheduler.load_state_dict(training["scheduler"])
-        self.history = [dict(row) for row in training["history"]]
-        self.best_val, self.best_epoch = training["best_val_rel_l2"], training["best_epoch"]
-        return int(training["epoch"])
-
-
-@torch.no_grad()
-def evaluate(model, graphs: list, fields, batch_size: int = 4, device="cpu") -> float:
-    """Mean relative L2 error of ``model`` on ``graphs`` (decoded, physical fields)."""
-    model.eval()
-    total = 0.0
-    for batch in DataLoader(graphs, batch_size=batch_size):
-        batch = batch.to(device)
-        total += relative_l2(decode(model(batch), batch, fields), batch.y, batch.batch).item() * batch.num_graphs
-    return total / len(graphs)
-
-
-def train(data, model: str = "gno", inputs: list[str] | None = None, targets: list[str] | None = None,
-          epochs: int = 50, batch_size: int = 4, lr: float = 1e-3, weight_decay: float = 1e-4,
-          schedule: str = "onecycle", graph: GraphSettings | None = None, out=None, resume: bool = False,
-          seed: int = 0, device: str = "cpu", progress: bool = True, max_train: int | None = None,
-          grad_clip: float = 1.0, save_every: int = 1, **model_overrides) -> TrainResult:
-    """Train ``model`` on the dataset folder ``data``; the arguments are those of :class:`Trainer`.
-
-    >>> result = meshop.train("data/poisson2d-small", model="gno", epochs=50, out="runs/p2d")
-    >>> result.metrics["test_rel_l2"]
-    """
-    return Trainer(data, model, inputs=inputs, targets=targets, epochs=epochs, batch_size=batch_size, lr=lr,
-                   weight_decay=weight_decay, schedule=schedule, graph=graph, out=out, resume=resume, seed=seed,
-                   device=device, progress=progress, max_train=max_train, grad_clip=grad_clip,
-                   save_every=save_every, **model_overrides).fit()
-
-
-def _check_options(model, epochs, batch_size, lr, weight_decay, schedule, grad_clip, device, save_every) -> None:
-    if model not in models.available():
-        raise MeshError(f"unknown model '{model}'; available: {', '.join(models.available())}.")
-    if schedule not in SCHEDULES:
-        raise MeshError(f"unknown schedule '{schedule}'; expected one of {', '.join(SCHEDULES)}.")
-    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("save_every", save_every)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise MeshError(f"{name} must be a positive integer, got {value!r}.")
-    for name, value, zero_ok in (("lr", lr, False), ("grad_clip", grad_clip, False),
-                                 ("weight_decay", weight_decay, True)):
-        number = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-        if not number or value < 0 or (value == 0 and not zero_ok):
-            raise MeshError(f"{name} must be a {'non-negative' if zero_ok else 'positive'} number, got {value!r}.")
-    try:
-        kind = torch.device(device).type
-    except RuntimeError:
-        raise MeshError(f"unknown device '{device}'; use cpu or cuda.") from None
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise MeshError("device 'cuda' asked for, but no CUDA GPU is available; use --device cpu.")
-
-
-def _as_json(value):
-    """``value`` as it reads back from checkpoint metadata (tuples become lists)."""
-    return json.loads(json.dumps(value))
+        return {"train_loss": total / max(count, 1), "lr": lr, **{k: v / max(count, 1) for k, v in logs.items()}}
 
 
 def _progress_bar(total: int, done: int, enabled: bool):

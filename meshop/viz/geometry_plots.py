@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MeshError
+from ..outputs import MESHOP_MARK
 from .scene import write_atomically
 
 
@@ -63,7 +64,7 @@ def plot_decomposition(points, subdomains, out_png: str | Path, *, highlight: in
                    label=f"halo of the bold box: {len(sub.halo)} points of other sub-domains")
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, 0.0), fontsize=9, frameon=False)
     ax.set_title(title or f"K-D tree: {len(subdomains)} sub-domains, {len(points)} points", fontsize=11)
-    return write_atomically(Path(out_png), lambda tmp: figure.savefig(tmp, dpi=dpi))
+    return write_atomically(Path(out_png), lambda tmp: figure.savefig(tmp, dpi=dpi, metadata={"Software": MESHOP_MARK}))
 
 
 def plot_hierarchy(points, hierarchy, out_png: str | Path, *, title: str | None = None,
@@ -100,7 +101,7 @@ def plot_hierarchy(points, hierarchy, out_png: str | Path, *, title: str | None 
         ax.set_title(f"level {level}: {len(nodes)} nodes, {edges.shape[1]} edges", fontsize=10)
     figure.suptitle(title or f"multi-scale hierarchy ({hierarchy.method}): graph edges in blue, "
                     "pooling edges from the finer level (grey nodes) in orange", fontsize=11)
-    return write_atomically(Path(out_png), lambda tmp: figure.savefig(tmp, dpi=dpi))
+    return write_atomically(Path(out_png), lambda tmp: figure.savefig(tmp, dpi=dpi, metadata={"Software": MESHOP_MARK}))
 
 
 def categorical_colours(n: int) -> list:

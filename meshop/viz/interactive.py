@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import zipfile
@@ -12,6 +13,7 @@ import numpy as np
 
 from ..errors import MeshError
 from ..mesh import Mesh
+from ..outputs import MESHOP_MARK
 from . import scene
 from .pictures import SINGLE_WINDOW, field_plotter
 
@@ -19,6 +21,8 @@ HELP = "n / p: next / previous field"
 # The vtk.js viewer that trame-vtk ships links its favicons from the web; a page that must work
 # offline gets an empty data URL instead.
 FAVICON_URL = "https://kitware.github.io/vtk-js/icon/favicon-${t}x${t}.png"
+#: the page title of trame-vtk's viewer template, replaced by the mesh and field shown
+VIEWER_TITLE = "<title>VTK.js | Example - OfflineLocalView</title>"
 
 
 def interactive_plotter(mesh_or_path: Mesh | str | Path, field: str | None = None, *,
@@ -115,6 +119,9 @@ def export_html(mesh_or_path: Mesh | str | Path, out_html: str | Path, field: st
         page = _vtkjs_page(plotter.render_window)
     finally:
         plotter.close()
+    shown = field if field is not None else scene.default_field(mesh)
+    title = " - ".join(str(part) for part in (mesh.source.name if mesh.source else None, shown) if part)
+    page = page.replace(VIEWER_TITLE, f"<title>{html.escape(title or 'mesh')} | {MESHOP_MARK}</title>", 1)
 
     def write(tmp: Path) -> None:
         tmp.write_text(page, encoding="utf-8")

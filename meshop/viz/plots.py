@@ -8,9 +8,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MeshError
+from ..outputs import MESHOP_MARK
 from .scene import write_atomically
 
 LOSS_COLUMNS = ("epoch", "train_loss", "val_rel_l2")
+#: smallest max/min ratio a log y axis shows, so its tick labels differ
+NARROWEST_SPAN = 2.0
 
 
 def read_metrics(metrics_csv: str | Path) -> dict[str, np.ndarray]:
@@ -53,6 +56,7 @@ def plot_loss_curve(metrics_csv: str | Path, out_png: str | Path, *, title: str 
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     metrics = read_metrics(metrics_csv)
     epoch, train = metrics["epoch"], metrics["train_loss"]
@@ -72,10 +76,11 @@ def plot_loss_curve(metrics_csv: str | Path, out_png: str | Path, *, title: str 
         val_ax.text(0.5, 0.5, "no validation metrics", ha="center", va="center", transform=val_ax.transAxes)
     val_ax.set_ylabel("validation relative L2 (%)")
     for ax in (loss_ax, val_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.grid(True, which="both", alpha=0.3)
     figure.suptitle(title if title is not None else Path(metrics_csv).resolve().parent.name)
-    return write_atomically(Path(out_png), lambda tmp: figure.savefig(tmp, dpi=dpi))
+    return write_atomically(Path(out_png), lambda tmp: figure.savefig(tmp, dpi=dpi, metadata={"Software": MESHOP_MARK}))
 
 
 def _log_curve(ax, epoch: np.ndarray, values: np.ndarray, color: str, label: str) -> None:
@@ -86,6 +91,38 @@ def _log_curve(ax, epoch: np.ndarray, values: np.ndarray, color: str, label: str
     ax.plot(epoch[keep], values[keep], color=color, lw=1.8, label=label)
     if (values[keep] > 0).all():
         ax.set_yscale("log")
+        low, high = values[keep].min(), values[keep].max()
+        if high < NARROWEST_SPAN * low:   # a flat curve: ticks a few digits apart would print alike
+            middle = np.sqrt(low * high)
+            ax.set_ylim(middle / np.sqrt(NARROWEST_SPAN), middle * np.sqrt(NARROWEST_SPAN))
         plain = FuncFormatter(lambda value, _: f"{value:g}")
         ax.yaxis.set_major_formatter(plain)
         ax.yaxis.set_minor_formatter(plain if np.ptp(np.log10(values[keep])) < 1.2 else FuncFormatter(lambda *_: ""))
+
+
+def plot_rollout_errors(curves: dict[str, np.ndarray], out_png: str | Path, *, frame_dt: float = 1.0,
+                        title: str = "rollout error growth", dpi: int = 110) -> Path:
+    """Relative L2 error per rollout step of one or more series, in percent, on a log axis.
+
+    Args:
+        curves: label -> ``(steps + 1,)`` errors (frame 0, the given state, is left out).
+        out_png: output PNG, written atomically.
+        frame_dt: time per step, for the top axis label.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6.4, 3.8), layout="constrained")
+    FigureCanvasAgg(figure)
+    ax = figure.add_subplot()
+    for label, errors in curves.items():
+        steps = np.arange(1, len(errors))
+        ax.plot(steps, 100 * np.maximum(np.asarray(errors)[1:], 1e-6), label=label, linewidth=1.6)
+    ax.set_yscale("log")
+    ax.set_xlabel(f"step (one step = {frame_dt:g} time units)")
+    ax.set_ylabel("relative L2 error (%)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    if len(curves) > 1:
+        ax.legend(fontsize=8)
+    return write_atomically(Path(out_png), lambda tmp: figure.savefig(tmp, dpi=dpi, format="png"))

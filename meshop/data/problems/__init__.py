@@ -23,6 +23,7 @@ import numpy as np
 
 from ...errors import MeshError
 from ...mesh import Mesh
+from ...trajectory import Trajectory
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class Problem:
         summary: one line: the PDE and the domain.
         resolution: what ``resolution`` means for this problem.
         module, function: where the sample function lives (imported on first use); it takes
-            ``(rng, resolution=..., **options)`` and returns a Mesh or ``(Mesh, info dict)``.
+            ``(rng, resolution=..., **options)`` and returns a Mesh or ``(Mesh or Trajectory, info dict)``.
     """
 
     name: str
@@ -86,8 +87,9 @@ class Problem:
         return list(getattr(self._module(), "LINEAR_INPUTS", []))
 
     def sample_with_info(self, rng: np.random.Generator, resolution: int | None = None,
-                         **options) -> tuple[Mesh, dict]:
-        """One solved sample and a JSON-ready dict of its own parameters (may be empty)."""
+                         **options) -> tuple[Mesh | Trajectory, dict]:
+        """One solved sample (a Mesh, or a Trajectory for a time-dependent problem) and a
+        JSON-ready dict of its own parameters (may be empty)."""
         if resolution is not None:
             options["resolution"] = int(resolution)
         out = getattr(self._module(), self.function)(rng, **options)
@@ -109,6 +111,16 @@ PROBLEMS: dict[str, Problem] = {p.name: p for p in [
     Problem("heat3d", "steady conduction -ΔT = q in random 3D mechanical parts, T = g on the "
             "boundary", "target number of mesh nodes (default 5000)",
             "meshop.data.problems.heat3d", "heat3d_sample"),
+    Problem("heat3d-transient", "transient conduction ∂T/∂τ = d²(ΔT + q) in random 3D parts, cooling "
+            "or a source switching on, held (Dirichlet) or convective (Robin) surfaces",
+            "target number of mesh nodes (default 3000)",
+            "meshop.data.problems.heat3d_transient", "heat3d_transient_sample"),
+    Problem("mpm2d", "MLS-MPM particle trajectories: jelly, water, sand, plasticine bodies of random "
+            "shape falling in a 2D box", "target number of particles (default 4096)",
+            "meshop.data.problems.mpm", "mpm2d_sample"),
+    Problem("mpm3d", "MLS-MPM particle trajectories: jelly, water, sand, plasticine mechanical parts "
+            "and balls falling in a 3D box", "target number of particles (default 8192)",
+            "meshop.data.problems.mpm", "mpm3d_sample"),
 ]}
 
 

@@ -1,0 +1,88 @@
+"""TimeStepper: a steady neural operator turned into a time stepper of a state on fixed nodes."""
+
+from __future__ import annotations
+
+import torch
+
+from .base import NeuralOperator
+
+
+class TimeStepper(NeuralOperator):
+    r"""Advance a state one frame: :math:`s_{t+1} = s_t + \sigma \odot F([a_t, s_t])`.
+
+    ``F`` is a registered steady operator (the *processor*, an MGNO by default) that reads the
+    node features :math:`a_t` (geometry, constant inputs and the inputs that vary per frame, e.g.
+    whether a heat source is on) beside the normalized state :math:`s_t`, and returns the
+    normalized increment; :math:`\sigma` (``increment_scale``, a buffer saved with the weights)
+    is the standard deviation of one frame's increment in state units, set from the training
+    data, so the network outputs O(1) numbers. Trained with unrolled steps
+    (:func:`~meshop.training.unrolled_step`): it is fed its own output, so it learns to live with
+    the errors a rollout accumulates.
+
+    Args:
+        in_channels: width of ``data.x`` (geometry and inputs, see :func:`meshop.graph.feature_layout`).
+        out_channels: state channels (e.g. 1 for a temperature).
+        processor: registry name of the steady operator ``F``.
+        varying_columns: columns of ``data.x`` that hold inputs varying per frame; step ``k``
+            of an unrolled batch takes them from ``data.varying[:, :, k]``.
+        processor_options: hyper-parameters of the processor.
+
+    Graph needs: the processor's (its :meth:`prepare`). Batches carry ``state (N, S)`` (the
+    normalized initial state), ``varying (N, V, K)`` and, for training, ``future (N, S, K)``.
+    """
+
+    time_dependent = True
+
+    def __init__(self, in_channels: int, out_channels: int, dim: int, processor: str = "mgno",
+                 varying_columns: list[int] | None = None, processor_options: dict | None = None):
+        from . import get
+
+        varying_columns = list(varying_columns or [])
+        processor_options = dict(processor_options or {})
+        super().__init__(in_channels, out_channels, dim, processor=processor, varying_columns=varying_columns,
+                         processor_options=processor_options)
+        bad = [c for c in varying_columns if not 0 <= c < in_channels]
+        if bad:
+            raise ValueError(f"varying_columns {bad} are not columns of the {in_channels} node features.")
+        self.processor = get(processor, in_channels + out_channels, out_channels, dim, **processor_options)
+        if self.processor.time_dependent:
+            raise ValueError(f"the processor of a time stepper must be a steady model, not '{processor}'.")
+        self.uses_mesh_graph = self.processor.uses_mesh_graph
+        self.receptive_hops = None
+        self.register_buffer("increment_scale", torch.ones(out_channels))
+        self.register_buffer("varying_index", torch.tensor(varying_columns, dtype=torch.long))
+
+    def prepare(self, data):
+        return self.processor.prepare(data)
+
+    def features(self, data, k: int = 0) -> torch.Tensor:
+        """``(N, F)`` node features of step ``k``: ``data.x`` with the varying inputs of that step."""
+        if not len(self.varying_index) or not hasattr(data, "varying"):
+            return data.x
+        x = data.x.clone()
+        x[:, self.varying_index] = data.varying[:, :, k]
+        return x
+
+    def step(self, data, state: torch.Tensor, k: int = 0) -> torch.Tensor:
+        """The normalized state ``(N, S)`` one frame after ``state``, with step ``k``'s inputs."""
+        increment = self.processor(data, x=torch.cat([self.features(data, k), state], dim=1))
+        return state + self.increment_scale * increment
+
+    def forward(self, data) -> torch.Tensor:
+        """One step from ``data.state``."""
+        return self.step(data, data.state)
+
+    @torch.no_grad()
+    def rollout(self, data, state: torch.Tensor, steps: int, callback=None) -> torch.Tensor:
+        """``(steps, N, S)`` normalized states after 1..``steps`` frames from ``state (N, S)``.
+
+        ``data.varying (N, V, steps)``, when the model has varying inputs, gives them per step;
+        ``callback(k)`` is called after each step (progress bars).
+        """
+        states = []
+        for k in range(steps):
+            state = self.step(data, state, k)
+            states.append(state)
+            if callback is not None:
+                callback(k)
+        return torch.stack(states)

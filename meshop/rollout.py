@@ -1,0 +1,148 @@
+"""Rollouts: a time-dependent checkpoint stepped from an initial state, frame after frame.
+
+:func:`rollout` is what ``meshop predict part.vtu --steps N`` and ``meshop.predict(..., steps=N)``
+run for a time stepper. The initial state comes from the mesh's state fields (or the first frame
+of a reference series, whose later frames then give per-step errors); inputs the mesh lacks get
+the checkpoint's defaults, as in steady prediction.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .errors import MeshError
+from .fields import physical_length
+from .graph import mesh_edges, node_data
+from .metrics import rollout_errors
+from .mesh import Mesh
+from .trajectory import Trajectory
+
+
+@dataclass
+class RolloutPrediction:
+    """What a rollout returns.
+
+    Attributes:
+        trajectory: the predicted series: frame 0 the initial state, then one frame per step,
+            fields ``<state>_pred`` (and the constant inputs used as point fields).
+        errors: state -> ``(steps + 1,)`` relative L2 error per frame against the reference
+            series, when one was given (frame 0 is the given initial state: 0).
+        defaults: inputs (or initial states) that were missing and replaced by defaults.
+        seconds: wall time; ``seconds_per_step``: the model's time per step alone.
+        notes: what was done on the user's behalf, one sentence each.
+        path, picture, error_plot: the series, the animation and the error-growth PNG written.
+    """
+
+    trajectory: Trajectory
+    errors: dict[str, np.ndarray] = field(default_factory=dict)
+    defaults: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+    seconds_per_step: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    path: object = None
+    picture: object = None
+    error_plot: object = None
+
+
+def rollout(checkpoint, source: Mesh | Trajectory, steps: int, *, every: int = 1, device: str = "cpu",
+            progress: bool = False) -> RolloutPrediction:
+    """Step ``checkpoint``'s model ``steps`` frames from the state held by ``source``.
+
+    Args:
+        checkpoint: a loaded time-dependent :class:`~meshop.checkpoint.Checkpoint`.
+        source: a mesh with the constant inputs and the initial state as point fields (missing
+            ones take the checkpoint's defaults), or a reference series whose first frame is the
+            initial state and whose next frames are compared with the prediction.
+        steps: model steps (frames of the checkpoint's ``frame_dt``).
+        every: keep every ``every``-th frame in the output series (``--dt`` = every × frame_dt).
+        progress: a progress bar over steps (stderr).
+    """
+    spec, dynamics, model = checkpoint.fields, checkpoint.dynamics, checkpoint.model
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise MeshError(f"--steps must be a positive integer, got {steps!r}.")
+    reference = source if isinstance(source, Trajectory) else None
+    mesh = reference.frame(0) if reference is not None else source
+    where = f"{mesh.source}: " if mesh.source else ""
+    if mesh.dim != model.dim:
+        raise MeshError(f"{where}the mesh is {mesh.dim}D but the model was trained on {model.dim}D meshes.")
+    started = time.perf_counter()
+    mesh, defaults = _with_defaults(mesh, spec, dynamics)
+    data, _ = node_data(mesh, spec, with_targets=False)
+    data.edge_index = mesh_edges(data, checkpoint.graph, model.uses_mesh_graph)
+    data = model.prepare(data).to(device)
+    length = physical_length(mesh)
+    state = torch.as_tensor(np.hstack([spec.encode(n, _columns(mesh.point_data[n]), length) for n in spec.targets]),
+                            dtype=torch.float32, device=device)
+    varying = dynamics.get("varying_inputs", [])
+    if varying:   # inputs given per frame are held at the mesh's value over the rollout
+        drive = np.hstack([spec.encode(n, _columns(mesh.point_data[n]), length) for n in varying])
+        data.varying = torch.as_tensor(drive, dtype=torch.float32, device=device)[:, :, None].expand(-1, -1, steps)
+    bar = _bar(steps, progress)
+    began = time.perf_counter()
+    states = model.rollout(data, state, steps, callback=lambda k: bar.update(1)).cpu().numpy()
+    model_seconds = time.perf_counter() - began
+    bar.close()
+    frames = np.concatenate([state.cpu().numpy()[None], states])[::every]            # (F, N, S)
+    fields = _decode_states(frames, spec, length)
+    frame_dt = float(dynamics.get("frame_dt") or 1.0)
+    times = np.arange(0, steps + 1, every) * frame_dt
+    constant = {n: mesh.point_data[n] for n in spec.inputs if n in mesh.point_data}
+    traj = Trajectory(Mesh(mesh.points, mesh.cells, constant, source=mesh.source), times,
+                      {f"{n}_pred": v for n, v in fields.items()},
+                      metadata={"dt": frame_dt * every, "state": [f"{n}_pred" for n in fields],
+                                "model": checkpoint.model_name})
+    result = RolloutPrediction(traj, defaults=defaults, seconds=time.perf_counter() - started,
+                               seconds_per_step=model_seconds / steps)
+    result.notes = [f"input '{n}' is missing; used the model's default {n} = {v:g}." for n, v in defaults.items()]
+    if reference is not None:
+        result.errors = _compare(reference, traj, fields, every)
+    return result
+
+
+def _with_defaults(mesh: Mesh, spec, dynamics: dict) -> tuple[Mesh, dict]:
+    """The mesh with every input and initial state present (defaults filled in)."""
+    defaults = {**spec.input_defaults, **dynamics.get("initial_defaults", {})}
+    missing = {}
+    for name in [*spec.inputs, *spec.targets]:
+        if name in mesh.point_data:
+            continue
+        if name not in defaults:
+            kind = "initial state" if name in spec.targets else "input"
+            raise MeshError(f"{mesh.source or 'mesh'}: the {kind} point field '{name}' is missing and the "
+                            f"model has no default for it; add it to the mesh.")
+        missing[name] = float(defaults[name])
+    filled = {n: np.full(mesh.n_points, v) for n, v in missing.items()}
+    return (mesh.with_point_data(**filled) if filled else mesh), missing
+
+
+def _decode_states(frames: np.ndarray, spec, length: float) -> dict[str, np.ndarray]:
+    """Normalized ``(F, N, S)`` states -> physical fields by name (``(F, N)`` or ``(F, N, c)``)."""
+    fields, column = {}, 0
+    for name in spec.targets:
+        width = len(spec.mean[name])
+        values = frames[:, :, column: column + width] * np.asarray(spec.std[name]) + np.asarray(spec.mean[name])
+        values = values / length ** spec.length_powers.get(name, 0)
+        fields[name] = values[:, :, 0] if width == 1 else values
+        column += width
+    return fields
+
+
+def _compare(reference: Trajectory, traj: Trajectory, fields: dict, every: int) -> dict[str, np.ndarray]:
+    count = min(traj.n_frames, (reference.n_frames - 1) // every + 1)
+    return {name: rollout_errors(values[:count], reference.fields[name][::every][:count])
+            for name, values in fields.items() if name in reference.fields}
+
+
+def _columns(values) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
+    return values[:, None] if values.ndim == 1 else values.reshape(len(values), -1)
+
+
+def _bar(total: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="rollout", unit="step", disable=not enabled, leave=False)

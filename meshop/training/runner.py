@@ -1,0 +1,342 @@
+"""The folder-of-files runner behind ``meshop train``: reads a dataset folder, builds the graphs,
+the model, AdamW, a one-cycle or cosine schedule and the model family's step function, hands them
+to a :class:`~meshop.training.Trainer`, and writes best and last checkpoints (resumable bit for
+bit), metrics.csv and a loss curve."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch_geometric.loader import DataLoader
+
+from .. import models
+from ..checkpoint import Checkpoint, load, save
+from ..errors import MeshError
+from ..graph import GraphSettings, build_graph, decode, feature_count
+from ..metrics import relative_l2
+from .data import SPLITS, TrainingData, load_training_data
+from .records import write_loss_curve, write_metrics
+from .state import optimizer_from_flat, optimizer_to_flat
+from .steps import supervised_step, unrolled_step
+from .trainer import EpochSampler, Trainer
+from .windows import base_graph, increment_scale, is_trajectory_dataset, load_trajectory_data, varying_columns, windows
+
+SCHEDULES = ("onecycle", "cosine")
+#: options that must not change when a run is resumed
+RESUME_OPTIONS = ("model", "model_config", "inputs", "targets", "graph", "epochs", "batch_size", "lr",
+                  "weight_decay", "schedule", "seed", "max_train", "grad_clip", "unroll", "noise", "window_every")
+
+
+@dataclass
+class TrainResult:
+    """What :meth:`Run.fit` returns.
+
+    Attributes:
+        run: the run folder.
+        best, last: ``RUN/best.safetensors`` (lowest validation error) and ``RUN/last.safetensors``.
+        metrics: ``best_val_rel_l2``, ``best_epoch``, ``test_rel_l2`` (of the best model; None
+            without a test split), ``train_loss`` (last epoch), ``epochs``, ``seconds``.
+        history: one dict per epoch, the rows of ``RUN/metrics.csv``.
+    """
+
+    run: Path
+    best: Path
+    last: Path
+    metrics: dict
+    history: list[dict]
+
+    @property
+    def test_rel_l2(self) -> float | None:
+        return self.metrics["test_rel_l2"]
+
+
+class Run:
+    """Trains a registered model on a dataset folder; :meth:`fit` runs it.
+
+    Args:
+        data: dataset folder with ``dataset.json`` (see :class:`~meshop.data.MeshDataset`).
+        model: registry name (:func:`meshop.models.available`).
+        inputs, targets: field names; default: the manifest's.
+        epochs, batch_size: passes over the training split, meshes per batch.
+        lr, weight_decay: AdamW's peak learning rate and decoupled weight decay.
+        schedule: ``"onecycle"`` (warm up to ``lr``, anneal to ~0) or ``"cosine"`` (from ``lr``
+            to 0), stepped every batch.
+        graph: :class:`~meshop.graph.GraphSettings` (default kNN, k=16).
+        out: run folder; default ``runs/<dataset>-<model>``.
+        resume: continue from ``RUN/last.safetensors`` (same options required).
+        seed: fixes the initial weights and the shuffling: same seed, same result.
+        device: ``"cpu"``, ``"cuda"``, ...
+        progress: show a progress bar (stderr) with the loss and the validation error.
+        max_train: train on the first ``max_train`` training samples only.
+        grad_clip: maximum gradient norm.
+        save_every: write ``RUN/last.safetensors`` every this many epochs (and after the last);
+            an interrupted run resumes from the last one written.
+        unroll, noise, window_every: time-dependent models on trajectory datasets only: steps
+            each training window is rolled out (:func:`~meshop.training.unrolled_step`), the
+            standard deviation of the noise on its initial state (normalized units), and the
+            frame spacing of the windows' start frames.
+        **model_overrides: hyper-parameters of the model (e.g. ``width=32``).
+
+    A dataset whose manifest has a ``time`` entry (a folder of trajectories) trains a
+    time-dependent model (``stepper``) with unrolled steps; any other, a steady model with the
+    supervised step.
+    """
+
+    def __init__(self, data, model: str = "gno", inputs: list[str] | None = None,
+                 targets: list[str] | None = None, epochs: int = 50, batch_size: int = 4,
+                 lr: float = 1e-3, weight_decay: float = 1e-4, schedule: str = "onecycle",
+                 graph: GraphSettings | None = None, out=None, resume: bool = False, seed: int = 0,
+                 device: str = "cpu", progress: bool = True, max_train: int | None = None,
+                 grad_clip: float = 1.0, save_every: int = 1, unroll: int = 2, noise: float = 0.0,
+                 window_every: int = 1, **model_overrides):
+        _check_options(model, epochs, batch_size, lr, weight_decay, schedule, grad_clip, device, save_every)
+        for name, value in (("unroll", unroll), ("window_every", window_every)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise MeshError(f"{name} must be a positive integer, got {value!r}.")
+        if not isinstance(noise, (int, float)) or isinstance(noise, bool) or not 0 <= noise < math.inf:
+            raise MeshError(f"noise must be a non-negative number, got {noise!r}.")
+        self.unroll, self.noise, self.window_every = int(unroll), float(noise), int(window_every)
+        self.data_path = Path(data)
+        self.model_name, self.model_overrides = model, model_overrides
+        self.inputs, self.targets = inputs, targets
+        self.epochs, self.batch_size, self.lr, self.weight_decay = epochs, batch_size, lr, weight_decay
+        self.schedule, self.grad_clip, self.seed, self.max_train = schedule, grad_clip, seed, max_train
+        self.save_every = save_every
+        self.graph = graph if graph is not None else GraphSettings()
+        self.run = Path(out) if out is not None else Path("runs") / f"{self.data_path.name}-{model}"
+        self.resume, self.device, self.progress = resume, torch.device(device), progress
+        self.history: list[dict] = []
+        self.best_val, self.best_epoch = math.inf, 0
+
+    @property
+    def best_path(self) -> Path:
+        return self.run / "best.safetensors"
+
+    @property
+    def last_path(self) -> Path:
+        return self.run / "last.safetensors"
+
+    # ------------------------------------------------------------------ set-up
+    def setup(self) -> None:
+        """Read the data, fit the field statistics, build the model, the graphs (once), the step
+        function, the optimizer and schedule, and hand them to a :class:`Trainer`."""
+        if is_trajectory_dataset(self.data_path):
+            step, validate = self._setup_time()
+        else:
+            step, validate = self._setup_steady()
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        steps = self.epochs * math.ceil(len(self.graphs["train"]) / self.batch_size)
+        if self.schedule == "onecycle":
+            self.scheduler = torch.optim.lr_scheduler.OneCycleLR(self.optimizer, max_lr=self.lr, total_steps=steps)
+        else:
+            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=steps)
+        train_loader = DataLoader(self.graphs["train"], batch_size=self.batch_size,
+                                  sampler=EpochSampler(len(self.graphs["train"]), self.seed))
+        self.validate = validate
+        self.trainer = Trainer(self.model, self.optimizer, step, train_loader, scheduler=self.scheduler,
+                               val_loader=self.graphs["val"], validate=validate, grad_clip=self.grad_clip, device=self.device, on_epoch_end=self._end_epoch,
+                               progress=self.progress)
+
+    def _build_model(self, in_channels: int, out_channels: int, dim: int, **fixed):
+        torch.manual_seed(self.seed)
+        try:
+            model = models.get(self.model_name, in_channels, out_channels, dim, **fixed, **self.model_overrides)
+        except (ValueError, TypeError) as err:
+            raise MeshError(str(err)) from None
+        return model.to(self.device)
+
+    def _setup_steady(self):
+        """Meshes -> graphs; the supervised step; validation by relative L2."""
+        self.data: TrainingData = load_training_data(self.data_path, self.inputs, self.targets,
+                                                     self.seed, self.max_train)
+        self.fields = self.data.fields
+        self.model = self._build_model(feature_count(self.fields, self.data.dim),
+                                       self.fields.channels(self.fields.targets), self.data.dim)
+        if self.model.time_dependent:
+            raise MeshError(f"model '{self.model_name}' steps a state in time and {self.data_path} holds "
+                            "steady samples; train it on a trajectory dataset (e.g. meshop generate "
+                            "heat3d-transient).")
+        self.graphs = {split: [build_graph(mesh, self.fields, self.graph, prepare=self.model.prepare,
+                                           mesh_graph=self.model.uses_mesh_graph)
+                               for mesh in self.data.meshes[split]] for split in SPLITS}
+        return supervised_step(self.fields), (
+            lambda model, graphs: evaluate(model, graphs, self.fields, self.batch_size, self.device))
+
+    def _setup_time(self):
+        """Trajectories -> windows on each trajectory's graph; the unrolled step; validation by the
+        same step without noise."""
+        if not models.model_class(self.model_name).time_dependent:
+            raise MeshError(f"{self.data_path} holds trajectories but model '{self.model_name}' is steady; "
+                            "use --model stepper.")
+        self.data = load_trajectory_data(self.data_path, self.seed, self.max_train)
+        self.fields, dim = self.data.fields, self.data.dim
+        self.model = self._build_model(feature_count(self.fields, dim), self.fields.channels(self.fields.targets),
+                                       dim, varying_columns=varying_columns(self.fields, dim, self.data.varying))
+        self.model.increment_scale.copy_(increment_scale(self.data.trajectories["train"], self.fields))
+        self.graphs = {}
+        for split in SPLITS:
+            self.graphs[split] = []
+            for traj in self.data.trajectories[split]:
+                base = base_graph(traj, self.fields, self.graph, self.model.prepare, self.model.uses_mesh_graph)
+                self.graphs[split] += windows(traj, base, self.fields, self.data.varying, self.unroll,
+                                              self.window_every)
+        train_step, eval_step = unrolled_step(self.unroll, self.noise), unrolled_step(self.unroll)
+
+        @torch.no_grad()
+        def validate(model, graphs):
+            model.eval()
+            losses = [eval_step(model, batch.to(self.device))[0].item() * batch.num_graphs
+                      for batch in DataLoader(graphs, batch_size=self.batch_size)]
+            return sum(losses) / len(graphs)
+
+        return train_step, validate
+
+    @property
+    def dynamics(self) -> dict:
+        """The checkpoint's dynamics section (time-dependent models; empty otherwise)."""
+        if not self.model.time_dependent:
+            return {}
+        time = self.data.card["time"]
+        return {"state": self.fields.targets, "varying_inputs": self.data.varying, "frame_dt": time.get("frame_dt"),
+                "solver_dt": time.get("dt"), "stride": time.get("stride"), "history": 1, "unroll": self.unroll,
+                "noise": self.noise, "integrator": "s + increment_scale * F(a, s), one frame per step",
+                "increment_scale": self.model.increment_scale.tolist()}
+
+    @property
+    def options(self) -> dict:
+        """The run's settings as stored in checkpoints (JSON-ready)."""
+        return {"model": self.model_name, "model_config": self.model.config,
+                "inputs": self.fields.inputs, "targets": self.fields.targets, "graph": self.graph.to_dict(),
+                "epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
+                "weight_decay": self.weight_decay, "schedule": self.schedule, "seed": self.seed,
+                "max_train": self.max_train, "grad_clip": self.grad_clip, "unroll": self.unroll,
+                "noise": self.noise, "window_every": self.window_every}
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self) -> TrainResult:
+        """Train for the remaining epochs, then evaluate the best model on the test split."""
+        if self.resume and not self.last_path.is_file():
+            raise MeshError(f"{self.last_path}: nothing to resume (no last checkpoint in {self.run}).")
+        if not self.resume and self.last_path.exists():
+            raise MeshError(f"{self.run}: already holds a training run; pass --resume (resume=True in Python) "
+                            f"to continue it, or choose another run folder (--out).")
+        self.setup()
+        start = self._restore() if self.resume else 0
+        self.trainer.history = self.history
+        self.trainer.fit(self.epochs, start)
+        return self._finish()
+
+    def _end_epoch(self, row: dict) -> None:
+        """Save the best and last checkpoints and metrics.csv after an epoch (``row`` is already
+        in the history)."""
+        row["val_rel_l2"] = row.pop("val")
+        if row["val_rel_l2"] < self.best_val:
+            self.best_val, self.best_epoch = row["val_rel_l2"], row["epoch"]
+            self._save(self.best_path, self.model, {}, with_state=False)
+        if row["epoch"] % self.save_every == 0 or row["epoch"] == self.epochs:
+            self._save(self.last_path, self.model, {}, with_state=True)
+        write_metrics(self.history, self.run / "metrics.csv")
+
+    def _finish(self) -> TrainResult:
+        """Test the best model; write the final metrics into both checkpoints and the loss curve."""
+        best = load(self.best_path, device=str(self.device))
+        test = self.validate(best.model, self.graphs["test"]) if self.graphs["test"] else None
+        last = self.history[-1]
+        metrics = {"best_val_rel_l2": self.best_val, "best_epoch": self.best_epoch, "test_rel_l2": test,
+                   "train_loss": last["train_loss"], "epochs": last["epoch"], "seconds": last["seconds"]}
+        self._save(self.best_path, best.model, metrics, with_state=False)
+        self._save(self.last_path, self.model, metrics, with_state=True)
+        write_loss_curve(self.run / "metrics.csv", self.run / "loss.png")
+        return TrainResult(self.run, self.best_path, self.last_path, metrics, list(self.history))
+
+    # ------------------------------------------------------------------ checkpoints
+    def _save(self, path: Path, model, metrics: dict, with_state: bool) -> None:
+        epoch = self.history[-1]["epoch"]
+        training = {"epoch": epoch if with_state else self.best_epoch, "options": self.options}
+        tensors = None
+        if with_state:
+            tensors, optimizer_meta = optimizer_to_flat(self.optimizer.state_dict())
+            training.update(best_val_rel_l2=self.best_val, best_epoch=self.best_epoch, history=self.history,
+                            optimizer=optimizer_meta, scheduler=self.scheduler.state_dict())
+        save(path, Checkpoint(model, self.model_name, self.fields, self.graph, self.data.card, metrics, training,
+                              dynamics=self.dynamics), optimizer_state=tensors)
+
+    def _restore(self) -> int:
+        """Load model, optimizer, schedule and history from ``RUN/last.safetensors``; the epoch reached."""
+        ckpt, optimizer_tensors = load(self.last_path, device=str(self.device), with_optimizer=True)
+        training = ckpt.training
+        if "optimizer" not in training:
+            raise MeshError(f"{self.last_path}: holds no optimizer state; it cannot be resumed.")
+        saved, current = training.get("options", {}), _as_json(self.options)
+        for key in RESUME_OPTIONS:
+            if saved.get(key) != current[key]:
+                raise MeshError(f"{self.last_path}: the run used {key}={saved.get(key)!r}, not "
+                                f"{current[key]!r}; resume with the same options or start a new run.")
+        if ckpt.fields.to_dict() != _as_json(self.fields.to_dict()):
+            raise MeshError(f"{self.last_path}: the dataset's field statistics changed since the run "
+                            f"started; start a new run.")
+        self.model.load_state_dict(ckpt.model.state_dict())
+        self.optimizer.load_state_dict(optimizer_from_flat(optimizer_tensors, training["optimizer"]))
+        self.scheduler.load_state_dict(training["scheduler"])
+        self.history = [dict(row) for row in training["history"]]
+        self.best_val, self.best_epoch = training["best_val_rel_l2"], training["best_epoch"]
+        return int(training["epoch"])
+
+
+@torch.no_grad()
+def evaluate(model, graphs: list, fields, batch_size: int = 4, device="cpu") -> float:
+    """Mean relative L2 error of ``model`` on ``graphs`` (decoded, physical fields)."""
+    model.eval()
+    total = 0.0
+    for batch in DataLoader(graphs, batch_size=batch_size):
+        batch = batch.to(device)
+        total += relative_l2(decode(model(batch), batch, fields), batch.y, batch.batch).item() * batch.num_graphs
+    return total / len(graphs)
+
+
+def train(data, model: str = "gno", inputs: list[str] | None = None, targets: list[str] | None = None,
+          epochs: int = 50, batch_size: int = 4, lr: float = 1e-3, weight_decay: float = 1e-4,
+          schedule: str = "onecycle", graph: GraphSettings | None = None, out=None, resume: bool = False,
+          seed: int = 0, device: str = "cpu", progress: bool = True, max_train: int | None = None,
+          grad_clip: float = 1.0, save_every: int = 1, **model_overrides) -> TrainResult:
+    """Train ``model`` on the dataset folder ``data``; the arguments are those of :class:`Run`.
+
+    >>> result = meshop.train("data/poisson2d-small", model="gno", epochs=50, out="runs/p2d")
+    >>> result.metrics["test_rel_l2"]
+    """
+    return Run(data, model, inputs=inputs, targets=targets, epochs=epochs, batch_size=batch_size, lr=lr,
+                   weight_decay=weight_decay, schedule=schedule, graph=graph, out=out, resume=resume, seed=seed,
+                   device=device, progress=progress, max_train=max_train, grad_clip=grad_clip,
+                   save_every=save_every, **model_overrides).fit()
+
+
+def _check_options(model, epochs, batch_size, lr, weight_decay, schedule, grad_clip, device, save_every) -> None:
+    if model not in models.available():
+        raise MeshError(f"unknown model '{model}'; available: {', '.join(models.available())}.")
+    if schedule not in SCHEDULES:
+        raise MeshError(f"unknown schedule '{schedule}'; expected one of {', '.join(SCHEDULES)}.")
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("save_every", save_every)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise MeshError(f"{name} must be a positive integer, got {value!r}.")
+    for name, value, zero_ok in (("lr", lr, False), ("grad_clip", grad_clip, False),
+                                 ("weight_decay", weight_decay, True)):
+        number = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+        if not number or value < 0 or (value == 0 and not zero_ok):
+            raise MeshError(f"{name} must be a {'non-negative' if zero_ok else 'positive'} number, got {value!r}.")
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        raise MeshError(f"unknown device '{device}'; use cpu or cuda.") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise MeshError("device 'cuda' asked for, but no CUDA GPU is available; use --device cpu.")
+
+
+def _as_json(value):
+    """``value`` as it reads back from checkpoint metadata (tuples become lists)."""
+    return json.loads(json.dumps(value))

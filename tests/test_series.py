@@ -1,0 +1,168 @@
+"""Time series: Trajectory checks, .pvd and XDMF round trips, bad series, `meshop info`, animations."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy.spatial import Delaunay
+
+import meshop
+import meshop.viz
+from meshop.errors import MeshError
+
+
+def _square_mesh(n=6):
+    g = np.linspace(0.0, 1.0, n)
+    points = np.column_stack([a.ravel() for a in np.meshgrid(g, g)])
+    return meshop.Mesh(points, {"triangle": Delaunay(points).simplices})
+
+
+def _heat_series(frames=5):
+    """Exact separable heat solution T = exp(-2π² t) sin(πx) sin(πy) with a constant input."""
+    mesh = _square_mesh()
+    x, y = mesh.points.T
+    times = np.linspace(0.0, 0.1, frames)
+    temperature = np.exp(-2 * np.pi ** 2 * times)[:, None] * (np.sin(np.pi * x) * np.sin(np.pi * y))[None]
+    velocity = np.stack([np.column_stack([x * t, -y * t]) for t in times])
+    return meshop.Trajectory(mesh.with_point_data(conductivity=1 + x), times,
+                             {"temperature": temperature, "velocity": velocity},
+                             metadata={"dt": 0.0125, "stride": 2, "state": ["temperature"]})
+
+
+@pytest.mark.parametrize("suffix", [".pvd", ".xdmf"])
+def test_round_trip_keeps_times_fields_constants_and_metadata(tmp_path, suffix):
+    traj = _heat_series()
+    path = meshop.write_series(traj, tmp_path / f"heat{suffix}")
+    back = meshop.read_series(path)
+    np.testing.assert_array_equal(back.times, traj.times)
+    np.testing.assert_allclose(back.mesh.points, traj.mesh.points)
+    for name in traj.fields:
+        np.testing.assert_allclose(back.fields[name], traj.fields[name], rtol=1e-12)
+    np.testing.assert_allclose(back.mesh.point_data["conductivity"], traj.mesh.point_data["conductivity"])
+    assert sorted(back.fields) == ["temperature", "velocity"] and not back.moving
+    assert back.metadata == traj.metadata and back.dt == pytest.approx(0.025)
+    assert back.state == ["temperature"]
+
+
+def test_moving_point_cloud_round_trips_through_pvd(tmp_path):
+    rng = np.random.default_rng(0)
+    positions = np.cumsum(rng.normal(size=(4, 50, 3)) * 0.01, axis=0) + rng.random((1, 50, 3))
+    traj = meshop.Trajectory(meshop.Mesh(positions[0], point_data={"material": np.arange(50) % 3}),
+                             [0.0, 0.5, 1.0, 2.0], {"velocity": rng.normal(size=(4, 50, 3))}, positions)
+    back = meshop.read_series(meshop.write_series(traj, tmp_path / "particles.pvd"))
+    assert back.moving and back.dt is None
+    np.testing.assert_allclose(back.positions, positions)
+    np.testing.assert_array_equal(back.mesh.point_data["material"], np.arange(50) % 3)
+    with pytest.raises(MeshError, match="write a .pvd series instead"):
+        meshop.write_series(traj, tmp_path / "particles.xdmf")
+
+
+def test_pyvista_reads_the_pvd_collection_with_its_times(tmp_path):
+    import pyvista as pv
+
+    path = meshop.write_series(_heat_series(), tmp_path / "heat.pvd")
+    reader = pv.get_reader(str(path))
+    assert reader.time_values == pytest.approx(list(np.linspace(0.0, 0.1, 5)))
+    reader.set_active_time_value(0.05)
+    block = reader.read()[0]
+    assert {"temperature", "velocity", "conductivity"} <= set(block.point_data.keys())
+
+
+def test_trajectory_refuses_inconsistent_data():
+    mesh = _square_mesh()
+    with pytest.raises(MeshError, match="frame times must increase, but frame 2"):
+        meshop.Trajectory(mesh, [0.0, 1.0, 1.0], {})
+    with pytest.raises(MeshError, match="field 'T' has shape"):
+        meshop.Trajectory(mesh, [0.0, 1.0], {"T": np.zeros((2, mesh.n_points + 1))})
+    with pytest.raises(MeshError, match="NaN or infinite values in frame 1"):
+        meshop.Trajectory(mesh, [0.0, 1.0], {"T": np.array([np.zeros(mesh.n_points), np.full(mesh.n_points, np.nan)])})
+
+
+def _edit_pvd(path, old, new):
+    path.write_text(path.read_text().replace(old, new))
+
+
+def test_broken_series_get_one_clear_sentence(tmp_path):
+    path = meshop.write_series(_heat_series(), tmp_path / "heat.pvd")
+    frames = tmp_path / "heat"
+
+    (frames / "frame_00003.vtu").rename(tmp_path / "kept.vtu")
+    with pytest.raises(MeshError, match="frame 3 file .* is missing"):
+        meshop.read_series(path)
+    (tmp_path / "kept.vtu").rename(frames / "frame_00003.vtu")
+
+    _edit_pvd(path, 'timestep="0.05"', 'timestep="0.01"')
+    with pytest.raises(MeshError, match="frame times must increase, but frame 2"):
+        meshop.read_series(path)
+    _edit_pvd(path, 'timestep="0.01"', 'timestep="0.05"')
+
+    other = _square_mesh(7).with_point_data(temperature=np.zeros(49), velocity=np.zeros((49, 2)),
+                                             conductivity=np.zeros(49))
+    meshop.write(other, frames / "frame_00001.vtu", overwrite=True)
+    with pytest.raises(MeshError, match="frame 1 has 49 nodes but frame 0 has 36"):
+        meshop.read_series(path)
+
+    fewer = _heat_series().frame(1)
+    meshop.write(meshop.Mesh(fewer.points, fewer.cells, {"temperature": fewer.point_data["temperature"],
+                                                         "conductivity": fewer.point_data["conductivity"]}),
+                 frames / "frame_00001.vtu", overwrite=True)
+    with pytest.raises(MeshError, match="field 'velocity' is absent from frame 1"):
+        meshop.read_series(path)
+
+    path.write_text("<VTKFile type='Collection'><Collection>")
+    with pytest.raises(MeshError, match="not a valid .pvd collection"):
+        meshop.read_series(path)
+
+
+def test_a_failed_write_leaves_no_half_series(tmp_path, monkeypatch):
+    from meshop.io import series
+
+    good = meshop.write_series(_heat_series(), tmp_path / "heat.pvd")
+    before = good.read_text()
+    calls = {"n": 0}
+    real_write = meshop.io.write
+
+    def failing_write(mesh, path, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError("disk full")
+        return real_write(mesh, path, **kwargs)
+
+    monkeypatch.setattr(meshop.io, "write", failing_write)
+    with pytest.raises(OSError):
+        series.write_series(_heat_series(frames=7), good)
+    assert good.read_text() == before and len(meshop.read_series(good).times) == 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["heat", "heat.pvd"]
+
+
+def test_cli_info_on_a_series(tmp_path):
+    from typer.testing import CliRunner
+
+    from meshop.cli import app
+
+    path = meshop.write_series(_heat_series(), tmp_path / "heat.pvd")
+    result = CliRunner().invoke(app, ["info", str(path), "--json"])
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["n_frames"] == 5 and summary["time_range"] == [0.0, 0.1] and not summary["moving"]
+    assert summary["dt"] == pytest.approx(0.025) and set(summary["fields"]) == {"temperature", "velocity"}
+    text = CliRunner().invoke(app, ["info", str(path)]).stdout
+    assert "5 frames" in text and "fixed" in text and "constant    conductivity" in text
+    (tmp_path / "heat" / "frame_00002.vtu").unlink()
+    bad = CliRunner().invoke(app, ["info", str(path)])
+    assert bad.exit_code == 2 and "frame 2 file" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_animation_gif_has_one_image_per_frame(tmp_path):
+    from PIL import Image
+
+    gif = meshop.viz.animate(_heat_series(), tmp_path / "heat.gif", "temperature", window_size=(320, 240))
+    with Image.open(gif) as image:
+        assert image.n_frames == 5 and image.size == (320, 240)
+        image.seek(0)
+        first = np.asarray(image.convert("RGB"), dtype=float)
+        image.seek(4)
+        last = np.asarray(image.convert("RGB"), dtype=float)
+    assert np.abs(first - last).mean() > 1.0      # the field decays: the colours change

@@ -1,0 +1,164 @@
+"""The time axis of training and prediction: the Trainer handed a step function, time steppers
+trained with unrolled steps on trajectory datasets, rollouts, and old checkpoints."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial import Delaunay
+
+import meshop
+from meshop import checkpoint
+from meshop.errors import MeshError
+from meshop.training import EpochSampler, Trainer, train
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+FRAME_DT = 0.1
+TINY = dict(processor_options={"width": 16, "levels": 2, "cycles": 1, "kernel_width": 16, "neighbors": 8},
+            batch_size=4, lr=3e-3, progress=False, unroll=2)
+
+
+def _decay_dataset(folder, n=4, frames=10, seed=0):
+    """Trajectories of T_{k+1} = T_k exp(-rate dt): a per-node decay rate as constant input."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for i in range(n):
+        g = np.linspace(0, 1, 7)
+        points = np.column_stack([a.ravel() for a in np.meshgrid(g, g)]) * [1 + rng.uniform(), 1.0]
+        rate = rng.uniform(0.5, 2.0) * (1 + points[:, 0])
+        start = 1 + np.sin(np.pi * points[:, 1]) * rng.uniform(0.5, 1.5)
+        times = np.arange(frames) * FRAME_DT
+        mesh = meshop.Mesh(points, {"triangle": Delaunay(points).simplices}, {"rate": rate})
+        traj = meshop.Trajectory(mesh, times, {"temperature": start * np.exp(-np.outer(times, rate))},
+                                 metadata={"state": ["temperature"]})
+        files.append(meshop.write_series(traj, folder / f"case_{i}.pvd").name)
+    (folder / "dataset.json").write_text(json.dumps({
+        "inputs": ["rate"], "targets": ["temperature"], "samples": files,
+        "split": {"train": files[:-2], "val": files[-2:-1], "test": files[-1:]},
+        "time": {"state": ["temperature"], "varying_inputs": [], "frame_dt": FRAME_DT}}))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def decay_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("decay")
+    data = _decay_dataset(root / "data")
+    return data, train(data, model="stepper", epochs=12, out=root / "run", **TINY)
+
+
+def test_unrolled_training_learns_and_records_dynamics(decay_run):
+    _, result = decay_run
+    losses = [row["train_loss"] for row in result.history]
+    assert losses[-1] < 0.3 * losses[0]
+    best = checkpoint.load(result.best)
+    assert best.time_dependent and best.model_name == "stepper"
+    dynamics = best.dynamics
+    assert dynamics["state"] == ["temperature"] and dynamics["frame_dt"] == FRAME_DT and dynamics["unroll"] == 2
+    # the increment scale is the std of one frame's normalized increment, saved with the weights
+    assert torch.allclose(best.model.increment_scale, torch.tensor(dynamics["increment_scale"]))
+    assert best.data["time"]["state"] == ["temperature"]
+
+
+def test_rollout_writes_a_series_with_errors_against_the_reference(decay_run, tmp_path):
+    data, result = decay_run
+    reference = meshop.read_series(data / "case_3.pvd")
+    out = tmp_path / "case.pred.pvd"
+    rolled = meshop.predict(reference, model=result.best, steps=9, out=out)
+    traj = meshop.read_series(out)
+    assert traj.n_frames == 10 and np.allclose(traj.times, np.arange(10) * FRAME_DT)
+    np.testing.assert_allclose(traj.fields["temperature_pred"][0], reference.fields["temperature"][0], rtol=1e-5)
+    errors = rolled.errors["temperature"]
+    assert errors.shape == (10,) and errors[0] < 1e-6
+    # a learned decay: far better than holding the initial state (persistence)
+    persistence = np.linalg.norm(reference.fields["temperature"][9] - reference.fields["temperature"][0]) / \
+        np.linalg.norm(reference.fields["temperature"][9])
+    assert errors[9] < 0.5 * persistence
+    # --dt thins the saved frames; it must be a multiple of the frame step
+    thinned = meshop.predict(reference, model=result.best, steps=9, dt=3 * FRAME_DT, write=False)
+    assert thinned.trajectory.n_frames == 4
+    with pytest.raises(MeshError, match="not a multiple of the model's frame step"):
+        meshop.predict(reference, model=result.best, steps=9, dt=0.25, write=False)
+
+
+def test_rollout_needs_steps_and_steady_models_refuse_them(decay_run):
+    data, result = decay_run
+    mesh = meshop.read_series(data / "case_3.pvd").frame(0)
+    with pytest.raises(MeshError, match="say how far with --steps"):
+        meshop.predict(mesh, model=result.best, write=False)
+    with pytest.raises(MeshError, match="is steady"):
+        meshop.predict(meshop.read("examples/parts/bracket.vtu"), steps=3, write=False)
+    with pytest.raises(MeshError, match="initial state point field 'temperature' is missing"):
+        meshop.predict(meshop.Mesh(mesh.points, mesh.cells, {"rate": mesh.point_data["rate"]}),
+                       model=result.best, steps=2, write=False)
+
+
+def test_steady_and_time_models_refuse_the_other_kind_of_dataset(decay_run, tmp_path):
+    data, _ = decay_run
+    with pytest.raises(MeshError, match="use --model stepper"):
+        train(data, model="gno", epochs=1, out=tmp_path / "a", progress=False)
+    darcy = "datasets/samples/darcy2d"
+    with pytest.raises(MeshError, match="train it on a trajectory dataset"):
+        train(darcy, model="stepper", epochs=1, out=tmp_path / "b", progress=False)
+
+
+def test_old_checkpoints_load_without_the_new_sections():
+    from meshop.prediction import bundled_models
+
+    meta = checkpoint.read_metadata(bundled_models()["heat3d"])
+    assert "dynamics" not in meta and "features" not in meta   # written before this release
+    loaded = checkpoint.load(bundled_models()["heat3d"])
+    assert loaded.dynamics == {} and not loaded.time_dependent
+
+
+def test_trainer_runs_a_physics_residual_step_without_targets():
+    """A step with no target: fit u(x) = a x + b to the residual of u' = 2 with u(0) = 1."""
+    model = torch.nn.Linear(1, 1)
+    points = torch.linspace(0, 1, 16)[:, None]
+
+    def residual_step(module, batch):
+        x = batch.clone().requires_grad_(True)
+        u = module(x)
+        du = torch.autograd.grad(u.sum(), x, create_graph=True)[0]
+        loss = ((du - 2) ** 2).mean() + (module(torch.zeros(1, 1)) - 1).pow(2).mean()
+        return loss.squeeze(), {"residual": ((du - 2) ** 2).mean().item()}
+
+    loader = torch.utils.data.DataLoader(points, batch_size=4, sampler=EpochSampler(16, seed=0))
+    trainer = Trainer(model, torch.optim.Adam(model.parameters(), lr=0.05), residual_step, loader)
+    history = trainer.fit(epochs=60)
+    assert history[-1]["residual"] < 1e-4 and np.isnan(history[-1]["val"])
+    assert model.weight.item() == pytest.approx(2.0, abs=1e-2) and model.bias.item() == pytest.approx(1.0, abs=1e-2)
+
+
+def test_epoch_sampler_order_depends_on_seed_and_epoch_only():
+    first, again = EpochSampler(10, seed=3), EpochSampler(10, seed=3)
+    first.set_epoch(5)
+    again.set_epoch(5)
+    assert list(first) == list(again) and sorted(first) == list(range(10))
+    again.set_epoch(6)
+    assert list(first) != list(again)
+
+
+def test_cli_predict_steps_writes_series_animation_and_error_curve(decay_run, tmp_path):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from meshop.cli import app
+
+    data, result = decay_run
+    for name in ("case_3.pvd", "case_3"):
+        (shutil.copytree if name == "case_3" else shutil.copy)(data / name, tmp_path / name)
+    run = CliRunner().invoke(app, ["predict", str(tmp_path / "case_3.pvd"), "--model", str(result.best),
+                                   "--steps", "4", "--render"])
+    assert run.exit_code == 0, run.stderr
+    assert "5 frames" in run.stdout and "relative L2 against the reference series" in run.stdout
+    for produced in ("case_3.pred.pvd", "case_3.pred.gif", "case_3.pred.errors.png"):
+        assert (tmp_path / produced).is_file(), produced
+    assert meshop.read_series(tmp_path / "case_3.pred.pvd").n_frames == 5
+    bad = CliRunner().invoke(app, ["predict", str(tmp_path / "case_3.pvd"), "--model", str(result.best),
+                                   "--steps", "0"])
+    assert bad.exit_code == 2 and "--steps must be a positive integer" in bad.stderr
