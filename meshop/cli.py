@@ -9,6 +9,7 @@ do on stderr.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -232,6 +233,8 @@ def train(
                                 epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule, seed=seed,
                                 device=device, out=out, resume=resume or None, progress=False if quiet else None)
         result = run_training(**options)
+    if int(os.environ.get("RANK", "0")) != 0:       # under torchrun, rank 0 alone reports
+        return
     metrics = result.metrics
     typer.echo(f"wrote {result.best} (epoch {metrics['best_epoch']}, validation relative L2 "
                f"{metrics['best_val_rel_l2']:.4g}) and {result.last}")
