@@ -16,14 +16,14 @@ from test_time_training import TINY, _decay_dataset
 
 from meshop import MeshError, checkpoint, models
 from meshop.graph import GraphSettings
-from meshop.training import runner, train
+from meshop.training import EpochSampler, runner, train
+from meshop.training.distributed import ShardedEpochSampler
 
 SAMPLES = Path(__file__).resolve().parents[1] / "datasets" / "samples"
 DARCY, POISSON = SAMPLES / "darcy2d", SAMPLES / "poisson2d"  # 2 train, 1 val, 1 test each
 STEADY = dict(epochs=2, batch_size=2, lr=5e-3, graph=GraphSettings(k=8), progress=False)
 SMALL = {"gno": dict(width=16, layers=2, kernel_width=16)}
 
-pytestmark = pytest.mark.slow
 
 
 def _free_port() -> int:
@@ -92,6 +92,25 @@ def _assert_same_run(ddp: Path, single) -> None:
         assert mine["val_rel_l2"] == pytest.approx(theirs["val_rel_l2"], rel=1e-5)
 
 
+def test_ranks_batches_together_are_the_single_process_batches_of_every_epoch():
+    single = EpochSampler(10, seed=3)
+    ranks = [ShardedEpochSampler(10, seed=3, rank=r, world=2) for r in range(2)]
+    for epoch in (1, 2):
+        for sampler in [single, *ranks]:
+            sampler.set_epoch(epoch)
+        order, shards = list(single), [list(rank) for rank in ranks]
+        for step in range(3):                          # global batch 4 = 2 per rank; the last has 2
+            together = shards[0][2 * step: 2 * step + 2] + shards[1][2 * step: 2 * step + 2]
+            assert sorted(together) == sorted(order[4 * step: 4 * step + 4])
+    whole = ShardedEpochSampler(10, seed=3, rank=0, world=1)
+    assert list(whole) == list(EpochSampler(10, seed=3))            # epoch 1, one process: the same order
+    whole.set_epoch(2)
+    assert list(whole) == order and order != list(EpochSampler(10, seed=3))   # reshuffled per epoch
+    padded = [list(ShardedEpochSampler(5, seed=0, rank=r, world=2)) for r in range(2)]
+    assert len(padded[0]) == len(padded[1]) == 3 and set(padded[0] + padded[1]) == set(range(5))
+
+
+@pytest.mark.slow
 def test_two_processes_give_the_weights_of_one_with_the_same_global_batch(tmp_path, one_torch_thread):
     decay = _decay_dataset(tmp_path / "decay")
     mp.spawn(_train_every_model, args=(2, _free_port(), str(tmp_path / "ddp"), str(decay)), nprocs=2)
@@ -114,6 +133,7 @@ def _rank_1_fails(rank: int, world: int, port: int, out: str, hang: bool) -> Non
     train(DARCY, model="gno", out=Path(out), **STEADY, **SMALL["gno"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("hang, message", [(False, "rank 1 of 2: cannot read the data"),
                                            (True, "rank 0 of 2: lost the other ranks")])
 def test_a_rank_that_fails_or_hangs_takes_the_run_down(tmp_path, hang, message):

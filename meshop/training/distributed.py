@@ -52,6 +52,7 @@ class ShardedEpochSampler(DistributedSampler):
 
     def __init__(self, n: int, seed: int, rank: int, world: int):
         super().__init__(range(n), num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=False)
+        self.epoch = 1            # as EpochSampler's: epochs count from 1
 
     def __iter__(self):
         from .trainer import EpochSampler
