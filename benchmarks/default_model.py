@@ -1,12 +1,17 @@
-"""Accuracy of a heat model (default: the bundled one) on the heat3d test split and on unlike parts.
+"""Accuracy of a heat model (default: the bundled one) on the heat3d test split and on unlike parts,
+with its error estimate and the cost of refining its answer to the FEM solution.
 
 Unlike parts are shapes none of the training families (plates, blocks, L-brackets, flanges,
-shafts) makes: a sphere, a torus, a hollow square section, a cone, a star prism, a T-beam; and
-the bundled bracket (an L-bracket like the training family, kept as the quick start's part). Each is solved
-with the default model's use case (uniform source q = 1, surfaces held at T = 0) by scikit-fem,
-the ground truth, and predicted; the table gives relative L2 and the speed-up over the solve.
+shafts) makes: a sphere, a torus, a hollow square section, a cone, a star prism, a T-beam, and
+compact or scanned-like parts: a hex nut in millimetres far from the origin and a pebble
+tetrahedralized from a wavy closed surface (STL-like); then the unit cube (a block, the simplest
+part) and the bundled bracket (an L-bracket like the training family, kept as the quick start's
+part). Each is solved with the default model's use case (uniform source q = 1, surfaces held at
+T = 0) by scikit-fem, the ground truth, and predicted; the table gives relative L2, the
+a-posteriori estimate of it and their ratio, the speed-up over the solve, and `--refine 1e-8`:
+CG iterations (AMG-preconditioned) from the prediction against the same solver from zero.
 
-    python benchmarks/default_model.py [--model CKPT] [--data data/heat3d-default]
+    python benchmarks/default_model.py [--model CKPT] [--data data/heat3d-default] [--resolution]
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ def unlike_parts(mesh_size_fraction: float = 1 / 28, refine: float = 1.0, only: 
         "T-beam": (lambda occ: occ.fuse([(3, occ.addBox(-0.5, -0.05, 0, 1.0, 0.1, 0.08))],
                                         [(3, occ.addBox(-0.5, -0.015, -0.3, 1.0, 0.03, 0.3))]), 0.03),
     }
+    builders["hex nut M24 (mm, far from origin)"] = (_hex_nut, 6.0)
     parts = {}
     for name, (build, thinnest) in builders.items():
         if only is not None and name not in only:
@@ -63,9 +69,46 @@ def unlike_parts(mesh_size_fraction: float = 1 / 28, refine: float = 1.0, only: 
         parts[name] = meshop.Mesh(points, {"tetra": tets})
     if only is not None:
         return parts
+    parts["scanned pebble (mm)"] = _pebble()
+    parts["unit cube"] = _unit_cube()
     bracket = meshop.read(HERE.parent / "examples" / "parts" / "bracket.vtu")
     parts["bundled bracket (mm)"] = meshop.Mesh(bracket.points, bracket.cells)
     return parts
+
+
+def _hex_nut(occ):
+    """An M24 nut (36 mm across flats, 21.5 mm thick, 24 mm bore) in millimetres, 1.6 m from the origin."""
+    angles = np.arange(6) * np.pi / 3
+    corner = 18.0 / np.cos(np.pi / 6)
+    points = [occ.addPoint(corner * np.cos(a), corner * np.sin(a), 0) for a in angles]
+    lines = [occ.addLine(points[i], points[(i + 1) % 6]) for i in range(6)]
+    prism = occ.extrude([(2, occ.addPlaneSurface([occ.addCurveLoop(lines)]))], 0, 0, 21.5)
+    nut = occ.cut([e for e in prism if e[0] == 3], [(3, occ.addCylinder(0, 0, -1, 0, 0, 23.5, 12.0))])[0]
+    occ.translate(nut, 1500.0, -600.0, 250.0)
+
+
+def _pebble(nodes: int = 6000) -> meshop.Mesh:
+    """A 40 mm pebble: an icosphere with a smooth random radial wave, as a scan's closed STL
+    surface, filled with tetrahedra by gmsh (``meshop.meshing.tetrahedralize``)."""
+    import trimesh
+
+    from meshop.meshing import tetrahedralize
+
+    sphere = trimesh.creation.icosphere(4)
+    v = sphere.vertices
+    radius = 1 + 0.15 * np.sin(2 * v[:, 0] + 1) * np.cos(3 * v[:, 1]) + 0.1 * np.sin(4 * v[:, 2] + v[:, 0])
+    points = v * radius[:, None] * np.array([20.0, 14.0, 11.0]) + np.array([-300.0, 80.0, 40.0])
+    surface = meshop.Mesh(points, {"triangle": sphere.faces})
+    volume = tetrahedralize(surface, mesh_size=(4 * 20 * 14 * 11 / nodes) ** (1 / 3) * 1.6)
+    return meshop.Mesh(volume.points, volume.cells)
+
+
+def _unit_cube(nodes: int = 10_000) -> meshop.Mesh:
+    from skfem import MeshTet
+
+    side = round(nodes ** (1 / 3))
+    cube = MeshTet.init_tensor(*(np.linspace(0.0, 1.0, side),) * 3)
+    return meshop.Mesh(cube.p.T, {"tetra": cube.t.T})
 
 
 def _star_prism(occ):
@@ -78,9 +121,10 @@ def _star_prism(occ):
 
 
 def solve_heating(mesh: meshop.Mesh) -> tuple[np.ndarray, float]:
-    """FEM temperature for q = 1, T = 0 on the surface, and the solve's seconds."""
+    """FEM temperature for q = 1, T = 0 on the surface, and the solve's seconds (direct below 50k
+    nodes, AMG-preconditioned CG to relative residual 1e-10 above)."""
     started = time.perf_counter()
-    truth = uniform_heating(mesh)
+    truth = uniform_heating(mesh, solver="direct" if mesh.n_points < 50_000 else "cg")
     return truth, time.perf_counter() - started
 
 
@@ -108,44 +152,58 @@ def main() -> None:
         errors = test_split_error(predictor, args.data)
         print(f"heat3d test split ({len(errors)} samples, own q and g): relative L2 "
               f"mean {np.mean(errors):.4f}, median {np.median(errors):.4f}, max {np.max(errors):.4f}")
-    print("| part | nodes | relative L2 | max error / max T | predict s | FEM s | speed-up |")
-    print("|---|---|---|---|---|---|---|")
-    errors, unrefined = [], {}
+    print("| part | nodes | relative L2 | estimate | estimate / true | max error / max T | predict s "
+          "| estimate s | FEM s | speed-up | --refine 1e-8: CG its (s) | from zero: its (s) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    errors, ratios, unrefined = [], [], {}
     for name, mesh in unlike_parts().items():
-        rel, max_error, result, fem_seconds = compare(predictor, mesh)
-        unrefined[name] = (mesh.n_points, rel, result.seconds)
-        if not name.startswith("bundled"):                 # the bracket is an L-bracket: not unlike
+        rel, max_error, result, fem_seconds = compare(predictor, mesh, refine=1e-8)
+        unrefined[name] = (mesh.n_points, rel, result)
+        if not name.startswith(("bundled", "unit cube")):  # an L-bracket and a block: not unlike
             errors.append(rel)
-        print(f"| {name} | {mesh.n_points} | {rel:.4f} | {max_error:.4f} "
-              f"| {result.seconds:.2f} | {fem_seconds:.2f} | {fem_seconds / result.seconds:.1f}x |")
-    print(f"unlike parts (bracket excluded): relative L2 mean {np.mean(errors):.4f}, max {np.max(errors):.4f}")
+        found, refined = result.estimate["temperature"], result.refinement["temperature"]
+        ratios.append(found.relative / rel)
+        print(f"| {name} | {mesh.n_points} | {rel:.4f} | {found.relative:.4f} | {found.relative / rel:.2f} "
+              f"| {max_error:.4f} | {result.seconds:.2f} | {found.seconds:.2f} | {fem_seconds:.2f} "
+              f"| {fem_seconds / result.seconds:.1f}x | {refined.iterations} ({refined.seconds:.2f}) "
+              f"| {refined.cold_iterations} ({refined.cold_seconds:.2f}) |")
+    print(f"unlike parts (bracket and cube excluded): relative L2 mean {np.mean(errors):.4f}, max {np.max(errors):.4f}")
+    print(f"estimate / true error over all rows: min {np.min(ratios):.2f}, max {np.max(ratios):.2f}")
     if args.resolution:
         resolution_table(predictor, unrefined)
 
 
-def compare(predictor: Predictor, mesh: meshop.Mesh):
+def compare(predictor: Predictor, mesh: meshop.Mesh, refine: float | None = None):
     """``(relative L2, max error / max T, prediction, FEM seconds)`` of the model on ``mesh``
-    against the FEM solution for q = 1, T = 0 on the surface."""
+    against the FEM solution for q = 1, T = 0 on the surface (the prediction carries its error
+    estimate, and its refinement to ``refine`` when given)."""
     truth, fem_seconds = solve_heating(mesh)
-    result = predictor.predict(mesh)
+    result = predictor.predict(mesh, refine=refine)
     pred = result.mesh.point_data["temperature_pred"]
     rel = np.linalg.norm(pred - truth) / np.linalg.norm(truth)
     return rel, np.abs(pred - truth).max() / truth.max(), result, fem_seconds
 
 
 def resolution_table(predictor: Predictor, unrefined: dict,
-                     names=("torus R=1 r=0.25", "star prism", "T-beam")) -> None:
+                     names=("torus R=1 r=0.25", "star prism", "T-beam", "hex nut M24 (mm, far from origin)")) -> None:
     """The same parts meshed finer: a discretization-independent model keeps its error.
-    ``unrefined``: name -> (nodes, relative L2, predict s) of the parts as first meshed."""
-    print("| part | refinement | nodes | relative L2 | predict s | nodes/s |")
-    print("|---|---|---|---|---|---|")
+    ``unrefined``: name -> (nodes, relative L2, prediction) of the parts as first meshed."""
+    print("| part | refinement | nodes | relative L2 | estimate / true | predict s | nodes/s | estimate s |")
+    print("|---|---|---|---|---|---|---|---|")
     rows = [(name, 1, *unrefined[name]) for name in names]
     for refine in (2, 4):
         for name, mesh in unlike_parts(refine=refine, only=list(names)).items():
             rel, _, result, _ = compare(predictor, mesh)
-            rows.append((name, refine, mesh.n_points, rel, result.seconds))
-    for name, refine, nodes, rel, seconds in rows:
-        print(f"| {name} | {refine}x | {nodes} | {rel:.4f} | {seconds:.2f} | {nodes / seconds:.0f} |")
+            rows.append((name, refine, mesh.n_points, rel, result))
+    rows.append(("unit cube", 1, *unrefined["unit cube"]))
+    for refine, nodes in ((2, 100_000), (4, 1_000_000)):     # 10.6k, 97k, 1M nodes
+        mesh = _unit_cube(nodes)
+        rel, _, result, _ = compare(predictor, mesh)
+        rows.append(("unit cube", refine, mesh.n_points, rel, result))
+    for name, refine, nodes, rel, result in rows:
+        found = result.estimate["temperature"]
+        print(f"| {name} | {refine}x | {nodes} | {rel:.4f} | {found.relative / rel:.2f} | {result.seconds:.2f} "
+              f"| {nodes / result.seconds:.0f} | {found.seconds:.2f} |")
 
 
 if __name__ == "__main__":

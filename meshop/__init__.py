@@ -26,6 +26,7 @@ _LAZY = {
     "read": "io", "write": "io", "read_series": "io", "write_series": "io", "Mesh": "mesh",
     "Trajectory": "trajectory", "generate": "data.generate",
     "predict": "prediction", "Predictor": "prediction", "Prediction": "prediction",
+    "adapt": "adaptation", "Adaptation": "adaptation",
     "train": "training", "Trainer": "training", "TrainResult": "training", "Run": "training",
 }
 
@@ -38,5 +39,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'meshop' has no attribute {name!r}")
 
 
-__all__ = ["Mesh", "MeshError", "Trajectory", "read", "read_series", "write", "write_series", "generate", "predict",
-           "Predictor", "Prediction", "train", "Trainer", "Run", "TrainResult", "__version__"]
+__all__ = ["Adaptation", "Mesh", "MeshError", "Trajectory", "adapt", "read", "read_series", "write", "write_series",
+           "generate", "predict", "Predictor", "Prediction", "train", "Trainer", "Run", "TrainResult", "__version__"]

@@ -88,8 +88,9 @@ def save(path, ckpt: Checkpoint, optimizer_state: dict[str, torch.Tensor] | None
         "data": ckpt.data,
         "metrics": ckpt.metrics,
         "training": ckpt.training,
-        "features": feature_layout(ckpt.fields, model.dim),
     }
+    if all(name in ckpt.fields.mean for name in ckpt.fields.inputs):   # a model fed meshop's node features
+        meta["features"] = feature_layout(ckpt.fields, model.dim)
     if ckpt.dynamics:
         meta["dynamics"] = ckpt.dynamics
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}

@@ -141,10 +141,13 @@ def predict(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output not named *.pred.*, even the input file."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Time-dependent models: frames to roll out from the state MESH holds; writes <stem>.pred.pvd."),
     dt: Optional[float] = typer.Option(None, "--dt", help="With --steps: time between saved frames, a multiple of the model's frame step (default: every frame)."),
+    refine: Optional[float] = typer.Option(None, "--refine", help="Continue the prediction by multigrid-preconditioned CG to this relative finite-element residual (e.g. 1e-8); writes <target>_refined."),
+    estimate: bool = typer.Option(True, "--estimate/--no-estimate", help="Estimate the prediction's error from its finite-element residual (bundled models of a known PDE; costs about one FEM assembly)."),
 ):
     """Predict fields on a mesh with a trained model; writes <stem>.pred.vtu (a .pvd series with --steps)."""
     from .io import read
     from .io.series import is_series
+    from .estimate import check_tolerance, warning
     from .outputs import prediction_output
     from .preflight import POINT_CLOUD_REFUSAL, check_device, checkpoint_path
 
@@ -152,6 +155,8 @@ def predict(
         return _predict_series(mesh, model, out, device, render, overwrite, steps, dt)
     with user_errors():   # everything a user can get wrong, before torch is imported
         check_device(device)
+        if refine is not None:
+            check_tolerance(refine)
         checkpoint_path(model)   # a bundled name or a file, its metadata readable
         source = read(mesh)
         if source.is_point_cloud:
@@ -161,7 +166,8 @@ def predict(
         from .prediction import predict as run_prediction
 
         result = run_prediction(source, model, out=target, device=device, mesh_size=mesh_size,
-                                max_nodes=max_nodes, render=render, overwrite=overwrite, progress=say)
+                                max_nodes=max_nodes, render=render, overwrite=overwrite, progress=say,
+                                estimate=estimate, refine=refine)
     for note in result.notes:
         typer.echo(f"meshop: {note}", err=True)
     stages = ", ".join(f"{stage} {seconds:.2f}" for stage, seconds in result.timings.items())
@@ -170,6 +176,12 @@ def predict(
         typer.echo(f"wrote {result.picture}")
     for target, metric in result.metrics.items():
         typer.echo(f"  {target}: relative L2 {metric['relative_l2']:.4g}, max error {metric['max_error']:.4g}")
+    for target, found in result.estimate.items():
+        typer.echo(f"  {target}: estimated relative error {found.relative:.4g} (finite-element residual "
+                   f"{found.residual:.3g}, {found.seconds:.2f} s)")
+        message = warning(target, found) if refine is None else None
+        if message:
+            typer.echo(f"meshop: warning: {message}", err=True)
 
 
 def _predict_series(mesh: Path, model, out, device: str, render: bool, overwrite: bool, steps, dt) -> None:
@@ -345,6 +357,37 @@ def generate(
     if not sizes["val"] or not sizes["train"]:
         typer.echo(f"meshop: warning: `meshop train` needs at least one training and one validation sample; "
                    f"generate more (--n 3 or more) or change --split.", err=True)
+
+
+@app.command()
+def adapt(
+    mesh: Path = typer.Argument(..., help="2D triangle mesh carrying the field (vtu, vtk, msh, ...)."),
+    field: str = typer.Option(..., "--field", "-f", help="Point field whose fronts the nodes move to."),
+    out: Path = typer.Option(..., "--out", "-o", help="Moved mesh file (same cells, new points, fields re-sampled)."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="DMM checkpoint (default: the bundled one, if any)."),
+    method: Optional[str] = typer.Option(None, "--method", help="dmm or classical (default: dmm with a checkpoint, else classical)."),
+    picture: Optional[Path] = typer.Option(None, "--picture", help="Also write a PNG: original | moved mesh."),
+):
+    """Move the nodes of a 2D mesh towards a field's fronts (Monge-Ampere r-adaptation)."""
+    from .adaptation import adapt as run_adapt
+    from .io import read, write
+
+    with user_errors():
+        original = read(mesh)
+        result = run_adapt(original, field, model=model, method=method)
+        path = write(result.mesh, out)
+        if picture is not None:
+            from .viz import plot_adaptation
+
+            plot_adaptation(original, result.mesh, picture, field=field)
+    for note in result.notes:
+        typer.echo(f"meshop: {note}", err=True)
+    typer.echo(f"wrote {path} ({result.mesh.n_points} nodes moved by the {result.method} mover in "
+               f"{result.seconds:.2f} s)")
+    for line in result.quality.lines():
+        typer.echo(f"  {line}")
+    if picture is not None:
+        typer.echo(f"wrote {picture}")
 
 
 def describe(mesh) -> dict:

@@ -22,6 +22,8 @@ class Mesh:
             None or empty for a point cloud (so are ``vertex`` cells alone).
         point_data: field name -> ``(N,)`` or ``(N, c)`` array.
         cell_data: field name -> {cell type -> ``(M,)`` or ``(M, c)`` array}.
+        field_data: name -> 1D numeric array about the whole mesh (VTK field data), such as a
+            prediction's estimated relative error; written to ``.vtu`` files.
         boundary_mask: optional known ``(N,)`` boolean boundary of a point cloud, used instead
             of the estimate (a mesh's boundary always comes from its cells).
         source: the file this mesh was read from, used in error messages and by ``write`` to
@@ -32,7 +34,7 @@ class Mesh:
     """
 
     def __init__(self, points, cells=None, point_data=None, cell_data=None, *,
-                 boundary_mask=None, source: str | Path | None = None):
+                 boundary_mask=None, source: str | Path | None = None, field_data=None):
         self.source = Path(source) if source is not None else None
         where = f"{self.source}: " if self.source else ""
         points = np.asarray(points, dtype=np.float64)
@@ -53,6 +55,8 @@ class Mesh:
         for name, values in (point_data or {}).items():
             self.point_data[name] = _validate_field(name, values, len(points), where)
         self.cell_data = _validate_cell_data(cell_data or {}, self.cells, where)
+        self.field_data = {name: _validate_field_data(name, values, where)
+                           for name, values in (field_data or {}).items()}
         self._user_boundary = None
         if boundary_mask is not None:
             mask = np.asarray(boundary_mask, dtype=bool)
@@ -171,9 +175,19 @@ class Mesh:
         new = Mesh.__new__(Mesh)
         new.__dict__.update(self.__dict__)
         new.point_data = dict(self.point_data)
+        new.field_data = dict(self.field_data)
         where = f"{self.source}: " if self.source else ""
         for name, values in fields.items():
             new.point_data[name] = _validate_field(name, values, self.n_points, where)
+        return new
+
+    def with_field_data(self, **values) -> "Mesh":
+        """A new Mesh sharing this one's geometry and fields, with extra field data (name ->
+        number or 1D numeric array)."""
+        new = self.with_point_data()
+        where = f"{self.source}: " if self.source else ""
+        for name, value in values.items():
+            new.field_data[name] = _validate_field_data(name, value, where)
         return new
 
     def __repr__(self) -> str:
@@ -229,6 +243,14 @@ def _check_degenerate(points: np.ndarray, cell_type: str, conn: np.ndarray, wher
             f"{where}{int(degenerate.sum())} degenerate {cell_type} cell(s) with zero "
             f"{'area' if TOPOLOGICAL_DIM[cell_type] == 2 else 'volume'} (first: cell {first}, "
             f"nodes {conn[first].tolist()}).")
+
+
+def _validate_field_data(name: str, values, where: str) -> np.ndarray:
+    array = np.atleast_1d(np.asarray(values))
+    if array.ndim != 1 or not np.issubdtype(array.dtype, np.number):
+        raise MeshError(f"{where}field data '{name}' must be a number or a 1D numeric array, "
+                        f"got shape {array.shape} of {array.dtype}.")
+    return array
 
 
 def _validate_cell_data(cell_data: dict, cells: dict, where: str) -> dict:

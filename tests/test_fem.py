@@ -237,3 +237,15 @@ def test_darcy2d_on_random_domain():
     assert u.max() > 0 and u.min() > -1e-3 * u.max()
     with pytest.raises(ValueError, match="domain"):
         darcy2d_sample(np.random.default_rng(0), resolution=20, domain="circle")
+
+
+@pytest.mark.parametrize("coefficient", ["none", "nodal", "per cell"])
+def test_assembly_in_chunks_equals_assembly_at_once(coefficient):
+    m = MeshTet.init_tensor(*(np.linspace(0, 1, 6),) * 3)
+    rng = np.random.default_rng(0)
+    a = {"none": None, "nodal": 1 + rng.random(m.p.shape[1]), "per cell": 1 + rng.random(m.t.shape[1])}[coefficient]
+    f = rng.random(m.p.shape[1])
+    whole = assemble(m.p.T, m.t.T, f, a)
+    chunked = assemble(m.p.T, m.t.T, f, a, chunk=97)      # 640 cells in 7 chunks, the last partial
+    assert abs(whole[0] - chunked[0]).max() < 1e-13 * abs(whole[0]).max()
+    assert np.allclose(whole[1], chunked[1], rtol=1e-13, atol=0)

@@ -143,8 +143,9 @@ def test_bad_arguments_are_clear_errors(tmp_path):
 
 
 def test_registry_lists_fields_of_every_problem():
-    assert set(PROBLEMS) == {"poisson2d", "darcy2d", "heat3d", "heat3d-transient", "mpm2d", "mpm3d"}
+    assert set(PROBLEMS) == {"poisson2d", "darcy2d", "heat3d", "heat3d-transient", "mpm2d", "mpm3d", "burgers2d"}
     assert set(get_problem("mpm2d").inputs) == {"material"} and set(get_problem("mpm3d").targets) == {"velocity"}
+    assert set(get_problem("burgers2d").targets) == {"velocity"}
     assert set(get_problem("heat3d").inputs) == {"source", "boundary_temperature"}
     assert set(get_problem("heat3d").targets) == {"temperature"}
     assert set(get_problem("darcy2d").inputs) == {"permeability"}

@@ -11,7 +11,7 @@ import pytest
 from skfem import FacetBasis, LinearForm, MeshTet
 from skfem.helpers import dot
 
-from meshop import Mesh, MeshError
+from meshop import Mesh, MeshError, read_series, write_series
 from meshop.data.fem import l2_error, p1_basis, solve_poisson
 from meshop.data.fem_transient import HeatStepper, heat_matrices, simulate_heat
 from meshop.data.problems import get_problem
@@ -92,7 +92,7 @@ def space_error(n: int, boundary: str) -> float:
               "heat_transfer": k * np.tan(k / 2) * surface if boundary == "robin" else 0.0}
     t_end, steps = 1.5 / mu, 60
     traj = simulate_heat(mesh, np.zeros(mesh.n_points), t_end / steps, 1, inputs, stride=steps,
-                         length_scale=1.0)
+                         length_scale=1.0, solver="cg", tol=1e-9)
     assert traj.times[-1] == pytest.approx(t_end)
     return l2_error(mesh.points, mesh.cells["tetra"], traj.fields["temperature"][-1],
                     lambda x: profile(x) * (1.0 - np.exp(-mu * t_end)))
@@ -122,17 +122,34 @@ def heating_robin():
 
 @pytest.mark.parametrize("boundary", ["dirichlet", "robin"])
 def test_source_free_l2_norm_decays(boundary):
+    """Cooling without a source: ||T - T∞||_L2 falls at every frame, with BDF2 (the sample) and CN."""
     traj, info = sample(scenario="cooling", boundary=boundary)
+    cn = simulate_heat(traj.mesh, traj.fields["temperature"][0], info["dt"], traj.n_frames - 1,
+                       stride=info["stride"], scheme="cn")
     mass = heat_matrices(traj.mesh.points, traj.mesh.cells["tetra"])[0]
-    excess = traj.fields["temperature"] - info["ambient_temperature"]
-    norms = np.sqrt(np.einsum("tn,tn->t", excess, (mass @ excess.T).T))
-    assert np.all(np.diff(norms) < 0), norms
-    assert norms[-1] < 0.5 * norms[0]
+    for run in (traj, cn):
+        excess = run.fields["temperature"] - info["ambient_temperature"]
+        norms = np.sqrt(np.einsum("tn,tn->t", excess, (mass @ excess.T).T))
+        assert np.all(np.diff(norms) < 0), norms
+        assert norms[-1] < 0.5 * norms[0]
+
+
+@pytest.mark.parametrize("solver", ["cg", "amg"])
+def test_iterative_solvers_agree_with_the_factorization(solver):
+    mesh = unit_cube(7)
+    surface = mesh.boundary_mask.astype(float)
+    inputs = {"source": 1.0 + mesh.points[:, 0], "heat_transfer": 3.0 * surface, "ambient_temperature": 0.5}
+    runs = [simulate_heat(mesh, np.zeros(mesh.n_points), 0.01, 5, inputs, stride=2, solver=name, tol=1e-12)
+            for name in ("direct", solver)]
+    direct, iterative = (run.fields["temperature"] for run in runs)
+    assert np.abs(direct[-1] - 0.5).max() > 0.01
+    np.testing.assert_allclose(iterative, direct, rtol=0, atol=1e-9)
 
 
 def test_heat_balance_holds_every_step(heating_robin):
-    """BDF2 on Robin surfaces, step by step: the change of the heat content ∫T equals
-    d² (heat made - heat lost through the surface) exactly, and the frames are every stride-th step."""
+    """BDF2 on Robin surfaces, step by step (backward Euler where the source switches on): the
+    change of the heat content ∫T equals d² (heat made - heat lost through the surface) exactly,
+    and the frames are every stride-th step."""
     traj, info = heating_robin
     mesh, d, dt = traj.mesh, info["length_scale"], info["dt"]
     steps = simulate_heat(mesh, traj.fields["temperature"][0], dt, info["stride"] * (traj.n_frames - 1),
@@ -144,6 +161,9 @@ def test_heat_balance_holds_every_step(heating_robin):
     made = mass.sum(axis=0).A1 @ mesh.point_data["source"] * (steps.times > info["t_on"])
     lost = robin.sum(axis=0).A1 @ (T - info["ambient_temperature"]).T
     rate = (1.5 * content[2:] - 2.0 * content[1:-1] + 0.5 * content[:-2]) / dt
+    switch = int(round(info["t_on"] / dt))                     # a backward-Euler step there
+    assert switch > 0
+    rate[switch - 1] = (content[switch + 1] - content[switch]) / dt
     balance = d * d * (made[2:] - lost[2:])
     np.testing.assert_allclose(rate, balance, rtol=0, atol=1e-9 * np.abs(balance).max())
     assert np.abs(balance).max() > 0
@@ -160,7 +180,7 @@ def test_long_time_limit_is_the_steady_solution():
     assert np.abs(steady - info["ambient_temperature"]).max() > 0.1
 
 
-def test_sample_is_deterministic_and_reproduced_by_simulate_heat(heating_robin):
+def test_sample_is_deterministic_and_reproduced_by_simulate_heat(heating_robin, tmp_path):
     traj, info = heating_robin
     again, info_again = sample(scenario="heating", boundary="robin")
     assert info == info_again and traj.metadata == again.metadata
@@ -168,9 +188,13 @@ def test_sample_is_deterministic_and_reproduced_by_simulate_heat(heating_robin):
     for name in traj.fields:
         np.testing.assert_array_equal(traj.fields[name], again.fields[name])
     json.dumps([info, traj.metadata], allow_nan=False)
-    replay = simulate_heat(traj.mesh, traj.fields["temperature"][0], info["dt"], traj.n_frames - 1,
+    stored = read_series(write_series(traj, tmp_path / "sample.pvd"))
+    assert stored.metadata == traj.metadata and set(stored.mesh.point_data) == set(traj.mesh.point_data)
+    np.testing.assert_array_equal(stored.fields["temperature"], traj.fields["temperature"])
+    replay = simulate_heat(traj.frame(0), traj.fields["temperature"][0], info["dt"], traj.n_frames - 1,
                            stride=info["stride"], t_on=info["t_on"])
     np.testing.assert_array_equal(replay.fields["temperature"], traj.fields["temperature"])
+    assert set(replay.mesh.point_data) == set(traj.mesh.point_data)
 
 
 def test_source_switches_on_at_t_on(heating_robin):
@@ -198,3 +222,19 @@ def test_bad_input_is_one_clear_error():
         simulate_heat(mesh, np.zeros(mesh.n_points), 0.1, 2, {"source": np.ones(3)})
     with pytest.raises(MeshError, match="tetrahedral mesh"):
         simulate_heat(Mesh(mesh.points), np.zeros(mesh.n_points), 0.1, 2)
+
+
+def test_second_order_in_time_across_the_switch_on():
+    """BDF2 restarts with a backward-Euler step where the source switches on, so the error
+    (against 16x finer steps) still falls 4x per halving."""
+    mesh = unit_cube(6)
+    inputs = {"source": 3 * PI ** 2 * np.prod(np.sin(PI * mesh.points), axis=1), "dirichlet_mask": mesh.boundary_mask * 1.0}
+
+    def final(stride):
+        return simulate_heat(mesh, np.zeros(mesh.n_points), 0.005 / stride, 10, inputs, stride=stride, t_on=0.025,
+                             length_scale=1.0).fields["temperature"][-1]
+
+    reference = final(32)
+    errors = [np.abs(final(stride) - reference).max() for stride in (1, 2, 4)]
+    orders = observed_orders(errors)
+    assert np.all(np.abs(orders - 2.0) < 0.2), (errors, orders)

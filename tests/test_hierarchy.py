@@ -63,7 +63,7 @@ def test_fps_never_repeats_coincident_points():
     (lambda: voxel_sampling(np.zeros((5, 2)), 0.0), "voxel_size .* got 0.0"),
     (lambda: hierarchy(np.zeros((5, 2)), 0), "levels .* got 0"),
     (lambda: hierarchy(np.zeros((5, 2)), 2, ratio=1.0), "ratio .* got 1.0"),
-    (lambda: hierarchy(np.zeros((5, 2)), 2, method="grid"), "'fps' or 'voxel'; got 'grid'"),
+    (lambda: hierarchy(np.zeros((5, 2)), 2, method="grid"), "'bucket-fps' or 'voxel'; got 'grid'"),
     (lambda: hierarchy(np.zeros((5, 2)), 2, radius=1.0, k=3), "at most one of radius and k"),
     (lambda: hierarchy(np.zeros((5, 2)), 2, coarse_nodes=0), "coarse_nodes .* got 0"),
 ])

@@ -3,7 +3,8 @@
     python viz/gallery.py [--out docs/images]
 
 Pictures: the bundled dataset samples (datasets/samples/*), the sample part
-(examples/parts/bracket.vtu), the default model's truth | prediction | error on it, K-D-tree decompositions
+(examples/parts/bracket.vtu), the default model's truth | prediction | error on it, its true
+and estimated error on a sphere, K-D-tree decompositions
 (2D and the 3D part), a multi-scale hierarchy, a training loss curve, and the HTML page as
 headless Chromium draws it (when chromium is installed).
 """
@@ -25,6 +26,7 @@ from meshop.geometry.hierarchy import hierarchy
 from meshop.geometry.kdtree import decompose
 from meshop.viz import export_html, plot_loss_curve, render, render_comparison
 from meshop.viz.geometry_plots import categorical_colours, plot_decomposition, plot_hierarchy
+from meshop.viz.pictures import _save
 from meshop.viz.scene import fit_camera, new_plotter, to_pyvista
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,6 +61,39 @@ def comparison(out: Path) -> None:
     truth = uniform_heating(part)
     result = Predictor().predict(part.with_point_data(temperature=truth))
     render_comparison(result.mesh, "temperature", out / "compare_bracket.png", window_size=(1500, 520))
+
+
+def estimate(out: Path) -> None:
+    """The default model's error on a sphere (q = 1, cold surface): true error | its estimate."""
+    from meshop.data.problems.heat3d import uniform_heating
+    from meshop.meshing import gmsh_session, mesh_arrays
+    from meshop.prediction import Predictor
+    from meshop.viz.scene import DIVERGING_CMAP, FieldStyle, add_field, kind_of
+
+    with gmsh_session("sphere") as gmsh:
+        gmsh.model.occ.addSphere(0, 0, 0, 0.3)
+        gmsh.model.occ.synchronize()
+        gmsh.option.setNumber("Mesh.MeshSizeMax", 0.6 / 28)
+        gmsh.model.mesh.generate(3)
+        points, tets = mesh_arrays(gmsh, 3)
+    sphere = meshop.Mesh(points, {"tetra": tets})
+    result = Predictor().predict(sphere.with_point_data(temperature=uniform_heating(sphere)))
+    true, found = result.mesh.point_data["temperature_error"], result.estimate["temperature"]
+    bound = float(np.abs(np.concatenate([true, found.error])).max())
+    panels = [(f"true error: prediction - FEM ({result.metrics['temperature']['relative_l2']:.1%})", true),
+              (f"estimated error ({found.relative:.1%}, from the FEM residual)", found.error)]
+    grid = to_pyvista(sphere)
+    plotter = new_plotter((1200, 560), shape=(1, 2))
+    for column, (heading, values) in enumerate(panels):
+        plotter.subplot(0, column)
+        panel = grid.copy(deep=False)
+        panel.point_data["error (K)"] = values
+        add_field(plotter, panel, kind_of(sphere), "error (K)", FieldStyle("error (K)", (-bound, bound), DIVERGING_CMAP),
+                  n_panels=2)
+        plotter.add_text(heading, position="upper_edge", font_size=11, color="black")
+        fit_camera(plotter, 3, grid.points)
+    plotter.link_views()
+    _save(plotter, "volume", out / "estimate_sphere.png")
 
 
 def kdtree_2d(out: Path) -> None:
@@ -144,7 +179,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images")
     out = parser.parse_args().out
     out.mkdir(parents=True, exist_ok=True)
-    for step in (samples, bracket, comparison, kdtree_2d, kdtree_bracket, multiscale, loss_curve, html_page):
+    for step in (samples, bracket, comparison, estimate, kdtree_2d, kdtree_bracket, multiscale, loss_curve, html_page):
         print(f"{step.__name__}: {step.__doc__.splitlines()[0]}")
         step(out)
     for image in sorted(out.glob("*.png")):

@@ -22,6 +22,8 @@ from skfem.helpers import dot, grad
 from ..errors import MeshError
 
 SOLVERS = ("direct", "cg", "amg")
+#: cells assembled at a time (see :func:`assemble`)
+CHUNK_CELLS = 2 ** 18
 
 
 @dataclass
@@ -47,8 +49,15 @@ def _diffusion(u, v, w):
 
 
 @BilinearForm
-def _mass(u, v, _):
+def mass_form(u, v, _):
+    """∫ u v (the mass matrix)."""
     return u * v
+
+
+@BilinearForm
+def laplace_form(u, v, _):
+    """∫ ∇u·∇v (the stiffness matrix of -Δ)."""
+    return dot(grad(u), grad(v))
 
 
 def p1_basis(points: np.ndarray, cells: np.ndarray, intorder: int | None = None) -> Basis:
@@ -57,6 +66,12 @@ def p1_basis(points: np.ndarray, cells: np.ndarray, intorder: int | None = None)
     Raises:
         MeshError: wrong shapes, out-of-range ids, or points that belong to no cell.
     """
+    mesh, element = _p1_mesh(points, cells)
+    return Basis(mesh, element, intorder=intorder)
+
+
+def _p1_mesh(points: np.ndarray, cells: np.ndarray):
+    """The validated scikit-fem mesh and P1 element of ``points``, ``cells``."""
     points = np.asarray(points, dtype=np.float64)
     cells = np.asarray(cells)
     if points.ndim != 2 or points.shape[1] not in (2, 3):
@@ -74,18 +89,19 @@ def p1_basis(points: np.ndarray, cells: np.ndarray, intorder: int | None = None)
                         "before solving (their value would be undetermined).")
     mesh_type, element = (MeshTri, ElementTriP1) if dim == 2 else (MeshTet, ElementTetP1)
     mesh = mesh_type(np.ascontiguousarray(points.T), np.ascontiguousarray(cells.T.astype(np.int32)))
-    return Basis(mesh, element(), intorder=intorder)
+    return mesh, element()
 
 
 def _coefficient_field(basis: Basis, coefficient) -> np.ndarray | float:
-    """Nodal (N,) -> interpolated P1 field; per-cell (M,) or (M, 1) -> constant per cell."""
+    """Nodal (N,) -> interpolated P1 field; per-cell (M,) or (M, 1) -> constant per cell; the
+    cells of a basis on some cells only (a chunk) take a ``(cells of the chunk, 1)`` array."""
     if coefficient is None:
         return 1.0
     a = np.asarray(coefficient, dtype=np.float64)
     n_points, n_cells = basis.N, basis.mesh.t.shape[1]
     n_quad = basis.X.shape[1]
-    if a.shape == (n_cells, 1) or (a.shape == (n_cells,) and n_cells != n_points):
-        return np.repeat(a.reshape(n_cells, 1), n_quad, axis=1)
+    if a.shape == (basis.nelems, 1) or (a.shape == (n_cells,) and n_cells != n_points):
+        return np.repeat(a.reshape(-1, 1), n_quad, axis=1)
     if a.shape == (n_points,) and n_cells != n_points:
         return a
     if a.shape == (n_points,):
@@ -96,7 +112,7 @@ def _coefficient_field(basis: Basis, coefficient) -> np.ndarray | float:
 
 
 def assemble(points: np.ndarray, cells: np.ndarray, source: np.ndarray,
-             coefficient: np.ndarray | None = None) -> tuple[sp.csr_matrix, np.ndarray]:
+             coefficient: np.ndarray | None = None, chunk: int = CHUNK_CELLS) -> tuple[sp.csr_matrix, np.ndarray]:
     """Stiffness matrix and load vector of -div(a grad u) = f, before boundary conditions.
 
     Args:
@@ -104,15 +120,41 @@ def assemble(points: np.ndarray, cells: np.ndarray, source: np.ndarray,
         cells: ``(M, d + 1)`` triangles or tetrahedra.
         source: ``(N,)`` nodal f, interpolated as a P1 field (the load is the P1 mass matrix times f).
         coefficient: None (a = 1), ``(N,)`` nodal (P1-interpolated) or ``(M,)`` per-cell a.
+        chunk: cells assembled at a time; bounds the memory of the quadrature data (about
+            1 kB a tetrahedron) on big meshes.
 
     Returns:
         ``(A, b)``: ``(N, N)`` CSR stiffness matrix and ``(N,)`` load vector.
     """
-    basis = p1_basis(points, cells)
+    mesh, element = _p1_mesh(points, cells)
     source = np.asarray(source, dtype=np.float64)
-    if source.shape != (basis.N,):
-        raise MeshError(f"source has shape {source.shape}; expected ({basis.N},) nodal values.")
+    if source.shape != (len(points),):
+        raise MeshError(f"source has shape {source.shape}; expected ({len(points)},) nodal values.")
+    n_cells = len(cells)
+    if n_cells <= chunk:
+        return _assemble_cells(Basis(mesh, element), source, coefficient)
+    first = Basis(mesh, element, elements=np.arange(chunk))
+    stiffness, load = _assemble_cells(first, source, _cell_rows(coefficient, 0, chunk, n_cells))
+    for start in range(chunk, n_cells, chunk):
+        stop = min(start + chunk, n_cells)
+        basis = Basis(mesh, element, mapping=first.mapping, dofs=first.dofs, elements=np.arange(start, stop))
+        part = _assemble_cells(basis, source, _cell_rows(coefficient, start, stop, n_cells))
+        stiffness, load = stiffness + part[0], load + part[1]
+    return stiffness.tocsr(), load
+
+
+def _assemble_cells(basis: Basis, source: np.ndarray, coefficient) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Stiffness and load of the cells of ``basis`` (a per-cell coefficient given for those only)."""
     return stiffness_matrix(basis, coefficient), mass_matrix(basis) @ source
+
+
+def _cell_rows(coefficient, start: int, stop: int, n_cells: int):
+    """A per-cell coefficient's rows ``start:stop``; a nodal one (or None) as it is."""
+    if coefficient is None:
+        return None
+    a = np.asarray(coefficient)
+    per_cell = a.shape == (n_cells, 1) or (a.ndim == 1 and len(a) == n_cells)
+    return a.reshape(-1, 1)[start:stop] if per_cell else a
 
 
 def stiffness_matrix(basis: Basis, coefficient: np.ndarray | None = None) -> sp.csr_matrix:
@@ -122,7 +164,7 @@ def stiffness_matrix(basis: Basis, coefficient: np.ndarray | None = None) -> sp.
 
 def mass_matrix(basis: Basis) -> sp.csr_matrix:
     """``(N, N)`` P1 mass matrix ``∫ φ_j φ_i`` (consistent, not lumped)."""
-    return _mass.assemble(basis).tocsr()
+    return mass_form.assemble(basis).tocsr()
 
 
 def reduce_dirichlet(stiffness: sp.csr_matrix, load: np.ndarray, dirichlet_nodes: np.ndarray,

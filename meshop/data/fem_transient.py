@@ -13,10 +13,12 @@ boundary mass ``∫_∂Ω β φ_j φ_i ds`` (scikit-fem ``FacetBasis`` on the bo
 source switches on after ``t_on``: on(τ) = 1 for τ > t_on, else 0.
 
 Time schemes (:data:`SCHEMES`): ``bdf2`` (default; L-stable, so a sudden quench or switch-on
-leaves no ringing; started by one backward-Euler step, which keeps second order) and ``cn``
+leaves no ringing; started, and restarted where the source switches on, by one backward-Euler
+step, which keeps second order) and ``cn``
 (Crank–Nicolson, source at the step's midpoint). Dirichlet values are imposed on each step's
-system by condensation, so they may vary in time. Each step matrix is factorized once (SuperLU)
-or given one smoothed-aggregation multigrid hierarchy (pyamg, for CG) and reused for every step.
+system by condensation, so they may vary in time. Each step matrix is factorized once (SuperLU),
+or gets its CG preconditioner once (the diagonal, or a pyamg smoothed-aggregation hierarchy),
+and is reused for every step; ``benchmarks/heat_fem_step.py`` measures the three.
 ``tests/test_heat_transient.py`` measures order 2 in time and in space on manufactured solutions.
 """
 
@@ -37,9 +39,11 @@ from ..trajectory import Trajectory
 from .fem import mass_matrix, p1_basis, stiffness_matrix
 
 SCHEMES = ("bdf2", "cn")
-SOLVERS = ("direct", "amg")
+SOLVERS = ("direct", "cg", "amg")
 #: the per-node constant inputs :class:`HeatSimulation` reads, with their value when absent
 INPUTS = {"source": 0.0, "heat_transfer": 0.0, "ambient_temperature": 0.0, "dirichlet_mask": 0.0}
+#: the fields a run produces per frame (dropped from the constant point fields of its mesh)
+EVOLVING = ("temperature", "source_on")
 
 
 @BilinearForm
@@ -74,13 +78,16 @@ def heat_matrices(points: np.ndarray, tets: np.ndarray, heat_transfer: np.ndarra
 
 def _linear_solver(matrix: sp.csr_matrix, solver: str, tol: float
                    ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """``solve(rhs, guess) -> x`` for the SPD ``matrix``: a SuperLU factorization, or CG
-    preconditioned by one smoothed-aggregation hierarchy and started from ``guess``."""
+    """``solve(rhs, guess) -> x`` for the SPD ``matrix``: a SuperLU factorization ("direct"), or
+    CG started from ``guess`` and preconditioned by the diagonal ("cg": the step matrices of small
+    steps are mass-dominated, so well conditioned) or one smoothed-aggregation hierarchy ("amg")."""
     if solver == "direct":
         lu = spla.splu(matrix.tocsc())
         return lambda rhs, guess: lu.solve(rhs)
-    hierarchy = pyamg.smoothed_aggregation_solver(matrix, symmetry="symmetric")
-    preconditioner = hierarchy.aspreconditioner(cycle="V")
+    if solver == "cg":
+        preconditioner = sp.diags(1.0 / matrix.diagonal())
+    else:
+        preconditioner = pyamg.smoothed_aggregation_solver(matrix, symmetry="symmetric").aspreconditioner(cycle="V")
 
     def solve(rhs, guess):
         x, info = spla.cg(matrix, rhs, x0=guess, rtol=tol, atol=0.0, maxiter=500, M=preconditioner)
@@ -133,12 +140,15 @@ class HeatStepper:
 
     def run(self, initial: np.ndarray, steps: int, load: Callable[[float], np.ndarray],
             fixed_values: Callable[[float], np.ndarray] | np.ndarray = (), t0: float = 0.0,
-            stride: int = 1) -> np.ndarray:
+            stride: int = 1, jumps: tuple[float, ...] = ()) -> np.ndarray:
         """``steps`` frames after ``initial``, one every ``stride`` solver steps: ``(steps + 1, N)``.
 
         ``load(t)`` is F at time t (read at the step's end for BDF2, its midpoint for CN);
-        ``fixed_values`` are the values on the fixed nodes, constant or a function of t.
+        ``fixed_values`` are the values on the fixed nodes, constant or a function of t. BDF2
+        restarts with a backward-Euler step at the step times in ``jumps`` (where the load jumps),
+        which keeps it second order across the jump.
         """
+        restarts = {int(round((t - t0) / self.dt)) for t in jumps if np.isfinite(t)}
         values = fixed_values if callable(fixed_values) else (lambda t, g=np.asarray(fixed_values, float): g)
         dt, current = self.dt, np.asarray(initial, dtype=np.float64).copy()
         previous, frames = None, [current.copy()]
@@ -148,11 +158,12 @@ class HeatStepper:
             if self.scheme == "cn":
                 rhs = self.mass @ current - (0.5 * dt) * (self.operator @ current) + dt * load(t_next - 0.5 * dt)
                 key = "cn"
-            elif previous is None:
+            elif previous is None or n in restarts:
                 rhs, key = self.mass @ current + dt * load(t_next), "be"
             else:
                 rhs, key = self.mass @ (2.0 * current - 0.5 * previous) + dt * load(t_next), "bdf2"
-            previous, current = current, self._step(key, rhs, values(t_next), current)
+            guess = current if previous is None else 2.0 * current - previous      # for CG
+            previous, current = current, self._step(key, rhs, values(t_next), guess)
             if (n + 1) % stride == 0:
                 frames.append(current.copy())
         self.step_seconds = (time.perf_counter() - start) / max(steps * stride, 1)
@@ -171,7 +182,10 @@ class HeatSimulation:
             ``dirichlet_mask`` 1 on nodes held at T∞); default: the mesh's point fields, and
             :data:`INPUTS`' values for those it lacks.
         length_scale: d in metres; default the mesh's inradius (largest distance to its boundary).
-        scheme, solver, tol: see :data:`SCHEMES`, :data:`SOLVERS`; ``tol`` is CG's relative tolerance.
+        scheme: "bdf2" or "cn" (module docstring).
+        solver: "direct" (SuperLU, factorized once), "cg" (diagonal-preconditioned CG, fastest
+            per step at 10k nodes and beyond) or "amg" (CG with a pyamg preconditioner).
+        tol: CG's relative residual tolerance.
     """
 
     def __init__(self, mesh: Mesh, dt: float, inputs: dict | None = None, length_scale: float | None = None,
@@ -202,8 +216,8 @@ class HeatSimulation:
 
     def run(self, initial: np.ndarray, steps: int, stride: int = 1, t_on: float = 0.0,
             t0: float = 0.0) -> Trajectory:
-        """``steps`` frames after ``initial`` (``(N,)`` K at time ``t0``), ``stride`` solver steps
-        apart; the source is on for t > ``t_on`` (``inf``: never).
+        """``steps`` frames after ``initial`` (``(N,)`` K at time ``t0``; nodes held at T∞ start at
+        T∞), ``stride`` solver steps apart; the source is on for t > ``t_on`` (``inf``: never).
 
         Returns a :class:`~meshop.Trajectory`: the mesh with the inputs as point fields, fields
         ``temperature`` and ``source_on`` ``(steps + 1, N)`` (the fraction of the interval after
@@ -221,15 +235,18 @@ class HeatSimulation:
         def load(t):
             return self._ambient_load + self._source_load if t > t_on else self._ambient_load
 
+        on_step = (t_on - t0) / self.dt
+        jumps = (t_on,) if np.isfinite(on_step) and abs(on_step - round(on_step)) < 1e-9 else ()
         temperature = self.stepper.run(initial, int(steps), load, self.inputs["ambient_temperature"][self.fixed],
-                                       t0=t0, stride=int(stride))
+                                       t0=t0, stride=int(stride), jumps=jumps)
         spacing = self.dt * int(stride)
         times = t0 + spacing * np.arange(int(steps) + 1)
         on = np.clip((times + spacing - t_on) / spacing, 0.0, 1.0)
         metadata = {"dt": self.dt, "stride": int(stride), "state": ["temperature"], "inputs": list(INPUTS),
                     "time_varying_inputs": ["source_on"], "scheme": self.scheme, "t_on": float(t_on),
                     "length_scale": self.length_scale}
-        return Trajectory(self.mesh.with_point_data(**self.inputs), times,
+        constant = {name: values for name, values in self.mesh.point_data.items() if name not in EVOLVING}
+        return Trajectory(Mesh(self.mesh.points, self.mesh.cells, {**constant, **self.inputs}), times,
                           {"temperature": temperature, "source_on": np.repeat(on[:, None], self.mesh.n_points, axis=1)},
                           metadata=metadata)
 

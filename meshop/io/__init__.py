@@ -139,6 +139,9 @@ def _check_writable(mesh: Mesh, path: Path, ext: str) -> None:
     if ext in _POINT_FORMATS and kept:
         warnings.warn(f"{path}: {ext} holds points only; the cells ({', '.join(kept)}) are not "
                       "written.", stacklevel=3)
+    if mesh.field_data and ext != ".vtu":
+        warnings.warn(f"{path}: field data ({', '.join(mesh.field_data)}) is written to .vtu files only; "
+                      "not written.", stacklevel=3)
     dropped = _unstorable_fields(mesh, ext)
     if dropped:
         warnings.warn(f"{path}: {ext} cannot store point field(s) {', '.join(dropped)}; not "

@@ -125,8 +125,21 @@ def to_meshio(mesh, cell_types=None) -> meshio.Mesh:
 
 def write(mesh, path: Path, ext: str) -> None:
     file_format, options, holds, _ = WRITE_FORMATS[ext]
+    if ext == ".vtu" and mesh.field_data:
+        _write_vtu_with_field_data(mesh, path)
+        return
     with _quiet():
         meshio.write(path, to_meshio(mesh, holds), file_format=file_format, **options)
+
+
+def _write_vtu_with_field_data(mesh, path: Path) -> None:
+    """meshio's VTU writer drops field data (its reader keeps it); PyVista writes it."""
+    import pyvista as pv
+
+    grid = pv.from_meshio(to_meshio(mesh))
+    for name, values in mesh.field_data.items():
+        grid.field_data[name] = values
+    grid.save(path, binary=True)
 
 
 def _quiet():

@@ -74,5 +74,6 @@ register("mgno", "mgno:MGNO")
 register("beno", "beno:BENO")
 register("amg", "amg:AMG")
 register("stepper", "stepper:TimeStepper")
+register("dmm", "dmm:DMM")
 
 __all__ = ["NeuralOperator", "available", "defaults", "get", "model_class", "register"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 
 import torch
@@ -38,10 +39,13 @@ class Edges:
         self.chunk = None if torch.is_grad_enabled() or index.shape[1] <= chunk else chunk
         # a fixed degree implies target-sorted edges: then the sortedness pass is not needed
         self.fixed_degree = _fixed_degree(index[1], n_targets) if self.chunk is not None else 0
+        #: targets in order (always when chunked): sums are CSR segment sums, not scatters
+        self.sorted = bool(self.fixed_degree) or not bool((index[1, 1:] < index[1, :-1]).any())
         if self.fixed_degree:                                           # chunks of whole targets
             self.chunk = max(self.fixed_degree, self.chunk // self.fixed_degree * self.fixed_degree)
-        elif self.chunk is not None and bool((index[1, 1:] < index[1, :-1]).any()):
+        elif self.chunk is not None and not self.sorted:
             index = index[:, torch.argsort(index[1], stable=True)]     # chunks cover target ranges
+            self.sorted = True
         self.index, self.n_targets = index, n_targets
         self._embed = embed
         self._cached: list[torch.Tensor] | None = None
@@ -83,18 +87,49 @@ class Edges:
             yield index, slice(int(index[1, 0]), int(index[1, -1]) + 1)
 
 
-def kernel_mean(edges: Edges, propagate) -> torch.Tensor:
-    """``(n_targets, width)``: the mean over each target's in-edges of the messages that
-    ``propagate(index, embedding, n_targets, fixed_degree)`` sums (a PyG ``propagate`` with
-    ``aggr="sum"``; ``fixed_degree`` lets it sum ``k`` consecutive messages per target without a
-    scatter), accumulated chunk by chunk over :meth:`Edges.chunks` into the chunk's range of targets."""
+def kernel_mean(edges: Edges, messages) -> torch.Tensor:
+    """``(n_targets, width)``: the mean over each target's in-edges of ``messages(index,
+    embedding) -> (e, width)``, summed chunk by chunk over :meth:`Edges.chunks` into the chunk's
+    range of targets: ``k`` consecutive messages per target by a reshape (fixed degree),
+    target-sorted ones by a CSR segment sum, others by ``index_add_``."""
     total = None
     for index, embedding, targets in edges.chunks():
-        part = propagate(index, embedding, targets.stop - targets.start, edges.fixed_degree)  # (targets, width)
+        part = messages(index, embedding)                               # (e, width)
+        n_targets = targets.stop - targets.start
+        if edges.fixed_degree:
+            part = part.view(n_targets, edges.fixed_degree, -1).sum(dim=1)
+        elif edges.sorted:
+            part = _SortedSegmentSum.apply(part, index[1], n_targets)
+        else:
+            part = part.new_zeros(n_targets, part.shape[1]).index_add_(0, index[1], part)
         if total is None:
             total = part.new_zeros(edges.n_targets, part.shape[1])
         total[targets] += part
     return total / edges.fixed_degree if edges.fixed_degree else total / edges.degree
+
+
+class _SortedSegmentSum(torch.autograd.Function):
+    """``(n, c)`` sums of the rows of ``values (e, c)`` that share a target, for target-sorted
+    ``target (e,)``: a CSR sparse-dense product (3x faster than ``index_add_`` on CPU, the same
+    order of additions), whose backward is a gather. Hand-written: no PyTorch op is both."""
+
+    @staticmethod
+    def forward(ctx, values: torch.Tensor, target: torch.Tensor, n: int) -> torch.Tensor:
+        ctx.save_for_backward(target)
+        count = torch.bincount(target, minlength=n)
+        offsets = torch.zeros(n + 1, dtype=torch.int64, device=values.device)
+        torch.cumsum(count, 0, out=offsets[1:])
+        columns = torch.arange(len(target), device=values.device)
+        with warnings.catch_warnings():                                 # "CSR support is in beta"
+            warnings.simplefilter("ignore", UserWarning)
+            rows = torch.sparse_csr_tensor(offsets, columns, values.new_ones(len(target)),
+                                           size=(n, len(target)))
+        return rows @ values
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (target,) = ctx.saved_tensors
+        return grad.index_select(0, target), None, None
 
 
 def _fixed_degree(target: torch.Tensor, n_targets: int) -> int:

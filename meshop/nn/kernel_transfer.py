@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch_geometric.nn import MessagePassing
 
 from .edges import Edges, kernel_mean
 
 
-class KernelTransfer(MessagePassing):
+class KernelTransfer(nn.Module):
     r"""Moves a hidden state between two node sets (e.g. a fine and a coarse level) by a kernel
     integral over bipartite edges :math:`j \to i`, :math:`j` in the source set, :math:`i` in the
     target set:
@@ -32,7 +31,7 @@ class KernelTransfer(MessagePassing):
     """
 
     def __init__(self, width: int, hidden: int, linear: bool = False):
-        super().__init__(aggr="sum")                   # divided by the in-degree in kernel_mean
+        super().__init__()
         self.linear = linear
         self.kernel = nn.Linear(hidden, width)
         self.value = nn.Linear(width, width, bias=False)
@@ -40,22 +39,16 @@ class KernelTransfer(MessagePassing):
 
     def forward(self, source: torch.Tensor, target: torch.Tensor, edges: Edges) -> torch.Tensor:
         value = self.value(source)
-        integral = kernel_mean(edges, lambda index, embedding, n_targets, degree: self.propagate(
-            index, u=value, edge_embedding=embedding, size=(len(value), n_targets),
-            fixed_degree=degree))                                       # (N_t, width)
-        return self.update_node(target, integral)
+        integral = kernel_mean(edges, lambda index, embedding: self.messages(value, index, embedding))
+        return self.update_node(target, integral)                       # (N_t, width)
 
-    def message(self, u_j: torch.Tensor, edge_embedding: torch.Tensor) -> torch.Tensor:
-        kernel = self.kernel(edge_embedding)                            # (E, width)
+    def messages(self, value: torch.Tensor, index: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
+        """``(e, width)`` messages :math:`\\kappa(h_{ij}) \\odot V u(x_j)` of the edges ``index``."""
+        kernel = self.kernel(embedding)                                 # (e, width)
+        source_values = value.index_select(0, index[0])
         # without autograd the kernel is not kept for a backward pass: multiply in place, one
-        # (E, width) buffer fewer on the hot path of inference
-        return kernel * u_j if torch.is_grad_enabled() else kernel.mul_(u_j)
-
-    def aggregate(self, inputs: torch.Tensor, index: torch.Tensor, ptr: torch.Tensor | None = None,
-                  dim_size: int | None = None, fixed_degree: int = 0) -> torch.Tensor:
-        if fixed_degree:          # k consecutive messages per target: a reshape, not a scatter
-            return inputs.view(-1, fixed_degree, inputs.shape[1]).sum(dim=1)   # (N_t, width)
-        return super().aggregate(inputs, index, ptr, dim_size)
+        # (e, width) buffer fewer on the hot path of inference
+        return kernel * source_values if torch.is_grad_enabled() else kernel.mul_(source_values)
 
     def update_node(self, v: torch.Tensor, integral: torch.Tensor) -> torch.Tensor:
         update = self.self_weight(v) + integral

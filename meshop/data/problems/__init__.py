@@ -121,6 +121,10 @@ PROBLEMS: dict[str, Problem] = {p.name: p for p in [
     Problem("mpm3d", "MLS-MPM particle trajectories: jelly, water, sand, plasticine mechanical parts "
             "and balls falling in a 3D box", "target number of particles (default 8192)",
             "meshop.data.problems.mpm", "mpm3d_sample"),
+    Problem("burgers2d", "viscous vector Burgers u_t + (u·∇)u = νΔu (time series) on random planar "
+            "domains with holes or the unit square, u0 a Gaussian random field",
+            "target number of mesh nodes (default 2000)",
+            "meshop.data.problems.burgers2d", "burgers2d_sample"),
 ]}
 
 

@@ -1,0 +1,150 @@
+"""`meshop.adapt`: move the nodes of a 2D triangle mesh towards a field's fronts (r-adaptation).
+
+(The module is ``meshop.adaptation``, so that importing it never hides the function.)
+
+>>> moved = meshop.adapt(meshop.read("plate.vtu"), "u")     # -> Adaptation
+>>> moved.mesh, moved.quality.min_angle, moved.notes
+
+Two movers equidistribute the same monitor ``m = 1 + |∇u| / (β mean|∇u|)``: ``"dmm"``, the
+data-free neural mesh mover (one forward pass; a checkpoint of :class:`~meshop.models.dmm.DMM`),
+and ``"classical"``, the Monge–Ampère relaxation of :mod:`meshop.geometry.monge_ampere`. Both
+keep boundary nodes on their boundary curves, corners fixed, and return a valid mesh.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import MeshError
+from .geometry.monitor import BETA, P1Locator
+from .geometry.moving import MeshQuality
+from .mesh import Mesh
+
+#: the bundled DMM checkpoint, used by default when it exists
+BUNDLED_DMM = Path(__file__).parent / "assets" / "models" / "dmm.safetensors"
+METHODS = ("dmm", "classical")
+
+
+@dataclass
+class Adaptation:
+    """A moved mesh and how it was made.
+
+    Attributes:
+        mesh: the moved mesh: same cells, new points; every point field is re-sampled (P1) at the
+            new positions and ``displacement`` ``(N, 2)`` is added.
+        quality: inverted cells (always 0), min angle, min-angle histogram, back-offs.
+        method: ``"dmm"`` or ``"classical"``; seconds: wall time of the move itself.
+        notes: what the user should know (defaults taken, back-offs).
+    """
+
+    mesh: Mesh
+    quality: MeshQuality
+    method: str
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+
+def adapt(mesh: Mesh | str | Path, field: str | np.ndarray, model=None, method: str | None = None,
+          beta: float = BETA) -> Adaptation:
+    """Move the nodes of a 2D triangle mesh to resolve ``field``.
+
+    Args:
+        mesh: a :class:`Mesh` or a path to one.
+        field: name of a point field of the mesh, or nodal values ``(N,)`` / ``(N, c)``.
+        model: a DMM checkpoint path or a :class:`~meshop.models.dmm.DMM`; implies ``"dmm"``.
+        method: ``"dmm"`` or ``"classical"``; default: ``"dmm"`` with the bundled checkpoint when
+            there is one, else ``"classical"`` (said in ``notes``).
+        beta: monitor parameter β of the classical mover (a DMM uses the β it was trained with).
+
+    Raises:
+        MeshError: not a 2D triangle mesh, unknown field or method, unreadable checkpoint.
+    """
+    from .io import read
+
+    mesh = read(mesh) if isinstance(mesh, (str, Path)) else mesh
+    points, triangles, values = _inputs(mesh, field)
+    method, model, notes = _choose(method, model)
+    start = time.perf_counter()
+    if method == "classical":
+        from .geometry.monge_ampere import monge_ampere_move
+
+        result = monge_ampere_move(points, triangles, values, beta=beta)
+        moved, quality = result.points, result.quality
+        notes.append(f"classical Monge-Ampere mover: {result.iterations} relaxation steps, residual "
+                     f"{result.residuals[0]:.3g} -> {result.residuals[-1]:.3g}")
+    else:
+        from .models.dmm import prepare
+
+        moved, quality = model.move(prepare(points, triangles, values, beta=model.beta))
+    seconds = time.perf_counter() - start
+    if quality.halvings:
+        notes.append(quality.lines()[-1])
+    return Adaptation(_moved_mesh(mesh, moved), quality, method, seconds, notes)
+
+
+def save_mover(model, path: str | Path, data: dict | None = None, metrics: dict | None = None) -> Path:
+    """Write a :class:`~meshop.models.dmm.DMM` checkpoint (safetensors + JSON metadata) for
+    ``adapt(..., model=path)``; ``data`` and ``metrics`` describe its training."""
+    from .checkpoint import Checkpoint, save
+    from .fields import FieldSpec
+    from .graph import GraphSettings
+
+    return save(path, Checkpoint(model, "dmm", FieldSpec(inputs=["field"], targets=["displacement"]),
+                                 GraphSettings(), data or {}, metrics or {}))
+
+
+def _inputs(mesh: Mesh, field) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    where = f"{mesh.source}: " if mesh.source else ""
+    if mesh.dim != 2 or set(mesh.cells) != {"triangle"}:
+        raise MeshError(f"{where}adapt moves 2D triangle meshes; this mesh has dimension {mesh.dim} "
+                        f"and cells {sorted(mesh.cells) or 'none'}.")
+    if isinstance(field, str):
+        if field not in mesh.point_data:
+            known = ", ".join(mesh.point_data) or "none"
+            raise MeshError(f"{where}no point field '{field}' to adapt to (point fields: {known}).")
+        values = mesh.point_data[field]
+    else:
+        values = np.asarray(field)
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape[0] != mesh.n_points or values.ndim > 2 or not np.isfinite(values).all():
+        raise MeshError(f"{where}the field to adapt to must be finite nodal values ({mesh.n_points},) "
+                        f"or ({mesh.n_points}, c); got shape {values.shape}.")
+    return mesh.points, mesh.cells["triangle"], values
+
+
+def _choose(method: str | None, model) -> tuple[str, object, list[str]]:
+    """(method, DMM model or None, notes)."""
+    if method is not None and method not in METHODS:
+        raise MeshError(f"unknown adapt method '{method}' (known: {', '.join(METHODS)}).")
+    if method == "classical":
+        return method, None, []
+    if model is None:
+        if BUNDLED_DMM.is_file():
+            model = BUNDLED_DMM
+        elif method == "dmm":
+            raise MeshError("no bundled DMM checkpoint in this meshop yet; pass --model CHECKPOINT or "
+                            "use --method classical.")
+        else:
+            return "classical", None, ["no bundled DMM checkpoint yet: used the classical Monge-Ampere mover"]
+    if isinstance(model, (str, Path)):
+        from .checkpoint import CheckpointError, load
+
+        ckpt = load(model)
+        if ckpt.model_name != "dmm":
+            raise CheckpointError(f"{model}: a '{ckpt.model_name}' checkpoint, not a mesh mover (dmm).")
+        model = ckpt.model
+    return "dmm", model.eval(), []
+
+
+def _moved_mesh(mesh: Mesh, moved: np.ndarray) -> Mesh:
+    """The mesh with its nodes at ``moved``, fields re-sampled there, plus ``displacement``."""
+    locator = P1Locator(mesh.points, mesh.cells["triangle"])
+    fields = {name: locator.interpolate(np.asarray(values, dtype=np.float64), moved)
+              for name, values in mesh.point_data.items() if np.issubdtype(np.asarray(values).dtype, np.number)}
+    fields["displacement"] = moved - mesh.points
+    points = moved if mesh.planar_z is None else np.column_stack([moved, np.full(len(moved), mesh.planar_z)])
+    return Mesh(points, dict(mesh.cells), fields)
