@@ -9,6 +9,7 @@ do on stderr.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -245,6 +246,8 @@ def train(
                                 epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule, seed=seed,
                                 device=device, out=out, resume=resume or None, progress=False if quiet else None)
         result = run_training(**options)
+    if int(os.environ.get("RANK", "0")) != 0:       # under torchrun, rank 0 alone reports
+        return
     metrics = result.metrics
     typer.echo(f"wrote {result.best} (epoch {metrics['best_epoch']}, validation relative L2 "
                f"{metrics['best_val_rel_l2']:.4g}) and {result.last}")
@@ -326,6 +329,7 @@ def generate(
     seed: int = typer.Option(0, help="Master seed; the same seed gives the same data bit for bit."),
     resolution: Optional[int] = typer.Option(None, help="Target nodes (poisson2d, heat3d), nodes per side (darcy2d) or particles (mpm2d, mpm3d) (default: the problem's)."),
     workers: int = typer.Option(1, help="Parallel worker processes."),
+    scheduler: Optional[str] = typer.Option(None, help="Dask distributed instead of --workers: local:N (a LocalCluster of N processes) or a scheduler address like tcp://host:8786 (needs the dask extra)."),
     domain: Optional[str] = typer.Option(None, help="darcy2d only: square or random."),
     solver: Optional[str] = typer.Option(None, help="Linear solver: direct, cg, amg, or recycle (Krylov recycling; darcy2d on the square) (default: direct)."),
     material: Optional[str] = typer.Option(None, help="mpm2d/mpm3d only: elastic, fluid, sand, plasticine or mixed (default: mixed)."),
@@ -346,7 +350,8 @@ def generate(
         except ValueError:
             raise MeshError(f"--split {split!r}: expected three fractions like 0.8,0.1,0.1.") from None
         path = generate_dataset(problem, n, out, seed=seed, resolution=resolution, workers=workers,
-                                split=fractions, progress=not quiet, overwrite=overwrite, **options)
+                                split=fractions, progress=not quiet, overwrite=overwrite, scheduler=scheduler,
+                                **options)
     sizes = {part: len(files) for part, files in json.loads((path / "dataset.json").read_text())["split"].items()}
     typer.echo(f"wrote {n} {problem} samples and dataset.json to {path} "
                f"(train {sizes['train']}, val {sizes['val']}, test {sizes['test']})")

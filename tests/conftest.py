@@ -277,3 +277,16 @@ def _make_bad_files(folder: Path) -> dict[str, BadFile]:
 def bad_files(tmp_path_factory) -> dict[str, BadFile]:
     """Defect name -> bad file and the phrase its error message must contain."""
     return _make_bad_files(tmp_path_factory.mktemp("bad"))
+
+
+# ---------------------------------------------------------------- device markers
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` run where a CUDA device is present and skip, saying why, elsewhere."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="no CUDA device in this session (torch.cuda.is_available() is False)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)

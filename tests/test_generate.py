@@ -163,3 +163,30 @@ def test_cli_generate(tmp_path):
     result = runner.invoke(app, ["generate", "poisson2d", "--n", "1", "--out", str(tmp_path / "p"),
                                  "--domain", "random"])
     assert result.exit_code == 2 and "no option 'domain'" in result.output
+
+
+def test_a_rerun_resumes_only_the_same_run(tmp_path, monkeypatch):
+    gen = importlib.import_module("meshop.data.generate")
+    real, solved = gen._make_sample, []
+
+    def fails_on_sample_2(task):
+        if task.index == 2:
+            raise RuntimeError("solver exploded")
+        return real(task)
+
+    def counted(task):
+        solved.append(task.index)
+        return real(task)
+
+    monkeypatch.setattr(gen, "_make_sample", fails_on_sample_2)
+    with pytest.raises(RuntimeError, match="exploded"):
+        generate("darcy2d", 4, tmp_path / "ds", seed=7, resolution=9, progress=False)
+    monkeypatch.setattr(gen, "_make_sample", counted)
+    generate("darcy2d", 4, tmp_path / "ds", seed=8, resolution=9, progress=False)   # another run: all solved
+    assert solved == [0, 1, 2, 3] and len(list(tmp_path.glob(".ds.partial-*"))) == 1
+    other = generate("darcy2d", 4, tmp_path / "fresh", seed=7, resolution=9, progress=False)
+    solved.clear()
+    generate("darcy2d", 4, tmp_path / "ds", seed=7, resolution=9, progress=False)   # the same run: resumed
+    assert solved == [2, 3] and not list(tmp_path.glob(".ds.partial-*"))
+    assert [p.read_bytes() for p in sorted((tmp_path / "ds").iterdir())] == \
+        [p.read_bytes() for p in sorted(other.iterdir())]

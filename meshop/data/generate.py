@@ -1,10 +1,12 @@
 """Generate a dataset folder of solved samples: ``sample_00000.vtu``, ... and ``dataset.json``.
 
 Sample ``i`` draws from its own generator, ``np.random.SeedSequence(seed).spawn(n)[i]``, and gmsh
-runs single-threaded with a fixed seed in each process, so the same seed gives the same arrays
-bit for bit whatever the number of worker processes. Samples are written to a hidden staging
-folder next to ``out`` and moved into place only when all of them and the manifest are done:
-an interrupted run leaves nothing half-written in ``out``.
+runs single-threaded with a fixed seed in each process, so the same seed gives the same bytes
+whatever runs the samples: one process, a pool of ``workers`` processes, or a Dask cluster
+(``scheduler``, :mod:`meshop.data.dask_cluster`). Samples are written to a hidden staging folder
+next to ``out`` (:mod:`meshop.data.staging`) and moved into place only when all of them and the
+manifest are done: an interrupted run leaves nothing in ``out``, and running the same command
+again solves only the samples it had not finished.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import shutil
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -22,15 +23,15 @@ import numpy as np
 from ..errors import MeshError
 from ..trajectory import Trajectory
 from .problems import Problem, get_problem
+from .staging import MANIFEST, SampleTask, Staging, save_entry
 
-MANIFEST = "dataset.json"
 FORMAT = "meshop-dataset/1"
 
 
 def generate(problem: str | Problem, n: int, out: str | os.PathLike, seed: int = 0,
              resolution: int | None = None, workers: int = 1,
              split: tuple[float, float, float] = (0.8, 0.1, 0.1), progress: bool = True,
-             overwrite: bool = False, **options) -> Path:
+             overwrite: bool = False, scheduler: str | None = None, **options) -> Path:
     """Draw and solve ``n`` samples of ``problem`` into the folder ``out``.
 
     Args:
@@ -38,7 +39,7 @@ def generate(problem: str | Problem, n: int, out: str | os.PathLike, seed: int =
         n: number of samples.
         out: output folder; created if needed. A non-empty folder must already hold a meshop
             dataset (its samples and manifest are replaced) unless ``overwrite=True``.
-        seed: master seed; the same seed gives the same arrays bit for bit.
+        seed: master seed; the same seed gives the same files byte for byte.
         resolution: problem resolution (see ``Problem.resolution``); None for its default.
         workers: parallel processes (``spawn`` context, one gmsh per process).
         split: train / val / test fractions; val and test are rounded, train gets the rest,
@@ -48,6 +49,10 @@ def generate(problem: str | Problem, n: int, out: str | os.PathLike, seed: int =
         progress: show a progress bar on stderr.
         overwrite: write into a non-empty folder that is not a meshop dataset (only
             ``sample_*.vtu`` and ``dataset.json`` there are replaced).
+        scheduler: run each sample as a task on Dask distributed instead of ``workers``:
+            ``"local:N"`` starts a LocalCluster of N one-thread worker processes, an address like
+            ``"tcp://host:8786"`` uses a running cluster whose workers all see ``out``'s folder.
+            Needs the ``dask`` extra.
         **options: passed to the problem's sample function (``solver="cg"``, ``domain="random"``).
             ``solver="recycle"`` (darcy2d on the square) solves the whole family in one process by
             Sorting Krylov Recycling (:mod:`meshop.data.recycle`): the same inputs as any other
@@ -56,34 +61,62 @@ def generate(problem: str | Problem, n: int, out: str | os.PathLike, seed: int =
     Returns:
         The output folder.
     """
+    from .. import __version__
+
     problem = get_problem(problem) if isinstance(problem, str) else problem
+    _check_arguments(problem, n, workers, scheduler, options)
+    split = _split_counts(n, split)
+    _check_out(Path(out), overwrite)
+    run = {"problem": problem.name, "n": n, "seed": seed, "resolution": resolution, "options": options,
+           "meshop_version": __version__}                     # what decides the samples' bytes
+    staging = Staging(Path(out).absolute(), run)
+    staging.open()
+    try:
+        tasks = staging.tasks(problem.name, n, seed, resolution, options)
+        if options.get("solver") == "recycle":
+            samples = _run_recycled(problem, tasks, resolution, options)
+        else:
+            samples = _run_missing(tasks, staging, workers, scheduler, progress, problem.name)
+        staging.commit(_manifest(problem, seed, resolution, options, samples, split))
+    finally:
+        staging.discard_if_empty()
+    return Path(out)
+
+
+def _check_arguments(problem: Problem, n: int, workers: int, scheduler: str | None, options: dict) -> None:
     unknown = sorted(set(options) - set(problem.options))
     if unknown:
         raise MeshError(f"{problem.name} has no option '{unknown[0]}' "
                         f"(options: {', '.join(problem.options) or 'none'}).")
     if n < 1 or workers < 1:
         raise MeshError(f"need n >= 1 samples and workers >= 1, got n={n}, workers={workers}.")
-    split = _split_counts(n, split)
-    out = Path(out)
-    _check_out(out, overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    try:
-        width = max(5, len(str(n - 1)))
-        tasks = [(problem.name, i, child, resolution, options, str(staging / f"sample_{i:0{width}d}.vtu"))
-                 for i, child in enumerate(np.random.SeedSequence(seed).spawn(n))]
-        if options.get("solver") == "recycle":
-            samples = _run_recycled(problem, tasks, resolution, options)
+    if scheduler is not None and workers != 1:
+        raise MeshError("give either workers (local processes) or a Dask scheduler, not both.")
+    if scheduler is not None and options.get("solver") == "recycle":
+        raise MeshError("--solver recycle solves the whole family in one process; drop --scheduler.")
+    if scheduler is not None:
+        from .dask_cluster import import_distributed, parse_scheduler
+
+        parse_scheduler(scheduler)
+        import_distributed()
+
+
+def _run_missing(tasks: list[SampleTask], staging: Staging, workers: int, scheduler: str | None,
+                 progress: bool, name: str) -> list[dict]:
+    """Manifest entries of all samples, solving only those the staging folder lacks."""
+    from tqdm.auto import tqdm
+
+    done = staging.done(tasks)
+    todo = [task for task in tasks if task.index not in done]
+    with tqdm(total=len(tasks), initial=len(done), desc=name, unit="sample", disable=not progress) as bar:
+        if scheduler is not None:
+            from .dask_cluster import run_on_dask
+
+            done.update(run_on_dask(todo, scheduler, _make_sample, bar))
+            staging.check_visible(list(done.values()))
         else:
-            samples = _run(tasks, workers, progress, problem.name)
-        manifest = _manifest(problem, seed, resolution, options, samples, split)
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
-        _commit(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return out
+            done.update(_run(todo, workers, bar))
+    return [done[i] for i in range(len(tasks))]
 
 
 def _split_counts(n: int, split) -> dict[str, int]:
@@ -115,7 +148,7 @@ def _check_out(out: Path, overwrite: bool) -> None:
                     "folder or pass overwrite=True (--overwrite on the command line).")
 
 
-def _make_sample(task) -> dict:
+def _make_sample(task: SampleTask) -> dict:
     """Draw, solve and write one sample (runs in a worker process); its manifest entry."""
     from ..io import write
 
@@ -128,11 +161,17 @@ def _make_sample(task) -> dict:
     except Exception as err:
         raise RuntimeError(f"{name} sample {index} failed: {type(err).__name__}: {err}") from err
     if isinstance(mesh, Trajectory):
-        return _jsonable({**_write_trajectory(mesh, Path(path)), **info})
-    write(mesh, path)
-    entry = {"file": Path(path).name, "n_points": mesh.n_points,
-             "n_cells": int(sum(mesh.cell_counts.values())), "bbox_diagonal": mesh.size}
-    return _jsonable({**entry, **info})
+        entry = _jsonable({**_write_trajectory(mesh, Path(path)), **info})
+    else:
+        write(mesh, path)
+        entry = _jsonable({**_entry(mesh, path), **info})
+    save_entry(path, entry)       # last: the sample counts as done from here on
+    return entry
+
+
+def _entry(mesh, path: str) -> dict:
+    return {"file": Path(path).name, "n_points": mesh.n_points,
+            "n_cells": int(sum(mesh.cell_counts.values())), "bbox_diagonal": mesh.size}
 
 
 def _write_trajectory(traj: Trajectory, path: Path) -> dict:
@@ -153,40 +192,35 @@ def _run_recycled(problem: Problem, tasks: list, resolution: int | None, options
 
     if problem.name != "darcy2d" or options.get("domain", "square") != "square":
         raise MeshError("--solver recycle needs one mesh for the whole family: darcy2d on the square.")
-    rngs = [np.random.default_rng(task[2]) for task in tasks]
+    rngs = [np.random.default_rng(task.seed_sequence) for task in tasks]
     meshes = darcy2d_samples_recycled(rngs, resolution or problem.defaults["resolution"])
     entries = []
     for task, mesh in zip(tasks, meshes):
-        write(mesh, task[5])
-        entries.append(_jsonable({"file": Path(task[5]).name, "n_points": mesh.n_points,
-                                  "n_cells": int(sum(mesh.cell_counts.values())), "bbox_diagonal": mesh.size}))
+        write(mesh, task.path)
+        entries.append(_jsonable(_entry(mesh, task.path)))
     return entries
 
 
-def _run(tasks: list, workers: int, progress: bool, name: str) -> list[dict]:
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=len(tasks), desc=f"{name}", unit="sample", disable=not progress)
+def _run(tasks: list[SampleTask], workers: int, bar) -> dict[int, dict]:
+    """Index -> manifest entry, in this process or a spawn pool of ``workers``; ``bar`` counts."""
     results: dict[int, dict] = {}
+    if workers == 1 or len(tasks) <= 1:
+        for task in tasks:
+            results[task.index] = _make_sample(task)
+            bar.update()
+        return results
+    context = multiprocessing.get_context("spawn")
     try:
-        if workers == 1:
-            for task in tasks:
-                results[task[1]] = _make_sample(task)
+        with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context) as pool:
+            futures = {pool.submit(_make_sample, task): task.index for task in tasks}
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
                 bar.update()
-        else:
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context) as pool:
-                futures = {pool.submit(_make_sample, task): task[1] for task in tasks}
-                for future in as_completed(futures):
-                    results[futures[future]] = future.result()
-                    bar.update()
     except BrokenProcessPool:
         raise RuntimeError("a worker process died. Called from a script? Worker processes re-import "
                            "it, so put the generate(...) call under `if __name__ == '__main__':`."
                            ) from None
-    finally:
-        bar.close()
-    return [results[i] for i in range(len(tasks))]
+    return results
 
 
 def _manifest(problem: Problem, seed: int, resolution: int | None, options: dict,
@@ -231,20 +265,6 @@ def _time_section(problem: Problem, samples: list[dict]) -> dict:
     return {"time": {"state": first["state"], "varying_inputs": varying, "frame_dt": first["frame_dt"],
                      "dt": first["dt"], "stride": first["stride"], "moving": first["moving"],
                      "n_frames": first["n_frames"]}}
-
-
-def _commit(staging: Path, out: Path) -> None:
-    """Move the finished dataset from ``staging`` into ``out``, replacing an earlier one."""
-    if not out.exists():
-        os.replace(staging, out)
-        return
-    for old in [*out.glob("sample_*"), out / MANIFEST]:
-        if old.is_dir():
-            shutil.rmtree(old)
-        else:
-            old.unlink(missing_ok=True)
-    for new in sorted(staging.iterdir(), key=lambda p: p.name == MANIFEST):  # manifest last
-        os.replace(new, out / new.name)
 
 
 def _jsonable(value):

@@ -25,6 +25,7 @@ from .data import SPLITS, TrainingData, load_training_data
 from .particles import is_particle_dataset
 from .records import write_loss_curve, write_metrics
 from .state import optimizer_from_flat, optimizer_to_flat
+from .distributed import Distributed
 from .steps import supervised_step, unrolled_step, validation
 from .trainer import EpochSampler, Trainer
 from .windows import base_graph, increment_scale, is_trajectory_dataset, load_trajectory_data, varying_columns, windows
@@ -115,6 +116,7 @@ class Run:
         self.resume, self.device, self.progress = resume, torch.device(device), progress
         self.history: list[dict] = []
         self.best_val, self.best_epoch = math.inf, 0
+        self.dist: Distributed | None = None   # joined in fit() when torchrun started this process
 
     @property
     def best_path(self) -> Path:
@@ -140,12 +142,16 @@ class Run:
             self.scheduler = torch.optim.lr_scheduler.OneCycleLR(self.optimizer, max_lr=self.lr, total_steps=steps)
         else:
             self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=steps)
-        train_loader = DataLoader(self.graphs["train"], batch_size=self.batch_size,
-                                  sampler=EpochSampler(len(self.graphs["train"]), self.seed))
+        batch_size, sampler, trained = self.batch_size, EpochSampler(len(self.graphs["train"]), self.seed), self.model
+        if self.dist is not None:   # DDP: a shard per rank, gradients averaged, errors summed over ranks
+            batch_size, sampler = self.dist.local_batch(self.batch_size), self.dist.sampler(len(sampler), self.seed)
+            trained, step = self.dist.wrap(self.model, step)
+            validate = self.dist.reduced(validate)
+        train_loader = DataLoader(self.graphs["train"], batch_size=batch_size, sampler=sampler)
         self.validate = validate
-        self.trainer = Trainer(self.model, self.optimizer, step, train_loader, scheduler=self.scheduler,
-                               val_loader=self.graphs["val"], validate=validate, grad_clip=self.grad_clip, device=self.device, on_epoch_end=self._end_epoch,
-                               progress=self.progress)
+        self.trainer = Trainer(trained, self.optimizer, step, train_loader, scheduler=self.scheduler,
+                               val_loader=self.graphs["val"], validate=validate, grad_clip=self.grad_clip,
+                               device=self.device, on_epoch_end=self._end_epoch, progress=self.progress)
 
     def _build_model(self, in_channels: int, out_channels: int, dim: int, **fixed):
         torch.manual_seed(self.seed)
@@ -227,25 +233,45 @@ class Run:
         if not self.resume and self.last_path.exists():
             raise MeshError(f"{self.run}: already holds a training run; pass --resume (resume=True in Python) "
                             f"to continue it, or choose another run folder (--out).")
+        self.dist = Distributed.from_env(self.device)
+        if self.dist is None:
+            return self._fit()
+        self.device, self.progress = self.dist.device, self.progress and self.dist.is_main
+        try:
+            return self._fit()
+        except Exception as err:
+            raise self.dist.explain(err) from None
+
+    def _fit(self) -> TrainResult:
         self.setup()
         start = self._restore() if self.resume else 0
         self.trainer.history = self.history
         self.trainer.fit(self.epochs, start)
         return self._finish()
 
+    @property
+    def writes(self) -> bool:
+        """Whether this process writes the run's files (rank 0 of a DDP run, or the only one)."""
+        return self.dist is None or self.dist.is_main
+
     def _end_epoch(self, row: dict) -> None:
         """Save the best and last checkpoints and metrics.csv after an epoch (``row`` is already
         in the history)."""
         row["val_rel_l2"] = row.pop("val")
+        if self.dist is not None:   # the step's losses, averaged over the ranks' equal shards
+            self.dist.mean_logs(row, [k for k in row if k not in ("epoch", "lr", "seconds", "val_rel_l2")])
         if row["val_rel_l2"] < self.best_val:
             self.best_val, self.best_epoch = row["val_rel_l2"], row["epoch"]
             self._save(self.best_path, self.model, {}, with_state=False)
         if row["epoch"] % self.save_every == 0 or row["epoch"] == self.epochs:
             self._save(self.last_path, self.model, {}, with_state=True)
-        write_metrics(self.history, self.run / "metrics.csv")
+        if self.writes:
+            write_metrics(self.history, self.run / "metrics.csv")
 
     def _finish(self) -> TrainResult:
         """Test the best model; write the final metrics into both checkpoints and the loss curve."""
+        if self.dist is not None:
+            self.dist.barrier()     # rank 0 has written best.safetensors
         best = load(self.best_path, device=str(self.device))
         test = self.validate(best.model, self.graphs["test"]) if self.graphs["test"] else None
         last = self.history[-1]
@@ -253,11 +279,14 @@ class Run:
                    "train_loss": last["train_loss"], "epochs": last["epoch"], "seconds": last["seconds"]}
         self._save(self.best_path, best.model, metrics, with_state=False)
         self._save(self.last_path, self.model, metrics, with_state=True)
-        write_loss_curve(self.run / "metrics.csv", self.run / "loss.png")
+        if self.writes:
+            write_loss_curve(self.run / "metrics.csv", self.run / "loss.png")
         return TrainResult(self.run, self.best_path, self.last_path, metrics, list(self.history))
 
     # ------------------------------------------------------------------ checkpoints
     def _save(self, path: Path, model, metrics: dict, with_state: bool) -> None:
+        if not self.writes:
+            return
         epoch = self.history[-1]["epoch"]
         training = {"epoch": epoch if with_state else self.best_epoch, "options": self.options}
         tensors = None

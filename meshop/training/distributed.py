@@ -1,0 +1,171 @@
+"""Distributed data-parallel training (DDP) under ``torchrun``: one process per device, gloo on CPU,
+NCCL on CUDA.
+
+``torchrun --nproc-per-node N -m meshop train --config run.yaml`` starts N copies of the command
+with ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` set (across
+hosts, torchrun's ``--nnodes`` / ``--rdzv-endpoint`` flags set them); :meth:`Distributed.from_env`
+joins the process group from them, and the runner asks it for
+
+- the training sampler: rank ``r`` of ``W`` takes every ``W``-th sample, from ``r``, of the same
+  per-epoch order a single process uses (:class:`~meshop.training.EpochSampler`), with per-rank
+  batches of ``batch_size / W``; so each step's ranks together see exactly the batch a single
+  process would, and the averaged gradients equal its gradient (the padding of
+  ``DistributedSampler`` repeats a few samples only when the training split is not a multiple
+  of ``W``);
+- the model wrapped with its step function in ``DistributedDataParallel``, so any step function
+  (steady, unrolled in time, multi-level batches) has its gradients averaged across ranks;
+- reductions: the training loss and the validation and test errors are computed on each rank's
+  shard and summed across ranks.
+
+Only rank 0 writes checkpoints, metrics and pictures; every rank reads ``last.safetensors`` to
+resume. Every collective has a timeout (``MESHOP_DDP_TIMEOUT`` seconds, default 300): a rank that
+fails makes torchrun stop the others, and a rank left waiting on one that hangs stops with a
+message instead of hanging.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
+
+from ..errors import MeshError
+
+#: seconds a collective waits for the other ranks (``MESHOP_DDP_TIMEOUT`` overrides)
+DEFAULT_TIMEOUT_S = 300
+
+
+def timeout_s() -> float:
+    return float(os.environ.get("MESHOP_DDP_TIMEOUT", DEFAULT_TIMEOUT_S))
+
+
+class ShardedEpochSampler(DistributedSampler):
+    """Rank ``rank``'s share of the order :class:`~meshop.training.EpochSampler` gives a single
+    process: positions ``rank, rank + W, ...`` of it (padded to a multiple of ``W`` as
+    ``DistributedSampler`` pads). ``set_epoch`` reshuffles; with ``W = 1`` it is the single order."""
+
+    def __init__(self, n: int, seed: int, rank: int, world: int):
+        super().__init__(range(n), num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=False)
+        self.epoch = 1            # as EpochSampler's: epochs count from 1
+
+    def __iter__(self):
+        from .trainer import EpochSampler
+
+        single = EpochSampler(len(self.dataset), self.seed)
+        single.set_epoch(self.epoch)
+        order = list(single)
+        while len(order) < self.total_size:
+            order += order[: self.total_size - len(order)]
+        return iter(order[self.rank: self.total_size: self.num_replicas])
+
+
+class StepModule(torch.nn.Module):
+    """``model`` and its step function as one module, ``forward(batch) -> (loss, logs)``, so that
+    DistributedDataParallel averages the gradients of whatever the step function computes."""
+
+    def __init__(self, model: torch.nn.Module, step):
+        super().__init__()
+        self.model, self.step = model, step
+
+    def forward(self, batch):
+        return self.step(self.model, batch)
+
+
+@dataclass
+class Distributed:
+    """This process's place in a DDP run (see the module docstring)."""
+
+    rank: int
+    world: int
+    device: torch.device
+
+    @classmethod
+    def from_env(cls, device: str | torch.device) -> Distributed | None:
+        """Join the process group torchrun describes in the environment; None outside torchrun."""
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return None
+        rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+        device = torch.device(device)
+        if device.type == "cuda":
+            device = torch.device("cuda", local)
+            torch.cuda.set_device(device)
+        if not dist.is_initialized():   # once per process; later runs in it reuse the group
+            try:
+                dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
+                                        timeout=timedelta(seconds=timeout_s()))
+            except (RuntimeError, ValueError) as err:
+                raise MeshError(f"rank {rank} of {world}: could not join the other ranks at "
+                                f"{os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')} ({err}).") from None
+            atexit.register(_leave)
+        return cls(rank, world, device)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def local_batch(self, batch_size: int) -> int:
+        """Samples per rank and step for a global ``batch_size``."""
+        if batch_size % self.world:
+            raise MeshError(f"batch_size {batch_size} is the global batch and must be a multiple of the "
+                            f"{self.world} processes (e.g. {self.world * max(1, batch_size // self.world)}).")
+        return batch_size // self.world
+
+    def sampler(self, n: int, seed: int) -> ShardedEpochSampler:
+        return ShardedEpochSampler(n, seed, self.rank, self.world)
+
+    def wrap(self, model: torch.nn.Module, step):
+        """(DDP module, step function for the Trainer) training ``model`` with ``step``."""
+        module = DistributedDataParallel(StepModule(model, step),
+                                         device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        return module, lambda ddp, batch: ddp(batch)
+
+    def reduced(self, validate):
+        """``validate(model, items) -> mean`` run on this rank's share of the items (every
+        ``W``-th, from ``rank``) and averaged over all items of all ranks. It is handed the
+        plain model, also when the Trainer passes its DDP module."""
+
+        def run(model, items: list) -> float:
+            if isinstance(model, DistributedDataParallel):
+                model = model.module.model
+            share = items[self.rank::self.world]
+            total, count = self.sum(validate(model, share) * len(share) if share else 0.0, len(share))
+            return total / count
+
+        return run
+
+    def mean_logs(self, row: dict, keys) -> None:
+        """Average the entries ``keys`` of an epoch's history row over the ranks, in place."""
+        keys = [k for k in keys if k in row]
+        for key, value in zip(keys, self.sum(*(row[k] for k in keys))):
+            row[key] = value / self.world
+
+    def sum(self, *values: float) -> list[float]:
+        """The sums over all ranks of ``values`` (one all-reduce)."""
+        tensor = torch.tensor(values, dtype=torch.float64, device=self.device)
+        dist.all_reduce(tensor)
+        return tensor.tolist()
+
+    def barrier(self) -> None:
+        dist.barrier()
+
+    def explain(self, err: Exception) -> Exception:
+        """A failure on this rank as one clear sentence naming the rank (other errors unchanged)."""
+        if isinstance(err, MeshError):
+            return MeshError(f"rank {self.rank} of {self.world}: {err}")
+        if not (isinstance(err, dist.DistError) or "gloo" in str(err) or "NCCL" in str(err)):
+            return err
+        return MeshError(f"rank {self.rank} of {self.world}: lost the other ranks ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else ''}); one of them failed or stopped "
+                         f"answering within {timeout_s():g} s (MESHOP_DDP_TIMEOUT); see its message.")
+
+
+def _leave() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,144 @@
+"""DDP training (2 gloo processes on the CPU, started as torchrun would start them): the weights of
+one process with the same global batch for every registered model, resume under DDP, rank 0 alone
+writes, and a rank that fails or hangs takes the run down with a clear message."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from test_time_training import TINY, _decay_dataset
+
+from meshop import MeshError, checkpoint, models
+from meshop.graph import GraphSettings
+from meshop.training import EpochSampler, runner, train
+from meshop.training.distributed import ShardedEpochSampler
+
+SAMPLES = Path(__file__).resolve().parents[1] / "datasets" / "samples"
+DARCY, POISSON = SAMPLES / "darcy2d", SAMPLES / "poisson2d"  # 2 train, 1 val, 1 test each
+STEADY = dict(epochs=2, batch_size=2, lr=5e-3, graph=GraphSettings(k=8), progress=False)
+SMALL = {"gno": dict(width=16, layers=2, kernel_width=16)}
+
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _as_rank(rank: int, world: int, port: int, timeout: float) -> None:
+    """The environment torchrun gives rank ``rank`` of ``world`` on one host."""
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port), MESHOP_DDP_TIMEOUT=str(timeout))
+    torch.set_num_threads(1)
+
+
+def _runs(decay: Path) -> dict[str, tuple[Path, dict]]:
+    """Every registered model with a dataset of its kind and options: name -> (data, options)."""
+    runs = {name: (POISSON, {**STEADY, **SMALL.get(name, {})}) for name in models.available()}
+    runs["stepper"] = (decay, {**TINY, "epochs": 2})
+    return runs
+
+
+def _train_every_model(rank: int, world: int, port: int, out: str, decay: str) -> None:
+    _as_rank(rank, world, port, timeout=120)
+    for name, (data, options) in _runs(Path(decay)).items():
+        train(data, model=name, out=Path(out) / name, **options)
+    stop_after_epoch(2)
+    with pytest.raises(KeyboardInterrupt):
+        train(DARCY, model="gno", out=Path(out) / "resumed", **{**STEADY, "epochs": 4}, **SMALL["gno"])
+    stop_after_epoch(None)
+    train(DARCY, model="gno", out=Path(out) / "resumed", resume=True, **{**STEADY, "epochs": 4}, **SMALL["gno"])
+
+
+def stop_after_epoch(epoch: int | None, _original=runner.Run._end_epoch) -> None:
+    """Interrupt every later run of this process after ``epoch`` (None: no longer)."""
+    def end_epoch(self, row):
+        _original(self, row)
+        if row["epoch"] == epoch:
+            raise KeyboardInterrupt
+
+    runner.Run._end_epoch = _original if epoch is None else end_epoch
+
+
+def _weights(path) -> dict[str, torch.Tensor]:
+    """The trained weights, but the key biases of attention layers (the middle third of
+    ``in_proj_bias``) set to 0: softmax is blind to them, so their exact gradient is 0 and AdamW
+    turns the ~1e-10 rounding noise of theirs into steps of up to ~lr/100 (3e-5 after 2 steps,
+    the same with one process and different batch layouts); every other weight is compared."""
+    weights = checkpoint.load(path).model.state_dict()
+    for name, value in weights.items():
+        if name.endswith("in_proj_bias"):
+            third = len(value) // 3
+            value[third: 2 * third] = 0.0
+    return weights
+
+
+def _assert_same_run(ddp: Path, single) -> None:
+    assert sorted(p.name for p in ddp.iterdir()) == sorted(p.name for p in single.run.iterdir())
+    reference = _weights(single.last)
+    for key, weight in _weights(ddp / "last.safetensors").items():
+        torch.testing.assert_close(weight, reference[key], rtol=0, atol=1e-5, msg=key)
+    history = checkpoint.load(ddp / "last.safetensors").training["history"]
+    assert len(history) == len(single.history)
+    for mine, theirs in zip(history, single.history):
+        assert mine["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-5)
+        assert mine["val_rel_l2"] == pytest.approx(theirs["val_rel_l2"], rel=1e-5)
+
+
+def test_ranks_batches_together_are_the_single_process_batches_of_every_epoch():
+    single = EpochSampler(10, seed=3)
+    ranks = [ShardedEpochSampler(10, seed=3, rank=r, world=2) for r in range(2)]
+    for epoch in (1, 2):
+        for sampler in [single, *ranks]:
+            sampler.set_epoch(epoch)
+        order, shards = list(single), [list(rank) for rank in ranks]
+        for step in range(3):                          # global batch 4 = 2 per rank; the last has 2
+            together = shards[0][2 * step: 2 * step + 2] + shards[1][2 * step: 2 * step + 2]
+            assert sorted(together) == sorted(order[4 * step: 4 * step + 4])
+    whole = ShardedEpochSampler(10, seed=3, rank=0, world=1)
+    assert list(whole) == list(EpochSampler(10, seed=3))            # epoch 1, one process: the same order
+    whole.set_epoch(2)
+    assert list(whole) == order and order != list(EpochSampler(10, seed=3))   # reshuffled per epoch
+    padded = [list(ShardedEpochSampler(5, seed=0, rank=r, world=2)) for r in range(2)]
+    assert len(padded[0]) == len(padded[1]) == 3 and set(padded[0] + padded[1]) == set(range(5))
+
+
+@pytest.mark.slow
+def test_two_processes_give_the_weights_of_one_with_the_same_global_batch(tmp_path, one_torch_thread):
+    decay = _decay_dataset(tmp_path / "decay")
+    mp.spawn(_train_every_model, args=(2, _free_port(), str(tmp_path / "ddp"), str(decay)), nprocs=2)
+    for name, (data, options) in _runs(decay).items():
+        _assert_same_run(tmp_path / "ddp" / name, train(data, model=name, out=tmp_path / "one" / name, **options))
+    uninterrupted = train(DARCY, model="gno", out=tmp_path / "one" / "4 epochs", **{**STEADY, "epochs": 4},
+                          **SMALL["gno"])
+    _assert_same_run(tmp_path / "ddp" / "resumed", uninterrupted)
+
+
+def _rank_1_fails(rank: int, world: int, port: int, out: str, hang: bool) -> None:
+    _as_rank(rank, world, port, timeout=5)
+    if rank == 1:
+        def broken(*args, **kwargs):
+            if hang:
+                time.sleep(120)
+            raise MeshError("cannot read the data")
+
+        runner.load_training_data = broken
+    train(DARCY, model="gno", out=Path(out), **STEADY, **SMALL["gno"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("hang, message", [(False, "rank 1 of 2: cannot read the data"),
+                                           (True, "rank 0 of 2: lost the other ranks")])
+def test_a_rank_that_fails_or_hangs_takes_the_run_down(tmp_path, hang, message):
+    started = time.perf_counter()
+    with pytest.raises(mp.ProcessRaisedException, match=message):
+        mp.spawn(_rank_1_fails, args=(2, _free_port(), str(tmp_path / "run"), hang), nprocs=2)
+    assert time.perf_counter() - started < 100          # not the 120 s the hanging rank sleeps
+    assert not (tmp_path / "run" / "last.safetensors").exists()
