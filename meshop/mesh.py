@@ -12,6 +12,11 @@ from .geometry import boundary as _boundary
 from .geometry.cells import NODES_PER_CELL, TOPOLOGICAL_DIM, degenerate_cells, top_dimension
 
 
+#: largest absolute coordinate accepted: beyond it squared distances and float64 differences
+#: of nearby points lose every digit a part needs
+MAX_COORDINATE = 1e15
+
+
 class Mesh:
     """A volume mesh, surface mesh or point cloud with named point and cell fields.
 
@@ -43,6 +48,10 @@ class Mesh:
         if not np.isfinite(points).all():
             bad = int((~np.isfinite(points)).any(axis=1).sum())
             raise MeshError(f"{where}{bad} point(s) have NaN or infinite coordinates.")
+        largest = float(np.abs(points).max())
+        if largest > MAX_COORDINATE:
+            raise MeshError(f"{where}coordinates reach {largest:.3g}, beyond the {MAX_COORDINATE:.0e} meshop "
+                            "accepts (wrong units, or a corrupt file?).")
         self.planar_z = None
         if points.shape[1] == 3 and np.ptp(points[:, 2]) == 0.0:
             self.planar_z = float(points[0, 2])
@@ -150,6 +159,30 @@ class Mesh:
         dist[self.boundary_mask] = 0.0
         return dist
 
+    @cached_property
+    def unreferenced(self) -> np.ndarray:
+        """``(N,)`` bool: points that no cell uses (none for a point cloud)."""
+        used = np.zeros(self.n_points, dtype=bool)
+        for conn in self.cells.values():
+            used[conn.ravel()] = True
+        return ~used if self.cells else used
+
+    def point_subset(self, keep: np.ndarray) -> "Mesh":
+        """A new Mesh of the points ``keep (N,) bool`` with their fields, and the cells whose nodes
+        are all kept, renumbered (cell fields follow their cells)."""
+        keep = np.asarray(keep, dtype=bool)
+        new_id = np.cumsum(keep) - 1
+        cells, cell_data = {}, {name: {} for name in self.cell_data}
+        for cell_type, conn in self.cells.items():
+            whole = keep[conn].all(axis=1)
+            cells[cell_type] = new_id[conn[whole]]
+            for name, by_type in self.cell_data.items():
+                if cell_type in by_type:
+                    cell_data[name][cell_type] = by_type[cell_type][whole]
+        points = self.points if self.planar_z is None else np.c_[self.points, np.full(self.n_points, self.planar_z)]
+        return Mesh(points[keep], cells, {k: v[keep] for k, v in self.point_data.items()}, cell_data,
+                    source=self.source)
+
     # ------------------------------------------------------------------ helpers
     def edges(self) -> np.ndarray:
         """Edges of the cells' corner nodes, each in both directions, ``(2, 2 * unique)``; see
@@ -217,7 +250,21 @@ def _validate_cells(points: np.ndarray, cells: dict, where: str) -> dict[str, np
     for cell_type, conn in out.items():
         if TOPOLOGICAL_DIM[cell_type] == top:
             _check_degenerate(points, cell_type, conn, where)
+            _check_duplicated(cell_type, conn, where)
     return out
+
+
+def _check_duplicated(cell_type: str, conn: np.ndarray, where: str) -> None:
+    """Raise when two cells have the same nodes (in any order): a mesh written twice over, or
+    a corrupt one; each would count its volume twice."""
+    corners = np.sort(conn, axis=1)
+    order = np.lexsort(corners.T[::-1])
+    same = (corners[order[1:]] == corners[order[:-1]]).all(axis=1)
+    if same.any():
+        first = int(np.argmax(same))
+        pair = sorted((int(order[first]), int(order[first + 1])))
+        raise MeshError(f"{where}{int(same.sum())} duplicated {cell_type} cell(s) (first: cells {pair[0]} and "
+                        f"{pair[1]}, nodes {sorted(conn[pair[0]].tolist())}); remove the copies.")
 
 
 def _check_degenerate(points: np.ndarray, cell_type: str, conn: np.ndarray, where: str) -> None:
