@@ -104,8 +104,7 @@ def node_data(mesh, spec: FieldSpec, *, with_targets: bool = True) -> tuple[Data
     if size <= 0:
         raise MeshError(f"{mesh.source or 'mesh'}: all points coincide; the part has no extent.")
     length = physical_length(mesh)
-    centre = mesh.bounds.mean(axis=0)
-    blocks = [(mesh.points - centre) / size,
+    blocks = [mesh.centred_points / size,
               mesh.distance_to_boundary[:, None] / length,
               mesh.boundary_mask[:, None].astype(np.float64),
               mesh.boundary_normals]
@@ -150,7 +149,7 @@ def extend_boundary_values(mesh, values: np.ndarray, k: int = EXTENSION_NEIGHBOU
     if np.all(on_boundary == on_boundary[:1]):          # uniform (e.g. a default): the average is exact
         return np.broadcast_to(on_boundary[:1], values.shape).copy()
     k = min(k, len(boundary))
-    dist, nearest = cKDTree(mesh.points[boundary]).query(mesh.points, k=k, workers=-1)
+    dist, nearest = cKDTree(mesh.centred_points[boundary]).query(mesh.centred_points, k=k, workers=-1)
     dist, nearest = dist.reshape(len(dist), k), nearest.reshape(len(dist), k)
     weights = 1.0 / np.maximum(dist, 1e-12 * mesh.size) ** 2                 # (N, k)
     weights /= weights.sum(axis=1, keepdims=True)

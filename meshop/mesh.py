@@ -100,6 +100,13 @@ class Mesh:
         """``(2, d)``: minimum corner, maximum corner."""
         return np.stack([self.points.min(axis=0), self.points.max(axis=0)])
 
+    @cached_property
+    def centred_points(self) -> np.ndarray:
+        """``(N, d)`` float64 points minus the bounding-box centre. Derived geometry (boundary,
+        normals, distances) and node features are computed on these: a part far from the origin
+        (coordinates of 1e6 or 1e9) then loses no more digits than its file already did."""
+        return self.points - self.bounds.mean(axis=0)
+
     @property
     def size(self) -> float:
         """Length of the bounding-box diagonal, the part's characteristic length."""
@@ -113,8 +120,8 @@ class Mesh:
         if self.is_point_cloud:
             return None
         if self.is_surface:
-            return _boundary.surface_facets(self.points, self.cells)
-        return _boundary.boundary_facets(self.points, self.cells)
+            return _boundary.surface_facets(self.centred_points, self.cells)
+        return _boundary.boundary_facets(self.centred_points, self.cells)
 
     @property
     def boundary_is_estimated(self) -> bool:
@@ -123,7 +130,7 @@ class Mesh:
 
     @cached_property
     def _point_cloud_boundary(self) -> tuple[np.ndarray, np.ndarray]:
-        return _boundary.point_cloud_boundary(self.points, mask=self._user_boundary)
+        return _boundary.point_cloud_boundary(self.centred_points, mask=self._user_boundary)
 
     @cached_property
     def boundary_mask(self) -> np.ndarray:
@@ -153,9 +160,9 @@ class Mesh:
             mask = self.boundary_mask
             if not mask.any():
                 return np.full(self.n_points, np.inf)
-            dist, _ = cKDTree(self.points[mask]).query(self.points, workers=-1)
+            dist, _ = cKDTree(self.centred_points[mask]).query(self.centred_points, workers=-1)
             return dist
-        dist = _boundary.distance_to_facets(self.points, self.boundary)
+        dist = _boundary.distance_to_facets(self.centred_points, self.boundary)
         dist[self.boundary_mask] = 0.0
         return dist
 
