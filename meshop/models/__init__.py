@@ -8,11 +8,11 @@
 
 from __future__ import annotations
 
+from . import hyper
 from .amg import AMG
 from .base import NeuralOperator
 from .beno import BENO
 from .gno import GNO
-from .hyper import check, hyper_parameters
 from .mgno import MGNO
 
 _REGISTRY: dict[str, type[NeuralOperator]] = {}
@@ -29,7 +29,7 @@ def available() -> list[str]:
 
 def defaults(name: str) -> dict:
     """Default hyper-parameters of model ``name``."""
-    return {k: p.default for k, p in hyper_parameters(_cls(name)).items()}
+    return {k: p.default for k, p in hyper.hyper_parameters(_cls(name)).items()}
 
 
 def get(name: str, in_channels: int, out_channels: int, dim: int, **overrides) -> NeuralOperator:
@@ -43,7 +43,7 @@ def get(name: str, in_channels: int, out_channels: int, dim: int, **overrides) -
     if unknown:
         raise ValueError(f"model '{name}' has no hyper-parameter(s) {sorted(unknown)}; "
                          f"it takes {sorted(defaults(name))}.")
-    check(cls, in_channels, out_channels, dim, overrides)
+    hyper.check(cls, in_channels, out_channels, dim, overrides)
     return cls(in_channels, out_channels, dim, **overrides)
 
 
