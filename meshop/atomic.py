@@ -1,12 +1,24 @@
-"""Atomic file writes: write beside the target, then rename, so no half-written file is ever left."""
+"""Atomic file writes: write beside the target, then rename, so no half-written file is ever left.
+
+The temporary is named ``.<name>.meshop-tmp-<pid>-<random><suffix>``: hidden, recognisable, and
+carrying the id of the process writing it. A process killed mid-write (SIGKILL, power loss)
+leaves its temporary behind; the first write of a later process into the same folder removes
+every such temporary whose process is gone.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+_TAG = ".meshop-tmp-"
+_TEMPORARY = re.compile(r"^\..+" + re.escape(_TAG) + r"(\d+)-")
+#: folders already swept of stale temporaries by this process
+_swept: set[Path] = set()
 
 
 @contextmanager
@@ -19,7 +31,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     ...     meshio.write(tmp, mesh)
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    remove_stale_temporaries(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{_TAG}{os.getpid()}-", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -28,6 +41,43 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove the temporaries of :func:`atomic_path` in ``folder`` whose writing process no
+    longer runs (once per folder and process); return them."""
+    key = Path(os.path.abspath(folder))
+    if key in _swept:
+        return []
+    _swept.add(key)
+    removed = []
+    try:
+        entries = list(os.scandir(key))
+    except OSError:
+        return []
+    for entry in entries:
+        match = _TEMPORARY.match(entry.name)
+        if match and not _running(int(match[1])) and entry.is_file(follow_symlinks=False):
+            try:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+            except OSError:
+                pass  # removed by someone else meanwhile, or not ours to remove
+    return removed
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists (a pid reused by another process counts as running;
+    outside POSIX, where signal 0 does not probe, every process does)."""
+    if os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 def _file_mode(path: Path) -> int:

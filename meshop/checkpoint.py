@@ -138,6 +138,9 @@ def read_metadata(path) -> dict:
         meta = json.loads(header["meshop"])
     except json.JSONDecodeError:
         raise CheckpointError(f"{path}: the checkpoint metadata is corrupt (invalid JSON).") from None
+    if not isinstance(meta, dict):
+        kind = "null" if meta is None else "array" if isinstance(meta, list) else "scalar"
+        raise CheckpointError(f"{path}: the checkpoint metadata is corrupt (a JSON {kind}, not an object).")
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: checkpoint format {meta.get('format')} is not supported by this "
                               f"meshop (format {FORMAT}); re-train or use the meshop version "
@@ -145,8 +148,14 @@ def read_metadata(path) -> dict:
     return meta
 
 
-def load(path, device: str = "cpu", with_optimizer: bool = False):
-    """Load a checkpoint into a :class:`Checkpoint` (and the optimizer tensors if asked)."""
+def load(path, device: str = "cpu", with_optimizer: bool = False, allow_unverified: bool = False):
+    """Load a checkpoint into a :class:`Checkpoint` (and the optimizer tensors if asked).
+
+    Every metadata value is checked before the model is built (types, ranges, a size bound:
+    :func:`meshop.models.hyper.check`), the weights against the metadata's SHA-256 and for
+    finiteness. A checkpoint without a checksum is refused unless ``allow_unverified=True``
+    (re-save it with :func:`save` to add one).
+    """
     from safetensors.torch import load_file
 
     from . import models
@@ -154,13 +163,11 @@ def load(path, device: str = "cpu", with_optimizer: bool = False):
 
     path = Path(path)
     meta = read_metadata(path)
-    try:
-        spec = meta["model"]
-        model = models.get(spec["name"], spec["in_channels"], spec["out_channels"], spec["dim"], **spec["config"])
-        fields = FieldSpec.from_dict(meta["fields"])
-        graph = GraphSettings.from_dict(meta["graph"])
-    except (KeyError, TypeError, ValueError) as err:
-        raise CheckpointError(f"{path}: incompatible checkpoint ({err}).") from None
+    if "sha256" not in meta and not allow_unverified:
+        raise CheckpointError(f"{path}: the checkpoint has no sha256 checksum, so its weights cannot be "
+                              "verified; load it with checkpoint.load(path, allow_unverified=True) only "
+                              "if you trust where it came from.")
+    model, spec, fields, graph = _build(path, meta)
     try:
         tensors = load_file(str(path), device=device)
     except Exception as err:
@@ -173,10 +180,52 @@ def load(path, device: str = "cpu", with_optimizer: bool = False):
         raise CheckpointError(f"{path}: weights do not fit model '{spec['name']}' ({first}).") from None
     if "sha256" in meta and digest(weights) != meta["sha256"]:
         raise CheckpointError(f"{path}: the checkpoint's weights are corrupt (checksum mismatch).")
+    _check_finite(path, weights)
     model.to(device).eval()
     ckpt = Checkpoint(model, spec["name"], fields, graph, meta.get("data", {}), meta.get("metrics", {}),
-                      meta.get("training", {}), meta.get("meshop_version", ""), path, meta.get("dynamics", {}))
+                      meta.get("training", {}), str(meta.get("meshop_version", "")), path,
+                      _as_dict(meta.get("dynamics", {}), "dynamics", path))
     if with_optimizer:
         optimizer = {k[len(_OPTIMIZER_PREFIX):]: v for k, v in tensors.items() if k.startswith(_OPTIMIZER_PREFIX)}
         return ckpt, optimizer
     return ckpt
+
+
+def _build(path: Path, meta: dict):
+    """The model (no weights yet), its metadata entry, the field spec and the graph settings;
+    :class:`CheckpointError` for any malformed value, before anything large is allocated."""
+    from . import models
+
+    try:
+        spec = meta["model"]
+        if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
+            raise TypeError("'model' must be an object with a 'config' object")
+        for key in ("data", "metrics", "training"):
+            if not isinstance(meta.get(key, {}), dict):
+                raise TypeError(f"'{key}' must be an object")
+        fields = FieldSpec.from_dict(meta["fields"])
+        graph = GraphSettings.from_dict(meta["graph"])
+        model = models.get(spec["name"], spec["in_channels"], spec["out_channels"], spec["dim"], **spec["config"])
+    except (KeyError, TypeError, ValueError) as err:
+        reason = f"no {err} entry" if isinstance(err, KeyError) else str(err).rstrip(".")
+        raise CheckpointError(f"{path}: incompatible checkpoint ({reason}).") from None
+    if model.out_channels != fields.channels(fields.targets):
+        raise CheckpointError(f"{path}: incompatible checkpoint (the model writes {model.out_channels} "
+                              f"channels, its fields {fields.channels(fields.targets)}).")
+    return model, spec, fields, graph
+
+
+def _check_finite(path: Path, weights: dict[str, torch.Tensor]) -> None:
+    """:class:`CheckpointError` naming the first weight tensor with NaN or infinite values."""
+    for name in sorted(weights):
+        tensor = weights[name]
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{path}: the checkpoint's weights hold NaN or infinite values (tensor "
+                                  f"'{name}'); the run that wrote it diverged, re-train it.")
+
+
+def _as_dict(value, section: str, path) -> dict:
+    """An optional metadata section, which must be a JSON object when present."""
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{path}: the checkpoint's '{section}' metadata is not a JSON object.")
+    return value

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .errors import MeshError
+from .values import is_finite_number
 
 
 @dataclass
@@ -58,7 +59,13 @@ class FieldSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> "FieldSpec":
-        return cls(**data)
+        """A fitted spec from :meth:`to_dict`'s mapping (a checkpoint's ``fields``); ``TypeError``
+        / ``ValueError`` naming the first malformed entry."""
+        if not isinstance(data, dict):
+            raise TypeError(f"fields must be a mapping, not {type(data).__name__}.")
+        spec = cls(**data)
+        _check_fitted(spec)
+        return spec
 
     # -------------------------------------------------------------- field access
     def input_array(self, mesh, name: str) -> tuple[np.ndarray, bool]:
@@ -130,3 +137,33 @@ def physical_length(mesh) -> float:
 def _as_columns(values) -> np.ndarray:
     values = np.asarray(values, dtype=np.float64)
     return values[:, None] if values.ndim == 1 else values.reshape(len(values), -1)
+
+
+def _check_fitted(spec: FieldSpec) -> None:
+    """Names are strings, every field has finite statistics (``std > 0``), couplings name inputs."""
+    for key in ("inputs", "targets", "linear_inputs", "input_defaults", "length_powers", "dirichlet", "mean", "std"):
+        expected = list if key in ("inputs", "targets", "linear_inputs") else dict
+        if not isinstance(getattr(spec, key), expected):
+            raise ValueError(f"fields: {key} must be a {'list' if expected is list else 'mapping'}.")
+    names = spec.inputs + spec.targets
+    if not spec.targets or not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
+        raise ValueError("fields: inputs and targets must be distinct names, with at least one target.")
+    for name in names:
+        mean, std = spec.mean.get(name), spec.std.get(name)
+        if not (_finite_list(mean) and _finite_list(std) and len(mean) == len(std) and min(std) > 0):
+            raise ValueError(f"fields: the statistics of '{name}' must be lists of finite numbers of one "
+                             f"length, std > 0; got mean {mean!r}, std {std!r}.")
+    numbers = [*spec.input_defaults.values(), *spec.length_powers.values()]
+    if (numbers and not _finite_list(numbers)) or not set(spec.linear_inputs) <= set(spec.inputs):
+        raise ValueError("fields: input defaults and length powers must be finite numbers and linear "
+                         "inputs must be inputs.")
+    for target, source in spec.dirichlet.items():
+        if target not in spec.targets or not (source in spec.inputs or _finite_list([source])):
+            raise ValueError(f"fields: dirichlet couples '{target}' to {source!r}, not a target and an "
+                             "input or a number.")
+
+
+def _finite_list(values) -> bool:
+    """A non-empty list of finite real numbers (booleans excluded)."""
+    return isinstance(values, list) and len(values) > 0 and all(is_finite_number(v) for v in values)
+

@@ -33,10 +33,13 @@ from torch_geometric.data import Data
 
 from .errors import MeshError
 from .fields import FieldSpec, physical_length
+from .values import is_finite_number, is_int
 
 
 #: boundary nodes averaged by the extended-boundary-value feature
 EXTENSION_NEIGHBOURS = 8
+#: largest neighbour count of a graph (``k``, ``max_neighbors``)
+MAX_NEIGHBOURS = 1000
 
 
 @dataclass
@@ -55,11 +58,24 @@ class GraphSettings:
     radius: float = 0.05
     max_neighbors: int = 32
 
+    def __post_init__(self):
+        if self.kind not in ("knn", "radius"):
+            raise ValueError(f"unknown graph kind {self.kind!r}; expected 'knn' or 'radius'.")
+        for name in ("k", "max_neighbors"):
+            value = getattr(self, name)
+            if not is_int(value) or not 1 <= value <= MAX_NEIGHBOURS:
+                raise ValueError(f"graph {name} must be an integer in 1..{MAX_NEIGHBOURS}; got {value!r}.")
+        if not is_finite_number(self.radius) or self.radius <= 0:
+            raise ValueError(f"graph radius must be a finite positive number; got {self.radius!r}.")
+
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "GraphSettings":
+        """Settings from :meth:`to_dict`'s mapping; ``TypeError`` / ``ValueError`` when malformed."""
+        if not isinstance(data, dict):
+            raise TypeError(f"graph settings must be a mapping, not {type(data).__name__}.")
         return cls(**data)
 
     def edges(self, pos: np.ndarray) -> np.ndarray:
@@ -68,9 +84,7 @@ class GraphSettings:
 
         if self.kind == "knn":
             return knn_graph(pos, min(self.k, len(pos) - 1))
-        if self.kind == "radius":
-            return radius_graph(pos, self.radius, max_neighbors=self.max_neighbors)
-        raise ValueError(f"unknown graph kind '{self.kind}'; expected 'knn' or 'radius'.")
+        return radius_graph(pos, self.radius, max_neighbors=self.max_neighbors)
 
 
 def geometry_feature_count(dim: int) -> int:
@@ -90,8 +104,7 @@ def node_data(mesh, spec: FieldSpec, *, with_targets: bool = True) -> tuple[Data
     if size <= 0:
         raise MeshError(f"{mesh.source or 'mesh'}: all points coincide; the part has no extent.")
     length = physical_length(mesh)
-    centre = mesh.bounds.mean(axis=0)
-    blocks = [(mesh.points - centre) / size,
+    blocks = [mesh.centred_points / size,
               mesh.distance_to_boundary[:, None] / length,
               mesh.boundary_mask[:, None].astype(np.float64),
               mesh.boundary_normals]
@@ -136,7 +149,7 @@ def extend_boundary_values(mesh, values: np.ndarray, k: int = EXTENSION_NEIGHBOU
     if np.all(on_boundary == on_boundary[:1]):          # uniform (e.g. a default): the average is exact
         return np.broadcast_to(on_boundary[:1], values.shape).copy()
     k = min(k, len(boundary))
-    dist, nearest = cKDTree(mesh.points[boundary]).query(mesh.points, k=k, workers=-1)
+    dist, nearest = cKDTree(mesh.centred_points[boundary]).query(mesh.centred_points, k=k, workers=-1)
     dist, nearest = dist.reshape(len(dist), k), nearest.reshape(len(dist), k)
     weights = 1.0 / np.maximum(dist, 1e-12 * mesh.size) ** 2                 # (N, k)
     weights /= weights.sum(axis=1, keepdims=True)

@@ -12,6 +12,11 @@ from .geometry import boundary as _boundary
 from .geometry.cells import NODES_PER_CELL, TOPOLOGICAL_DIM, degenerate_cells, top_dimension
 
 
+#: largest absolute coordinate accepted: beyond it squared distances and float64 differences
+#: of nearby points lose every digit a part needs
+MAX_COORDINATE = 1e15
+
+
 class Mesh:
     """A volume mesh, surface mesh or point cloud with named point and cell fields.
 
@@ -45,6 +50,10 @@ class Mesh:
         if not np.isfinite(points).all():
             bad = int((~np.isfinite(points)).any(axis=1).sum())
             raise MeshError(f"{where}{bad} point(s) have NaN or infinite coordinates.")
+        largest = float(np.abs(points).max())
+        if largest > MAX_COORDINATE:
+            raise MeshError(f"{where}coordinates reach {largest:.3g}, beyond the {MAX_COORDINATE:.0e} meshop "
+                            "accepts (wrong units, or a corrupt file?).")
         self.planar_z = None
         if points.shape[1] == 3 and np.ptp(points[:, 2]) == 0.0:
             self.planar_z = float(points[0, 2])
@@ -95,6 +104,13 @@ class Mesh:
         """``(2, d)``: minimum corner, maximum corner."""
         return np.stack([self.points.min(axis=0), self.points.max(axis=0)])
 
+    @cached_property
+    def centred_points(self) -> np.ndarray:
+        """``(N, d)`` float64 points minus the bounding-box centre. Derived geometry (boundary,
+        normals, distances) and node features are computed on these: a part far from the origin
+        (coordinates of 1e6 or 1e9) then loses no more digits than its file already did."""
+        return self.points - self.bounds.mean(axis=0)
+
     @property
     def size(self) -> float:
         """Length of the bounding-box diagonal, the part's characteristic length."""
@@ -108,8 +124,8 @@ class Mesh:
         if self.is_point_cloud:
             return None
         if self.is_surface:
-            return _boundary.surface_facets(self.points, self.cells)
-        return _boundary.boundary_facets(self.points, self.cells)
+            return _boundary.surface_facets(self.centred_points, self.cells)
+        return _boundary.boundary_facets(self.centred_points, self.cells)
 
     @property
     def boundary_is_estimated(self) -> bool:
@@ -118,7 +134,7 @@ class Mesh:
 
     @cached_property
     def _point_cloud_boundary(self) -> tuple[np.ndarray, np.ndarray]:
-        return _boundary.point_cloud_boundary(self.points, mask=self._user_boundary)
+        return _boundary.point_cloud_boundary(self.centred_points, mask=self._user_boundary)
 
     @cached_property
     def boundary_mask(self) -> np.ndarray:
@@ -148,11 +164,35 @@ class Mesh:
             mask = self.boundary_mask
             if not mask.any():
                 return np.full(self.n_points, np.inf)
-            dist, _ = cKDTree(self.points[mask]).query(self.points, workers=-1)
+            dist, _ = cKDTree(self.centred_points[mask]).query(self.centred_points, workers=-1)
             return dist
-        dist = _boundary.distance_to_facets(self.points, self.boundary)
+        dist = _boundary.distance_to_facets(self.centred_points, self.boundary)
         dist[self.boundary_mask] = 0.0
         return dist
+
+    @cached_property
+    def unreferenced(self) -> np.ndarray:
+        """``(N,)`` bool: points that no cell uses (none for a point cloud)."""
+        used = np.zeros(self.n_points, dtype=bool)
+        for conn in self.cells.values():
+            used[conn.ravel()] = True
+        return ~used if self.cells else used
+
+    def point_subset(self, keep: np.ndarray) -> "Mesh":
+        """A new Mesh of the points ``keep (N,) bool`` with their fields, and the cells whose nodes
+        are all kept, renumbered (cell fields follow their cells)."""
+        keep = np.asarray(keep, dtype=bool)
+        new_id = np.cumsum(keep) - 1
+        cells, cell_data = {}, {name: {} for name in self.cell_data}
+        for cell_type, conn in self.cells.items():
+            whole = keep[conn].all(axis=1)
+            cells[cell_type] = new_id[conn[whole]]
+            for name, by_type in self.cell_data.items():
+                if cell_type in by_type:
+                    cell_data[name][cell_type] = by_type[cell_type][whole]
+        points = self.points if self.planar_z is None else np.c_[self.points, np.full(self.n_points, self.planar_z)]
+        return Mesh(points[keep], cells, {k: v[keep] for k, v in self.point_data.items()}, cell_data,
+                    source=self.source)
 
     # ------------------------------------------------------------------ helpers
     def edges(self) -> np.ndarray:
@@ -231,7 +271,21 @@ def _validate_cells(points: np.ndarray, cells: dict, where: str) -> dict[str, np
     for cell_type, conn in out.items():
         if TOPOLOGICAL_DIM[cell_type] == top:
             _check_degenerate(points, cell_type, conn, where)
+            _check_duplicated(cell_type, conn, where)
     return out
+
+
+def _check_duplicated(cell_type: str, conn: np.ndarray, where: str) -> None:
+    """Raise when two cells have the same nodes (in any order): a mesh written twice over, or
+    a corrupt one; each would count its volume twice."""
+    corners = np.sort(conn, axis=1)
+    order = np.lexsort(corners.T[::-1])
+    same = (corners[order[1:]] == corners[order[:-1]]).all(axis=1)
+    if same.any():
+        first = int(np.argmax(same))
+        pair = sorted((int(order[first]), int(order[first + 1])))
+        raise MeshError(f"{where}{int(same.sum())} duplicated {cell_type} cell(s) (first: cells {pair[0]} and "
+                        f"{pair[1]}, nodes {sorted(conn[pair[0]].tolist())}); remove the copies.")
 
 
 def _check_degenerate(points: np.ndarray, cell_type: str, conn: np.ndarray, where: str) -> None:

@@ -135,7 +135,17 @@ def tetrahedralize(surface: Mesh, mesh_size: float | None = None) -> Mesh:
     return Mesh(points, {"tetra": tets}, source=surface.source)
 
 
+#: 80-byte header of the binary STL handed to gmsh. gmsh decides ASCII or binary from the first
+#: line that is not blank (its ``fgets0``): with trimesh's all-zero header it skips "lines" that
+#: start with NUL or whitespace, and a file whose every line does -- a 12-triangle box, whose
+#: count byte is 12, a form feed -- is read to its end and refused. A printable first byte ends
+#: the first line at once.
+_STL_HEADER = b"binary STL written by meshop for gmsh".ljust(80, b" ")
+
+
 def _write_stl(surface: Mesh, path: Path) -> None:
+    """``surface``'s triangles as a binary STL whose header gmsh reads as binary."""
     import trimesh
 
-    trimesh.Trimesh(surface.points, surface.cells["triangle"], process=False).export(path)
+    data = trimesh.exchange.stl.export_stl(trimesh.Trimesh(surface.points, surface.cells["triangle"], process=False))
+    path.write_bytes(_STL_HEADER + data[80:])

@@ -127,6 +127,8 @@ class Predictor:
         if mesh.dim != ckpt.model.dim:
             raise MeshError(f"{where}the mesh is {mesh.dim}D but model '{ckpt.model_name}' was trained on "
                             f"{ckpt.model.dim}D meshes.")
+        if mesh.unreferenced.any():
+            return self._predict_referenced(mesh, estimate, refine)
         timings = dict.fromkeys(("features", "graph", "model"), 0.0)
         started = time.perf_counter()
         with _timed(timings, "features"):
@@ -174,6 +176,18 @@ class Predictor:
             result.notes.append(refinement_note(estimator.target, refined))
         result.mesh = mesh.with_point_data(**fields).with_field_data(
             **{f"{estimator.target}_error_estimate": found.relative})
+
+    def _predict_referenced(self, mesh: Mesh, estimate: bool, refine: float | None) -> Prediction:
+        """Points no cell uses are not part of the domain: their distance to the boundary, their
+        normal and their place in the graphs would be meaningless and would shift every other
+        node's features. They are left out of the prediction and of the output mesh."""
+        unused = mesh.unreferenced
+        first = int(np.argmax(unused))
+        result = self.predict(mesh.point_subset(~unused), estimate=estimate, refine=refine)
+        where = ", ".join(f"{c:.6g}" for c in mesh.points[first])
+        result.notes.insert(0, f"left {int(unused.sum())} point(s) that no cell uses (first: point {first} at "
+                               f"({where})) out of the prediction and of the output mesh.")
+        return result
 
     def _run(self, data, edges: torch.Tensor, timings: dict[str, float]) -> torch.Tensor:
         data = Data(**data.to_dict(), edge_index=edges)  # shares the node tensors, no copy

@@ -19,6 +19,7 @@ from meshio._helpers import reader_map  # the per-format readers, without meshio
 
 from ..errors import MeshError
 from . import _sniff
+from ._limits import bounded_memory, reader_budget
 
 #: extension -> meshio format names to try, in order (gmsh before ANSYS for .msh); the CAD
 #: surface formats go to trimesh instead, and .svg is a drawing
@@ -45,6 +46,9 @@ WRITE_FORMATS = {
     ".ply": ("ply", {"binary": True}, {"triangle", "quad"}, True),
 }
 WRITE_EXTENSIONS = list(WRITE_FORMATS)
+#: formats whose data may be compressed, so legitimately much larger in memory than on disk:
+#: their readers run without the memory bound of :mod:`meshop.io._limits`
+_COMPRESSIBLE = {".vtu", ".xdmf", ".xmf", ".h5m", ".med", ".e", ".exo", ".ex2", ".cgns", ".hmf"}
 #: meshio bookkeeping arrays that are not physical fields
 _META_POINT_DATA = {"gmsh:dim_tags"}
 
@@ -59,12 +63,17 @@ def read(path: Path, ext: str):
 
         return _vtk.read(path, ext)
     first_error = None
+    size = path.stat().st_size
+    budget = reader_budget(size) if ext not in _COMPRESSIBLE else None
     for file_format in READ_FORMATS[ext]:
         try:
-            with _quiet():
+            with _quiet(), (bounded_memory(budget) if budget else contextlib.nullcontext()):
                 return from_meshio(reader_map[file_format](str(path)))
         except (Exception, SystemExit) as err:  # noqa: PERF203 - a bad file may raise anything
             first_error = first_error or err
+    if isinstance(first_error, MemoryError) and budget:
+        raise MeshError(f"{path}: the file is corrupt: reading it would take more than {budget >> 20} MiB, "
+                        f"far more than {size} bytes of {ext} can describe (a count or index is wrong).")
     short = re.search(r'len\(points\) = (\d+), but len\(point_data\["(.+?)"\]\) = (\d+)', str(first_error))
     if short:  # meshio's own check, worded as Mesh words it
         raise MeshError(f"{path}: point field '{short[2]}' has {short[3]} values but the mesh has "

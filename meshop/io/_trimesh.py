@@ -34,6 +34,10 @@ def read(path: Path, ext: str):
     if len(vertices) == 0:
         raise MeshError(f"{path}: no vertices found in this {ext} file (empty, truncated, or not "
                         f"a {ext} file).")
+    bad = ~np.isfinite(vertices).all(axis=1)
+    if bad.any():  # checked before merging, which would drop them and their triangles silently
+        raise MeshError(f"{path}: NaN or infinite coordinates in {int(bad.sum())} of its {len(vertices)} vertices "
+                        f"(first: vertex {int(np.argmax(bad))}); the file is corrupt or was exported wrongly.")
     faces = np.asarray(getattr(loaded, "faces", np.empty((0, 3))), dtype=np.int64).reshape(-1, 3)
     if ext == ".off":
         _check_off_counts(path, len(vertices), len(faces))

@@ -37,6 +37,16 @@ def read(path: Path, ext: str):
     import pyvista as pv
 
     data = pv.wrap(_run_reader(path, ext))
+    try:
+        return _arrays(path, data)
+    except (ValueError, IndexError, TypeError) as err:  # cells VTK read but cannot be tabled
+        raise _sniff.reader_failure(path, ext, err) from None
+
+
+def _arrays(path: Path, data):
+    """``(points, cells, point_data, cell_data)`` of a PyVista data set."""
+    import pyvista as pv
+
     grid = data.cast_to_unstructured_grid()
     if isinstance(data, pv.PolyData) and np.isin(grid.celltypes, _POLYGONS).any():
         grid = data.triangulate().cast_to_unstructured_grid()

@@ -32,18 +32,25 @@ def available() -> list[str]:
 
 def defaults(name: str) -> dict:
     """Default hyper-parameters of model ``name``."""
-    signature = inspect.signature(_cls(name).__init__)
-    skip = {"self", "in_channels", "out_channels", "dim"}
-    return {k: p.default for k, p in signature.parameters.items() if k not in skip}
+    from . import hyper
+
+    return {k: p.default for k, p in hyper.hyper_parameters(_cls(name)).items()}
 
 
 def get(name: str, in_channels: int, out_channels: int, dim: int, **overrides) -> NeuralOperator:
-    """Instantiate model ``name`` with its defaults updated by ``overrides``."""
+    """Instantiate model ``name`` with its defaults updated by ``overrides``.
+
+    Raises ``ValueError`` for unknown or bad hyper-parameters and for models too large to build
+    (:func:`meshop.models.hyper.check`), before anything is allocated.
+    """
+    from . import hyper
+
     cls = _cls(name)
     unknown = set(overrides) - set(defaults(name))
     if unknown:
         raise ValueError(f"model '{name}' has no hyper-parameter(s) {sorted(unknown)}; "
                          f"it takes {sorted(defaults(name))}.")
+    hyper.check(cls, in_channels, out_channels, dim, overrides)
     return cls(in_channels, out_channels, dim, **overrides)
 
 

@@ -68,7 +68,7 @@ def graph_settings(value, where) -> GraphSettings:
         raise MeshError(f"{where}: 'graph' must be a mapping like {{kind: knn, k: 16}}.")
     try:
         return GraphSettings(**value)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         raise MeshError(f"{where}: bad graph settings ({err}).") from None
 
 
