@@ -75,7 +75,7 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="checkpoint (default: the bundled heat3d-transient)")
     parser.add_argument("--data", default="data/heat3d-transient", help="dataset folder with a test split")
     parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--sizes", default="12,26", help="cube cells per side for the speed rows (~10k, ~100k nodes)")
+    parser.add_argument("--sizes", default="20,44", help="cube cells per side for the speed rows (~10k, ~100k nodes)")
     args = parser.parse_args()
     ckpt = load(args.model or bundled_models()["heat3d-transient"])
     frame_dt, stride = ckpt.dynamics["frame_dt"], ckpt.dynamics.get("stride") or 2
@@ -111,7 +111,8 @@ def main() -> None:
     for n_side in (int(s) for s in args.sizes.split(",")):
         mesh = cube(n_side)
         began = time.perf_counter()
-        simulation = HeatSimulation(mesh, frame_dt / stride, {"dirichlet_mask": mesh.boundary_mask.astype(float)})
+        simulation = HeatSimulation(mesh, frame_dt / stride, {"dirichlet_mask": mesh.boundary_mask.astype(float)},
+                                    solver="cg")        # the fastest FEM step measured here (docs/datasets.md)
         factorization = time.perf_counter() - began
         traj = model_inputs(simulation.run(np.ones(mesh.n_points), 5, stride))
         fem_step = _fem_step_seconds(simulation, stride)

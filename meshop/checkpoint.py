@@ -158,9 +158,6 @@ def load(path, device: str = "cpu", with_optimizer: bool = False, allow_unverifi
     """
     from safetensors.torch import load_file
 
-    from . import models
-    from .graph import GraphSettings
-
     path = Path(path)
     meta = read_metadata(path)
     if "sha256" not in meta and not allow_unverified:
@@ -184,7 +181,7 @@ def load(path, device: str = "cpu", with_optimizer: bool = False, allow_unverifi
     model.to(device).eval()
     ckpt = Checkpoint(model, spec["name"], fields, graph, meta.get("data", {}), meta.get("metrics", {}),
                       meta.get("training", {}), str(meta.get("meshop_version", "")), path,
-                      _as_dict(meta.get("dynamics", {}), "dynamics", path))
+                      meta.get("dynamics", {}))
     if with_optimizer:
         optimizer = {k[len(_OPTIMIZER_PREFIX):]: v for k, v in tensors.items() if k.startswith(_OPTIMIZER_PREFIX)}
         return ckpt, optimizer
@@ -195,12 +192,13 @@ def _build(path: Path, meta: dict):
     """The model (no weights yet), its metadata entry, the field spec and the graph settings;
     :class:`CheckpointError` for any malformed value, before anything large is allocated."""
     from . import models
+    from .graph import GraphSettings
 
     try:
         spec = meta["model"]
         if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
             raise TypeError("'model' must be an object with a 'config' object")
-        for key in ("data", "metrics", "training"):
+        for key in ("data", "metrics", "training", "dynamics"):
             if not isinstance(meta.get(key, {}), dict):
                 raise TypeError(f"'{key}' must be an object")
         fields = FieldSpec.from_dict(meta["fields"])
@@ -217,15 +215,10 @@ def _build(path: Path, meta: dict):
 
 def _check_finite(path: Path, weights: dict[str, torch.Tensor]) -> None:
     """:class:`CheckpointError` naming the first weight tensor with NaN or infinite values."""
+    import torch
+
     for name in sorted(weights):
         tensor = weights[name]
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise CheckpointError(f"{path}: the checkpoint's weights hold NaN or infinite values (tensor "
                                   f"'{name}'); the run that wrote it diverged, re-train it.")
-
-
-def _as_dict(value, section: str, path) -> dict:
-    """An optional metadata section, which must be a JSON object when present."""
-    if not isinstance(value, dict):
-        raise CheckpointError(f"{path}: the checkpoint's '{section}' metadata is not a JSON object.")
-    return value

@@ -186,8 +186,9 @@ def predict(
 
 def _predict_series(mesh: Path, model, out, device: str, render: bool, overwrite: bool, steps, dt) -> None:
     """`meshop predict --steps`: a rollout of a time-dependent model, written as a .pvd series."""
-    from .preflight import check_device, checkpoint_path
+    from .preflight import DEFAULT_TIME_MODEL, check_device, checkpoint_path
 
+    model = model or DEFAULT_TIME_MODEL
     with user_errors():
         check_device(device)
         checkpoint_path(model)

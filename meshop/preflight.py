@@ -17,6 +17,8 @@ from .errors import MeshError
 
 #: name of the model used when none is given
 DEFAULT_MODEL = "heat3d"
+#: name of the model used by ``--steps`` when none is given: the bundled transient-heat stepper
+DEFAULT_TIME_MODEL = "heat3d-transient"
 
 #: why a point cloud is refused (measured on the bracket's 4,118 nodes without their cells: the
 #: boundary estimated from the points finds half the surface nodes and the default model is off by

@@ -87,6 +87,7 @@ def rollout(checkpoint, source: Mesh | Trajectory, steps: int, *, every: int = 1
     if varying:   # inputs given per frame are held at the mesh's value over the rollout
         drive = np.hstack([spec.encode(n, _columns(mesh.point_data[n]), length) for n in varying])
         data.varying = torch.as_tensor(drive, dtype=torch.float32, device=device)[:, :, None].expand(-1, -1, steps)
+    state = _hold(data, state, mesh, spec, dynamics.get("held_boundary"), length)
     bar = _bar(steps, progress)
     began = time.perf_counter()
     states = model.rollout(data, state, steps, callback=lambda k: bar.update(1)).cpu().numpy()
@@ -107,6 +108,18 @@ def rollout(checkpoint, source: Mesh | Trajectory, steps: int, *, every: int = 1
     if reference is not None:
         result.errors = _compare(reference, traj, fields, every)
     return result
+
+
+def _hold(data, state, mesh: Mesh, spec, held: dict | None, length: float):
+    """Give ``data`` the nodes whose state is known (``held_mask``, ``held_value``, normalized) from
+    the checkpoint's ``held_boundary`` rule; the initial state with them imposed."""
+    if not held:
+        return state
+    mask = mesh.boundary_mask & (np.asarray(mesh.point_data[held["mask"]]).reshape(-1) > 0.5)
+    value = spec.encode(held["state"], _columns(mesh.point_data[held["value"]]), length)
+    data.held_mask = torch.as_tensor(mask, device=state.device)
+    data.held_value = torch.as_tensor(value, dtype=torch.float32, device=state.device)
+    return torch.where(data.held_mask[:, None], data.held_value, state)
 
 
 def _with_defaults(mesh: Mesh, spec, dynamics: dict) -> tuple[Mesh, dict]:

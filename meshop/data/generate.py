@@ -264,7 +264,8 @@ def _time_section(problem: Problem, samples: list[dict]) -> dict:
     varying = [name for name in problem.inputs if name in first["varying"]]
     return {"time": {"state": first["state"], "varying_inputs": varying, "frame_dt": first["frame_dt"],
                      "dt": first["dt"], "stride": first["stride"], "moving": first["moving"],
-                     "n_frames": first["n_frames"]}}
+                     "n_frames": first["n_frames"], "initial_defaults": problem.initial_defaults,
+                     "held_boundary": problem.held_boundary}}
 
 
 def _jsonable(value):

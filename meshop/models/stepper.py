@@ -28,7 +28,9 @@ class TimeStepper(NeuralOperator):
         processor_options: hyper-parameters of the processor.
 
     Graph needs: the processor's (its :meth:`prepare`). Batches carry ``state (N, S)`` (the
-    normalized initial state), ``varying (N, V, K)`` and, for training, ``future (N, S, K)``.
+    normalized initial state), ``varying (N, V, K)`` and, for training, ``future (N, S, K)``;
+    optionally ``held_mask (N,)`` and ``held_value (N, S)``: nodes whose state is known (held
+    surfaces), overwritten after every step.
     """
 
     time_dependent = True
@@ -66,7 +68,9 @@ class TimeStepper(NeuralOperator):
     def step(self, data, state: torch.Tensor, k: int = 0) -> torch.Tensor:
         """The normalized state ``(N, S)`` one frame after ``state``, with step ``k``'s inputs."""
         increment = self.processor(data, x=torch.cat([self.features(data, k), state], dim=1))
-        return state + self.increment_scale * increment
+        state = state + self.increment_scale * increment
+        held = getattr(data, "held_mask", None)
+        return state if held is None else torch.where(held[:, None], data.held_value, state)
 
     def forward(self, data) -> torch.Tensor:
         """One step from ``data.state``."""

@@ -213,6 +213,8 @@ class Run:
         return {"state": self.fields.targets, "varying_inputs": self.data.varying, "frame_dt": time.get("frame_dt"),
                 "solver_dt": time.get("dt"), "stride": time.get("stride"), "history": 1, "unroll": self.unroll,
                 "noise": self.noise, "integrator": "s + increment_scale * F(a, s), one frame per step",
+                "initial_defaults": time.get("initial_defaults", {}),
+                "held_boundary": time.get("held_boundary", {}),
                 "increment_scale": self.model.increment_scale.tolist()}
 
     @property

@@ -83,6 +83,17 @@ class Problem:
         return dict(getattr(self._module(), "INPUT_DEFAULTS", {}))
 
     @property
+    def initial_defaults(self) -> dict[str, float]:
+        """State field -> the initial value a mesh without it most likely means (time-dependent problems)."""
+        return dict(getattr(self._module(), "INITIAL_DEFAULTS", {}))
+
+    @property
+    def held_boundary(self) -> dict:
+        """``{"state", "mask", "value"}``: the state equals input ``value`` on boundary nodes where
+        input ``mask`` is set (time-dependent problems with held surfaces; empty otherwise)."""
+        return dict(getattr(self._module(), "HELD_BOUNDARY", {}))
+
+    @property
     def linear_inputs(self) -> list[str]:
         return list(getattr(self._module(), "LINEAR_INPUTS", []))
 

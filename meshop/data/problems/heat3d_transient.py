@@ -54,6 +54,10 @@ LENGTH_POWERS = {"source": 2, "heat_transfer": 1}
 #: what a part without these fields most likely means: no source, surfaces held at 0 K
 INPUT_DEFAULTS = {"source": 0.0, "heat_transfer": 0.0, "ambient_temperature": 0.0, "surfaces_held": 1.0,
                   "source_on": 0.0}
+#: the initial state a part without a temperature field gets: 1 K above a 0 K ambient (a quench)
+INITIAL_DEFAULTS = {"temperature": 1.0}
+#: where the state is known exactly: on boundary nodes of parts whose surfaces are held, T = T∞
+HELD_BOUNDARY = {"state": "temperature", "mask": "surfaces_held", "value": "ambient_temperature"}
 SCENARIOS = ("cooling", "heating")
 BOUNDARIES = ("dirichlet", "robin")
 
