@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q --timeout 10 --retries 1 --index-url $(TORCH_INDEX) "$(TORCH)" \
 	  || { echo "$(TORCH_INDEX) unreachable or without $(TORCH); installing $(TORCH) from the default index"; \
 	       $(PIP) install -q "$(TORCH)"; }
-	$(PIP) install -q -e ".[test]"
+	$(PIP) install -q -e ".[test,dask]"
 	touch $@
 
 venv: $(VENV)/.installed

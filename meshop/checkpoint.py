@@ -207,7 +207,7 @@ def _build(path: Path, meta: dict):
     except (KeyError, TypeError, ValueError) as err:
         reason = f"no {err} entry" if isinstance(err, KeyError) else str(err).rstrip(".")
         raise CheckpointError(f"{path}: incompatible checkpoint ({reason}).") from None
-    if model.out_channels != fields.channels(fields.targets):
+    if all(t in fields.mean for t in fields.targets) and model.out_channels != fields.channels(fields.targets):
         raise CheckpointError(f"{path}: incompatible checkpoint (the model writes {model.out_channels} "
                               f"channels, its fields {fields.channels(fields.targets)}).")
     return model, spec, fields, graph

@@ -149,6 +149,8 @@ def _check_fitted(spec: FieldSpec) -> None:
     if not spec.targets or not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
         raise ValueError("fields: inputs and targets must be distinct names, with at least one target.")
     for name in names:
+        if name not in spec.mean and name not in spec.std:
+            continue   # not fed through meshop's node features (the mesh mover reads its field raw)
         mean, std = spec.mean.get(name), spec.std.get(name)
         if not (_finite_list(mean) and _finite_list(std) and len(mean) == len(std) and min(std) > 0):
             raise ValueError(f"fields: the statistics of '{name}' must be lists of finite numbers of one "

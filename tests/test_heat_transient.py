@@ -173,7 +173,7 @@ def test_long_time_limit_is_the_steady_solution():
     traj, info = sample(scenario="heating", boundary="dirichlet")
     mesh = traj.mesh
     final = simulate_heat(mesh, traj.fields["temperature"][0], 0.5, 40, t_on=0.0).fields["temperature"][-1]
-    held = mesh.point_data["dirichlet_mask"] > 0.5
+    held = mesh.boundary_mask & (mesh.point_data["surfaces_held"] > 0.5)
     steady = solve_poisson(mesh.points, mesh.cells["tetra"], mesh.point_data["source"], held,
                            mesh.point_data["ambient_temperature"]).u
     assert np.abs(final - steady).max() <= 1e-8 * np.abs(steady - info["ambient_temperature"]).max()
@@ -194,7 +194,8 @@ def test_sample_is_deterministic_and_reproduced_by_simulate_heat(heating_robin, 
     replay = simulate_heat(traj.frame(0), traj.fields["temperature"][0], info["dt"], traj.n_frames - 1,
                            stride=info["stride"], t_on=info["t_on"])
     np.testing.assert_array_equal(replay.fields["temperature"], traj.fields["temperature"])
-    assert set(replay.mesh.point_data) == set(traj.mesh.point_data)
+    # the replay also carries the held-node mask it derived from the sample's surfaces_held flag
+    assert set(replay.mesh.point_data) == set(traj.mesh.point_data) | {"dirichlet_mask"}
 
 
 def test_source_switches_on_at_t_on(heating_robin):
@@ -211,7 +212,7 @@ def test_source_switches_on_at_t_on(heating_robin):
 def test_registered_with_its_fields():
     problem = get_problem("heat3d-transient")
     assert problem.targets == {"temperature": problem.fields["temperature"][1]}
-    assert {"source", "heat_transfer", "ambient_temperature", "dirichlet_mask", "source_on"} == set(problem.inputs)
+    assert {"source", "heat_transfer", "ambient_temperature", "surfaces_held", "source_on"} == set(problem.inputs)
 
 
 def test_bad_input_is_one_clear_error():

@@ -63,7 +63,7 @@ def digits_blurred(line: str) -> str:
 
 
 def test_the_readme_has_the_snippets_this_test_runs():
-    assert len(blocks("python")) == 1 and len(blocks("console")) == 1 and len(blocks("bash")) == 3
+    assert len(blocks("python")) == 1 and len(blocks("console")) == 1 and len(blocks("bash")) == 4
     two = commands(blocks("bash")[0])
     assert two == [["make", "demo"], ["make", "test"]]          # "Two commands", exactly
 
@@ -107,7 +107,7 @@ def test_console_and_python_snippets(checkout):
     with contextlib.redirect_stdout(out):
         exec(compile(python, str(README), "exec"), {"__name__": "__readme__"})
     assert (checkout / "bracket.pred.vtu").is_file() and (checkout / "runs/heat/best.safetensors").is_file()
-    assert len(out.getvalue().splitlines()) == 2
+    assert len(out.getvalue().splitlines()) == python.count("print(")
 
 
 @pytest.mark.slow
@@ -119,4 +119,15 @@ def test_command_line_snippet(checkout):
         run_meshop(words)
     for made in ("data/heat/dataset.json", "runs/heat/best.safetensors", "data/heat/sample_00003.pred.vtu",
                  "data/heat/sample_00003.pred.compare.png", "examples/parts/bracket.stl.pred.vtu", "bracket.html"):
+        assert (checkout / made).is_file(), made
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_torch_thread")
+def test_time_snippet(checkout):
+    body = blocks("bash")[3]
+    for words in commands(body):
+        assert words[0] == "meshop", f"no rule for the README command {shlex.join(words)!r}"
+        run_meshop(words)
+    for made in ("examples/parts/bracket.pred.pvd", "examples/parts/bracket.pred.gif"):
         assert (checkout / made).is_file(), made

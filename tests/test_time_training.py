@@ -90,7 +90,7 @@ def test_rollout_needs_steps_and_steady_models_refuse_them(decay_run):
     with pytest.raises(MeshError, match="say how far with --steps"):
         meshop.predict(mesh, model=result.best, write=False)
     with pytest.raises(MeshError, match="is steady"):
-        meshop.predict(meshop.read("examples/parts/bracket.vtu"), steps=3, write=False)
+        meshop.predict(meshop.read("examples/parts/bracket.vtu"), model="heat3d", steps=3, write=False)
     with pytest.raises(MeshError, match="initial state point field 'temperature' is missing"):
         meshop.predict(meshop.Mesh(mesh.points, mesh.cells, {"rate": mesh.point_data["rate"]}),
                        model=result.best, steps=2, write=False)
@@ -162,3 +162,18 @@ def test_cli_predict_steps_writes_series_animation_and_error_curve(decay_run, tm
     bad = CliRunner().invoke(app, ["predict", str(tmp_path / "case_3.pvd"), "--model", str(result.best),
                                    "--steps", "0"])
     assert bad.exit_code == 2 and "--steps must be a positive integer" in bad.stderr
+
+
+def test_bundled_transient_model_cools_the_bracket_with_its_surfaces_held():
+    """`meshop predict bracket.vtu --steps N` out of the box: the part starts 1 K above a 0 K
+    ambient with its surfaces held (the defaults), so surface nodes stay at 0 and the interior
+    cools monotonically on average, staying within the initial range."""
+    result = meshop.predict(meshop.read("examples/parts/bracket.vtu"), steps=20, write=False)
+    traj = result.trajectory
+    temperature = traj.fields["temperature_pred"]
+    assert traj.n_frames == 21 and result.defaults["temperature"] == 1.0
+    surface = traj.mesh.boundary_mask
+    assert np.abs(temperature[:, surface]).max() < 1e-6        # T∞ = 0 through float32 normalization
+    means = temperature[:, ~surface].mean(axis=1)
+    assert means[0] == pytest.approx(1.0) and (np.diff(means) < 0).all() and means[-1] < 0.8
+    assert temperature.max() <= 1.0 + 1e-6 and temperature.min() > -0.5

@@ -193,7 +193,10 @@ class HeatSimulation:
         if "tetra" not in mesh.cells:
             raise MeshError("transient heat needs a tetrahedral mesh; this mesh has "
                             f"{', '.join(mesh.cells) or 'no cells'}.")
-        given = mesh.point_data if inputs is None else inputs
+        given = dict(mesh.point_data if inputs is None else inputs)
+        if "dirichlet_mask" not in given and "surfaces_held" in given:   # a generated sample's flag
+            held = np.asarray(given["surfaces_held"], dtype=np.float64).reshape(-1) > 0.5
+            given["dirichlet_mask"] = (mesh.boundary_mask & held).astype(np.float64)
         self.inputs = {name: self._nodal(mesh, name, given.get(name, default)) for name, default in INPUTS.items()}
         self.length_scale = float(mesh.distance_to_boundary.max() if length_scale is None else length_scale)
         mass, stiffness, robin = heat_matrices(mesh.points, mesh.cells["tetra"], self.inputs["heat_transfer"])

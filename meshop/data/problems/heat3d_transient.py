@@ -114,5 +114,6 @@ def heat3d_transient_sample(rng: np.random.Generator, resolution: int = 3000, fr
     # the model is told the boundary kind by a per-part flag, which a part without fields can default
     held = trajectory.mesh.point_data.pop("dirichlet_mask")
     trajectory.mesh.point_data["surfaces_held"] = np.full(mesh.n_points, float(held.max() > 0.5))
+    trajectory.metadata["inputs"] = [n if n != "dirichlet_mask" else "surfaces_held" for n in trajectory.metadata["inputs"]]
     part.pop("tries")
     return trajectory, {**part, **facts, "length_scale": d, "dt": dt, "stride": stride}
