@@ -110,24 +110,20 @@ def test_console_and_python_snippets(checkout):
     assert len(out.getvalue().splitlines()) == python.count("print(")
 
 
-@pytest.mark.slow
-@pytest.mark.usefixtures("one_torch_thread")
-def test_command_line_snippet(checkout):
-    body = blocks("bash")[2]
-    for words in commands(body):
-        assert words[0] == "meshop", f"no rule for the README command {shlex.join(words)!r}"
-        run_meshop(words)
-    for made in ("data/heat/dataset.json", "runs/heat/best.safetensors", "data/heat/sample_00003.pred.vtu",
-                 "data/heat/sample_00003.pred.compare.png", "examples/parts/bracket.stl.pred.vtu", "bracket.html"):
-        assert (checkout / made).is_file(), made
+#: the README's command-line blocks (after the set-up ones) and the files each must leave behind
+CLI_BLOCKS = [
+    (2, ("data/heat/dataset.json", "runs/heat/best.safetensors", "data/heat/sample_00003.pred.vtu",
+         "data/heat/sample_00003.pred.compare.png", "examples/parts/bracket.stl.pred.vtu", "bracket.html")),
+    (3, ("examples/parts/bracket.pred.pvd", "examples/parts/bracket.pred.gif")),      # time series
+]
 
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")
-def test_time_snippet(checkout):
-    body = blocks("bash")[3]
-    for words in commands(body):
+@pytest.mark.parametrize("block, made", CLI_BLOCKS)
+def test_command_line_snippet(checkout, block, made):
+    for words in commands(blocks("bash")[block]):
         assert words[0] == "meshop", f"no rule for the README command {shlex.join(words)!r}"
         run_meshop(words)
-    for made in ("examples/parts/bracket.pred.pvd", "examples/parts/bracket.pred.gif"):
-        assert (checkout / made).is_file(), made
+    for path in made:
+        assert (checkout / path).is_file(), path
