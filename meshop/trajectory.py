@@ -112,16 +112,6 @@ class Trajectory:
         values = {**self.mesh.point_data, **{n: v[index] for n, v in self.fields.items()}}
         return Mesh(points, self.mesh.cells, values, self.mesh.cell_data, source=self.source)
 
-    def slice(self, frames) -> "Trajectory":
-        """The trajectory restricted to ``frames`` (a slice or index array), metadata kept."""
-        frames = np.atleast_1d(np.arange(self.n_frames)[frames])
-        mesh = self.mesh
-        if self.moving:
-            mesh = Mesh(self.positions[frames[0]], mesh.cells, mesh.point_data, mesh.cell_data, source=mesh.source)
-        return Trajectory(mesh, self.times[frames], {n: v[frames] for n, v in self.fields.items()},
-                          None if self.positions is None else self.positions[frames],
-                          dict(self.metadata), self.source)
-
     def summary(self) -> dict:
         """JSON-ready facts for ``meshop info``: frames, time range, dt, fields, moving nodes."""
         return {
