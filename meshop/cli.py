@@ -358,7 +358,7 @@ def generate(
                f"(train {sizes['train']}, val {sizes['val']}, test {sizes['test']})")
     if not sizes["val"] or not sizes["train"]:
         typer.echo(f"meshop: warning: `meshop train` needs at least one training and one validation sample; "
-                   f"generate more (--n 3 or more) or change --split.", err=True)
+                   "generate more (--n 3 or more) or change --split.", err=True)
 
 
 @app.command()

@@ -71,7 +71,7 @@ class FieldSpec:
     def input_array(self, mesh, name: str) -> tuple[np.ndarray, bool]:
         """``(N, c)`` values of input ``name`` on ``mesh`` and whether the default was used."""
         if name in mesh.point_data:
-            return _as_columns(mesh.point_data[name]), False
+            return as_columns(mesh.point_data[name]), False
         if name in self.input_defaults:
             return np.full((mesh.n_points, 1), float(self.input_defaults[name])), True
         mesh.require(name)  # raises MeshError naming the field
@@ -103,7 +103,7 @@ class FieldSpec:
                 sums[name].append(self.scaled(name, inputs[name], length, amplitude))
             for name in self.targets:
                 mesh.require(name)
-                sums[name].append(self.scaled(name, _as_columns(mesh.point_data[name]), length, amplitude))
+                sums[name].append(self.scaled(name, as_columns(mesh.point_data[name]), length, amplitude))
         for name, chunks in sums.items():
             if not chunks:
                 raise MeshError("cannot fit normalization statistics on an empty dataset.")
@@ -134,7 +134,8 @@ def physical_length(mesh) -> float:
     return inradius if np.isfinite(inradius) and inradius > 0 else mesh.size
 
 
-def _as_columns(values) -> np.ndarray:
+def as_columns(values) -> np.ndarray:
+    """``(N, c)`` float64 columns of a point field given as ``(N,)`` or ``(N, ...)``."""
     values = np.asarray(values, dtype=np.float64)
     return values[:, None] if values.ndim == 1 else values.reshape(len(values), -1)
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .errors import MeshError
-from .fields import physical_length
+from .fields import as_columns, physical_length
 from .graph import mesh_edges, node_data
 from .metrics import rollout_errors
 from .mesh import Mesh
@@ -81,11 +81,11 @@ def rollout(checkpoint, source: Mesh | Trajectory, steps: int, *, every: int = 1
     data.edge_index = mesh_edges(data, checkpoint.graph, model.uses_mesh_graph)
     data = model.prepare(data).to(device)
     length = physical_length(mesh)
-    state = torch.as_tensor(np.hstack([spec.encode(n, _columns(mesh.point_data[n]), length) for n in spec.targets]),
+    state = torch.as_tensor(np.hstack([spec.encode(n, as_columns(mesh.point_data[n]), length) for n in spec.targets]),
                             dtype=torch.float32, device=device)
     varying = dynamics.get("varying_inputs", [])
     if varying:   # inputs given per frame are held at the mesh's value over the rollout
-        drive = np.hstack([spec.encode(n, _columns(mesh.point_data[n]), length) for n in varying])
+        drive = np.hstack([spec.encode(n, as_columns(mesh.point_data[n]), length) for n in varying])
         data.varying = torch.as_tensor(drive, dtype=torch.float32, device=device)[:, :, None].expand(-1, -1, steps)
     state = _hold(data, state, mesh, spec, dynamics.get("held_boundary"), length)
     bar = _bar(steps, progress)
@@ -116,7 +116,7 @@ def _hold(data, state, mesh: Mesh, spec, held: dict | None, length: float):
     if not held:
         return state
     mask = mesh.boundary_mask & (np.asarray(mesh.point_data[held["mask"]]).reshape(-1) > 0.5)
-    value = spec.encode(held["state"], _columns(mesh.point_data[held["value"]]), length)
+    value = spec.encode(held["state"], as_columns(mesh.point_data[held["value"]]), length)
     data.held_mask = torch.as_tensor(mask, device=state.device)
     data.held_value = torch.as_tensor(value, dtype=torch.float32, device=state.device)
     return torch.where(data.held_mask[:, None], data.held_value, state)
@@ -155,10 +155,6 @@ def _compare(reference: Trajectory, traj: Trajectory, fields: dict, every: int) 
     return {name: rollout_errors(values[:count], reference.fields[name][::every][:count])
             for name, values in fields.items() if name in reference.fields}
 
-
-def _columns(values) -> np.ndarray:
-    values = np.asarray(values, dtype=np.float64)
-    return values[:, None] if values.ndim == 1 else values.reshape(len(values), -1)
 
 
 def _bar(total: int, enabled: bool):

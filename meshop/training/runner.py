@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -209,12 +208,12 @@ class Run:
             return {}
         if getattr(self.data, "dynamics", None):
             return self.data.dynamics
-        time = self.data.card["time"]
-        return {"state": self.fields.targets, "varying_inputs": self.data.varying, "frame_dt": time.get("frame_dt"),
-                "solver_dt": time.get("dt"), "stride": time.get("stride"), "history": 1, "unroll": self.unroll,
+        series = self.data.card["time"]
+        return {"state": self.fields.targets, "varying_inputs": self.data.varying, "frame_dt": series.get("frame_dt"),
+                "solver_dt": series.get("dt"), "stride": series.get("stride"), "history": 1, "unroll": self.unroll,
                 "noise": self.noise, "integrator": "s + increment_scale * F(a, s), one frame per step",
-                "initial_defaults": time.get("initial_defaults", {}),
-                "held_boundary": time.get("held_boundary", {}),
+                "initial_defaults": series.get("initial_defaults", {}),
+                "held_boundary": series.get("held_boundary", {}),
                 "increment_scale": self.model.increment_scale.tolist()}
 
     @property

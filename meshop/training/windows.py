@@ -16,7 +16,7 @@ import torch
 from torch_geometric.data import Data
 
 from ..errors import MeshError
-from ..fields import FieldSpec, physical_length
+from ..fields import FieldSpec, as_columns, physical_length
 from ..graph import feature_layout, mesh_edges, node_data
 from ..trajectory import Trajectory
 from .data import SPLITS, _random_split
@@ -88,7 +88,7 @@ def _fit_frames(traj: Trajectory):
 def encode_series(traj: Trajectory, fields: FieldSpec, names: list[str]) -> torch.Tensor:
     """``(T, N, C)`` float32 normalized values of the time-varying fields ``names``."""
     length = physical_length(traj.mesh)
-    columns = [np.stack([fields.encode(n, _columns(traj.fields[n][k]), length) for k in range(traj.n_frames)])
+    columns = [np.stack([fields.encode(n, as_columns(traj.fields[n][k]), length) for k in range(traj.n_frames)])
                for n in names]
     return torch.as_tensor(np.concatenate(columns, axis=2), dtype=torch.float32)
 
@@ -130,8 +130,3 @@ def increment_scale(trajectories: list[Trajectory], fields: FieldSpec) -> torch.
     increments = [np.diff(encode_series(t, fields, fields.targets).numpy(), axis=0) for t in trajectories]
     values = np.concatenate([i.reshape(-1, i.shape[-1]) for i in increments])
     return torch.as_tensor(np.maximum(values.std(axis=0), 1e-8), dtype=torch.float32)
-
-
-def _columns(values) -> np.ndarray:
-    values = np.asarray(values, dtype=np.float64)
-    return values[:, None] if values.ndim == 1 else values.reshape(len(values), -1)
