@@ -357,7 +357,7 @@ def generate(
     typer.echo(f"wrote {n} {problem} samples and dataset.json to {path} "
                f"(train {sizes['train']}, val {sizes['val']}, test {sizes['test']})")
     if not sizes["val"] or not sizes["train"]:
-        typer.echo(f"meshop: warning: `meshop train` needs at least one training and one validation sample; "
+        typer.echo("meshop: warning: `meshop train` needs at least one training and one validation sample; "
                    "generate more (--n 3 or more) or change --split.", err=True)
 
 
