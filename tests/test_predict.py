@@ -215,3 +215,13 @@ def test_cli_predict_writes_and_reports(tmp_path, heat_checkpoint):
     picture = np.asarray(Image.open(tmp_path / "part.pred.png").convert("RGB"), dtype=float)
     assert picture.shape[1] > 2 * picture.shape[0]
     assert picture.std() > 10 and len(np.unique(picture.reshape(-1, 3), axis=0)) > 50
+
+
+@pytest.mark.parametrize("name", ["heat3d", "heat3d-gno"])
+def test_bundled_models_give_the_outputs_they_gave_before_the_time_axis(name):
+    """The redesign keeps behaviour: the steady bundled models' predictions on the bracket equal
+    those of commit f68e3e2 (stored in tests/data) to 1e-6 of their range."""
+    reference = np.load(Path(__file__).parent / "data" / "bundled_bracket_f68e3e2.npz")[name.replace("-", "_")]
+    bracket = meshop.read(EXAMPLES / "parts" / "bracket.vtu")
+    predicted = Predictor(name).predict(bracket, estimate=False).mesh.point_data["temperature_pred"]
+    assert np.abs(predicted - reference).max() <= 1e-6 * np.abs(reference).max()
