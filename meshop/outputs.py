@@ -84,17 +84,19 @@ def check_output(path: Path, overwrite: bool = False, *, source: Path | None = N
                         "--overwrite (overwrite=True in Python) to replace it.")
 
 
-def prediction_output(source: Path | None, out=None, *, render: bool = False, overwrite: bool = False) -> Path:
+def prediction_output(source: Path | None, out=None, *, render: bool = False, overwrite: bool = False,
+                      series: bool = False) -> Path:
     """Where the prediction of the mesh read from ``source`` goes (``out``, else
-    :func:`prediction_path`), checked against the policy, with its picture when ``render``."""
+    :func:`prediction_path`, or :func:`series_path` for a rollout's ``series``), checked against
+    the policy, with its picture (a rollout's: its animated GIF) when ``render``."""
     if out is None:
         if source is None:
             raise MeshError("give an output path (out=...): the mesh was not read from a file.")
-        out = prediction_path(source)
+        out = series_path(Path(source)) if series else prediction_path(source)
     out = Path(out)
     check_output(out, overwrite, source=source)
     if render:
-        check_output(picture_path(out), overwrite, source=source)
+        check_output(out.with_suffix(".gif") if series else picture_path(out), overwrite, source=source)
     if not out.parent.is_dir():
         raise MeshError(f"{out}: folder {out.parent} does not exist.")
     return out

@@ -16,6 +16,7 @@ from torch_geometric.data import Data
 
 from .errors import MeshError
 from .mesh import Mesh
+from .progress import progress_bar
 from .trajectory import Trajectory
 
 
@@ -24,7 +25,7 @@ def rollout_particles(checkpoint, source: Mesh | Trajectory, steps: int, *, ever
     """Step ``checkpoint``'s particle model ``steps`` frames; a :class:`~meshop.rollout.RolloutPrediction`
     whose trajectory has the positions and ``velocity_pred`` (m/s) of every kept frame and, with a
     reference series, ``errors["position_mse"]`` (m², per kept frame; frame 0 is given: 0)."""
-    from .rollout import RolloutPrediction, _bar
+    from .rollout import RolloutPrediction
 
     model, dynamics = checkpoint.model, checkpoint.dynamics
     frame_dt = float(dynamics.get("frame_dt") or 1.0)
@@ -38,7 +39,7 @@ def rollout_particles(checkpoint, source: Mesh | Trajectory, steps: int, *, ever
                         f"{dynamics.get('materials', {})}); found {int(material.min())}..{int(material.max())}.")
     data = Data(material=torch.as_tensor(material, dtype=torch.long, device=device), num_nodes=len(material))
     positions = torch.as_tensor(history, dtype=torch.float32, device=device).transpose(0, 1)
-    bar = _bar(steps, progress)
+    bar = progress_bar(steps, "rollout", "step", progress)
     began = time.perf_counter()
     frames = model.rollout(data, positions, steps, callback=lambda k: bar.update(1)).cpu().numpy()
     model_seconds = time.perf_counter() - began

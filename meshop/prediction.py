@@ -18,7 +18,7 @@ from .estimate import check_tolerance, estimator_for, refinement_note
 from .graph import decode, feature_count, mesh_edges, node_data
 from .mesh import Mesh
 from .metrics import relative_l2_np
-from .outputs import check_output, is_meshop_result, picture_path, prediction_output, series_path
+from .outputs import is_meshop_result, picture_path, prediction_output
 from .preflight import DEFAULT_MODEL, DEFAULT_TIME_MODEL, POINT_CLOUD_REFUSAL, bundled_models, check_device, checkpoint_path
 from .trajectory import Trajectory
 
@@ -332,7 +332,7 @@ def _predict_series(predictor: Predictor, source, steps, dt, out, write: bool, r
         if every < 1 or not np.isclose(every * frame_dt, dt, rtol=1e-6):
             raise MeshError(f"--dt {dt:g} is not a multiple of the model's frame step {frame_dt:g}.")
     if write:
-        out = _series_output(source, out, render, overwrite)
+        out = prediction_output(source.source, out, render=render, overwrite=overwrite, series=True)
     say(f"rolling out {steps} steps on {source.n_points} nodes ...")
     result = rollout(ckpt, source, steps, every=every, device=predictor.device, progress=True)
     if write:
@@ -346,21 +346,6 @@ def _predict_series(predictor: Predictor, source, steps, dt, out, write: bool, r
                 result.error_plot = plot_rollout_errors(result.errors, out.with_suffix(".errors.png"),
                                                         frame_dt=frame_dt * every)
     return result
-
-
-def _series_output(source, out, render: bool, overwrite: bool) -> Path:
-    """The predicted series' path (default ``<stem>.pred.pvd``), checked like a prediction's."""
-    if out is None:
-        if source.source is None:
-            raise MeshError("give an output path (out=...): the mesh was not read from a file.")
-        out = series_path(Path(source.source))
-    out = Path(out)
-    check_output(out, overwrite, source=source.source)
-    if render:
-        check_output(out.with_suffix(".gif"), overwrite, source=source.source)
-    if not out.parent.is_dir():
-        raise MeshError(f"{out}: folder {out.parent} does not exist.")
-    return out
 
 
 def _model_label(model) -> str:

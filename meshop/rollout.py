@@ -16,8 +16,9 @@ import torch
 
 from .errors import MeshError
 from .fields import as_columns, physical_length
-from .graph import mesh_edges, node_data
+from .graph import build_graph
 from .metrics import rollout_errors
+from .progress import progress_bar
 from .mesh import Mesh
 from .trajectory import Trajectory
 
@@ -77,9 +78,8 @@ def rollout(checkpoint, source: Mesh | Trajectory, steps: int, *, every: int = 1
         raise MeshError(f"{where}the mesh is {mesh.dim}D but the model was trained on {model.dim}D meshes.")
     started = time.perf_counter()
     mesh, defaults = _with_defaults(mesh, spec, dynamics)
-    data, _ = node_data(mesh, spec, with_targets=False)
-    data.edge_index = mesh_edges(data, checkpoint.graph, model.uses_mesh_graph)
-    data = model.prepare(data).to(device)
+    data = build_graph(mesh, spec, checkpoint.graph, with_targets=False, prepare=model.prepare,
+                       mesh_graph=model.uses_mesh_graph).to(device)
     length = physical_length(mesh)
     state = torch.as_tensor(np.hstack([spec.encode(n, as_columns(mesh.point_data[n]), length) for n in spec.targets]),
                             dtype=torch.float32, device=device)
@@ -88,7 +88,7 @@ def rollout(checkpoint, source: Mesh | Trajectory, steps: int, *, every: int = 1
         drive = np.hstack([spec.encode(n, as_columns(mesh.point_data[n]), length) for n in varying])
         data.varying = torch.as_tensor(drive, dtype=torch.float32, device=device)[:, :, None].expand(-1, -1, steps)
     state = _hold(data, state, mesh, spec, dynamics.get("held_boundary"), length)
-    bar = _bar(steps, progress)
+    bar = progress_bar(steps, "rollout", "step", progress)
     began = time.perf_counter()
     states = model.rollout(data, state, steps, callback=lambda k: bar.update(1)).cpu().numpy()
     model_seconds = time.perf_counter() - began
@@ -154,10 +154,3 @@ def _compare(reference: Trajectory, traj: Trajectory, fields: dict, every: int) 
     count = min(traj.n_frames, (reference.n_frames - 1) // every + 1)
     return {name: rollout_errors(values[:count], reference.fields[name][::every][:count])
             for name, values in fields.items() if name in reference.fields}
-
-
-
-def _bar(total: int, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="rollout", unit="step", disable=not enabled, leave=False)

@@ -27,7 +27,7 @@ from .state import optimizer_from_flat, optimizer_to_flat
 from .distributed import Distributed
 from .steps import supervised_step, unrolled_step, validation
 from .trainer import EpochSampler, Trainer
-from .windows import base_graph, increment_scale, is_trajectory_dataset, load_trajectory_data, varying_columns, windows
+from .windows import increment_scale, is_trajectory_dataset, load_trajectory_data, varying_columns, windows
 
 SCHEDULES = ("onecycle", "cosine")
 #: options that must not change when a run is resumed
@@ -195,7 +195,8 @@ class Run:
         for split in SPLITS:
             self.graphs[split] = []
             for traj in self.data.trajectories[split]:
-                base = base_graph(traj, self.fields, self.graph, self.model.prepare, self.model.uses_mesh_graph)
+                base = build_graph(traj.frame(0), self.fields, self.graph, with_targets=False,
+                                   prepare=self.model.prepare, mesh_graph=self.model.uses_mesh_graph)
                 self.graphs[split] += windows(traj, base, self.fields, self.data.varying, self.unroll,
                                               self.window_every)
         return unrolled_step(self.unroll, self.noise), validation(unrolled_step(self.unroll), self.batch_size,

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import MeshError
+from ..progress import progress_bar
 
 #: ``step(model, batch) -> (loss, logs)``
 StepFunction = Callable[[torch.nn.Module, object], tuple[torch.Tensor, dict]]
@@ -76,7 +77,8 @@ class Trainer:
     def fit(self, epochs: int, start: int = 0) -> list[dict]:
         """Run epochs ``start + 1 .. epochs``; returns the history (one row per epoch, those of a
         resumed run included when ``history`` was restored)."""
-        bar = _progress_bar(epochs * len(self.train_loader), start * len(self.train_loader), self.progress)
+        bar = progress_bar(epochs * len(self.train_loader), "train", "step", self.progress,
+                           initial=start * len(self.train_loader), leave=True)
         elapsed = self.history[-1]["seconds"] if self.history else 0.0
         try:
             for epoch in range(start + 1, epochs + 1):
@@ -122,10 +124,3 @@ class Trainer:
             if bar is not None:
                 bar.update(1)
         return {"train_loss": total / max(count, 1), "lr": lr, **{k: v / max(count, 1) for k, v in logs.items()}}
-
-
-def _progress_bar(total: int, done: int, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=done, disable=not enabled, desc="train", unit="step", leave=True,
-                dynamic_ncols=True)

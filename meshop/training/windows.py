@@ -17,7 +17,7 @@ from torch_geometric.data import Data
 
 from ..errors import MeshError
 from ..fields import FieldSpec, as_columns, physical_length
-from ..graph import feature_layout, mesh_edges, node_data
+from ..graph import feature_layout
 from ..trajectory import Trajectory
 from .data import SPLITS, _random_split
 
@@ -91,14 +91,6 @@ def encode_series(traj: Trajectory, fields: FieldSpec, names: list[str]) -> torc
     columns = [np.stack([fields.encode(n, as_columns(traj.fields[n][k]), length) for k in range(traj.n_frames)])
                for n in names]
     return torch.as_tensor(np.concatenate(columns, axis=2), dtype=torch.float32)
-
-
-def base_graph(traj: Trajectory, fields: FieldSpec, graph_settings, prepare, mesh_graph: bool) -> Data:
-    """The graph of a trajectory's node set: features of frame 0 (the varying inputs' columns are
-    replaced per step), the mesh graph and what the model's ``prepare`` adds."""
-    data, _ = node_data(traj.frame(0), fields, with_targets=False)
-    data.edge_index = mesh_edges(data, graph_settings, mesh_graph)
-    return prepare(data)
 
 
 def windows(traj: Trajectory, base: Data, fields: FieldSpec, varying: list[str], unroll: int,

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MeshError
+from ..progress import progress_bar
 from ..trajectory import Trajectory
 from . import scene
 
@@ -48,7 +49,7 @@ def animate(series: Trajectory | str | Path, out: str | Path, field: str | None 
     bounds = _all_points(traj)
     images = []
     frames = range(0, traj.n_frames, max(int(every), 1))
-    bar = _bar(len(frames), progress)
+    bar = progress_bar(len(frames), "frames", "frame", progress)
     for index in frames:
         plotter = field_plotter(traj.frame(index), field, window_size=window_size, clim=clim,
                                 title=f"t = {traj.times[index]:.4g}", points=bounds)
@@ -84,9 +85,3 @@ def _write(images: list[np.ndarray], path: Path, kind: str, fps: float) -> None:
     with imageio.get_writer(str(path), format="FFMPEG", fps=fps) as writer:
         for image in images:
             writer.append_data(image)
-
-
-def _bar(total: int, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="frames", unit="frame", disable=not enabled, leave=False)
