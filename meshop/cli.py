@@ -299,15 +299,19 @@ def render(
 def view(
     file: Path = typer.Argument(..., help="Mesh file with point fields."),
     field: Optional[str] = typer.Option(None, "--field", "-f", help="Field shown first (default: the first)."),
-    html: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained interactive page instead of opening a window."),
+    html: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained interactive page instead of opening a window (a series: default <stem>.html)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="With --html: replace an existing file."),
 ):
-    """Interactive 3D view (drag the clip plane, n/p switch fields), or a browser page with --html."""
+    """Interactive 3D view (drag the clip plane, n/p switch fields), or a browser page with --html;
+    a time series (.pvd, .xdmf) always gets the page, with a time slider."""
     import os
 
     from . import viz
+    from .io.series import is_series
     from .outputs import check_output
 
+    if html is None and is_series(file):
+        html = file.with_suffix(".html")
     if html is not None:
         with user_errors():
             check_output(html, overwrite, source=file)

@@ -225,19 +225,26 @@ def page_requests(net_log) -> list[str]:
             and e["params"].get("initiator") != "not an origin"]
 
 
+def screenshot(url: str, tmp_path, net_log=None) -> np.ndarray:
+    """Pixels of ``url`` drawn by headless Chromium in an 800 x 600 window (5 s of page time)."""
+    shot = tmp_path / "shot.png"
+    log = [f"--log-net-log={net_log}"] if net_log else []
+    subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
+                    f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", *log,
+                    "--window-size=800,600", "--virtual-time-budget=5000", url],
+                   check=True, capture_output=True, timeout=120)
+    return pixels(shot)
+
+
 @pytest.mark.parametrize("which", ["cube", "disc"])
 def test_html_page_draws_in_headless_chromium_offline(which, request, tmp_path):
     mesh = request.getfixturevalue(which)
     page = export_html(mesh, tmp_path / "page.html", field="u")
     assert "<script" in page.read_text() and "kitware.github.io/vtk-js/icon" not in page.read_text()
-    shot, net_log = tmp_path / "shot.png", tmp_path / "net.json"
-    subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                    "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                    "--disable-sync", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-                    f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}",
-                    f"--log-net-log={net_log}", "--window-size=800,600", "--virtual-time-budget=5000",
-                    page.as_uri()], check=True, capture_output=True, timeout=120)
-    img = pixels(shot)
+    net_log = tmp_path / "net.json"
+    img = screenshot(page.as_uri(), tmp_path, net_log)
     assert_drawn(img)
     assert (img[:, :600] != 255).any(axis=2).mean() > 0.15  # the mesh fills part of the canvas
     assert not [u for u in page_requests(net_log) if not u.startswith(("file:", "data:", "blob:"))]
@@ -273,3 +280,69 @@ def test_plot_loss_curve(tmp_path):
     bad.write_text("step,loss\n1,0.5\n")
     with pytest.raises(MeshError, match="train_loss|epoch"):
         plot_loss_curve(bad, tmp_path / "c.png")
+
+
+# ---------------------------------------------------------------- series page: a time slider
+def _moving_front(cube_mesh: Mesh, frames: int = 6):
+    """A cube whose field is a front sweeping along x: T = tanh(8 (x - t)), t in [0, 1]."""
+    times = np.linspace(0.0, 1.0, frames)
+    x = cube_mesh.points[:, 0]
+    return meshop.Trajectory(Mesh(cube_mesh.points, cube_mesh.cells), times,
+                             {"T": np.tanh(8 * (x[None] - times[:, None]))})
+
+
+def _page_frames(page) -> dict:
+    text = page.read_text()
+    start = text.index("const FRAMES = ") + len("const FRAMES = ")
+    return json.loads(text[start:text.index(";\n", start)])
+
+
+def test_series_page_slider_redraws_each_frame_in_headless_chromium(cube, tmp_path):
+    path = meshop.write_series(_moving_front(cube), tmp_path / "front.pvd")
+    result = CliRunner().invoke(app, ["view", str(path)])  # a series always gets the page
+    page = tmp_path / "front.html"
+    assert result.exit_code == 0, result.stderr
+    assert "<title>front.pvd - T | meshop</title>" in page.read_text()
+    net_log = tmp_path / "net.json"
+    first = screenshot(page.as_uri() + "#frame=0", tmp_path, net_log)
+    last = screenshot(page.as_uri() + "#frame=5", tmp_path)
+    assert_drawn(first) and assert_drawn(last)
+    scene_first, scene_last = first[40:, :700], last[40:, :700]  # under the slider, left of the bar
+    assert np.abs(scene_first - scene_last).mean() > 5  # the front has swept across the cube
+    assert np.abs(screenshot(page.as_uri(), tmp_path)[40:, :700] - scene_first).mean() < 0.5  # opens at 0
+    assert not [u for u in page_requests(net_log) if not u.startswith(("file:", "data:", "blob:"))]
+
+
+def test_series_page_moves_the_nodes_of_a_moving_mesh(disc, tmp_path):
+    times = np.linspace(0.0, 1.0, 4)
+    positions = disc.points[None] + np.array([3.0, 0.0]) * times[:, None, None]  # 3 radii to the right
+    traj = meshop.Trajectory(Mesh(disc.points, disc.cells), times, {"u": np.repeat(disc.point_data["u"][None], 4, 0)},
+                             positions)
+    page = export_html(traj, tmp_path / "moving.html")
+    columns = []
+    for k in (0, 3):
+        drawn = (np.abs(screenshot(page.as_uri() + f"#frame={k}", tmp_path)[40:, :700] - 255).sum(axis=2) > 30)
+        columns.append(np.flatnonzero(drawn.any(axis=0)))
+    width = columns[0].max() - columns[0].min()          # the disc's diameter in pixels
+    shift = columns[1].mean() - columns[0].mean()
+    assert shift == pytest.approx(1.5 * width, rel=0.1)  # moved by 3 radii = 1.5 diameters
+
+
+def test_series_page_frames_decode_to_the_series_and_long_series_are_thinned(disc, tmp_path):
+    times = np.linspace(0.0, 2.0, 43)
+    u = np.sin(3 * disc.points[:, 0])[None] * np.cos(times)[:, None]
+    traj = meshop.Trajectory(Mesh(disc.points, disc.cells), times, {"u": u})
+    from meshop.viz.series_page import export_series_html
+
+    frames = _page_frames(export_series_html(traj, tmp_path / "all.html"))
+    (entry,) = frames["actors"]
+    q = np.frombuffer(__import__("base64").b64decode(entry["values"]), dtype="<u2").reshape(43, -1)
+    lo, hi = frames["clim"]
+    np.testing.assert_allclose(lo + q / 65535 * (hi - lo), u, atol=(hi - lo) / 131070 * 1.001)
+    budget = 43 * 2 * disc.n_points / 1e6 / 3.5  # 1 / 3.5 of what all frames need: every 4th
+    thin = _page_frames(export_series_html(traj, tmp_path / "thin.html", max_mb=budget))
+    assert thin["indices"] == [*range(0, 43, 4), 42] and thin["n_frames"] == 43  # the last kept
+    np.testing.assert_allclose(thin["times"], times[thin["indices"]])
+    with pytest.raises(MeshError, match="no field 'nope'"):
+        export_series_html(traj, tmp_path / "bad.html", field="nope")
+    assert not (tmp_path / "bad.html").exists()

@@ -11,6 +11,7 @@ _LAZY = {
     "animate": "animation",
     "plot_decomposition": "geometry_plots", "plot_hierarchy": "geometry_plots",
     "export_html": "interactive", "interactive_plotter": "interactive", "view": "interactive",
+    "export_series_html": "series_page",
     "plot_adaptation": "mesh_plots",
     "plot_loss_curve": "plots", "plot_rollout_errors": "plots", "read_metrics": "plots",
     "render": "pictures", "render_comparison": "pictures",

@@ -37,16 +37,8 @@ def animate(series: Trajectory | str | Path, out: str | Path, field: str | None 
     kind = out.suffix.lower()
     if kind not in (".gif", ".mp4"):
         raise MeshError(f"{out}: an animation is written as .gif or .mp4, not '{kind or out.name}'.")
-    field = field or next(iter(traj.fields), None) or next(iter(traj.mesh.point_data), None)
-    if field is None:
-        raise MeshError(f"{traj.source or 'series'}: the series holds no field to animate.")
-    if field not in traj.fields and field not in traj.mesh.point_data:
-        known = ", ".join([*traj.fields, *traj.mesh.point_data])
-        raise MeshError(f"{traj.source or 'series'}: no field '{field}' (fields: {known}).")
-    values = traj.fields[field] if field in traj.fields else traj.mesh.point_data[field][None]
-    magnitude = np.linalg.norm(values.reshape(*values.shape[:2], -1), axis=2) if values.ndim > 2 else values
-    clim = scene.nonempty_range(float(magnitude.min()), float(magnitude.max()))
-    bounds = _all_points(traj)
+    field, _, clim = series_field(traj, field)
+    bounds = series_box(traj)
     images = []
     frames = range(0, traj.n_frames, max(int(every), 1))
     bar = progress_bar(len(frames), "frames", "frame", progress)
@@ -60,7 +52,24 @@ def animate(series: Trajectory | str | Path, out: str | Path, field: str | None 
     return scene.write_atomically(out, lambda tmp: _write(images, tmp, kind, fps))
 
 
-def _all_points(traj: Trajectory) -> np.ndarray:
+def series_field(traj: Trajectory, field: str | None) -> tuple[str, np.ndarray, tuple[float, float]]:
+    """``(name, values, clim)``: the field drawn (default the first time-varying one), its
+    ``(T, N)`` values per frame (magnitudes of vectors) and one colour range for all frames.
+    Raises :class:`MeshError` when the series has no such field."""
+    field = field or next(iter(traj.fields), None) or next(iter(traj.mesh.point_data), None)
+    if field is None:
+        raise MeshError(f"{traj.source or 'series'}: the series holds no field to draw.")
+    if field not in traj.fields and field not in traj.mesh.point_data:
+        known = ", ".join([*traj.fields, *traj.mesh.point_data])
+        raise MeshError(f"{traj.source or 'series'}: no field '{field}' (fields: {known}).")
+    values = np.asarray(traj.fields[field] if field in traj.fields else traj.mesh.point_data[field][None])
+    if values.ndim > 2:
+        values = np.linalg.norm(values.reshape(*values.shape[:2], -1), axis=2)
+    values = np.broadcast_to(values.astype(np.float64), (traj.n_frames, traj.n_points))
+    return field, values, scene.nonempty_range(float(values.min()), float(values.max()))
+
+
+def series_box(traj: Trajectory) -> np.ndarray:
     """``(8, 3)`` corners of the box every frame's nodes lie in (a fixed camera)."""
     points = traj.positions.reshape(-1, traj.dim) if traj.moving else traj.mesh.points
     lo, hi = points.min(axis=0), points.max(axis=0)

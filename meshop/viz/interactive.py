@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MeshError
+from ..io.series import is_series
 from ..mesh import Mesh
 from ..outputs import MESHOP_MARK
+from ..trajectory import Trajectory
 from . import scene
 from .pictures import SINGLE_WINDOW, field_plotter
 
@@ -103,15 +105,21 @@ def view(mesh_or_path: Mesh | str | Path, field: str | None = None) -> None:
     interactive_plotter(mesh_or_path, field).show(title="meshop view")
 
 
-def export_html(mesh_or_path: Mesh | str | Path, out_html: str | Path, field: str | None = None, *,
+def export_html(mesh_or_path: Mesh | Trajectory | str | Path, out_html: str | Path, field: str | None = None, *,
                 window_size=SINGLE_WINDOW) -> Path:
     """Write a self-contained interactive page of one field (rotate, zoom, pan in the browser).
+    A time series (a :class:`~meshop.Trajectory`, ``.pvd``, ``.xdmf``) gets a time slider:
+    :func:`~meshop.viz.series_page.export_series_html`.
 
     The scene is drawn as :func:`render` draws it (3D volumes cut open towards the camera),
     serialized to the vtk.js scene format and embedded, with the vtk.js viewer, in one HTML
     file: it opens from disk with no server and fetches nothing from the network.
     Needs the ``trame-vtk`` package (the serializer and the viewer page).
     """
+    if isinstance(mesh_or_path, Trajectory) or (not isinstance(mesh_or_path, Mesh) and is_series(mesh_or_path)):
+        from .series_page import export_series_html
+
+        return export_series_html(mesh_or_path, out_html, field)
     mesh = scene.load_mesh(mesh_or_path)
     plotter = field_plotter(mesh, field, window_size=window_size)
     try:
