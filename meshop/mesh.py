@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,23 @@ from .geometry.cells import NODES_PER_CELL, TOPOLOGICAL_DIM, degenerate_cells, t
 #: largest absolute coordinate accepted: beyond it squared distances and float64 differences
 #: of nearby points lose every digit a part needs
 MAX_COORDINATE = 1e15
+
+
+class _geometry_cached:
+    """Like ``functools.cached_property``, but the value lives in the mesh's ``_geometry`` dict,
+    which the meshes :meth:`Mesh.with_point_data` makes share: the frames of a fixed-node
+    trajectory compute their boundary and distances once. (functools has no shared variant.)"""
+
+    def __init__(self, compute):
+        self.compute, self.name, self.__doc__ = compute, compute.__name__, compute.__doc__
+
+    def __get__(self, mesh, owner=None):
+        if mesh is None:
+            return self
+        cache = mesh._geometry
+        if self.name not in cache:
+            cache[self.name] = self.compute(mesh)
+        return cache[self.name]
 
 
 class Mesh:
@@ -42,24 +58,10 @@ class Mesh:
                  boundary_mask=None, source: str | Path | None = None, field_data=None):
         self.source = Path(source) if source is not None else None
         where = f"{self.source}: " if self.source else ""
-        points = np.asarray(points, dtype=np.float64)
-        if points.ndim != 2 or points.shape[0] == 0:
-            raise MeshError(f"{where}the mesh has no points.")
-        if points.shape[1] not in (2, 3):
-            raise MeshError(f"{where}points have {points.shape[1]} coordinates; expected 2 or 3.")
-        if not np.isfinite(points).all():
-            bad = int((~np.isfinite(points)).any(axis=1).sum())
-            raise MeshError(f"{where}{bad} point(s) have NaN or infinite coordinates.")
-        largest = float(np.abs(points).max())
-        if largest > MAX_COORDINATE:
-            raise MeshError(f"{where}coordinates reach {largest:.3g}, beyond the {MAX_COORDINATE:.0e} meshop "
-                            "accepts (wrong units, or a corrupt file?).")
-        self.planar_z = None
-        if points.shape[1] == 3 and np.ptp(points[:, 2]) == 0.0:
-            self.planar_z = float(points[0, 2])
-            points = np.ascontiguousarray(points[:, :2])
+        points, self.planar_z = _validate_points(points, where)
         self.points = points
         self.cells = _validate_cells(points, cells or {}, where)
+        self._geometry = {}  # derived geometry, shared with the meshes with_point_data makes
         self.point_data = {}
         for name, values in (point_data or {}).items():
             self.point_data[name] = _validate_field(name, values, len(points), where)
@@ -104,7 +106,7 @@ class Mesh:
         """``(2, d)``: minimum corner, maximum corner."""
         return np.stack([self.points.min(axis=0), self.points.max(axis=0)])
 
-    @cached_property
+    @_geometry_cached
     def centred_points(self) -> np.ndarray:
         """``(N, d)`` float64 points minus the bounding-box centre. Derived geometry (boundary,
         normals, distances) and node features are computed on these: a part far from the origin
@@ -118,7 +120,7 @@ class Mesh:
         return float(np.linalg.norm(hi - lo))
 
     # ------------------------------------------------------------------ boundary
-    @cached_property
+    @_geometry_cached
     def boundary(self) -> _boundary.BoundaryFacets | None:
         """Boundary facets with outward normals; None for a point cloud."""
         if self.is_point_cloud:
@@ -132,11 +134,11 @@ class Mesh:
         """True for a point cloud whose boundary is estimated rather than given."""
         return self.is_point_cloud and self._user_boundary is None
 
-    @cached_property
+    @_geometry_cached
     def _point_cloud_boundary(self) -> tuple[np.ndarray, np.ndarray]:
         return _boundary.point_cloud_boundary(self.centred_points, mask=self._user_boundary)
 
-    @cached_property
+    @_geometry_cached
     def boundary_mask(self) -> np.ndarray:
         """``(N,)`` bool: nodes on the boundary (every node of a surface mesh)."""
         if self.is_point_cloud:
@@ -145,7 +147,7 @@ class Mesh:
         mask[self.boundary.nodes()] = True
         return mask
 
-    @cached_property
+    @_geometry_cached
     def boundary_normals(self) -> np.ndarray:
         """``(N, d)`` unit outward normals at boundary nodes, zero elsewhere."""
         if self.is_point_cloud:
@@ -153,7 +155,7 @@ class Mesh:
         b = self.boundary
         return _boundary.node_normals(self.n_points, b.all_nodes(), b.normals, b.measures)
 
-    @cached_property
+    @_geometry_cached
     def distance_to_boundary(self) -> np.ndarray:
         """``(N,)`` exact Euclidean distance to the nearest boundary facet (to the nearest
         boundary point for a point cloud); zero on the boundary (see
@@ -170,7 +172,7 @@ class Mesh:
         dist[self.boundary_mask] = 0.0
         return dist
 
-    @cached_property
+    @_geometry_cached
     def unreferenced(self) -> np.ndarray:
         """``(N,)`` bool: points that no cell uses (none for a point cloud)."""
         used = np.zeros(self.n_points, dtype=bool)
@@ -211,7 +213,8 @@ class Mesh:
                 raise MeshError(f"{where}point field '{name}' is missing (fields present: {have}).")
 
     def with_point_data(self, **fields) -> "Mesh":
-        """A new Mesh sharing this one's geometry (and its cached boundary) with extra fields."""
+        """A new Mesh sharing this one's geometry with extra fields; derived geometry (boundary,
+        normals, distances) computed on either is computed once for both."""
         new = Mesh.__new__(Mesh)
         new.__dict__.update(self.__dict__)
         new.point_data = dict(self.point_data)
@@ -219,6 +222,22 @@ class Mesh:
         where = f"{self.source}: " if self.source else ""
         for name, values in fields.items():
             new.point_data[name] = _validate_field(name, values, self.n_points, where)
+        return new
+
+    def with_points(self, points, point_data=None) -> "Mesh":
+        """A new Mesh on these cells at other node ``points`` (a moving mesh's next frame) with
+        ``point_data``. The points and fields are checked; the cells are not checked again
+        (their indices stay valid), and derived geometry is computed afresh."""
+        where = f"{self.source}: " if self.source else ""
+        new = Mesh.__new__(Mesh)
+        new.__dict__.update(self.__dict__)
+        new.points, new.planar_z = _validate_points(points, where)
+        if new.points.shape != self.points.shape:
+            raise MeshError(f"{where}{len(new.points)} points of dimension {new.dim} given for a mesh of "
+                            f"{self.n_points} points of dimension {self.dim}.")
+        new._geometry, new.field_data = {}, dict(self.field_data)
+        new.point_data = {name: _validate_field(name, values, self.n_points, where)
+                          for name, values in (point_data or {}).items()}
         return new
 
     def with_field_data(self, **values) -> "Mesh":
@@ -235,6 +254,26 @@ class Mesh:
         cells = ", ".join(f"{n} {t}" for t, n in self.cell_counts.items())
         fields = ", ".join(self.point_data) or "no fields"
         return f"<Mesh {kind}: {self.n_points} points" + (f", {cells}" if cells else "") + f"; {fields}>"
+
+
+def _validate_points(points, where: str) -> tuple[np.ndarray, float | None]:
+    """``(points, planar_z)``: float64 ``(N, 2|3)`` coordinates, checked; 3D points with one z
+    become 2D and ``planar_z`` keeps that z (None otherwise)."""
+    points = np.asarray(points, dtype=np.float64)
+    if points.ndim != 2 or points.shape[0] == 0:
+        raise MeshError(f"{where}the mesh has no points.")
+    if points.shape[1] not in (2, 3):
+        raise MeshError(f"{where}points have {points.shape[1]} coordinates; expected 2 or 3.")
+    if not np.isfinite(points).all():
+        bad = int((~np.isfinite(points)).any(axis=1).sum())
+        raise MeshError(f"{where}{bad} point(s) have NaN or infinite coordinates.")
+    largest = float(np.abs(points).max())
+    if largest > MAX_COORDINATE:
+        raise MeshError(f"{where}coordinates reach {largest:.3g}, beyond the {MAX_COORDINATE:.0e} meshop "
+                        "accepts (wrong units, or a corrupt file?).")
+    if points.shape[1] == 3 and np.ptp(points[:, 2]) == 0.0:
+        return np.ascontiguousarray(points[:, :2]), float(points[0, 2])
+    return points, None
 
 
 def _validate_cells(points: np.ndarray, cells: dict, where: str) -> dict[str, np.ndarray]:

@@ -106,11 +106,20 @@ class Trajectory:
 
     # ------------------------------------------------------------------ access
     def frame(self, index: int) -> Mesh:
-        """Frame ``index`` as a :class:`Mesh`: its positions, the constant and the frame's fields."""
+        """Frame ``index`` as a :class:`Mesh`: its positions, the constant and the frame's fields.
+
+        Fixed nodes: every frame shares :attr:`mesh`'s geometry, so boundary, normals and
+        distances are computed once for the whole trajectory. Moving nodes: the cells are not
+        checked again; the geometry of each frame is its own.
+        """
         index = range(self.n_frames)[index]
-        points = self.positions[index] if self.moving else self.mesh.points
-        values = {**self.mesh.point_data, **{n: v[index] for n, v in self.fields.items()}}
-        return Mesh(points, self.mesh.cells, values, self.mesh.cell_data, source=self.source)
+        values = {n: v[index] for n, v in self.fields.items()}
+        if self.moving:
+            frame = self.mesh.with_points(self.positions[index], {**self.mesh.point_data, **values})
+        else:
+            frame = self.mesh.with_point_data(**values)
+        frame.source = self.source
+        return frame
 
     def summary(self) -> dict:
         """JSON-ready facts for ``meshop info``: frames, time range, dt, fields, moving nodes."""

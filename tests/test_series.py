@@ -116,6 +116,45 @@ def test_broken_series_get_one_clear_sentence(tmp_path):
         meshop.read_series(path)
 
 
+def test_later_frames_are_checked_cheaply_but_their_defects_still_named(tmp_path):
+    path = meshop.write_series(_heat_series(), tmp_path / "heat.pvd")
+    frame = meshop.read(tmp_path / "heat" / "frame_00002.vtu")
+    wrecked = frame.cells["triangle"].copy()
+    wrecked[0, 0] = 99  # other cells than frame 0's: this frame is checked in full
+    _raw_vtu(frame, wrecked).write(str(tmp_path / "heat" / "frame_00002.vtu"))
+    with pytest.raises(MeshError, match="reference node 99 .* out of range"):
+        meshop.read_series(path)
+    points = frame.points.copy()
+    points[5, 0] = np.nan  # frame 0's cells, but a broken coordinate
+    _raw_vtu(frame, frame.cells["triangle"], points).write(str(tmp_path / "heat" / "frame_00002.vtu"))
+    with pytest.raises(MeshError, match="1 point\\(s\\) have NaN"):
+        meshop.read_series(path)
+
+
+def _raw_vtu(mesh, triangles, points=None):
+    """A meshio mesh written as is, past meshop's checks (a corrupt frame file)."""
+    import meshio
+
+    points = mesh.points if points is None else points
+    return meshio.Mesh(np.column_stack([points, np.zeros(len(points))]), [("triangle", triangles)],
+                       point_data=dict(mesh.point_data))
+
+
+def test_frames_of_fixed_nodes_share_their_geometry_and_moving_frames_have_their_own():
+    traj = _heat_series()
+    a, b = traj.frame(1), traj.frame(4)
+    assert b.distance_to_boundary is a.distance_to_boundary  # computed once for all frames
+    fresh = meshop.Mesh(traj.mesh.points, traj.mesh.cells)
+    np.testing.assert_array_equal(a.boundary_mask, fresh.boundary_mask)
+    np.testing.assert_allclose(a.distance_to_boundary, fresh.distance_to_boundary, rtol=0, atol=1e-15)
+    np.testing.assert_array_equal(b.point_data["temperature"], traj.fields["temperature"][4])
+    moved = traj.mesh.points[None] * np.array([1.0, 2.0, 3.0])[:, None, None]  # stretched in x and y
+    moving = meshop.Trajectory(traj.mesh, [0.0, 1.0, 2.0], positions=moved)
+    for k in range(3):  # nodes of the unit square lie at most 0.4 from its sides; x (k + 1) stretched
+        assert moving.frame(k).distance_to_boundary.max() == pytest.approx(0.4 * (k + 1), rel=1e-12)
+        np.testing.assert_allclose(moving.frame(k).points, moved[k])
+
+
 def test_a_failed_write_leaves_no_half_series(tmp_path, monkeypatch):
     from meshop.io import series
 

@@ -34,7 +34,7 @@ for _module in (_points, _vtk, _meshio):
 
 from .series import read_series, write_series  # noqa: E402 - needs read/write defined below at call time
 
-__all__ = ["read", "write", "read_series", "write_series", "READERS", "WRITERS"]
+__all__ = ["read", "read_arrays", "write", "read_series", "write_series", "READERS", "WRITERS"]
 
 
 def _extension(path: Path) -> str:
@@ -57,6 +57,14 @@ def read(path: str | os.PathLike, *, boundary_mask=None) -> Mesh:
             truncated file, and every defect :class:`Mesh` checks (no points, NaN coordinates,
             indices out of range, degenerate cells, ...). The message names the file.
     """
+    points, cells, point_data, cell_data = read_arrays(path)
+    return Mesh(points, cells, point_data, cell_data, boundary_mask=boundary_mask, source=path)
+
+
+def read_arrays(path: str | os.PathLike) -> tuple:
+    """``(points, cells, point_data, cell_data)`` of a mesh file as its reader gives them, not
+    yet checked as a :class:`Mesh` (the frames of a series share frame 0's checked cells).
+    Raises :class:`MeshError` for a missing, unknown, empty or unreadable file."""
     path = Path(path)
     if not path.exists():
         raise MeshError(f"{path}: no such file.")
@@ -76,7 +84,7 @@ def read(path: str | os.PathLike, *, boundary_mask=None) -> Mesh:
         raise MeshError(f"{path}: cannot be read ({err.strerror or err}).") from None
     if len(points) == 0:
         raise MeshError(f"{path}: no points found in this {ext} file (the mesh has no points).")
-    return Mesh(points, cells, point_data, cell_data, boundary_mask=boundary_mask, source=path)
+    return points, cells, point_data, cell_data
 
 
 def write(mesh: Mesh, path: str | os.PathLike, *, overwrite: bool = False) -> Path:

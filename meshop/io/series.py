@@ -173,8 +173,6 @@ def read_series(path) -> Trajectory:
 
 
 def _read_pvd(path: Path) -> Trajectory:
-    from . import read
-
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as err:
@@ -196,8 +194,31 @@ def _read_pvd(path: Path) -> Trajectory:
             raise MeshError(f"{path}: frame {k} file {frame} is missing.")
         files.append(frame)
     meta = _read_json(path.with_suffix("") / PVD_METADATA)
-    meshes = [read(f) for f in files]
-    return _assemble(path, meshes, np.asarray(times), meta)
+    return _assemble(path, _read_frames(path, files), np.asarray(times), meta)
+
+
+def _read_frames(path: Path, files: list[Path]) -> list[Mesh]:
+    """The frame files as meshes: frame 0 checked in full; a later frame with frame 0's cells
+    only for its node count, coordinates and fields (its cells are frame 0's, checked once)."""
+    from . import read_arrays
+
+    points, cells, point_data, cell_data = read_arrays(files[0])
+    first = Mesh(points, cells, point_data, cell_data, source=files[0])
+    meshes = [first]
+    for k, frame in enumerate(files[1:], start=1):
+        points, frame_cells, point_data, cell_data = read_arrays(frame)
+        if len(points) != first.n_points:
+            raise MeshError(f"{path}: frame {k} has {len(points)} nodes but frame 0 has {first.n_points}; "
+                            "a series needs one node set.")
+        if _same_cells(frame_cells, cells):
+            meshes.append(first.with_points(points, point_data))
+        else:  # other cells: checked in full, then refused by _assemble when they differ in kind
+            meshes.append(Mesh(points, frame_cells, point_data, cell_data, source=frame))
+    return meshes
+
+
+def _same_cells(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(a[t], b[t]) for t in a)
 
 
 def _read_xdmf(path: Path) -> Trajectory:
@@ -213,7 +234,8 @@ def _read_xdmf(path: Path) -> Trajectory:
     if not frames:
         raise MeshError(f"{path}: the XDMF file holds no time steps.")
     cells = {block.type: block.data for block in cells}
-    meshes = [Mesh(points, cells, point_data, source=path) for _, point_data, _ in frames]
+    first = Mesh(points, cells, frames[0][1], source=path)  # one node set: checked once
+    meshes = [first, *(first.with_points(points, point_data) for _, point_data, _ in frames[1:])]
     meta = _read_json(path.with_name(path.stem + ".meshop.json"))
     return _assemble(path, meshes, np.asarray([t for t, _, _ in frames]), meta)
 
