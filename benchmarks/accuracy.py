@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MODELS = ("gno", "mgno", "beno", "amg")
 DATASETS = ("poisson2d", "darcy2d")
 #: per dataset, options a model needs to read its inputs right (same for every seed)
-MODEL_OPTIONS = {("beno", "darcy2d"): {"source_columns": [], "boundary_columns": []}}
+MODEL_OPTIONS = {("beno", "darcy2d"): {"source": [], "boundary": []}}
 #: the CPU budget (--quick and command-line options override it)
 FULL = dict(train=80, val=10, test=40, epochs=10, batch_size=4, lr=2e-3, seeds=3,
             poisson_resolution=1000, darcy_resolution=43)

@@ -203,7 +203,10 @@ def _build(path: Path, meta: dict):
                 raise TypeError(f"'{key}' must be an object")
         fields = FieldSpec.from_dict(meta["fields"])
         graph = GraphSettings.from_dict(meta["graph"])
-        model = models.get(spec["name"], spec["in_channels"], spec["out_channels"], spec["dim"], **spec["config"])
+        features = _features(meta, fields, spec["dim"])
+        config = _named_config(spec["name"], spec["config"], features or {}, spec["dim"])
+        model = models.get(spec["name"], spec["in_channels"], spec["out_channels"], spec["dim"],
+                           features=features, **config)
     except (KeyError, TypeError, ValueError) as err:
         reason = f"no {err} entry" if isinstance(err, KeyError) else str(err).rstrip(".")
         raise CheckpointError(f"{path}: incompatible checkpoint ({reason}).") from None
@@ -211,6 +214,41 @@ def _build(path: Path, meta: dict):
         raise CheckpointError(f"{path}: incompatible checkpoint (the model writes {model.out_channels} "
                               f"channels, its fields {fields.channels(fields.targets)}).")
     return model, spec, fields, graph
+
+
+def _features(meta: dict, fields: FieldSpec, dim) -> dict | None:
+    """The checkpoint's ``features`` section; a checkpoint written before it existed gets the
+    layout its field spec codes (what it was trained on), or None when the spec cannot say."""
+    from .graph import feature_layout
+
+    if "features" in meta:
+        return meta["features"]
+    if all(name in fields.mean for name in fields.inputs) and dim in (2, 3):
+        return feature_layout(fields, dim)
+    return None
+
+
+#: hyper-parameters of older checkpoints that named feature columns by position in the input block
+_POSITIONAL = {"beno": {"source_columns": "source", "boundary_columns": "boundary"}}
+
+
+def _named_config(model: str, config: dict, layout: dict, dim) -> dict:
+    """``config`` with positional feature options of older checkpoints (BENO's
+    ``source_columns=[0]``) replaced by the names of the features in those columns."""
+    from .graph import geometry_feature_count
+
+    renamed = _POSITIONAL.get(model, {})
+    if not any(key in config for key in renamed):
+        return config
+    owner = {c: name for name, (start, stop) in layout.items() for c in range(start, stop)}
+    config = dict(config)
+    for old, new in renamed.items():
+        if old in config:
+            columns = [geometry_feature_count(dim) + p for p in config.pop(old)]
+            if any(c not in owner for c in columns):
+                raise ValueError(f"'{old}' {columns} lies outside the node features")
+            config[new] = list(dict.fromkeys(owner[c] for c in columns))
+    return config
 
 
 def _check_finite(path: Path, weights: dict[str, torch.Tensor]) -> None:

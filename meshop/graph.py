@@ -175,6 +175,49 @@ def feature_layout(spec: FieldSpec, dim: int) -> dict[str, list[int]]:
     return layout
 
 
+#: names of the geometry blocks that open ``Data.x``, in order
+GEOMETRY_FEATURES = ("position", "distance", "boundary_flag", "normal")
+
+
+def positional_layout(in_channels: int, dim: int) -> dict[str, list[int]]:
+    """The layout of a model built without data: the geometry blocks, then one unnamed
+    ``input:<k>`` column per remaining feature."""
+    layout = dict(zip(GEOMETRY_FEATURES, ([0, dim], [dim, dim + 1], [dim + 1, dim + 2], [dim + 2, 2 * dim + 2])))
+    layout.update({f"input:{k}": [c, c + 1] for k, c in enumerate(range(2 * dim + 2, in_channels))})
+    return layout
+
+
+def check_layout(layout, in_channels: int, dim: int) -> dict[str, list[int]]:
+    """``layout`` checked against a model of ``in_channels`` features: a mapping name ->
+    ``[start, stop)`` whose blocks tile ``0..in_channels`` and open with the geometry blocks.
+    Raises ``ValueError`` naming the defect."""
+    if not isinstance(layout, dict) or not all(
+            isinstance(k, str) and isinstance(v, (list, tuple)) and len(v) == 2 and all(is_int(c) for c in v)
+            for k, v in layout.items()):
+        raise ValueError("the feature layout must map names to [start, stop) column pairs")
+    blocks = sorted((list(v), k) for k, v in layout.items())
+    edges = [0] + [stop for (_, stop), _ in blocks]
+    if any(start != edge or stop <= start for ((start, stop), _), edge in zip(blocks, edges)) or edges[-1] != in_channels:
+        raise ValueError(f"the feature layout {dict(layout)} does not cover the model's {in_channels} node "
+                         "features column by column")
+    missing = [name for name in GEOMETRY_FEATURES if name not in layout]
+    if missing or layout["normal"] != [dim + 2, 2 * dim + 2]:
+        raise ValueError(f"the feature layout lacks the geometry block '{(missing or ['normal'])[0]}' in its place")
+    return {k: list(v) for k, v in layout.items()}
+
+
+def layout_columns(layout: dict[str, list[int]], names, reader: str) -> list[int]:
+    """The ``Data.x`` columns of the named blocks, in the order named; ``ValueError`` naming the
+    first name the layout lacks (``reader`` says who wanted it)."""
+    columns = []
+    for name in names:
+        if name not in layout:
+            raise ValueError(f"{reader} reads node feature '{name}', which these node features lack "
+                             f"(they hold {', '.join(layout)})")
+        columns.extend(range(*layout[name]))
+    return columns
+
+
 def feature_count(spec: FieldSpec, dim: int) -> int:
     """Width of ``Data.x`` for meshes of dimension ``dim`` coded by ``spec``."""
     extended = dirichlet_inputs(spec)

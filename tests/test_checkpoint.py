@@ -16,7 +16,7 @@ import meshop
 from meshop import checkpoint, models
 from meshop.checkpoint import Checkpoint, CheckpointError
 from meshop.fields import FieldSpec
-from meshop.graph import GraphSettings, build_graph, decode, feature_count
+from meshop.graph import GraphSettings, build_graph, decode, feature_count, feature_layout
 from meshop.training.state import optimizer_from_flat, optimizer_to_flat
 
 
@@ -145,3 +145,85 @@ def test_a_pickle_is_refused_and_never_executed(tmp_path):
     with pytest.raises(CheckpointError, match="not a readable safetensors checkpoint"):
         checkpoint.load(path)
     assert not marker.exists()
+
+
+# ---------------------------------------------------------------- features by name (BENO, AMG)
+def _poisson_like(n: int = 9) -> tuple[meshop.Mesh, FieldSpec]:
+    """x = [geometry, source, g, extended g] with u = g on the boundary."""
+    mesh = _mesh(n)
+    x, y = mesh.points.T
+    u = np.sin(np.pi * x) * y + x
+    mesh = mesh.with_point_data(source=np.cos(3 * y), g=np.where(mesh.boundary_mask, u, 0.0), u=u)
+    return mesh, FieldSpec(["source", "g"], ["u"], dirichlet={"u": "g"}).fit([mesh])
+
+
+def _briefly_trained(name: str, mesh, spec, **config) -> Checkpoint:
+    torch.manual_seed(0)
+    model = models.get(name, feature_count(spec, 2), 1, 2, features=feature_layout(spec, 2), width=16, **config)
+    graph = build_graph(mesh, spec, GraphSettings(k=6), prepare=model.prepare, mesh_graph=model.uses_mesh_graph)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(3):
+        optimizer.zero_grad()
+        loss = (decode(model(graph), graph, spec) - graph.y).square().mean()
+        loss.backward()
+        optimizer.step()
+    return Checkpoint(model.eval(), name, spec, GraphSettings(k=6))
+
+
+def _outputs(model, mesh, spec) -> torch.Tensor:
+    graph = build_graph(mesh, spec, GraphSettings(k=6), prepare=model.prepare, mesh_graph=model.uses_mesh_graph)
+    with torch.no_grad():
+        return model.eval()(graph)
+
+
+def _rewrite(path, out, edit) -> None:
+    """Save ``path``'s tensors again with its metadata changed by ``edit(meta)``."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(str(path), framework="pt") as handle:
+        meta = json.loads(handle.metadata()["meshop"])
+    edit(meta)
+    save_file(load_file(str(path)), str(out), metadata={"meshop": json.dumps(meta)})
+
+
+@pytest.mark.parametrize("name,config", [("beno", {"d_model": 16, "encoder_layers": 1, "levels": 2}),
+                                         ("amg", {"blocks": 1})])
+def test_feature_reading_models_round_trip_and_old_checkpoints_load(name, config, tmp_path):
+    mesh, spec = _poisson_like()
+    ckpt = _briefly_trained(name, mesh, spec, **config)
+    path = checkpoint.save(tmp_path / "m.safetensors", ckpt)
+    assert checkpoint.read_metadata(path)["features"] == {
+        "position": [0, 2], "distance": [2, 3], "boundary_flag": [3, 4], "normal": [4, 6],
+        "source": [6, 7], "g": [7, 8], "extended:g": [8, 9]}
+    expected = _outputs(ckpt.model, mesh, spec)
+    assert torch.equal(_outputs(checkpoint.load(path).model, mesh, spec), expected)
+
+    def as_before_names(meta):  # written before the features section and (BENO) named features
+        del meta["features"]
+        if name == "beno":
+            meta["model"]["config"].update(source_columns=[0], boundary_columns=[1, 2])
+            del meta["model"]["config"]["source"], meta["model"]["config"]["boundary"]
+
+    _rewrite(path, tmp_path / "old.safetensors", as_before_names)
+    old = checkpoint.load(tmp_path / "old.safetensors").model
+    assert torch.equal(_outputs(old, mesh, spec), expected)
+    if name == "beno":
+        assert old.config["source"] == ["source"] and old.config["boundary"] == ["g", "extended:g"]
+
+
+def test_a_layout_without_a_feature_the_model_reads_is_one_sentence(tmp_path):
+    mesh, spec = _poisson_like()
+    path = checkpoint.save(tmp_path / "m.safetensors",
+                           _briefly_trained("beno", mesh, spec, d_model=16, encoder_layers=1, levels=2,
+                                            source=["source"]))
+
+    def rename_source(meta):
+        meta["features"]["heat"] = meta["features"].pop("source")
+
+    _rewrite(path, tmp_path / "bad.safetensors", rename_source)
+    with pytest.raises(CheckpointError) as err:
+        checkpoint.load(tmp_path / "bad.safetensors")
+    assert str(err.value) == (f"{tmp_path / 'bad.safetensors'}: incompatible checkpoint (BENO (source) reads node "
+                              "feature 'source', which these node features lack (they hold position, distance, "
+                              "boundary_flag, normal, g, extended:g, heat)).")

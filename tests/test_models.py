@@ -13,7 +13,8 @@ from torch_geometric.loader import DataLoader
 
 from meshop import Mesh, checkpoint, models
 from meshop.fields import FieldSpec
-from meshop.graph import GraphSettings, build_graph, decode, feature_count, geometry_feature_count
+from meshop.graph import (GraphSettings, build_graph, decode, feature_count, feature_layout, geometry_feature_count,
+                          positional_layout)
 from meshop.metrics import relative_l2
 from meshop.models.amg import high_frequency_score
 from meshop.models.multilevel import MultiLevelData
@@ -67,7 +68,8 @@ def spec_for(meshes) -> FieldSpec:
 def make_model(variant: str, spec: FieldSpec, dim: int, **overrides) -> models.NeuralOperator:
     torch.manual_seed(0)
     name = variant.split(":")[0]
-    return models.get(name, feature_count(spec, dim), 1, dim, **{**SMALL.get(variant, {}), **overrides})
+    return models.get(name, feature_count(spec, dim), 1, dim, features=feature_layout(spec, dim),
+                      **{**SMALL.get(variant, {}), **overrides})
 
 
 def graphs_for(model, meshes, spec):
@@ -85,14 +87,22 @@ def test_registered_with_cpu_sized_defaults():
         assert model.config == json.loads(json.dumps(models.defaults(name)))
 
 
-def test_beno_rejects_input_columns_the_data_lacks():
-    darcy_like = geometry_feature_count(2) + 1                  # one input column: permeability
-    with pytest.raises(ValueError, match="position 1 is not a column"):
-        models.get("beno", darcy_like, 1, 2)
+def test_beno_reads_its_features_by_name():
+    spec = FieldSpec(["source", "boundary_value"], ["u"], dirichlet={"u": "boundary_value"})
+    spec.mean = {"source": [0.0], "boundary_value": [0.0], "u": [0.0]}
+    layout = feature_layout(spec, 2)          # geometry, source, boundary_value, extended:boundary_value
+    model = models.get("beno", feature_count(spec, 2), 1, 2, features=layout)
+    assert model.source_columns == [6] and model.boundary_columns == [7, 8] and model.normal_columns == [4, 5]
+    assert model.config["source"] is None and model.config["boundary"] is None  # derived from the layout
+    darcy_like = positional_layout(geometry_feature_count(2) + 1, 2)  # one unnamed input: permeability
+    plain = models.get("beno", geometry_feature_count(2) + 1, 1, 2, features=darcy_like)
+    assert plain.source_columns == [] and plain.boundary_columns == []
+    with pytest.raises(ValueError, match="BENO \\(source\\) reads node feature 'heat', which these node features lack"):
+        models.get("beno", feature_count(spec, 2), 1, 2, features=layout, source=["heat"])
     with pytest.raises(ValueError, match="share"):
-        models.get("beno", darcy_like + 2, 1, 2, source_columns=[0, 1])
-    model = models.get("beno", darcy_like, 1, 2, source_columns=[], boundary_columns=[])
-    assert model.config["boundary_columns"] == []
+        models.get("beno", feature_count(spec, 2), 1, 2, features=layout, boundary=["source"])
+    with pytest.raises(ValueError, match="does not cover the model's 10 node features"):
+        models.get("amg", 10, 1, 2, features=layout)
 
 
 # ---------------------------------------------------------------------------- batching

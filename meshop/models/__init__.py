@@ -36,10 +36,16 @@ def defaults(name: str) -> dict:
     return {k: p.default for k, p in hyper.hyper_parameters(_cls(name)).items()}
 
 
-def get(name: str, in_channels: int, out_channels: int, dim: int, **overrides) -> NeuralOperator:
+def get(name: str, in_channels: int, out_channels: int, dim: int, *, features: dict | None = None,
+        **overrides) -> NeuralOperator:
     """Instantiate model ``name`` with its defaults updated by ``overrides``.
 
-    Raises ``ValueError`` for unknown or bad hyper-parameters and for models too large to build
+    ``features``: the named layout of ``Data.x`` (:func:`meshop.graph.feature_layout`) that models
+    reading features by name (``reads_features``: BENO, AMG) are built for; default the
+    geometry blocks and unnamed inputs (:func:`meshop.graph.positional_layout`).
+
+    Raises ``ValueError`` for unknown or bad hyper-parameters, a layout that does not fit, a
+    feature the model reads that the layout lacks, and for models too large to build
     (:func:`meshop.models.hyper.check`), before anything is allocated.
     """
     from . import hyper
@@ -49,8 +55,14 @@ def get(name: str, in_channels: int, out_channels: int, dim: int, **overrides) -
     if unknown:
         raise ValueError(f"model '{name}' has no hyper-parameter(s) {sorted(unknown)}; "
                          f"it takes {sorted(defaults(name))}.")
-    hyper.check(cls, in_channels, out_channels, dim, overrides)
-    return cls(in_channels, out_channels, dim, **overrides)
+    built = dict(overrides)
+    if getattr(cls, "reads_features", False):
+        from ..graph import check_layout, positional_layout
+
+        built["features"] = check_layout(features, in_channels, dim) if features is not None \
+            else positional_layout(in_channels, dim)
+    hyper.check(cls, in_channels, out_channels, dim, built)
+    return cls(in_channels, out_channels, dim, **built)
 
 
 def model_class(name: str) -> type[NeuralOperator]:

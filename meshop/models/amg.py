@@ -11,7 +11,7 @@ from torch import nn
 from torch_geometric.nn import GATv2Conv
 
 from ..geometry.neighbors import knn_graph
-from ..graph import geometry_feature_count
+from ..graph import GEOMETRY_FEATURES, layout_columns, positional_layout
 from ..nn import MLP, PhysicsAttention
 from .base import NeuralOperator
 from .multilevel import as_multilevel, farthest_subset, node_batch, num_graphs
@@ -57,16 +57,21 @@ class AMG(NeuralOperator):
         hf_fraction: fraction of nodes in the local high-frequency graph.
         neighbors: kNN degree of the local and global graphs.
         length_unit: unit of relative positions on the mesh, in bounding-box diagonals.
+        features: the layout of ``Data.x`` (name -> columns) the model is built for; the
+            high-frequency score reads every block but the geometry ones (given by
+            :func:`meshop.models.get`, not a hyper-parameter).
 
     Graph needs (added by :meth:`prepare`): ``local_nodes``, ``local_edges``, ``global_nodes``,
     ``global_edges`` (see :mod:`meshop.models.multilevel`); not the mesh graph.
     """
 
     uses_mesh_graph = False
+    reads_features = True
 
     def __init__(self, in_channels: int, out_channels: int, dim: int, width: int = 48,
                  blocks: int = 3, heads: int = 4, tokens: int = 16, global_ratio: float = 8.0,
-                 hf_fraction: float = 0.25, neighbors: int = 8, length_unit: float = 0.02):
+                 hf_fraction: float = 0.25, neighbors: int = 8, length_unit: float = 0.02, *,
+                 features: dict | None = None):
         super().__init__(in_channels, out_channels, dim, width=width, blocks=blocks, heads=heads,
                          tokens=tokens, global_ratio=global_ratio, hf_fraction=hf_fraction,
                          neighbors=neighbors, length_unit=length_unit)
@@ -76,6 +81,9 @@ class AMG(NeuralOperator):
             raise ValueError(f"AMG needs 0 < hf_fraction <= 1 and global_ratio >= 1; "
                              f"got {hf_fraction} and {global_ratio}.")
         self.global_ratio, self.hf_fraction, self.neighbors = global_ratio, hf_fraction, neighbors
+        layout = features if features is not None else positional_layout(in_channels, dim)
+        inputs = [name for name in layout if name not in GEOMETRY_FEATURES]
+        self.input_columns = sorted(layout_columns(layout, inputs, "AMG"))
         self.units = {"local": length_unit * hf_fraction ** (-1 / dim),
                       "global": length_unit * global_ratio ** (1 / dim)}
         self.lift = MLP([in_channels, width, width])
@@ -90,7 +98,7 @@ class AMG(NeuralOperator):
         pos = data.pos.double().numpy()
         n = len(pos)
         coarse = np.sort(farthest_subset(pos, max(1, math.ceil(n / self.global_ratio))))
-        score = high_frequency_score(pos, data.x[:, geometry_feature_count(self.dim):].double().numpy(), coarse)
+        score = high_frequency_score(pos, data.x[:, self.input_columns].double().numpy(), coarse)
         local = np.sort(np.argsort(-score, kind="stable")[: max(1, math.ceil(self.hf_fraction * n))])
         for name, nodes in zip(_GRAPHS, (local, coarse)):
             data[f"{name}_nodes"] = torch.as_tensor(nodes)

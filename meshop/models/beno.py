@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..graph import geometry_feature_count
+from ..graph import layout_columns, positional_layout
 from ..nn import MLP, BoundaryEncoder
 from .base import NeuralOperator
 from .mgno import MGNO
@@ -60,12 +60,15 @@ class BENO(NeuralOperator):
             node hierarchy).
         linear: branches linear in their signal (see above).
         d_model, heads, encoder_layers: boundary Transformer size.
-        source_columns: positions, within the input block of ``Data.x`` (the columns after the
-            ``2d + 2`` geometry columns), of the source columns; empty when there is no source input.
-        boundary_columns: positions of the columns holding boundary values; the first one is the
-            boundary value the Transformer reads on boundary nodes; empty for homogeneous boundary
-            values. The defaults fit ``poisson2d`` and ``heat3d`` as :mod:`meshop.graph` codes them:
-            ``[source, boundary value, extended boundary value]``.
+        source: names of the node features holding the source (:func:`meshop.graph.feature_layout`
+            names, e.g. ``["source"]``); default ``["source"]`` when the data has an input of
+            that name, else none.
+        boundary: names of the features holding boundary values; the first is the value the
+            boundary Transformer reads on boundary nodes. Default: every input holding a target's
+            Dirichlet values with its carried-inward copy (``["g", "extended:g"]``); none for
+            homogeneous boundary values. The defaults fit ``poisson2d``, ``heat3d`` and ``darcy2d``.
+        features: the layout of ``Data.x`` (name -> columns) the model is built for; given by
+            :func:`meshop.models.get` from the data or the checkpoint, not a hyper-parameter.
         max_boundary_tokens: at most this many boundary nodes enter the Transformer, a
             farthest-point subset that does not depend on node order; attention then costs at most
             ``max_boundary_tokens**2`` per graph however fine the mesh.
@@ -75,26 +78,29 @@ class BENO(NeuralOperator):
     Graph needs (added by :meth:`prepare`): ``boundary_nodes``, the mesh-node ids of the tokens.
     """
 
+    reads_features = True
+
     def __init__(self, in_channels: int, out_channels: int, dim: int, width: int = 48,
                  levels: int = 3, ratio: float = 4.0, cycles: int = 1, kernel_width: int = 32,
                  neighbors: int = 16, transfer_k: int = 4, sampling: str = "fps", linear: bool = True,
                  d_model: int = 48, heads: int = 4, encoder_layers: int = 2,
-                 source_columns: tuple[int, ...] = (0,), boundary_columns: tuple[int, ...] = (1, 2),
-                 max_boundary_tokens: int = 256, length_unit: float = 0.02):
-        source_columns, boundary_columns = list(source_columns), list(boundary_columns)
+                 source: tuple[str, ...] | None = None, boundary: tuple[str, ...] | None = None,
+                 max_boundary_tokens: int = 256, length_unit: float = 0.02, *, features: dict | None = None):
         cycle = dict(width=width, levels=levels, ratio=ratio, cycles=cycles, kernel_width=kernel_width,
                      neighbors=neighbors, transfer_k=transfer_k, sampling=sampling, length_unit=length_unit)
         super().__init__(in_channels, out_channels, dim, **cycle, linear=linear, d_model=d_model, heads=heads,
-                         encoder_layers=encoder_layers, source_columns=source_columns,
-                         boundary_columns=boundary_columns, max_boundary_tokens=max_boundary_tokens)
-        geometry = geometry_feature_count(dim)
-        _check_columns(source_columns, boundary_columns, in_channels - geometry)
+                         encoder_layers=encoder_layers, source=None if source is None else list(source),
+                         boundary=None if boundary is None else list(boundary),
+                         max_boundary_tokens=max_boundary_tokens)
+        layout = features if features is not None else positional_layout(in_channels, dim)
+        source, boundary = _signal_features(layout, source, boundary)
         if max_boundary_tokens < 1:
             raise ValueError(f"max_boundary_tokens must be >= 1; got {max_boundary_tokens}.")
-        self.source_columns = [geometry + c for c in source_columns]
-        self.boundary_columns = [geometry + c for c in boundary_columns]
+        self.normal_columns = layout_columns(layout, ["normal"], "BENO")
+        self.source_columns = layout_columns(layout, source, "BENO (source)")
+        self.boundary_columns = layout_columns(layout, boundary, "BENO (boundary)")
         self.max_boundary_tokens = max_boundary_tokens
-        token_channels = 2 * dim + bool(boundary_columns)               # position, normal, value
+        token_channels = 2 * dim + bool(self.boundary_columns)          # position, normal, value
         self.boundary = BoundaryEncoder(token_channels, d_model, heads, encoder_layers)
         self.hierarchy = dict(levels=levels, ratio=ratio, sampling=sampling, neighbors=neighbors,
                               transfer_k=transfer_k)                   # shared by both branches
@@ -128,7 +134,7 @@ class BENO(NeuralOperator):
 
     def _boundary_tokens(self, data) -> torch.Tensor:
         nodes = data.boundary_nodes
-        normal = data.x[nodes, self.dim + 2: 2 * self.dim + 2]
+        normal = data.x[nodes][:, self.normal_columns]
         columns = [data.pos[nodes], normal]
         if self.boundary_columns:
             value = self.boundary_columns[0]
@@ -169,14 +175,15 @@ def _zero_columns(x: torch.Tensor, columns: list[int]) -> torch.Tensor:
     return x * mask
 
 
-def _check_columns(source: list[int], boundary: list[int], n_inputs: int) -> None:
-    """Input-block positions must exist and a column cannot be both source and boundary value."""
-    for name, columns in (("source_columns", source), ("boundary_columns", boundary)):
-        bad = [c for c in columns if not (isinstance(c, int) and 0 <= c < n_inputs)]
-        if bad:
-            raise ValueError(f"BENO {name}={columns}: position {bad[0]} is not a column of the input "
-                             f"block, which has {n_inputs} column(s) (0 to {n_inputs - 1}); pass the "
-                             f"positions of your data's {name.split('_')[0]} columns, or [] for none.")
+def _signal_features(layout: dict, source, boundary) -> tuple[list[str], list[str]]:
+    """The source and boundary-value feature names (defaults from ``layout``, see BENO);
+    ``ValueError`` when a feature is both."""
+    if source is None:
+        source = ["source"] if "source" in layout else []
+    if boundary is None:
+        extended = [name for name in layout if name.startswith("extended:")]
+        boundary = [name for e in extended for name in (e.removeprefix("extended:"), e)]
     shared = sorted(set(source) & set(boundary))
     if shared:
-        raise ValueError(f"BENO source_columns and boundary_columns share column(s) {shared}.")
+        raise ValueError(f"BENO source and boundary share feature(s) {shared}.")
+    return list(source), list(boundary)

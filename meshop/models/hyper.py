@@ -37,7 +37,8 @@ def check(cls: type, in_channels, out_channels, dim, config: dict) -> None:
     hints = typing.get_type_hints(cls.__init__)
     defaults = {k: p.default for k, p in hyper_parameters(cls).items()}
     for key, value in config.items():
-        _check_value(name, key, value, hints.get(key), defaults.get(key))
+        if key != "features":
+            _check_value(name, key, value, hints.get(key), defaults.get(key))
     count = parameter_count(cls, in_channels, out_channels, dim, config)
     if count > MAX_PARAMETERS:
         raise ValueError(f"model {name}: these hyper-parameters give {count:.3g} weights, more than "
@@ -60,7 +61,7 @@ def hyper_parameters(cls: type) -> dict:
     """``name -> inspect.Parameter`` of the hyper-parameters of model class ``cls``."""
     import inspect
 
-    skip = {"self", "in_channels", "out_channels", "dim"}
+    skip = {"self", "in_channels", "out_channels", "dim", "features"}  # the layout comes with the data
     return {k: p for k, p in inspect.signature(cls.__init__).parameters.items() if k not in skip}
 
 
@@ -72,7 +73,10 @@ def _check_value(model: str, key: str, value, hint, default) -> None:
     kind = next((t for t in options if t is not type(None)), None)
     origin = typing.get_origin(kind) or kind
     where = f"model {model}: hyper-parameter {key}"
-    if origin in (tuple, list):
+    if origin in (tuple, list) and str in typing.get_args(kind):
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"{where} must be a list of names; got {value!r}.")
+    elif origin in (tuple, list):
         if not isinstance(value, (list, tuple)) or not all(is_int(v) and 0 <= v <= MAX_INTEGER for v in value):
             raise ValueError(f"{where} must be a list of non-negative integers; got {value!r}.")
     elif kind is bool:

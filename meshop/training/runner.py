@@ -17,7 +17,7 @@ from torch_geometric.loader import DataLoader
 from .. import models
 from ..checkpoint import Checkpoint, load, save
 from ..errors import MeshError
-from ..graph import GraphSettings, build_graph, decode, feature_count
+from ..graph import GraphSettings, build_graph, decode, feature_count, feature_layout
 from ..metrics import relative_l2
 from . import particles
 from .data import SPLITS, TrainingData, load_training_data
@@ -153,9 +153,11 @@ class Run:
                                device=self.device, on_epoch_end=self._end_epoch, progress=self.progress)
 
     def _build_model(self, in_channels: int, out_channels: int, dim: int, **fixed):
+        """The model, built for the named node features of ``self.fields``."""
         torch.manual_seed(self.seed)
         try:
-            model = models.get(self.model_name, in_channels, out_channels, dim, **fixed, **self.model_overrides)
+            model = models.get(self.model_name, in_channels, out_channels, dim, **fixed, **self.model_overrides,
+                               features=feature_layout(self.fields, dim))
         except (ValueError, TypeError) as err:
             raise MeshError(str(err)) from None
         return model.to(self.device)
