@@ -92,6 +92,10 @@ def geometry_feature_count(dim: int) -> int:
     return 2 * dim + 2
 
 
+#: the attributes :func:`node_data` sets per node (one row per node); the others are per graph
+NODE_ATTRIBUTES = ("x", "pos", "boundary_mask", "dirichlet", "y")
+
+
 def node_data(mesh, spec: FieldSpec, *, with_targets: bool = True) -> tuple[Data, list[str]]:
     """Node-level ``Data`` (no edges yet) for ``mesh`` and the inputs that fell back to defaults.
 
@@ -240,12 +244,26 @@ def _dirichlet(mesh, spec: FieldSpec, raw: dict[str, np.ndarray]) -> np.ndarray:
 
 def build_graph(mesh, spec: FieldSpec, settings: GraphSettings, *, with_targets: bool = True,
                 prepare=None, mesh_graph: bool = True) -> Data:
-    """The full model input for ``mesh``: node data plus ``edge_index`` (empty with
+    """The model input for ``mesh``, the one path training, rollouts and prediction share:
+    node data (:func:`node_data`), the neighbour graph (:func:`mesh_edges`; empty with
     ``mesh_graph=False``, for models that do not read it) and whatever the model's ``prepare``
-    hook adds, e.g. hierarchy levels."""
+    hook adds, e.g. hierarchy levels (:func:`model_input`). Prediction runs the same three
+    steps with sub-domains (:func:`node_subset`) between the second and the third."""
     data, _ = node_data(mesh, spec, with_targets=with_targets)
-    data.edge_index = mesh_edges(data, settings, mesh_graph)
+    return model_input(data, mesh_edges(data, settings, mesh_graph), prepare)
+
+
+def model_input(data: Data, edges: torch.Tensor, prepare=None) -> Data:
+    """Node data and its ``(2, E)`` edges as the model reads them: a new ``Data`` sharing the
+    node tensors (no copy), passed through the model's ``prepare`` hook when given."""
+    data = Data(**data.to_dict(), edge_index=edges)
     return prepare(data) if prepare is not None else data
+
+
+def node_subset(data: Data, nodes: torch.Tensor) -> Data:
+    """The node attributes (:data:`NODE_ATTRIBUTES`) of node data restricted to ``nodes`` (in
+    that order); per-graph ones (``length``, ``amplitude``) shared."""
+    return Data(**{key: value[nodes] if key in NODE_ATTRIBUTES else value for key, value in data.to_dict().items()})
 
 
 def mesh_edges(data, settings: GraphSettings, needed: bool = True) -> torch.Tensor:

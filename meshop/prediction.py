@@ -10,12 +10,11 @@ from typing import Callable
 
 import numpy as np
 import torch
-from torch_geometric.data import Data
 
 from .checkpoint import Checkpoint, CheckpointError, load
 from .errors import MeshError
 from .estimate import check_tolerance, estimator_for, refinement_note
-from .graph import decode, feature_count, mesh_edges, node_data
+from .graph import decode, feature_count, mesh_edges, model_input, node_data, node_subset
 from .mesh import Mesh
 from .metrics import relative_l2_np
 from .outputs import is_meshop_result, picture_path, prediction_output
@@ -190,8 +189,7 @@ class Predictor:
         return result
 
     def _run(self, data, edges: torch.Tensor, timings: dict[str, float]) -> torch.Tensor:
-        data = Data(**data.to_dict(), edge_index=edges)  # shares the node tensors, no copy
-        data = self.checkpoint.model.prepare(data).to(self.device)
+        data = model_input(data, edges, self.checkpoint.model.prepare).to(self.device)
         with _timed(timings, "model"):
             return self.checkpoint.model(data).cpu()
 
@@ -211,7 +209,7 @@ class Predictor:
             nodes = torch.as_tensor(np.concatenate([part.core, part.halo]), dtype=torch.long)
             local[nodes] = torch.arange(len(nodes))
             keep = (local[source] >= 0) & (local[target] >= 0)
-            sub = _node_subset(data, nodes)
+            sub = node_subset(data, nodes)
             out[torch.as_tensor(part.core)] = self._run(sub, local[edges[:, keep]], timings)[: len(part.core)]
             local[nodes] = -1
         return out, len(parts)
@@ -247,12 +245,6 @@ def _timed(timings: dict[str, float], stage: str):
         yield
     finally:
         timings[stage] += time.perf_counter() - started
-
-
-def _node_subset(data, nodes: torch.Tensor):
-    """Node-level attributes of ``data`` restricted to ``nodes``; graph-level ones shared."""
-    node_keys = ("x", "pos", "boundary_mask", "dirichlet")
-    return Data(**{key: value[nodes] if key in node_keys else value for key, value in data.to_dict().items()})
 
 
 def predict(mesh, model=None, *, out=None, device: str = "cpu", mesh_size: float | None = None,

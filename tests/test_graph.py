@@ -8,7 +8,8 @@ from skfem import MeshTri
 
 import meshop
 from meshop.fields import FieldSpec
-from meshop.graph import GraphSettings, build_graph, decode, extend_boundary_values, feature_count
+from meshop.graph import (NODE_ATTRIBUTES, GraphSettings, build_graph, decode, extend_boundary_values, feature_count,
+                          node_data, node_subset)
 from meshop.metrics import relative_l2
 
 
@@ -62,3 +63,15 @@ def test_extended_boundary_values():
     np.testing.assert_allclose(extend_boundary_values(mesh, np.full_like(g, 2.5)), 2.5)
     inside = g[mesh.boundary_mask]
     assert extended.min() >= inside.min() - 1e-12 and extended.max() <= inside.max() + 1e-12
+
+
+def test_node_attributes_are_every_per_node_row_and_subsets_keep_them_aligned():
+    mesh = _square(9)
+    data, _ = node_data(mesh, _spec().fit([mesh]))  # with targets: y too
+    per_node = {key for key, value in data.to_dict().items() if value.dim() and value.shape[0] == mesh.n_points}
+    assert per_node == set(NODE_ATTRIBUTES)         # a node attribute node_data adds must be listed
+    nodes = torch.tensor([7, 0, 3, 3])
+    sub = node_subset(data, nodes)
+    for key in NODE_ATTRIBUTES:
+        assert torch.equal(sub[key], data[key][nodes])
+    assert torch.equal(sub.length, data.length) and torch.equal(sub.amplitude, data.amplitude)

@@ -15,7 +15,7 @@ from skfem import MeshTet
 import meshop
 from meshop import checkpoint, models
 from meshop.fields import FieldSpec
-from meshop.graph import GraphSettings, feature_count
+from meshop.graph import GraphSettings, build_graph, feature_count
 from meshop.prediction import Predictor, predict
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -55,6 +55,21 @@ def test_partitioned_equals_whole(heat_checkpoint):
     a = whole.mesh.point_data["temperature_pred"]
     b = parts.mesh.point_data["temperature_pred"]
     assert np.abs(a - b).max() / np.abs(a).max() < 1e-5
+
+
+def test_prediction_feeds_the_model_what_training_builds(heat_checkpoint, monkeypatch):
+    """One encode path: the predictor's model input is build_graph's, attribute for attribute."""
+    predictor = Predictor(heat_checkpoint)
+    ckpt, mesh = predictor.checkpoint, _cube(7)
+    seen = []
+    forward = type(ckpt.model).forward
+    monkeypatch.setattr(type(ckpt.model), "forward", lambda self, data: seen.append(data) or forward(self, data))
+    predictor.predict(mesh, estimate=False)
+    built = build_graph(mesh, ckpt.fields, ckpt.graph, with_targets=False, prepare=ckpt.model.prepare)
+    (fed,) = seen
+    assert sorted(fed.keys()) == sorted(built.keys())
+    for key in built.keys():
+        assert torch.equal(fed[key], built[key]), key
 
 
 #: each bundled model's relative L2 error on the bundled bracket against scikit-fem, as measured by
