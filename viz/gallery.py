@@ -5,8 +5,8 @@
 Pictures: the bundled dataset samples (datasets/samples/*), the sample part
 (examples/parts/bracket.vtu), the default model's truth | prediction | error on it, its true
 and estimated error on a sphere, K-D-tree decompositions
-(2D and the 3D part), a multi-scale hierarchy, a training loss curve, and the HTML page as
-headless Chromium draws it (when chromium is installed).
+(2D and the 3D part), a multi-scale hierarchy, a training loss curve, and the HTML pages (a
+mesh; a series with its time slider) as headless Chromium draws them (when chromium is installed).
 """
 
 from __future__ import annotations
@@ -174,12 +174,31 @@ def html_page(out: Path) -> None:
                        check=True, capture_output=True, timeout=120)
 
 
+def series_page(out: Path) -> None:
+    """The `meshop view SERIES` page (time slider) of the bundled heat3d-transient rollout on the
+    bracket, at frame 10 of 20, screenshotted by headless Chromium."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        print("  chromium not found: series_page.png skipped")
+        return
+    bracket = meshop.read(ROOT / "examples" / "parts" / "bracket.vtu")
+    rollout = meshop.predict(bracket, steps=20, write=False).trajectory
+    with tempfile.TemporaryDirectory() as tmp:
+        page = export_html(rollout, Path(tmp) / "page.html")
+        subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                        "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
+                        f"--user-data-dir={tmp}/profile", f"--screenshot={out / 'series_page.png'}",
+                        "--window-size=900,600", "--virtual-time-budget=6000", page.as_uri() + "#frame=10"],
+                       check=True, capture_output=True, timeout=120)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images")
     out = parser.parse_args().out
     out.mkdir(parents=True, exist_ok=True)
-    for step in (samples, bracket, comparison, estimate, kdtree_2d, kdtree_bracket, multiscale, loss_curve, html_page):
+    for step in (samples, bracket, comparison, estimate, kdtree_2d, kdtree_bracket, multiscale, loss_curve, html_page,
+                 series_page):
         print(f"{step.__name__}: {step.__doc__.splitlines()[0]}")
         step(out)
     for image in sorted(out.glob("*.png")):

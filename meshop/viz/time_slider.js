@@ -63,7 +63,7 @@
     }
     window.global.renderWindow.render();
     const label = document.getElementById("meshop-time-label");
-    label.textContent = `t = ${FRAMES.times[k].toPrecision(4)}   frame ${FRAMES.indices[k]} of ${FRAMES.n_frames - 1}`
+    label.textContent = `t = ${+FRAMES.times[k].toPrecision(4)}   frame ${FRAMES.indices[k]} of ${FRAMES.n_frames - 1}`
       + (n < FRAMES.n_frames ? `  (${n} of ${FRAMES.n_frames} frames kept)` : "");
   }
 
