@@ -245,12 +245,15 @@ def _dirichlet(mesh, spec: FieldSpec, raw: dict[str, np.ndarray]) -> np.ndarray:
 def build_graph(mesh, spec: FieldSpec, settings: GraphSettings, *, with_targets: bool = True,
                 prepare=None, mesh_graph: bool = True) -> Data:
     """The model input for ``mesh``, the one path training, rollouts and prediction share:
-    node data (:func:`node_data`), the neighbour graph (:func:`mesh_edges`; empty with
-    ``mesh_graph=False``, for models that do not read it) and whatever the model's ``prepare``
-    hook adds, e.g. hierarchy levels (:func:`model_input`). Prediction runs the same three
-    steps with sub-domains (:func:`node_subset`) between the second and the third."""
+    node data (:func:`node_data`), then the transforms (:mod:`meshop.models.transforms`) of the
+    neighbour graph (``MeshGraph``; empty with ``mesh_graph=False``, for models that do not read
+    it) and of the model (``prepare``: its ``transforms()`` composed, e.g. hierarchy levels).
+    Prediction runs the same steps with sub-domains (:func:`node_subset`) before ``prepare``
+    (:func:`model_input`)."""
+    from .models.transforms import Compose, MeshGraph
+
     data, _ = node_data(mesh, spec, with_targets=with_targets)
-    return model_input(data, mesh_edges(data, settings, mesh_graph), prepare)
+    return Compose([MeshGraph(settings, mesh_graph), *([prepare] if prepare is not None else [])])(data)
 
 
 def model_input(data: Data, edges: torch.Tensor, prepare=None) -> Data:

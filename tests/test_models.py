@@ -16,7 +16,7 @@ from meshop.fields import FieldSpec
 from meshop.graph import (GraphSettings, build_graph, decode, feature_count, feature_layout, geometry_feature_count,
                           positional_layout)
 from meshop.metrics import relative_l2
-from meshop.models.amg import high_frequency_score
+from meshop.models.transforms import high_frequency_score
 from meshop.models.multilevel import MultiLevelData
 
 NEW_MODELS = ["mgno", "beno", "amg"]
@@ -341,3 +341,22 @@ def test_high_frequency_nodes_follow_a_jump_in_the_input():
     assert score[np.abs(pos[:, 0] - 0.5) > 0.2].max() < 1e-20  # far from it the interpolant is exact
     linear = high_frequency_score(pos, pos[:, :1].copy(), np.arange(len(pos)))
     assert np.allclose(linear, 0)                           # every node coarse: exact
+
+
+@pytest.mark.parametrize("name", ["mgno", "beno", "amg"])
+def test_graph_building_is_the_models_transforms_composed(name):
+    from meshop.graph import node_data
+    from meshop.models.transforms import Compose, MeshGraph
+
+    mesh = square_mesh(3)
+    spec = spec_for([mesh])
+    model = make_model(name, spec, 2)
+    built = graphs_for(model, [mesh], spec)[0]
+    steps = [MeshGraph(SETTINGS, model.uses_mesh_graph), *model.transforms()]
+    assert steps[1:] and all(callable(step) for step in steps)
+    composed = Compose(steps)(node_data(mesh, spec)[0])
+    assert sorted(composed.keys()) == sorted(built.keys())
+    for key in built.keys():
+        assert torch.equal(composed[key], built[key]), key
+    moved = node_data(mesh.with_points(mesh.points * 2.0, mesh.point_data), spec)[0]  # same shape, 2x larger
+    assert torch.equal(Compose(steps)(moved).edge_index, built.edge_index)  # normalized: the same graphs

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import torch
-from scipy.spatial import cKDTree
 from torch import nn
 from torch_geometric.nn import GATv2Conv
 
-from ..geometry.neighbors import knn_graph
 from ..graph import GEOMETRY_FEATURES, layout_columns, positional_layout
 from ..nn import MLP, PhysicsAttention
 from .base import NeuralOperator
-from .multilevel import as_multilevel, farthest_subset, node_batch, num_graphs
+from .multilevel import node_batch, num_graphs
+from .transforms import SalientGraphs
 
 _GRAPHS = ("local", "global")
 
@@ -92,18 +88,9 @@ class AMG(NeuralOperator):
         self.norm = nn.LayerNorm(width)
 
     # ------------------------------------------------------------------ graph
-    def prepare(self, data):
-        """Add the local (high-frequency) and global (FPS) node sets and their kNN graphs."""
-        data = as_multilevel(data)
-        pos = data.pos.double().numpy()
-        n = len(pos)
-        coarse = np.sort(farthest_subset(pos, max(1, math.ceil(n / self.global_ratio))))
-        score = high_frequency_score(pos, data.x[:, self.input_columns].double().numpy(), coarse)
-        local = np.sort(np.argsort(-score, kind="stable")[: max(1, math.ceil(self.hf_fraction * n))])
-        for name, nodes in zip(_GRAPHS, (local, coarse)):
-            data[f"{name}_nodes"] = torch.as_tensor(nodes)
-            data[f"{name}_edges"] = torch.as_tensor(_knn_or_empty(pos[nodes], self.neighbors))
-        return data
+    def transforms(self) -> list:
+        """The local (high-frequency) and global (FPS) node sets and their kNN graphs."""
+        return [SalientGraphs(self.global_ratio, self.hf_fraction, self.neighbors, self.input_columns)]
 
     # ------------------------------------------------------------------ model
     def forward(self, data) -> torch.Tensor:
@@ -137,25 +124,3 @@ class _GraphFormerBlock(nn.Module):
             h = h.index_add(0, nodes, attention(norm(h)[nodes], edges, edge_attr))
         h = h + self.physics(self.norms[-2](h), batch, size)
         return h + self.mlp(self.norms[-1](h))
-
-
-def high_frequency_score(pos: np.ndarray, inputs: np.ndarray, coarse: np.ndarray) -> np.ndarray:
-    """``(N,)`` squared difference between the input fields ``inputs (N, c)`` and their
-    interpolant from the ``coarse`` nodes (inverse-distance weights of the 3 nearest; exact at
-    the coarse nodes). Zero everywhere when there are no input fields."""
-    if inputs.shape[1] == 0:
-        return np.zeros(len(pos))
-    k = min(3, len(coarse))
-    dist, nearest = cKDTree(pos[coarse]).query(pos, k=k)
-    dist, nearest = dist.reshape(len(pos), k), nearest.reshape(len(pos), k)
-    weights = 1.0 / np.maximum(dist, 1e-12) ** 2
-    weights /= weights.sum(axis=1, keepdims=True)
-    smooth = np.einsum("nk,nkc->nc", weights, inputs[coarse][nearest])
-    return ((inputs - smooth) ** 2).sum(axis=1)
-
-
-def _knn_or_empty(points: np.ndarray, k: int) -> np.ndarray:
-    """kNN graph with ``min(k, n - 1)`` neighbours, or no edges for a single node."""
-    if len(points) < 2:
-        return np.empty((2, 0), dtype=np.int64)
-    return knn_graph(points, min(k, len(points) - 1))

@@ -31,10 +31,18 @@ class NeuralOperator(nn.Module):
         self.in_channels, self.out_channels, self.dim = in_channels, out_channels, dim
         self.config = dict(config)
 
+    def transforms(self) -> list:
+        """The graph-building transforms (:mod:`meshop.models.transforms`, PyG style) that add
+        the structures the model reads (hierarchy levels, boundary sets, ...) to single-mesh node
+        data. Default: none."""
+        return []
+
     def prepare(self, data):
-        """Add the model-specific structures a graph needs (hierarchy levels, boundary sets,
-        ...) to a single-mesh ``Data``; called once per mesh, before batching. Default: none."""
-        return data
+        """``data`` through :meth:`transforms`, composed; called once per mesh, before batching
+        (and again on moved nodes, to rebuild their graphs)."""
+        from .transforms import Compose
+
+        return Compose(self.transforms())(data)
 
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -9,7 +9,8 @@ from ..graph import layout_columns, positional_layout
 from ..nn import MLP, BoundaryEncoder
 from .base import NeuralOperator
 from .mgno import MGNO
-from .multilevel import add_hierarchy, farthest_subset, num_graphs, set_batch
+from .multilevel import num_graphs, set_batch
+from .transforms import BoundaryTokens, Hierarchy
 from .vcycle import VCycles
 
 
@@ -109,16 +110,10 @@ class BENO(NeuralOperator):
             else MGNO(in_channels, out_channels, dim, **cycle, condition_channels=d_model)
             for columns in (self.source_columns, self.boundary_columns))
 
-    def prepare(self, data):
-        """Add the branches' node hierarchy (see :meth:`MGNO.prepare`) and ``boundary_nodes``:
-        the boundary nodes, at most ``max_boundary_tokens`` of them."""
-        data = add_hierarchy(data, **self.hierarchy)
-        nodes = torch.nonzero(data.boundary_mask).flatten()
-        if len(nodes) > self.max_boundary_tokens:
-            subset = farthest_subset(data.pos[nodes].double().numpy(), self.max_boundary_tokens)
-            nodes = nodes[torch.as_tensor(subset)].sort().values
-        data.boundary_nodes = nodes
-        return data
+    def transforms(self) -> list:
+        """The branches' node hierarchy (as MGNO's) and ``boundary_nodes``: the boundary nodes,
+        at most ``max_boundary_tokens`` of them."""
+        return [Hierarchy(**self.hierarchy), BoundaryTokens(self.max_boundary_tokens)]
 
     def forward(self, data) -> torch.Tensor:
         size = num_graphs(data)

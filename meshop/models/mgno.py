@@ -6,7 +6,7 @@ import torch
 
 from ..nn import MLP
 from .base import NeuralOperator
-from .multilevel import add_hierarchy
+from .transforms import Hierarchy
 from .vcycle import VCycles
 
 
@@ -89,11 +89,10 @@ class MGNO(NeuralOperator):
         self.project = MLP([width, 2 * width, out_channels])
 
     # ------------------------------------------------------------------ graph
-    def prepare(self, data):
-        """Add the node hierarchy: level node sets, their kNN graphs and transfer edges
-        (:func:`~meshop.models.multilevel.add_hierarchy`)."""
-        return add_hierarchy(data, self.levels, self.ratio, self.sampling, self.neighbors, self.transfer_k,
-                             self.coarse_nodes)
+    def transforms(self) -> list:
+        """The node hierarchy: level node sets, their kNN graphs and transfer edges
+        (:class:`~meshop.models.transforms.Hierarchy`)."""
+        return [Hierarchy(self.levels, self.ratio, self.sampling, self.neighbors, self.transfer_k, self.coarse_nodes)]
 
     # ------------------------------------------------------------------ model
     def forward(self, data, x: torch.Tensor | None = None, condition: torch.Tensor | None = None
