@@ -152,12 +152,12 @@ class Run:
                                val_loader=self.graphs["val"], validate=validate, grad_clip=self.grad_clip,
                                device=self.device, on_epoch_end=self._end_epoch, progress=self.progress)
 
-    def _build_model(self, in_channels: int, out_channels: int, dim: int, **fixed):
-        """The model, built for the named node features of ``self.fields``."""
+    def _build_model(self, in_channels: int, out_channels: int, dim: int, features: dict | None = None, **fixed):
+        """The model, built for the named node ``features`` (:func:`~meshop.graph.feature_layout`)."""
         torch.manual_seed(self.seed)
         try:
             model = models.get(self.model_name, in_channels, out_channels, dim, **fixed, **self.model_overrides,
-                               features=feature_layout(self.fields, dim))
+                               features=features)
         except (ValueError, TypeError) as err:
             raise MeshError(str(err)) from None
         return model.to(self.device)
@@ -168,7 +168,8 @@ class Run:
                                                      self.seed, self.max_train)
         self.fields = self.data.fields
         self.model = self._build_model(feature_count(self.fields, self.data.dim),
-                                       self.fields.channels(self.fields.targets), self.data.dim)
+                                       self.fields.channels(self.fields.targets), self.data.dim,
+                                       features=feature_layout(self.fields, self.data.dim))
         if self.model.time_dependent:
             raise MeshError(f"model '{self.model_name}' steps a state in time and {self.data_path} holds "
                             "steady samples; train it on a trajectory dataset (e.g. meshop generate "
@@ -191,7 +192,8 @@ class Run:
         self.data = load_trajectory_data(self.data_path, self.seed, self.max_train)
         self.fields, dim = self.data.fields, self.data.dim
         self.model = self._build_model(feature_count(self.fields, dim), self.fields.channels(self.fields.targets),
-                                       dim, varying_columns=varying_columns(self.fields, dim, self.data.varying))
+                                       dim, features=feature_layout(self.fields, dim),
+                                       varying_columns=varying_columns(self.fields, dim, self.data.varying))
         self.model.increment_scale.copy_(increment_scale(self.data.trajectories["train"], self.fields))
         self.graphs = {}
         for split in SPLITS:
