@@ -297,6 +297,7 @@ def _page_frames(page) -> dict:
     return json.loads(text[start:text.index(";\n", start)])
 
 
+@pytest.mark.slow
 def test_series_page_slider_redraws_each_frame_in_headless_chromium(cube, tmp_path):
     path = meshop.write_series(_moving_front(cube), tmp_path / "front.pvd")
     result = CliRunner().invoke(app, ["view", str(path)])  # a series always gets the page
@@ -313,6 +314,7 @@ def test_series_page_slider_redraws_each_frame_in_headless_chromium(cube, tmp_pa
     assert not [u for u in page_requests(net_log) if not u.startswith(("file:", "data:", "blob:"))]
 
 
+@pytest.mark.slow
 def test_series_page_moves_the_nodes_of_a_moving_mesh(disc, tmp_path):
     times = np.linspace(0.0, 1.0, 4)
     positions = disc.points[None] + np.array([3.0, 0.0]) * times[:, None, None]  # 3 radii to the right
