@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 import meshop
 from meshop.cli import app
 from meshop.geometry.neighbors import knn_graph, nearest_ids
-from meshop.graph import PRECISION_LIMIT, POSITION_TIE, node_positions, precision_note
+from meshop.graph import PRECISION_LIMIT, node_positions, precision_note
 from meshop.prediction import Predictor
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -93,11 +93,12 @@ def test_nearest_ids_settles_near_ties_by_id_and_keeps_clear_choices():
 
 
 def test_nearest_ids_equals_plain_knn_without_ties():
+    """Random points have no gap between their k-th and (k+1)-th distances below 1e-9."""
     points = np.random.default_rng(1).random((300, 3))
     query = np.random.default_rng(2).random((50, 3))
     expected = np.sort(np.argsort(cdist(query, points), axis=1)[:, :5], axis=1)
-    np.testing.assert_array_equal(np.sort(nearest_ids(points, query, 5, POSITION_TIE), axis=1), expected)
-    np.testing.assert_array_equal(knn_graph(points, 5, tie=POSITION_TIE), knn_graph(points, 5))
+    np.testing.assert_array_equal(np.sort(nearest_ids(points, query, 5, 1e-9), axis=1), expected)
+    np.testing.assert_array_equal(knn_graph(points, 5, tie=1e-9), knn_graph(points, 5))
 
 
 # ------------------------------------------------------------------ where precision runs out
