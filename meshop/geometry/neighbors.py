@@ -242,26 +242,34 @@ def nearest_ids(source: np.ndarray, query: np.ndarray, k: int, tie: float,
     across ``d_k +- tie``, i.e. for gaps of about ``tie``, which are rare where gaps cluster at 0.
     ``exclude_self``: ``query`` is ``source``; a point is not its own neighbour (ids compared).
     """
-    n_query = len(query)
     tree = cKDTree(source)
-    extra = max(4, k // 2)                   # candidates beyond k that may share the k-th's band
-    rows = np.arange(n_query)
-    out = np.empty((n_query, k), dtype=np.int64)
-    while len(rows):
-        m = min(k + int(exclude_self) + extra, len(source))
-        dist, ids = tree.query(query[rows], k=m, workers=-1)
-        dist, ids = dist.reshape(len(rows), m), ids.reshape(len(rows), m).astype(np.int64)
-        if exclude_self:
-            dist, ids = _without_self(dist, ids, rows)
+    # one candidate beyond k tells which rows have a tie at the k-th; only those look further
+    order = tree.indices if exclude_self else np.arange(len(query))   # tree order: cache-friendly
+    dist, ids = _candidates(tree, query, order, k + 1, exclude_self)
+    out = np.empty((len(query), k), dtype=np.int64)
+    out[order] = ids[:, :k]
+    tied = order[dist[:, k] <= dist[:, k - 1] + tie] if dist.shape[1] > k else order[:0]
+    extra = max(4, k // 2)
+    while len(tied):
+        dist, ids = _candidates(tree, query, tied, k + 1 + extra, exclude_self)
         kth = dist[:, k - 1: k]
-        # rows whose band may continue past the last candidate ask again for more
-        short = (dist[:, -1] <= kth[:, 0] + tie) & (m < len(source))
         cls = np.where(dist < kth - tie, 0, np.where(dist <= kth + tie, 1, 2))
         key = cls * len(source) + np.where(cls == 1, ids, 0)      # sure first, then band by id
-        pick = np.take_along_axis(ids, np.argsort(key, axis=1, kind="stable")[:, :k], axis=1)
-        out[rows[~short]] = pick[~short]
-        rows, extra = rows[short], 2 * extra
+        out[tied] = np.take_along_axis(ids, np.argsort(key, axis=1, kind="stable")[:, :k], axis=1)
+        # rows whose band may continue past the last candidate ask again for more
+        tied = tied[(dist[:, -1] <= kth[:, 0] + tie) & (dist.shape[1] < len(source) - exclude_self)]
+        extra *= 2
     return out
+
+
+def _candidates(tree: cKDTree, query: np.ndarray, rows: np.ndarray, m: int, exclude_self: bool
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Distances and ids ``(len(rows), <= m)`` of the nearest tree points of ``query[rows]``,
+    nearest first, without the query point itself with ``exclude_self``."""
+    m = min(m + int(exclude_self), tree.n)
+    dist, ids = tree.query(query[rows], k=m, workers=-1)
+    dist, ids = dist.reshape(len(rows), m), ids.reshape(len(rows), m).astype(np.int64)
+    return _without_self(dist, ids, rows) if exclude_self else (dist, ids)
 
 
 def _without_self(dist: np.ndarray, ids: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
