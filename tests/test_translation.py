@@ -127,3 +127,15 @@ def test_cli_predicts_the_same_far_away_and_warns_when_precision_is_lost(bracket
     assert warned[0] == ("meshop: coordinates reach 1e+12, where float64 rounds them to 0.00012, "
                          "1.1e-06 of the part's size 109: precision is lost and the prediction may "
                          "differ from that of the part near the origin (move it there).")
+
+
+def test_transient_rollout_is_the_same_far_away_and_warns_when_precision_is_lost(ball):
+    from meshop.prediction import resolve_model
+    from meshop.rollout import rollout
+
+    stepper = resolve_model("heat3d-transient")
+    runs = {offset: rollout(stepper, meshop.Mesh(ball.mesh.points + offset, ball.mesh.cells), 2)
+            for offset in (0.0, 1e9, 1e12)}
+    near, far = (runs[o].trajectory.fields["temperature_pred"][-1] for o in (0.0, 1e9))
+    assert np.linalg.norm(far - near) <= TOLERANCE * np.linalg.norm(near)
+    assert [any("precision is lost" in n for n in runs[o].notes) for o in runs] == [False, False, True]
