@@ -164,7 +164,10 @@ def node_positions(mesh) -> np.ndarray:
     same float32 positions unless a coordinate lies within that noise of a half-grid point
     (a fraction ~ noise / grid of them, ~1 % of a unit ball's coordinates at 1e9); such a
     position moves by one grid step (1e-6 of the size), and the kNN graphs absorb that by
-    counting distances within :data:`POSITION_TIE` of the k-th as ties (settled by id).
+    counting distances within :data:`POSITION_TIE` of the k-th as ties (settled by id). Voxel
+    and farthest-point levels, radius graphs and sub-domains rely on the grid alone: measured,
+    their node and edge sets are identical for the bracket, a ball and a lattice of cubes
+    shifted up to the :data:`PRECISION_LIMIT`.
     """
     scale = 2.0 ** POSITION_BITS
     return np.round(mesh.centred_points / mesh.size * scale) / scale
