@@ -159,7 +159,7 @@ def node_positions(mesh) -> np.ndarray:
     then settles. The same part shifted by 1e9 has its coordinates rounded to ~1e-7 in its
     file (float64), so its centred positions differ from the unshifted part's by ~1e-9 of its
     size (1e-16 of the offset, relative to the part), and in float32 by ~1 unit in the last
-    place; that alone picked other kNN neighbours and changed the default prediction by 0.3 %
+    place; that alone picked other kNN neighbours and changed the default prediction by 0.25 %
     (bracket) and 2.4 % (ball, relative L2). Rounded to this grid, both copies give the very
     same float32 positions unless a coordinate lies within that noise of a half-grid point
     (a fraction ~ noise / grid of them, ~1 % of a unit ball's coordinates at 1e9); such a
