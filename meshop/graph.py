@@ -5,7 +5,8 @@ Node features (``Data.x``, ``(N, F)``), in this order:
 ====================  =====  =============================================================
 block                 width  meaning
 ====================  =====  =============================================================
-position              d      ``(x - centre) / D``, D = bounding-box diagonal
+position              d      ``(x - centre) / D``, D = bounding-box diagonal, on a grid of
+                             ``2**-20`` (:func:`node_positions`)
 distance to boundary  1      ``dist / L``, L = largest distance to the boundary
 boundary flag         1      1 on boundary nodes, 0 inside
 boundary normal       d      unit outward normal, 0 inside
@@ -14,7 +15,10 @@ inputs                c      each input field scaled by ``L**p`` (and the sample
 extended boundary     b      each Dirichlet input field carried inward (see below)
 ====================  =====  =============================================================
 
-so the same part in millimetres and in metres gets the same features.
+so the same part in millimetres and in metres gets the same features, and (graphs being built
+on the gridded positions, with kNN near-ties settled by node id) the same part far from the
+origin gets the same prediction as long as its coordinates keep their precision
+(:func:`precision_note`).
 
 The extended boundary value of a Dirichlet input ``g`` is the inverse-square-distance average
 of ``g`` over the :data:`EXTENSION_NEIGHBOURS` nearest boundary nodes: a cheap stand-in for the
@@ -40,6 +44,14 @@ from .values import is_finite_number, is_int
 EXTENSION_NEIGHBOURS = 8
 #: largest neighbour count of a graph (``k``, ``max_neighbors``)
 MAX_NEIGHBOURS = 1000
+#: normalized positions are multiples of ``2**-POSITION_BITS`` (see :func:`node_positions`)
+POSITION_BITS = 20
+#: kNN distances (in bounding-box diagonals) within this of the k-th nearest count as ties,
+#: settled by node id: 16x the largest move of a snapped position, far below any mesh spacing
+POSITION_TIE = 2.0 ** -16
+#: coordinates rounded coarser than this fraction of the part's size (float64 spacing at the
+#: largest coordinate) may change the prediction: :func:`precision_note` says so
+PRECISION_LIMIT = 2.0 ** -24
 
 
 @dataclass
@@ -83,7 +95,7 @@ class GraphSettings:
         from .geometry.neighbors import knn_graph, radius_graph
 
         if self.kind == "knn":
-            return knn_graph(pos, min(self.k, len(pos) - 1))
+            return knn_graph(pos, min(self.k, len(pos) - 1), tie=POSITION_TIE)
         return radius_graph(pos, self.radius, max_neighbors=self.max_neighbors)
 
 
@@ -108,7 +120,8 @@ def node_data(mesh, spec: FieldSpec, *, with_targets: bool = True) -> tuple[Data
     if size <= 0:
         raise MeshError(f"{mesh.source or 'mesh'}: all points coincide; the part has no extent.")
     length = physical_length(mesh)
-    blocks = [mesh.centred_points / size,
+    pos = node_positions(mesh)
+    blocks = [pos,
               mesh.distance_to_boundary[:, None] / length,
               mesh.boundary_mask[:, None].astype(np.float64),
               mesh.boundary_normals]
@@ -119,7 +132,7 @@ def node_data(mesh, spec: FieldSpec, *, with_targets: bool = True) -> tuple[Data
             defaulted.append(name)
     amplitude = spec.amplitude(raw, length)
     blocks.extend(spec.encode(name, raw[name], length, amplitude) for name in spec.inputs)
-    blocks.extend(spec.encode(name, extend_boundary_values(mesh, raw[name]), length, amplitude)
+    blocks.extend(spec.encode(name, extend_boundary_values(mesh, raw[name], pos), length, amplitude)
                   for name in dirichlet_inputs(spec))
     data = Data(
         x=torch.as_tensor(np.hstack(blocks), dtype=torch.float32),
@@ -141,10 +154,48 @@ def dirichlet_inputs(spec: FieldSpec) -> list[str]:
     return [name for name in spec.inputs if name in named]
 
 
-def extend_boundary_values(mesh, values: np.ndarray, k: int = EXTENSION_NEIGHBOURS) -> np.ndarray:
+def node_positions(mesh) -> np.ndarray:
+    """``(N, d)`` float64 node positions ``(x - centre) / D`` rounded to multiples of
+    ``2**-POSITION_BITS`` (exact in float32): the position feature and every graph's points.
+
+    Why: graphs are discrete choices (k nearest neighbours, voxel of a point, nearest point to
+    a voxel's centroid, ...) and meshes are full of exact and near ties, which rounding noise
+    then settles. The same part shifted by 1e9 has its coordinates rounded to ~1e-7 in its
+    file (float64), so its centred positions differ from the unshifted part's by ~1e-9 of its
+    size (1e-16 of the offset, relative to the part), and in float32 by ~1 unit in the last
+    place; that alone picked other kNN neighbours and changed the default prediction by 0.25 %
+    (bracket) and 2.4 % (ball, relative L2). Rounded to this grid, both copies give the very
+    same float32 positions unless a coordinate lies within that noise of a half-grid point
+    (a fraction ~ noise / grid of them, ~1 % of a unit ball's coordinates at 1e9); such a
+    position moves by one grid step (1e-6 of the size), and the kNN graphs absorb that by
+    counting distances within :data:`POSITION_TIE` of the k-th as ties (settled by id). Voxel
+    and farthest-point levels, radius graphs and sub-domains rely on the grid alone: measured,
+    their node and edge sets are identical for the bracket, a ball and a lattice of cubes
+    shifted up to the :data:`PRECISION_LIMIT`.
+    """
+    scale = 2.0 ** POSITION_BITS
+    return np.round(mesh.centred_points / mesh.size * scale) / scale
+
+
+def precision_note(mesh) -> str | None:
+    """One sentence when the coordinates' magnitude leaves them too coarse for the part's size
+    (float64 spacing at the largest coordinate above :data:`PRECISION_LIMIT` of the bounding-box
+    diagonal): there the same part near the origin may get another prediction. None otherwise."""
+    largest = float(np.abs(mesh.points).max())
+    rounding = float(np.spacing(largest))
+    if rounding <= PRECISION_LIMIT * mesh.size:
+        return None
+    return (f"coordinates reach {largest:.3g}, where float64 rounds them to {rounding:.2g}, "
+            f"{rounding / mesh.size:.1e} of the part's size {mesh.size:.3g}: precision is lost and the "
+            f"prediction may differ from that of the part near the origin (move it there).")
+
+
+def extend_boundary_values(mesh, values: np.ndarray, pos: np.ndarray | None = None,
+                           k: int = EXTENSION_NEIGHBOURS) -> np.ndarray:
     """``(N, c)`` inverse-square-distance average of boundary-node ``values`` over the ``k``
-    nearest boundary nodes; exact on the boundary."""
-    from scipy.spatial import cKDTree
+    nearest boundary nodes (on :func:`node_positions`, or ``pos`` when given); exact on the
+    boundary."""
+    from .geometry.neighbors import nearest_ids
 
     boundary = np.flatnonzero(mesh.boundary_mask)
     if len(boundary) == 0:
@@ -152,10 +203,10 @@ def extend_boundary_values(mesh, values: np.ndarray, k: int = EXTENSION_NEIGHBOU
     on_boundary = values[boundary]
     if np.all(on_boundary == on_boundary[:1]):          # uniform (e.g. a default): the average is exact
         return np.broadcast_to(on_boundary[:1], values.shape).copy()
-    k = min(k, len(boundary))
-    dist, nearest = cKDTree(mesh.centred_points[boundary]).query(mesh.centred_points, k=k, workers=-1)
-    dist, nearest = dist.reshape(len(dist), k), nearest.reshape(len(dist), k)
-    weights = 1.0 / np.maximum(dist, 1e-12 * mesh.size) ** 2                 # (N, k)
+    pos = node_positions(mesh) if pos is None else pos
+    nearest = nearest_ids(pos[boundary], pos, min(k, len(boundary)), POSITION_TIE)    # (N, k)
+    dist = np.linalg.norm(pos[boundary][nearest] - pos[:, None], axis=2)
+    weights = 1.0 / np.maximum(dist, 1e-12) ** 2                             # (N, k)
     weights /= weights.sum(axis=1, keepdims=True)
     extended = np.einsum("nk,nkc->nc", weights, values[boundary][nearest])
     extended[boundary] = values[boundary]

@@ -14,7 +14,7 @@ import torch
 from .checkpoint import Checkpoint, CheckpointError, load
 from .errors import MeshError
 from .estimate import check_tolerance, estimator_for, refinement_note
-from .graph import decode, feature_count, mesh_edges, model_input, node_data, node_subset
+from .graph import decode, feature_count, mesh_edges, model_input, node_data, node_subset, precision_note
 from .mesh import Mesh
 from .metrics import relative_l2_np
 from .outputs import is_meshop_result, picture_path, prediction_output
@@ -144,6 +144,8 @@ class Predictor:
         timings["graph"] = seconds - timings["features"] - timings["model"]   # graphs, prepare, parts
         result = self._result(mesh, physical, {n: spec.input_defaults[n] for n in defaulted}, n_parts, seconds)
         result.timings = timings
+        if note := precision_note(mesh):
+            result.notes.append(note)
         if self.max_nodes_given and hops is None:
             result.notes.append(f"--max-nodes has no effect with this {ckpt.model_name} model: it reaches across the "
                                 "whole part, so it runs whole (its layers sum messages in edge chunks to bound "

@@ -16,7 +16,7 @@ import torch
 
 from .errors import MeshError
 from .fields import as_columns, physical_length
-from .graph import build_graph
+from .graph import build_graph, precision_note
 from .metrics import rollout_errors
 from .progress import progress_bar
 from .mesh import Mesh
@@ -105,6 +105,7 @@ def rollout(checkpoint, source: Mesh | Trajectory, steps: int, *, every: int = 1
     result = RolloutPrediction(traj, defaults=defaults, seconds=time.perf_counter() - started,
                                seconds_per_step=model_seconds / steps)
     result.notes = [f"input '{n}' is missing; used the model's default {n} = {v:g}." for n, v in defaults.items()]
+    result.notes += [note] if (note := precision_note(mesh)) else []
     if reference is not None:
         result.errors = _compare(reference, traj, fields, every)
     return result

@@ -246,7 +246,9 @@ def test_far_part_loses_only_what_its_coordinates_lost(offset):
     """Derived geometry is computed on float64 coordinates centred on the part: the distance to
     the boundary of a part at 1e9 errs by at most the rounding of its input coordinates (half a
     unit in the last place of the offset per coordinate: sqrt(3)/2 ulp for a node, as much for
-    the facet it is measured to), and the node features agree to float32 rounding."""
+    the facet it is measured to), and the node features agree to float32 rounding, but for the
+    positions, on a 2**-20 grid, which differ by at most one step (the predictions agree:
+    tests/test_translation.py)."""
     from meshop.graph import node_data
 
     mesh = meshop.read(Path(__file__).resolve().parents[1] / "examples" / "parts" / "bracket.vtu")
@@ -256,7 +258,8 @@ def test_far_part_loses_only_what_its_coordinates_lost(offset):
     assert np.abs(far.centred_points - mesh.centred_points).max() <= ulp / 2
     spec = Predictor().spec
     near_x, far_x = node_data(mesh, spec)[0].x, node_data(far, spec)[0].x
-    assert (far_x - near_x).abs().max() <= 2 * torch.finfo(torch.float32).eps
+    assert (far_x - near_x)[:, 3:].abs().max() <= 2 * torch.finfo(torch.float32).eps
+    assert (far_x - near_x)[:, :3].abs().max() <= 2.0 ** -20
 
 
 # ------------------------------------------------------------------ 9. temporaries of killed writers

@@ -233,10 +233,16 @@ def test_cli_predict_writes_and_reports(tmp_path, heat_checkpoint):
 
 
 @pytest.mark.parametrize("name", ["heat3d", "heat3d-gno"])
-def test_bundled_models_give_the_outputs_they_gave_before_the_time_axis(name):
-    """The redesign keeps behaviour: the steady bundled models' predictions on the bracket equal
-    those of commit f68e3e2 (stored in tests/data) to 1e-6 of their range."""
-    reference = np.load(Path(__file__).parent / "data" / "bundled_bracket_f68e3e2.npz")[name.replace("-", "_")]
+def test_bundled_models_give_the_outputs_pinned_in_tests_data(name):
+    """The steady bundled models' predictions on the bracket equal those stored in tests/data
+    to 1e-6 of their range: bundled_bracket_tie_band.npz, since kNN near-ties are settled by
+    node id (issue 18, item 8). That moved them from the outputs of commit f68e3e2 (before the
+    time axis) by 1.2 % / 1.1 % relative L2 (max 6.5 % / 4.5 % of the range, where the ties
+    were), with the same finite-element error estimate (6.87 % -> 6.90 %, 8.26 % -> 8.27 %)."""
+    data = Path(__file__).parent / "data"
+    key = name.replace("-", "_")
+    reference, before = (np.load(data / f"bundled_bracket_{tag}.npz")[key] for tag in ("tie_band", "f68e3e2"))
     bracket = meshop.read(EXAMPLES / "parts" / "bracket.vtu")
     predicted = Predictor(name).predict(bracket, estimate=False).mesh.point_data["temperature_pred"]
     assert np.abs(predicted - reference).max() <= 1e-6 * np.abs(reference).max()
+    assert np.linalg.norm(predicted - before) <= 0.015 * np.linalg.norm(before)

@@ -186,7 +186,7 @@ def _voxel_cells(shifted: np.ndarray, span: np.ndarray, voxel_size: float) -> tu
 
 def hierarchy(points, levels: int, ratio: float = 4.0, method: str = "fps",
               radius: float | None = None, k: int | None = None, finest_graph: bool = True,
-              pooling: bool = True, coarse_nodes: int | None = None) -> Hierarchy:
+              pooling: bool = True, coarse_nodes: int | None = None, tie: float = 0.0) -> Hierarchy:
     """Nested multi-scale node sets with a graph per level and pool/unpool edges between levels.
 
     Args:
@@ -212,6 +212,8 @@ def hierarchy(points, levels: int, ratio: float = 4.0, method: str = "fps",
         coarse_nodes: at most this many nodes on level 1 (the levels below still divide by
             ``ratio``). With voxel sampling the coarse levels of a finely meshed part then depend
             on its shape, not on its mesh: the same ~``coarse_nodes`` voxels at any resolution.
+        tie: kNN graphs count distances within ``tie`` of the ``k``-th as equal (lowest level-
+            local id wins, :func:`~meshop.geometry.neighbors.nearest_ids`); 0: exact kNN.
 
     Returns:
         a :class:`Hierarchy`; see the module docstring for its index conventions.
@@ -232,7 +234,7 @@ def hierarchy(points, levels: int, ratio: float = 4.0, method: str = "fps",
             fine = pts[indices[-1]]
             coarse_in_fine.append(voxel_sampling(fine, _voxel_size_for(fine, sizes[level])))
         indices.append(indices[-1][coarse_in_fine[level - 1]])
-    graphs = [_level_graph(pts[ids], level, ratio, radius, k) if level or finest_graph
+    graphs = [_level_graph(pts[ids], level, ratio, radius, k, tie) if level or finest_graph
               else (np.empty((2, 0), dtype=np.int64), None) for level, ids in enumerate(indices)]
     if pooling:
         down, up = _pooling_edges(pts, indices, coarse_in_fine)
@@ -256,11 +258,11 @@ def _pooling_edges(pts: np.ndarray, indices: list[np.ndarray], coarse_in_fine: l
 
 
 def _level_graph(pts: np.ndarray, level: int, ratio: float, radius: float | None,
-                 k: int | None) -> tuple[np.ndarray, float | None]:
+                 k: int | None, tie: float = 0.0) -> tuple[np.ndarray, float | None]:
     """The graph within one level (level-local ids) and its radius (None for kNN)."""
     none = np.empty((2, 0), dtype=np.int64)
     if k is not None:
-        return (knn_graph(pts, min(k, len(pts) - 1)) if len(pts) > 1 else none), None
+        return (knn_graph(pts, min(k, len(pts) - 1), tie=tie) if len(pts) > 1 else none), None
     r = radius * ratio ** (level / pts.shape[1]) if radius is not None else _spacing(pts)
     return (radius_graph(pts, r) if r > 0 else none), float(r)
 

@@ -72,7 +72,7 @@ def radius_graph(points, r: float, max_neighbors: int | None = None,
     return edges
 
 
-def knn_graph(points, k: int, loop: bool = False) -> np.ndarray:
+def knn_graph(points, k: int, loop: bool = False, tie: float = 0.0) -> np.ndarray:
     """Edges ``j -> i`` from each of the ``k`` nearest neighbours ``j`` of every node ``i``.
 
     Args:
@@ -80,11 +80,13 @@ def knn_graph(points, k: int, loop: bool = False) -> np.ndarray:
         k: neighbours per node, ``1 <= k < N`` (``k <= N`` with ``loop``).
         loop: count the node itself as one of its ``k`` neighbours (PyG's convention), giving
             a self loop per node.
+        tie: distances within ``tie`` of the ``k``-th nearest count as equal (see
+            :func:`nearest_ids`); 0 keeps the exact ``k`` nearest.
 
     Returns:
         ``(2, N * k)`` int64 edge index, sorted by target then source. Every node has in-degree
         exactly ``k``; the graph is not symmetric in general. Equidistant neighbours are
-        chosen in the kd-tree's order (deterministic).
+        chosen in the kd-tree's order (deterministic), or by lowest id with ``tie``.
     """
     pts = as_points(points)
     n = len(pts)
@@ -94,7 +96,7 @@ def knn_graph(points, k: int, loop: bool = False) -> np.ndarray:
                         f"{' with loop=True' if loop else ' (k < N)'}; got {k}.")
     k = int(k)
     others = k - 1 if loop else k
-    src = _nearest_others(pts, others)                       # (N, others)
+    src = _nearest_others(pts, others, tie)                  # (N, others)
     if loop:
         src = np.concatenate([src, np.arange(n, dtype=np.int64)[:, None]], axis=1)
     src.sort(axis=1)
@@ -209,11 +211,13 @@ def _cap_in_degree(pts: np.ndarray, edges: np.ndarray, cap: int, r: float) -> np
     return edges[:, keep]
 
 
-def _nearest_others(pts: np.ndarray, k: int) -> np.ndarray:
+def _nearest_others(pts: np.ndarray, k: int, tie: float = 0.0) -> np.ndarray:
     """``(N, k)`` ids of the ``k`` nearest points of each point, excluding the point itself."""
     n = len(pts)
     if k == 0:
         return np.empty((n, 0), dtype=np.int64)
+    if tie > 0:
+        return nearest_ids(pts, pts, k, tie, exclude_self=True)
     tree = cKDTree(pts)
     # queries in the tree's own point order are cache-friendly, far cheaper than input order
     _, found = tree.query(pts[tree.indices], k=k + 1, workers=-1)
@@ -223,3 +227,55 @@ def _nearest_others(pts: np.ndarray, k: int) -> np.ndarray:
     # with duplicate points a node may be missing from its own list: drop the farthest instead
     others[others.all(axis=1), -1] = False
     return idx[others].reshape(n, k)
+
+
+def nearest_ids(source: np.ndarray, query: np.ndarray, k: int, tie: float,
+                exclude_self: bool = False) -> np.ndarray:
+    """``(n_query, k)`` ids of ``k`` nearest ``source (n, d)`` points of each ``query`` point,
+    where distances within ``tie`` of the ``k``-th nearest count as equal and the lowest ids win.
+
+    Why: meshes are full of exact and near ties (equal distances on regular surface meshes and
+    symmetric parts). A plain k-nearest query settles them by rounding noise, so the same part
+    shifted far away (coordinates rounded differently by ~1e-16 of the offset) picks other
+    neighbours. Here the neighbours nearer than ``d_k - tie`` are kept and the rest are filled
+    from the band ``|d - d_k| <= tie`` by id: the choice changes only when a distance moves
+    across ``d_k +- tie``, i.e. for gaps of about ``tie``, which are rare where gaps cluster at 0.
+    ``exclude_self``: ``query`` is ``source``; a point is not its own neighbour (ids compared).
+    """
+    tree = cKDTree(source)
+    # one candidate beyond k tells which rows have a tie at the k-th; only those look further
+    order = tree.indices if exclude_self else np.arange(len(query))   # tree order: cache-friendly
+    dist, ids = _candidates(tree, query, order, k + 1, exclude_self)
+    out = np.empty((len(query), k), dtype=np.int64)
+    out[order] = ids[:, :k]
+    tied = order[dist[:, k] <= dist[:, k - 1] + tie] if dist.shape[1] > k else order[:0]
+    extra = max(4, k // 2)
+    while len(tied):
+        dist, ids = _candidates(tree, query, tied, k + 1 + extra, exclude_self)
+        kth = dist[:, k - 1: k]
+        cls = np.where(dist < kth - tie, 0, np.where(dist <= kth + tie, 1, 2))
+        key = cls * len(source) + np.where(cls == 1, ids, 0)      # sure first, then band by id
+        out[tied] = np.take_along_axis(ids, np.argsort(key, axis=1, kind="stable")[:, :k], axis=1)
+        # rows whose band may continue past the last candidate ask again for more
+        tied = tied[(dist[:, -1] <= kth[:, 0] + tie) & (dist.shape[1] < len(source) - exclude_self)]
+        extra *= 2
+    return out
+
+
+def _candidates(tree: cKDTree, query: np.ndarray, rows: np.ndarray, m: int, exclude_self: bool
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Distances and ids ``(len(rows), <= m)`` of the nearest tree points of ``query[rows]``,
+    nearest first, without the query point itself with ``exclude_self``."""
+    m = min(m + int(exclude_self), tree.n)
+    dist, ids = tree.query(query[rows], k=m, workers=-1)
+    dist, ids = dist.reshape(len(rows), m), ids.reshape(len(rows), m).astype(np.int64)
+    return _without_self(dist, ids, rows) if exclude_self else (dist, ids)
+
+
+def _without_self(dist: np.ndarray, ids: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate lists ``(n, m - 1)`` without the query point itself (the farthest candidate
+    goes where the point is missing: duplicate points may push it out of its own list)."""
+    others = ids != rows[:, None]
+    others[others.all(axis=1), -1] = False
+    shape = (len(ids), ids.shape[1] - 1)
+    return dist[others].reshape(shape), ids[others].reshape(shape)

@@ -25,6 +25,8 @@ import torch
 from scipy.spatial import cKDTree
 from torch_geometric.data import Data
 
+from ..geometry.neighbors import nearest_ids
+
 _NODES, _EDGES, _TO = "_nodes", "_edges", "_to_"
 
 
@@ -94,12 +96,16 @@ def coordinate_order(points: np.ndarray) -> np.ndarray:
     return np.lexsort(points.T[::-1])
 
 
-def knn_between(source: np.ndarray, target: np.ndarray, k: int) -> np.ndarray:
+def knn_between(source: np.ndarray, target: np.ndarray, k: int, tie: float = 0.0) -> np.ndarray:
     """``(2, N_t * k)`` edges from each target point's ``k`` nearest source points (scipy cKDTree);
-    row 0 indexes ``source``, row 1 ``target``."""
+    row 0 indexes ``source``, row 1 ``target``. ``tie``: distances within it of the ``k``-th
+    count as equal, the lowest source ids win (:func:`~meshop.geometry.neighbors.nearest_ids`)."""
     k = min(int(k), len(source))
-    _, nearest = cKDTree(source).query(target, k=k, workers=-1)
-    nearest = nearest.reshape(len(target), k).astype(np.int64)
+    if tie > 0:
+        nearest = nearest_ids(source, target, k, tie)
+    else:
+        _, nearest = cKDTree(source).query(target, k=k, workers=-1)
+        nearest = nearest.reshape(len(target), k).astype(np.int64)
     return np.stack([nearest.ravel(), np.repeat(np.arange(len(target), dtype=np.int64), k)])
 
 
@@ -111,6 +117,7 @@ def add_hierarchy(data, levels: int, ratio: float, sampling: str, neighbors: int
     :func:`meshop.geometry.hierarchy.hierarchy` for ``levels``, ``ratio``, ``sampling`` and
     ``coarse_nodes``."""
     from ..geometry.hierarchy import hierarchy
+    from ..graph import POSITION_TIE
 
     data = as_multilevel(data)
     pos = data.pos.double().numpy()
@@ -118,12 +125,12 @@ def add_hierarchy(data, levels: int, ratio: float, sampling: str, neighbors: int
     # point whatever the mesh's node order: a renumbered mesh gets the same prediction
     order = coordinate_order(pos)
     found = hierarchy(pos[order], levels, ratio, method=sampling, k=neighbors, finest_graph=False,
-                      pooling=False, coarse_nodes=coarse_nodes)
+                      pooling=False, coarse_nodes=coarse_nodes, tie=POSITION_TIE)
     ids = [np.arange(len(pos))] + [order[level_ids] for level_ids in found.indices[1:]]
     data.level0_nodes = torch.arange(len(pos))
     for level in range(1, levels):
         fine, coarse = ids[level - 1], ids[level]
-        up = knn_between(pos[coarse], pos[fine], transfer_k)           # coarse -> fine
+        up = knn_between(pos[coarse], pos[fine], transfer_k, POSITION_TIE)   # coarse -> fine
         data[f"level{level}_nodes"] = torch.as_tensor(coarse)
         data[f"level{level}_edges"] = torch.as_tensor(found.edges[level])
         data[f"level{level}_to_level{level - 1}_edges"] = torch.as_tensor(up)
