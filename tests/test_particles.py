@@ -187,3 +187,27 @@ def test_bundled_mpm2d_model_rolls_out_a_point_cloud(tmp_path):
     assert positions.shape == (4, 200, 2) and np.isfinite(positions).all()
     fall = positions[-1, :, 1] - positions[0, :, 1]
     assert fall.mean() < 0     # at rest under gravity, the particles start to fall
+
+
+def test_query_decoder_matches_a_brute_force_reference():
+    from meshop.nn.query_decoder import QueryDecoder, QueryStencil
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(2)
+    nodes, queries = torch.as_tensor(rng.random((30, 2))), torch.as_tensor(rng.random((200, 2)))
+    values, latent, radius, k = torch.randn(30, 2, dtype=torch.float64), torch.randn(30, 8, dtype=torch.float64), 0.3, 4
+    decoder = QueryDecoder(8, 2, 2, width=6).double()
+    stencil = QueryStencil.build(queries, nodes, k, radius)
+    nearest = np.argsort(((queries[:, None] - nodes[None]) ** 2).sum(-1).numpy(), axis=1)[:, :k]
+    np.testing.assert_array_equal(np.sort(stencil.neighbors.numpy(), axis=1), np.sort(nearest, axis=1))
+    with torch.no_grad():
+        out = decoder(stencil, values, latent)
+        expected = []
+        for y, ids in zip(queries, nearest):        # the formula of QueryDecoder, one query at a time
+            offset = (y - nodes[ids]) / radius
+            d2 = (offset ** 2).sum(1, keepdim=True)
+            w = 1 / (d2 + 1e-12)
+            kernel = decoder.kernel(torch.cat([offset, d2.sqrt()], 1))
+            correction = decoder.out((kernel * decoder.project(latent[ids])).mean(0))
+            expected.append((w * values[ids]).sum(0) / w.sum() + (1 - torch.exp(-d2.min() / 0.01)) * correction)
+    torch.testing.assert_close(out, torch.stack(expected), atol=1e-10, rtol=1e-10)
