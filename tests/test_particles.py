@@ -211,3 +211,25 @@ def test_query_decoder_matches_a_brute_force_reference():
             correction = decoder.out((kernel * decoder.project(latent[ids])).mean(0))
             expected.append((w * values[ids]).sum(0) / w.sum() + (1 - torch.exp(-d2.min() / 0.01)) * correction)
     torch.testing.assert_close(out, torch.stack(expected), atol=1e-10, rtol=1e-10)
+
+
+def test_cli_predicts_200_steps_of_a_particle_cloud_and_renders_a_gif(tmp_path):
+    from typer.testing import CliRunner
+
+    import meshop
+    from meshop.cli import app
+
+    frames, material = free_flight(n=100, frames=1)
+    scene = meshop.write(Mesh(frames[0], None, {"material": material, "velocity": np.zeros((100, 2))}),
+                         tmp_path / "scene.vtp")
+    runner = CliRunner()
+    done = runner.invoke(app, ["predict", str(scene), "--model", "mpm2d", "--steps", "200", "--dt", "0.2"])
+    assert done.exit_code == 0, done.output
+    series = meshop.read_series(tmp_path / "scene.pred.pvd")      # every 20th of the 200 frames kept
+    assert series.n_frames == 11 and series.times[-1] == pytest.approx(2.0) and np.isfinite(series.positions).all()
+    assert (series.positions[-1] >= -0.05).all() and (series.positions[-1] <= 1.05).all()   # kept in the box
+    assert series.positions[-1, :, 1].mean() < series.positions[0, :, 1].mean()             # fell under gravity
+    done = runner.invoke(app, ["render", str(tmp_path / "scene.pred.pvd"), "--gif"])
+    assert done.exit_code == 0, done.output
+    gif = tmp_path / "scene.pred.gif"
+    assert gif.is_file() and gif.read_bytes()[:6] == b"GIF89a"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..nn.query_decoder import QueryDecoder, QueryStencil
+from ..nn import QueryDecoder, QueryStencil
 from .gns import GNS, scene_radius_graph, scene_ranges
 from .multilevel import farthest_subset
 
@@ -26,7 +26,7 @@ class SparseState:
 
 class GIOROM(GNS):
     r"""GNS's interaction network on a farthest-point subset of ``sparse_nodes`` particles, and a
-    kernel-integral decoder (:class:`~meshop.nn.query_decoder.QueryDecoder`) that evaluates the
+    kernel-integral decoder (:class:`~meshop.nn.QueryDecoder`) that evaluates the
     normalized acceleration at any points from their ``query_neighbors`` nearest sparse nodes.
     The decoder projects each sparse latent to ``decoder_width`` channels once per step; the work
     per query edge is a kernel of ``decoder_width`` channels of the relative position only.
