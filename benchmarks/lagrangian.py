@@ -201,20 +201,9 @@ def published(name: str, template):
     return model
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--gns", nargs="+", required=True, help="GNS checkpoints (one per training seed)")
-    parser.add_argument("--giorom", nargs="+", required=True, help="GIOROM checkpoints (one per training seed)")
-    parser.add_argument("--data", nargs="*", help="test folders (default: generated here, see TEST_SETS)")
-    parser.add_argument("--full", action="store_true", help="3 scenes per test set, 30k-particle speed row")
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    scenes = 3 if args.full else 1
-    checkpoints = {name: [load(p).model.eval() for p in paths] for name, paths in
-                   (("gns", args.gns), ("giorom", args.giorom))}
-    print(f"machine: {machine()}")
+def accuracy(checkpoints: dict[str, list], data: list[str] | None, scenes: int) -> None:
     with tempfile.TemporaryDirectory() as scratch:
-        folders = {Path(d).name: Path(d) for d in args.data} if args.data else \
+        folders = {Path(d).name: Path(d) for d in data} if data else \
             generate_test_sets(Path(scratch), scenes, 1000, 40)
         sets = {name: read_test_set(folder, scenes) for name, folder in folders.items()}
     counts = [t.n_points for test in sets.values() for t in test]
@@ -227,15 +216,36 @@ def main():
               + (f", {m.sparse_nodes} sparse nodes" if label == "giorom" else ""))
     print()
     print("\n".join(accuracy_rows(checkpoints, sets)))
-    sizes, queries = [10000, 30000] if args.full else [10000], [1000, 10000, 100000]
+
+
+def speed(gns, giorom, full: bool) -> None:
+    sizes, queries = [10000, 30000] if full else [10000], [1000, 10000, 100000]
     mpm = {n: mpm_seconds_per_frame(n) for n in [1000] + sizes}
-    gns, giorom = checkpoints["gns"][0], checkpoints["giorom"][0]
     print(f"\nper rollout step at 1,000 particles (the test scenes): GNS {1e3 * seconds_per_step(gns, 1000):.0f} ms, "
           f"GIOROM {1e3 * seconds_per_step(giorom, 1000):.0f} ms; the MPM simulator {1e3 * mpm[1000]:.0f} ms per frame")
     print("trained models:")
     print("\n".join(speed_rows(gns, giorom, sizes, queries, mpm)))
     print("\npublished sizes (latent 128, 10 message-passing steps, GIOROM on 1,000 sparse nodes), random weights:")
     print("\n".join(speed_rows(published("gns", gns), published("giorom", giorom), sizes, queries, mpm)))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gns", nargs="+", required=True, help="GNS checkpoints (one per training seed)")
+    parser.add_argument("--giorom", nargs="+", required=True, help="GIOROM checkpoints (one per training seed)")
+    parser.add_argument("--data", nargs="*", help="test folders (default: generated here, see TEST_SETS)")
+    parser.add_argument("--full", action="store_true", help="3 scenes per test set, 30k-particle speed row")
+    parser.add_argument("--only", choices=["accuracy", "speed"], help="one half of the table")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    scenes = 3 if args.full else 1
+    checkpoints = {name: [load(p).model.eval() for p in paths] for name, paths in
+                   (("gns", args.gns), ("giorom", args.giorom))}
+    print(f"machine: {machine()}")
+    if args.only != "speed":
+        accuracy(checkpoints, args.data, scenes)
+    if args.only != "accuracy":
+        speed(checkpoints["gns"][0], checkpoints["giorom"][0], args.full)
 
 
 if __name__ == "__main__":
