@@ -189,7 +189,8 @@ def test_bundled_mpm2d_model_rolls_out_a_point_cloud(tmp_path):
     assert fall.mean() < 0     # at rest under gravity, the particles start to fall
 
 
-def test_query_decoder_matches_a_brute_force_reference():
+def test_query_decoder_matches_a_brute_force_reference(monkeypatch):
+    from meshop.nn import query_decoder
     from meshop.nn.query_decoder import QueryDecoder, QueryStencil
 
     torch.manual_seed(0)
@@ -211,6 +212,9 @@ def test_query_decoder_matches_a_brute_force_reference():
             correction = decoder.out((kernel * decoder.project(latent[ids])).mean(0))
             expected.append((w * values[ids]).sum(0) / w.sum() + (1 - torch.exp(-d2.min() / 0.01)) * correction)
     torch.testing.assert_close(out, torch.stack(expected), atol=1e-10, rtol=1e-10)
+    monkeypatch.setattr(query_decoder, "CHUNK", 7)                  # decoded 7 queries at a time
+    with torch.no_grad():
+        torch.testing.assert_close(decoder(stencil, values, latent), out, atol=0, rtol=0)
 
 
 def test_cli_predicts_200_steps_of_a_particle_cloud_and_renders_a_gif(tmp_path):

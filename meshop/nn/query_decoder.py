@@ -15,6 +15,9 @@ from .mlp import MLP
 _EPS = 1e-12
 #: width (in units of the radius) of the gate that switches the learned correction off at the nodes
 _GATE = 0.1
+#: query points decoded at a time: the per-edge tensors of a chunk (16k x k x width floats) stay
+#: in the CPU's cache; 100k queries at once were 2-5x slower (measured, same outputs)
+CHUNK = 16384
 
 
 @dataclass
@@ -39,6 +42,14 @@ class QueryStencil:
         distance2 = (offset ** 2).sum(dim=2, keepdim=True)
         weights = 1.0 / (distance2 + _EPS)
         return cls(neighbors, offset, distance2, weights / weights.sum(dim=1, keepdim=True))
+
+    def __len__(self) -> int:
+        return len(self.neighbors)
+
+    def rows(self, start: int, stop: int) -> "QueryStencil":
+        """The stencil of the queries ``start:stop``."""
+        return QueryStencil(self.neighbors[start:stop], self.offset[start:stop], self.distance2[start:stop],
+                            self.weights[start:stop])
 
     def interpolate(self, values: torch.Tensor) -> torch.Tensor:
         """``(M, c)`` Shepard interpolation of the node ``values (S, c)``."""
@@ -65,6 +76,7 @@ class QueryDecoder(nn.Module):
     split where it is cheap: :math:`P` (an MLP, latent -> ``width``) runs once per sparse node,
     the kernel :math:`\kappa` (``dim + 1`` -> ``width`` -> ``width``) is the only work per
     query edge, and :math:`D` (``width`` -> ``width`` -> ``channels``) runs once per query.
+    Queries are decoded :data:`CHUNK` at a time.
 
     Shapes: ``stencil`` of ``M`` queries, ``values (S, c)``, ``latent (S, L)`` -> ``(M, c)``.
     """
@@ -77,7 +89,12 @@ class QueryDecoder(nn.Module):
 
     def forward(self, stencil: QueryStencil, values: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
         projected = self.project(latent)                                             # (S, width)
-        kernel = self.kernel(torch.cat([stencil.offset, stencil.distance2.sqrt()], dim=2))  # (M, k, width)
+        parts = [self.decode(stencil.rows(a, a + CHUNK), values, projected) for a in range(0, len(stencil), CHUNK)]
+        return torch.cat(parts) if parts else values.new_zeros((0, values.shape[1]))
+
+    def decode(self, stencil: QueryStencil, values: torch.Tensor, projected: torch.Tensor) -> torch.Tensor:
+        """``(m, c)`` at the queries of ``stencil``, from the projected latents ``(S, width)``."""
+        kernel = self.kernel(torch.cat([stencil.offset, stencil.distance2.sqrt()], dim=2))  # (m, k, width)
         correction = self.out((kernel * gather(projected, stencil.neighbors)).mean(dim=1))
         gate = 1.0 - torch.exp(-stencil.distance2.min(dim=1).values / _GATE ** 2)    # (M, 1)
         return stencil.interpolate(values) + gate * correction
