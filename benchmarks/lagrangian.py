@@ -231,16 +231,18 @@ def speed(gns, giorom, full: bool) -> None:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--gns", nargs="+", required=True, help="GNS checkpoints (one per training seed)")
-    parser.add_argument("--giorom", nargs="+", required=True, help="GIOROM checkpoints (one per training seed)")
+    parser.add_argument("--gns", nargs="+", default=[], help="GNS checkpoints (one per training seed)")
+    parser.add_argument("--giorom", nargs="+", default=[], help="GIOROM checkpoints (one per training seed)")
     parser.add_argument("--data", nargs="*", help="test folders (default: generated here, see TEST_SETS)")
     parser.add_argument("--full", action="store_true", help="3 scenes per test set, 30k-particle speed row")
     parser.add_argument("--only", choices=["accuracy", "speed"], help="one half of the table")
     args = parser.parse_args()
+    if not (args.gns and args.giorom) and args.only != "accuracy":
+        parser.error("the speed rows need a --gns and a --giorom checkpoint (or pass --only accuracy)")
     torch.set_num_threads(1)
     scenes = 3 if args.full else 1
     checkpoints = {name: [load(p).model.eval() for p in paths] for name, paths in
-                   (("gns", args.gns), ("giorom", args.giorom))}
+                   (("gns", args.gns), ("giorom", args.giorom)) if paths}
     print(f"machine: {machine()}")
     if args.only != "speed":
         accuracy(checkpoints, args.data, scenes)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..nn import QueryDecoder, QueryStencil
+from ..nn import KernelInterpolation, QueryDecoder, QueryStencil
 from .gns import GNS, scene_radius_graph, scene_ranges
 from .multilevel import farthest_subset
 
@@ -39,19 +39,27 @@ class GIOROM(GNS):
     :meth:`query` evaluates the state at any points in m/frame and m/frame².
 
     Args: those of :class:`GNS`, and ``sparse_nodes`` (S), ``query_neighbors`` (k of the decoder),
-    ``decoder_width`` (channels per query edge).
+    ``decoder_width`` (channels per query edge), ``decoder``: ``"query"`` (the
+    :class:`~meshop.nn.QueryDecoder` above) or ``"kernel"`` (the first decoder,
+    :class:`~meshop.nn.KernelInterpolation`: a ``latent``-wide kernel MLP on every query edge, ~6x
+    slower at 100k query points; the bundled ``mpm2d`` model uses it).
     """
 
     queryable = True
 
     def __init__(self, in_channels: int, out_channels: int, dim: int, history: int = 5, latent: int = 128,
                  message_passing_steps: int = 10, radius: float = 0.015, material_embedding: int = 16,
-                 sparse_nodes: int = 1000, query_neighbors: int = 8, decoder_width: int = 16):
+                 sparse_nodes: int = 1000, query_neighbors: int = 8, decoder_width: int = 16,
+                 decoder: str = "query"):
         super().__init__(in_channels, out_channels, dim, history, latent, message_passing_steps, radius,
                          material_embedding)
-        self.config.update(sparse_nodes=sparse_nodes, query_neighbors=query_neighbors, decoder_width=decoder_width)
+        if decoder not in ("query", "kernel"):
+            raise ValueError(f"decoder must be 'query' or 'kernel', got {decoder!r}.")
+        self.config.update(sparse_nodes=sparse_nodes, query_neighbors=query_neighbors, decoder_width=decoder_width,
+                           decoder=decoder)
         self.sparse_nodes, self.query_neighbors = int(sparse_nodes), int(query_neighbors)
-        self.interpolation = QueryDecoder(latent, dim, dim, decoder_width)
+        self.interpolation = QueryDecoder(latent, dim, dim, decoder_width) if decoder == "query" else \
+            KernelInterpolation(latent, dim, dim)
         self.sparse_state: SparseState | None = None
 
     def sparse_ids(self, points: torch.Tensor) -> np.ndarray:
@@ -91,6 +99,9 @@ class GIOROM(GNS):
         """``(M, d)`` normalized acceleration at ``points (M, d)`` from the last sparse state."""
         state = self.sparse_state
         stencil = stencil if stencil is not None else self.stencil(points)
+        if isinstance(self.interpolation, KernelInterpolation):
+            return self.interpolation(points, state.points, state.acceleration, state.latent, stencil.neighbors,
+                                      state.radius)
         return self.interpolation(stencil, state.acceleration, state.latent)
 
     @torch.no_grad()
