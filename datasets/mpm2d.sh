@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Data of the bundled mpm2d model: 48 mpm2d trajectories of 41 frames (0.4 s), ~1,000 particles,
+# Training data of benchmarks/lagrangian.py's models (datasets/mpm2d.yaml): 48 mpm2d trajectories of 41 frames (0.4 s), ~1,000 particles,
 # mixed materials, random polygons only at 1 m/s (40/8/0 split), so that discs and faster bodies
 # stay unseen for the generalization rows of benchmarks/lagrangian.py. ~2 min on 2 cores.
 set -euo pipefail
