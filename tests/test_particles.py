@@ -87,9 +87,10 @@ def test_gns_is_translation_invariant():
     torch.testing.assert_close(after, before, atol=2e-4, rtol=0)
 
 
-def test_giorom_query_reproduces_sparse_state_and_is_mesh_free():
+@pytest.mark.parametrize("decoder", ["query", "kernel"])
+def test_giorom_query_reproduces_sparse_state_and_is_mesh_free(decoder):
     frames, material = free_flight(n=300, frames=3)
-    model = small_model("giorom").eval()
+    model = small_model("giorom", decoder=decoder).eval()
     data = Data(material=torch.as_tensor(material), num_nodes=len(material))
     with torch.no_grad():
         dense = model.accelerations(data, torch.as_tensor(frames, dtype=torch.float32).transpose(0, 1))
@@ -102,6 +103,11 @@ def test_giorom_query_reproduces_sparse_state_and_is_mesh_free():
     torch.testing.assert_close(at_nodes["velocity"], state.velocity, atol=1e-6, rtol=1e-5)
     grid = np.stack(np.meshgrid(np.linspace(0, 1, 50), np.linspace(0, 1, 40)), -1).reshape(-1, 2)
     assert model.query(grid)["velocity"].shape == (2000, 2)
+
+
+def test_giorom_rejects_an_unknown_decoder():
+    with pytest.raises(ValueError, match="decoder must be 'query' or 'kernel'"):
+        small_model("giorom", decoder="mlp")
 
 
 def test_random_walk_noise_has_the_published_statistics():
