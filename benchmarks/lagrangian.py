@@ -1,40 +1,78 @@
 """Learned particle simulators (GNS, GIOROM) on MPM trajectories, the protocol of GNS / GIOROM.
 
-Rows, on the test split of a particle dataset (``meshop generate mpm2d``), each model against the
-constant-velocity extrapolation measured in the same run:
+Accuracy, per test set, each model against the constant-velocity extrapolation measured in the
+same run on the same frames (rollouts start from the first ``history + 1`` frames):
 - one-step MSE of the normalized accelerations (noise-free inputs);
-- rollout position MSE (m²) averaged over the whole rollout from the first ``history + 1`` frames;
+- rollout position MSE (m²) averaged over every frame of the whole rollout;
 - Chamfer distance (m, symmetric mean nearest-neighbour distance, scipy cKDTree) at the last frame.
-Speed: GIOROM's time per step when its decoder is queried at 1k and at 100k points, and GNS
-against GIOROM per rollout step on a 10k-particle cloud.
+Test sets (generated here, seeded, unless ``--data`` names folders): one per material (elastic
+jelly, fluid water, sand, plasticine) of random polygons at speed 1 m/s, and an "unseen" set of
+mixed materials with the shape family (discs) and initial speeds (2 m/s) that the training data
+(``meshop generate mpm2d ... shapes=polygon``, see docs/models.md) does not hold.
+Several checkpoints per model (``--gns A B C``: training seeds) give the mean and the spread.
 
-    python benchmarks/lagrangian.py --data D --gns RUN/best.safetensors --giorom RUN/best.safetensors
+Speed, per step (one frame): the MPM simulator's own time per frame beside the models'; GIOROM's
+time per step when queried at 1k, 10k and 100k points (one processor step on the sparse graph +
+the decoder at the points, neighbour search included); GNS against GIOROM per rollout step on
+clouds of 10k (and with ``--full`` 30k) particles, for the trained models and for the published
+sizes (latent 128, 10 message-passing steps, GIOROM on 1,000 sparse nodes; random weights: the
+time does not depend on them).
+
+    python benchmarks/lagrangian.py --gns RUN/best.safetensors --giorom RUN/best.safetensors
+    python benchmarks/lagrangian.py ... --full     # 3 scenes per set, 30k particles too
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from machine import machine
 from scipy.spatial import cKDTree
 from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader
 
-import meshop
-from meshop.checkpoint import load
-from meshop.data.dataset import read_manifest
-from meshop.models.gns import constant_velocity_rollout
-from meshop.training.particles import particle_windows
-from meshop.training.steps import noisy_one_step
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import machine  # noqa: E402
+
+import meshop  # noqa: E402
+from meshop import models as registry  # noqa: E402
+from meshop.checkpoint import load  # noqa: E402
+from meshop.data.dataset import read_manifest  # noqa: E402
+from meshop.models.gns import constant_velocity_rollout  # noqa: E402
+from meshop.training.particles import particle_windows  # noqa: E402
+from meshop.training.steps import noisy_one_step  # noqa: E402
+
+MATERIALS = ("elastic", "fluid", "sand", "plasticine")
+#: test sets: name -> generator options (seeds apart from any training data's)
+TEST_SETS = {**{m: {"material": m, "shapes": "polygon", "seed": 21} for m in MATERIALS},
+             "unseen: discs, 2 m/s": {"material": "mixed", "shapes": "disc", "speed": 2.0, "seed": 31}}
 
 
 def chamfer(a: np.ndarray, b: np.ndarray) -> float:
     """Symmetric mean nearest-neighbour distance between clouds ``a`` and ``b`` (m)."""
     return 0.5 * (cKDTree(b).query(a)[0].mean() + cKDTree(a).query(b)[0].mean())
+
+
+def generate_test_sets(root: Path, scenes: int, particles: int, frames: int) -> dict[str, Path]:
+    from meshop.data.generate import generate
+
+    folders = {}
+    for k, (name, options) in enumerate(TEST_SETS.items()):
+        options = dict(options)
+        folders[name] = generate("mpm2d", scenes, root / f"set{k}", seed=options.pop("seed"), resolution=particles,
+                                 frames=frames, split=(0.0, 0.0, 1.0), progress=False, **options)
+    return folders
+
+
+def read_test_set(folder: Path, scenes: int) -> list:
+    split = read_manifest(folder)["split"]
+    names = (split["test"] or split["val"] or split["train"])[:scenes]
+    return [meshop.read_series(folder / name) for name in names]
 
 
 def one_step_mse(model, trajectories) -> float:
@@ -45,12 +83,9 @@ def one_step_mse(model, trajectories) -> float:
     return sum(losses) / len(windows)
 
 
-def constant_velocity_one_step(model, trajectories) -> float:
+def constant_velocity_one_step(acc_std: np.ndarray, trajectories, history: int) -> float:
     """The normalized-acceleration MSE of predicting zero acceleration."""
-    errors = []
-    for t in trajectories:
-        acceleration = np.diff(t.positions[model.history - 1:], n=2, axis=0)
-        errors.append(((acceleration / model.acc_std.numpy()) ** 2).mean())
+    errors = [((np.diff(t.positions[history - 1:], n=2, axis=0) / acc_std) ** 2).mean() for t in trajectories]
     return float(np.mean(errors))
 
 
@@ -58,69 +93,161 @@ def rollout_errors(model, traj, h: int) -> tuple[float, float]:
     """Rollout position MSE over the whole rollout from frames 0..h and Chamfer distance at the
     last frame; ``model`` None: the constant-velocity extrapolation."""
     steps = traj.n_frames - h - 1
-    data = Data(material=torch.as_tensor(traj.mesh.point_data["material"], dtype=torch.long), num_nodes=traj.n_points)
-    start = torch.as_tensor(traj.positions[: h + 1], dtype=torch.float32).transpose(0, 1)
-    predicted = model.rollout(data, start, steps).numpy() if model is not None else \
-        constant_velocity_rollout(traj.positions[: h + 1], steps)
+    if model is None:
+        predicted = constant_velocity_rollout(traj.positions[: h + 1], steps)
+    else:
+        data = Data(material=torch.as_tensor(traj.mesh.point_data["material"], dtype=torch.long),
+                    num_nodes=traj.n_points)
+        start = torch.as_tensor(traj.positions[: h + 1], dtype=torch.float32).transpose(0, 1)
+        predicted = model.rollout(data, start, steps).numpy()
     truth = traj.positions[h + 1:]
     return float(((predicted - truth) ** 2).sum(axis=2).mean()), chamfer(predicted[-1], truth[-1])
 
 
-def seconds_per_step(model, n: int, steps: int = 3, queries: int | None = None) -> float:
-    """Time per rollout step of ``model`` on ``n`` random particles (queried at ``queries`` points)."""
-    rng = np.random.default_rng(0)
-    side = (n / 1000) ** 0.5 * 0.3                      # about the training density
-    cloud = 0.5 - side / 2 + side * rng.random((n, model.dim))
+def accuracy_rows(checkpoints: dict[str, list], sets: dict[str, list]) -> list[str]:
+    """Markdown rows: per test set, each model (mean ± spread over its checkpoints) and the baseline."""
+    rows = ["| test set | model | seeds | one-step MSE (normalized acc.) | rollout position MSE (m²) | "
+            "× better than const. velocity | Chamfer at last frame (m) |", "|---|---|---|---|---|---|---|"]
+    first = next(iter(checkpoints.values()))[0]
+    h = first.history
+    for name, test in sets.items():
+        cv = np.array([rollout_errors(None, t, h) for t in test]).mean(axis=0)
+        for label, models in checkpoints.items():
+            scores = []
+            for model in models:
+                errors = np.array([rollout_errors(model, t, h) for t in test]).mean(axis=0)
+                scores.append([one_step_mse(model, test), errors[0], cv[0] / errors[0], errors[1]])
+            mean, spread = np.mean(scores, axis=0), np.std(scores, axis=0)
+            cells = [f"{m:.3g}" + (f" ± {s:.2g}" if len(scores) > 1 else "") for m, s in zip(mean, spread)]
+            rows.append(f"| {name} | {label} | {len(scores)} | " + " | ".join(cells) + " |")
+        zero = constant_velocity_one_step(first.acc_std.numpy(), test, h)
+        rows.append(f"| {name} | constant velocity | - | {zero:.3g} | {cv[0]:.3g} | 1 | {cv[1]:.3g} |")
+    return rows
+
+
+def cloud(n: int, dim: int, history: int, seed: int = 0):
+    """``n`` particles at rest at about the training density (1k particles fill ~0.1 m²)."""
+    rng = np.random.default_rng(seed)
+    side = (n / 1000) ** 0.5 * 0.3
+    points = 0.5 - side / 2 + side * rng.random((n, dim))
     data = Data(material=torch.zeros(n, dtype=torch.long), num_nodes=n)
-    start = torch.as_tensor(np.stack([cloud] * (model.history + 1), 1), dtype=torch.float32)
-    points = rng.random((queries, model.dim)) if queries else None
-    with torch.no_grad():
-        plan = model.rollout_plan(data, start)
+    return data, torch.as_tensor(np.stack([points] * (history + 1), 1), dtype=torch.float32)
+
+
+def best_of(run, repeats: int) -> float:
+    """The least of ``repeats`` timings of ``run()`` (s): the machine is shared."""
+    times = []
+    for _ in range(repeats):
         began = time.perf_counter()
-        for _ in range(steps):
-            if points is not None:
-                model.advance_sparse(start[plan[0]], data.material[plan[0]], n)
-                model.query(points)
-            else:
-                model.step(data, start, plan)
-    return (time.perf_counter() - began) / steps
+        run()
+        times.append(time.perf_counter() - began)
+    return min(times)
+
+
+@torch.no_grad()
+def seconds_per_step(model, n: int, repeats: int = 3) -> float:
+    """Time of one rollout step of ``model`` on ``n`` particles (GIOROM: decoded at every particle)."""
+    data, start = cloud(n, model.dim, model.history)
+    plan = model.rollout_plan(data, start)
+    return best_of(lambda: model.step(data, start, plan), repeats)
+
+
+@torch.no_grad()
+def seconds_per_query_step(giorom, n: int, queries: int, repeats: int = 3) -> float:
+    """One GIOROM processor step on the sparse graph of an ``n``-particle cloud, then the
+    decoder queried at ``queries`` random points of the box (s)."""
+    data, start = cloud(n, giorom.dim, giorom.history)
+    ids = giorom.rollout_plan(data, start)[0]
+    points = np.random.default_rng(1).random((queries, giorom.dim))
+
+    def step():
+        giorom.advance_sparse(start[ids], data.material[ids], n)
+        giorom.query(points)
+
+    return best_of(step, repeats)
+
+
+def mpm_seconds_per_frame(particles: int, frames: int = 3) -> float:
+    """The MPM simulator's own wall time per frame (warp, after compilation) on an mpm2d scene of
+    ``particles`` particles (mixed materials, the generator's stride)."""
+    from meshop.data.problems.mpm import simulate_scene
+
+    simulate_scene(np.random.default_rng(0), 2, 256, "mixed", 1, "slip", 0, 0.01)          # compile
+    began = time.perf_counter()
+    simulate_scene(np.random.default_rng(0), 2, particles, "mixed", frames, "slip", 0, 0.01)
+    return (time.perf_counter() - began) / frames
+
+
+def speed_rows(gns, giorom, sizes: list[int], queries: list[int], mpm: dict[int, float]) -> list[str]:
+    q_times = [seconds_per_query_step(giorom, 4000, q) for q in queries]
+    cells = ", ".join(f"{1e3 * t:.1f} ms at {q:,}" for q, t in zip(queries, q_times))
+    rows = [f"GIOROM step + query on a 4,000-particle cloud ({giorom.sparse_nodes} sparse nodes): {cells} "
+            f"query points ({q_times[-1] / q_times[0]:.2f}× from {queries[0]:,} to {queries[-1]:,})"]
+    for n in sizes:
+        t_gns, t_giorom = seconds_per_step(gns, n, repeats=1 if n > 20000 else 2), seconds_per_step(giorom, n)
+        rows.append(f"per rollout step at {n:,} particles: GNS {1e3 * t_gns:.0f} ms, GIOROM {1e3 * t_giorom:.0f} ms "
+                    f"(GIOROM {t_gns / t_giorom:.1f}× faster); the MPM simulator {1e3 * mpm[n]:.0f} ms per frame")
+    return rows
+
+
+def published(name: str, template):
+    """An untrained model of the published size with ``template``'s statistics and radius."""
+    options = dict(history=template.history, latent=128, message_passing_steps=10, radius=template.radius)
+    if name == "giorom":
+        options["sparse_nodes"] = 1000
+    model = registry.get(name, template.in_channels, template.dim, template.dim, **options).eval()
+    model.load_state_dict({k: v for k, v in template.state_dict().items() if k.endswith(("_mean", "_std", "bounds"))},
+                          strict=False)
+    return model
+
+
+def accuracy(checkpoints: dict[str, list], data: list[str] | None, scenes: int) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        folders = {Path(d).name: Path(d) for d in data} if data else \
+            generate_test_sets(Path(scratch), scenes, 1000, 40)
+        sets = {name: read_test_set(folder, scenes) for name, folder in folders.items()}
+    counts = [t.n_points for test in sets.values() for t in test]
+    print(f"test sets: {scenes} scene(s) each of {next(iter(sets.values()))[0].n_frames} frames, "
+          f"{min(counts)}-{max(counts)} particles")
+    for label, models in checkpoints.items():
+        m = models[0]
+        print(f"{label}: {m.n_parameters():,} parameters, latent {m.config['latent']}, "
+              f"{m.config['message_passing_steps']} message-passing steps"
+              + (f", {m.sparse_nodes} sparse nodes" if label == "giorom" else ""))
+    print()
+    print("\n".join(accuracy_rows(checkpoints, sets)))
+
+
+def speed(gns, giorom, full: bool) -> None:
+    sizes, queries = [10000, 30000] if full else [10000], [1000, 10000, 100000]
+    mpm = {n: mpm_seconds_per_frame(n) for n in [1000] + sizes}
+    print(f"\nper rollout step at 1,000 particles (the test scenes): GNS {1e3 * seconds_per_step(gns, 1000):.0f} ms, "
+          f"GIOROM {1e3 * seconds_per_step(giorom, 1000):.0f} ms; the MPM simulator {1e3 * mpm[1000]:.0f} ms per frame")
+    print("trained models:")
+    print("\n".join(speed_rows(gns, giorom, sizes, queries, mpm)))
+    print("\npublished sizes (latent 128, 10 message-passing steps, GIOROM on 1,000 sparse nodes), random weights:")
+    print("\n".join(speed_rows(published("gns", gns), published("giorom", giorom), sizes, queries, mpm)))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--gns", required=True)
-    parser.add_argument("--giorom", required=True)
-    parser.add_argument("--particles", type=int, default=10000)
+    parser.add_argument("--gns", nargs="+", default=[], help="GNS checkpoints (one per training seed)")
+    parser.add_argument("--giorom", nargs="+", default=[], help="GIOROM checkpoints (one per training seed)")
+    parser.add_argument("--data", nargs="*", help="test folders (default: generated here, see TEST_SETS)")
+    parser.add_argument("--full", action="store_true", help="3 scenes per test set, 30k-particle speed row")
+    parser.add_argument("--only", choices=["accuracy", "speed"], help="one half of the table")
     args = parser.parse_args()
+    if not (args.gns and args.giorom) and args.only != "accuracy":
+        parser.error("the speed rows need a --gns and a --giorom checkpoint (or pass --only accuracy)")
     torch.set_num_threads(1)
-    manifest = read_manifest(Path(args.data))
-    split = manifest["split"]
-    test = [meshop.read_series(f"{args.data}/{name}") for name in split["test"] or split["val"]]
-    models = {"gns": load(args.gns).model, "giorom": load(args.giorom).model}
+    scenes = 3 if args.full else 1
+    checkpoints = {name: [load(p).model.eval() for p in paths] for name, paths in
+                   (("gns", args.gns), ("giorom", args.giorom)) if paths}
     print(f"machine: {machine()}")
-    print(f"data: {args.data}, {len(test)} test trajectories of {test[0].n_frames} frames, "
-          f"{min(t.n_points for t in test)}-{max(t.n_points for t in test)} particles")
-    h = models["gns"].history
-    cv = np.array([rollout_errors(None, t, h) for t in test])
-    print("| model | parameters | one-step MSE (normalized acc.) | rollout position MSE (m²) | "
-          "× better than const. velocity | Chamfer at last frame (m) |")
-    print("|---|---|---|---|---|---|")
-    for name, model in models.items():
-        model.eval()
-        one = one_step_mse(model, test)
-        errors = np.array([rollout_errors(model, t, h) for t in test])
-        print(f"| {name} | {model.n_parameters():,} | {one:.3g} | {errors[:, 0].mean():.3g} | "
-              f"{cv[:, 0].mean() / errors[:, 0].mean():.2f} | {errors[:, 1].mean():.3g} |")
-    print(f"| constant velocity | 0 | {constant_velocity_one_step(models['gns'], test):.3g} | "
-          f"{cv[:, 0].mean():.3g} | 1 | {cv[:, 1].mean():.3g} |")
-    giorom, gns = models["giorom"], models["gns"]
-    small, large = seconds_per_step(giorom, 4000, queries=1000), seconds_per_step(giorom, 4000, queries=100000)
-    print(f"\nGIOROM step + query, 4,000 particles ({giorom.sparse_nodes} sparse nodes): "
-          f"{1e3 * small:.1f} ms at 1k query points, {1e3 * large:.1f} ms at 100k ({large / small:.2f}×)")
-    t_gns, t_giorom = seconds_per_step(gns, args.particles), seconds_per_step(giorom, args.particles)
-    print(f"per rollout step at {args.particles:,} particles: GNS {1e3 * t_gns:.0f} ms, GIOROM "
-          f"{1e3 * t_giorom:.0f} ms (GIOROM {t_gns / t_giorom:.1f}× faster)")
+    if args.only != "speed":
+        accuracy(checkpoints, args.data, scenes)
+    if args.only != "accuracy":
+        speed(checkpoints["gns"][0], checkpoints["giorom"][0], args.full)
 
 
 if __name__ == "__main__":

@@ -249,11 +249,12 @@ def train(
         result = run_training(**options)
     if int(os.environ.get("RANK", "0")) != 0:       # under torchrun, rank 0 alone reports
         return
-    metrics = result.metrics
-    typer.echo(f"wrote {result.best} (epoch {metrics['best_epoch']}, validation relative L2 "
-               f"{metrics['best_val_rel_l2']:.4g}) and {result.last}")
-    if metrics["test_rel_l2"] is not None:
-        typer.echo(f"  test relative L2 {metrics['test_rel_l2']:.4g}")
+    metrics, measure = result.metrics, result.metrics["validation"]
+    label = {"rel_l2": "relative L2", "acc_mse": "one-step MSE of the normalized acceleration"}[measure]
+    typer.echo(f"wrote {result.best} (epoch {metrics['best_epoch']}, validation {label} "
+               f"{metrics[f'best_val_{measure}']:.4g}) and {result.last}")
+    if metrics[f"test_{measure}"] is not None:
+        typer.echo(f"  test {label} {metrics[f'test_{measure}']:.4g}")
     typer.echo(f"  {metrics['epochs']} epochs in {metrics['seconds']:.1f} s; curves in "
                f"{result.run / 'metrics.csv'} and {result.run / 'loss.png'}")
 
@@ -340,6 +341,8 @@ def generate(
     material: Optional[str] = typer.Option(None, help="mpm2d/mpm3d only: elastic, fluid, sand, plasticine or mixed (default: mixed)."),
     frames: Optional[int] = typer.Option(None, help="mpm2d/mpm3d only: frames of 0.01 s after the initial one (default: 100)."),
     walls: Optional[str] = typer.Option(None, help="mpm2d/mpm3d only: sticky or slip box walls (default: slip)."),
+    shapes: Optional[str] = typer.Option(None, help="mpm2d/mpm3d only: body shapes, mixed or one family (2D: disc, polygon; 3D: ball, part) (default: mixed)."),
+    speed: Optional[float] = typer.Option(None, help="mpm2d/mpm3d only: standard deviation of the bodies' initial velocity per axis, m/s (default: 1)."),
     split: str = typer.Option("0.8,0.1,0.1", help="Train,val,test fractions."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty folder that is not a meshop dataset."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -348,7 +351,7 @@ def generate(
     from .data.generate import generate as generate_dataset
 
     options = {k: v for k, v in {"domain": domain, "solver": solver, "material": material, "frames": frames,
-                                 "walls": walls}.items() if v is not None}
+                                 "walls": walls, "shapes": shapes, "speed": speed}.items() if v is not None}
     with user_errors():
         try:
             fractions = tuple(float(f) for f in split.split(","))

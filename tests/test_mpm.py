@@ -100,10 +100,27 @@ def test_mpm2d_sample_reproducible_and_described():
     assert (first.positions >= -0.01).all() and (first.positions <= 1.01).all()
 
 
+def test_shape_family_and_speed_options_keep_the_other_draws():
+    from meshop.data.mpm.scene import place_bodies, rigid_velocity
+
+    mixed = place_bodies(np.random.default_rng(5), 2, 3)
+    discs = place_bodies(np.random.default_rng(5), 2, 3, shapes="disc")
+    polygons = place_bodies(np.random.default_rng(5), 2, 3, shapes="polygon")
+    assert {b.kind for b in discs} == {"disc"} and {b.kind for b in polygons} == {"polygon"}
+    for family in (discs, polygons):     # the first body's place and size are drawn before its shape
+        assert family[0].radius == mixed[0].radius and np.array_equal(family[0].centre, mixed[0].centre)
+    points = np.random.default_rng(0).random((50, 2))
+    slow = rigid_velocity(np.random.default_rng(1), points, np.zeros(2), speed=1.0, spin=0.0)
+    fast = rigid_velocity(np.random.default_rng(1), points, np.zeros(2), speed=2.0, spin=0.0)
+    np.testing.assert_allclose(fast, 2 * slow)
+
+
 @pytest.mark.parametrize("options, words", [
     ({"material": "honey"}, "unknown MPM material 'honey'"),
     ({"walls": "rough"}, "walls must be 'sticky' or 'slip'"),
     ({"frames": 0}, "frames 0"),
+    ({"shapes": "ball"}, "unknown 2D shape family 'ball'"),
+    ({"speed": -1.0}, "speed"),
 ])
 def test_mpm_bad_options(options, words):
     with pytest.raises(MeshError, match=words):

@@ -87,9 +87,10 @@ def test_gns_is_translation_invariant():
     torch.testing.assert_close(after, before, atol=2e-4, rtol=0)
 
 
-def test_giorom_query_reproduces_sparse_state_and_is_mesh_free():
+@pytest.mark.parametrize("decoder", ["query", "kernel"])
+def test_giorom_query_reproduces_sparse_state_and_is_mesh_free(decoder):
     frames, material = free_flight(n=300, frames=3)
-    model = small_model("giorom").eval()
+    model = small_model("giorom", decoder=decoder).eval()
     data = Data(material=torch.as_tensor(material), num_nodes=len(material))
     with torch.no_grad():
         dense = model.accelerations(data, torch.as_tensor(frames, dtype=torch.float32).transpose(0, 1))
@@ -102,6 +103,11 @@ def test_giorom_query_reproduces_sparse_state_and_is_mesh_free():
     torch.testing.assert_close(at_nodes["velocity"], state.velocity, atol=1e-6, rtol=1e-5)
     grid = np.stack(np.meshgrid(np.linspace(0, 1, 50), np.linspace(0, 1, 40)), -1).reshape(-1, 2)
     assert model.query(grid)["velocity"].shape == (2000, 2)
+
+
+def test_giorom_rejects_an_unknown_decoder():
+    with pytest.raises(ValueError, match="decoder must be 'query' or 'kernel'"):
+        small_model("giorom", decoder="mlp")
 
 
 def test_random_walk_noise_has_the_published_statistics():
@@ -140,6 +146,9 @@ def test_train_and_predict_a_particle_series(mpm_data, tmp_path):
 
     result = train(mpm_data, model="giorom", epochs=1, batch_size=4, out=tmp_path / "run", progress=False,
                    noise=3e-4, history=2, latent=16, message_passing_steps=2, sparse_nodes=100)
+    header = (result.run / "metrics.csv").read_text().splitlines()[0]
+    assert header == "epoch,train_loss,val_acc_mse,lr,seconds"          # an MSE, not a relative L2
+    assert result.metrics["validation"] == "acc_mse" and result.metrics["best_val_acc_mse"] > 0
     dynamics = read_metadata(result.best)["dynamics"]
     assert dynamics["moving"] and dynamics["history"] == 2 and dynamics["noise"] == 3e-4
     assert len(dynamics["acc_std"]) == 2 and dynamics["bounds"] == [[0.0, 1.0], [0.0, 1.0]]
@@ -187,3 +196,52 @@ def test_bundled_mpm2d_model_rolls_out_a_point_cloud(tmp_path):
     assert positions.shape == (4, 200, 2) and np.isfinite(positions).all()
     fall = positions[-1, :, 1] - positions[0, :, 1]
     assert fall.mean() < 0     # at rest under gravity, the particles start to fall
+
+
+def test_query_decoder_matches_a_brute_force_reference(monkeypatch):
+    from meshop.nn import query_decoder
+    from meshop.nn.query_decoder import QueryDecoder, QueryStencil
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(2)
+    nodes, queries = torch.as_tensor(rng.random((30, 2))), torch.as_tensor(rng.random((200, 2)))
+    values, latent, radius, k = torch.randn(30, 2, dtype=torch.float64), torch.randn(30, 8, dtype=torch.float64), 0.3, 4
+    decoder = QueryDecoder(8, 2, 2, width=6).double()
+    stencil = QueryStencil.build(queries, nodes, k, radius)
+    nearest = np.argsort(((queries[:, None] - nodes[None]) ** 2).sum(-1).numpy(), axis=1)[:, :k]
+    np.testing.assert_array_equal(np.sort(stencil.neighbors.numpy(), axis=1), np.sort(nearest, axis=1))
+    with torch.no_grad():
+        out = decoder(stencil, values, latent)
+        expected = []
+        for y, ids in zip(queries, nearest):        # the formula of QueryDecoder, one query at a time
+            offset = (y - nodes[ids]) / radius
+            d2 = (offset ** 2).sum(1, keepdim=True)
+            w = 1 / (d2 + 1e-12)
+            kernel = decoder.kernel(torch.cat([offset, d2.sqrt()], 1))
+            correction = decoder.out((kernel * decoder.project(latent[ids])).mean(0))
+            expected.append((w * values[ids]).sum(0) / w.sum() + (1 - torch.exp(-d2.min() / 0.01)) * correction)
+    torch.testing.assert_close(out, torch.stack(expected), atol=1e-10, rtol=1e-10)
+    monkeypatch.setattr(query_decoder, "CHUNK", 7)                  # decoded 7 queries at a time
+    with torch.no_grad():
+        torch.testing.assert_close(decoder(stencil, values, latent), out, atol=0, rtol=0)
+
+
+def test_cli_predicts_200_steps_of_a_particle_cloud_and_renders_a_gif(tmp_path):
+    from typer.testing import CliRunner
+
+    import meshop
+    from meshop.cli import app
+
+    frames, material = free_flight(n=100, frames=1)
+    scene = meshop.write(Mesh(frames[0], None, {"material": material, "velocity": np.zeros((100, 2))}),
+                         tmp_path / "scene.vtp")
+    runner = CliRunner()
+    done = runner.invoke(app, ["predict", str(scene), "--model", "mpm2d", "--steps", "200", "--dt", "0.2"])
+    assert done.exit_code == 0, done.output
+    series = meshop.read_series(tmp_path / "scene.vtp.pred.pvd")  # every 20th of the 200 frames kept
+    assert series.n_frames == 11 and series.times[-1] == pytest.approx(2.0) and np.isfinite(series.positions).all()
+    assert series.positions[-1, :, 1].mean() < series.positions[0, :, 1].mean()             # fell under gravity
+    done = runner.invoke(app, ["render", str(tmp_path / "scene.vtp.pred.pvd")])      # a series: a GIF
+    assert done.exit_code == 0, done.output
+    gif = tmp_path / "scene.vtp.pred.gif"
+    assert gif.is_file() and gif.read_bytes()[:6] == b"GIF89a"

@@ -9,5 +9,6 @@ from .kernel_interpolation import KernelInterpolation
 from .kernel_transfer import KernelTransfer
 from .mlp import MLP
 from .physics_attention import PhysicsAttention
+from .query_decoder import QueryDecoder, QueryStencil
 
-__all__ = ["BoundaryEncoder", "EdgeEmbedding", "Edges", "InteractionNetwork", "KernelIntegral", "KernelInterpolation", "KernelTransfer", "MLP", "PhysicsAttention"]
+__all__ = ["BoundaryEncoder", "EdgeEmbedding", "Edges", "InteractionNetwork", "KernelIntegral", "KernelInterpolation", "KernelTransfer", "MLP", "PhysicsAttention", "QueryDecoder", "QueryStencil"]

@@ -88,6 +88,7 @@ def setup(run):
                 "bounds": meta["bounds"], "materials": meta.get("materials", {}), **statistics}
     run.data = ParticleData(data.trajectories, data.fields, data.card, data.varying, dynamics)
     run.fields = data.fields
+    run.val_metric = "acc_mse"
     run.graphs = {split: [w for t in data.trajectories[split] for w in particle_windows(t, history, run.window_every)]
                   for split in SPLITS}
     if not run.graphs["train"] or not run.graphs["val"]:

@@ -42,8 +42,10 @@ class TrainResult:
     Attributes:
         run: the run folder.
         best, last: ``RUN/best.safetensors`` (lowest validation error) and ``RUN/last.safetensors``.
-        metrics: ``best_val_rel_l2``, ``best_epoch``, ``test_rel_l2`` (of the best model; None
-            without a test split), ``train_loss`` (last epoch), ``epochs``, ``seconds``.
+        metrics: ``best_val_<m>``, ``best_epoch``, ``test_<m>`` (of the best model; None
+            without a test split), ``train_loss`` (last epoch), ``epochs``, ``seconds``, and
+            ``validation`` = ``<m>``, the validation measure: ``rel_l2`` (relative L2 error) or,
+            for particle simulators, ``acc_mse`` (MSE of the normalized one-step acceleration).
         history: one dict per epoch, the rows of ``RUN/metrics.csv``.
     """
 
@@ -55,7 +57,7 @@ class TrainResult:
 
     @property
     def test_rel_l2(self) -> float | None:
-        return self.metrics["test_rel_l2"]
+        return self.metrics.get("test_rel_l2")
 
 
 class Run:
@@ -114,6 +116,7 @@ class Run:
         self.run = Path(out) if out is not None else Path("runs") / f"{self.data_path.name}-{model}"
         self.resume, self.device, self.progress = resume, torch.device(device), progress
         self.history: list[dict] = []
+        self.val_metric = "rel_l2"      # what validation measures; particles.setup sets "acc_mse"
         self.best_val, self.best_epoch = math.inf, 0
         self.dist: Distributed | None = None   # joined in fit() when torchrun started this process
 
@@ -263,16 +266,17 @@ class Run:
     def _end_epoch(self, row: dict) -> None:
         """Save the best and last checkpoints and metrics.csv after an epoch (``row`` is already
         in the history)."""
-        row["val_rel_l2"] = row.pop("val")
+        val = f"val_{self.val_metric}"
+        row[val] = row.pop("val")
         if self.dist is not None:   # the step's losses, averaged over the ranks' equal shards
-            self.dist.mean_logs(row, [k for k in row if k not in ("epoch", "lr", "seconds", "val_rel_l2")])
-        if row["val_rel_l2"] < self.best_val:
-            self.best_val, self.best_epoch = row["val_rel_l2"], row["epoch"]
+            self.dist.mean_logs(row, [k for k in row if k not in ("epoch", "lr", "seconds", val)])
+        if row[val] < self.best_val:
+            self.best_val, self.best_epoch = row[val], row["epoch"]
             self._save(self.best_path, self.model, {}, with_state=False)
         if row["epoch"] % self.save_every == 0 or row["epoch"] == self.epochs:
             self._save(self.last_path, self.model, {}, with_state=True)
         if self.writes:
-            write_metrics(self.history, self.run / "metrics.csv")
+            write_metrics(self.history, self.run / "metrics.csv", f"val_{self.val_metric}")
 
     def _finish(self) -> TrainResult:
         """Test the best model; write the final metrics into both checkpoints and the loss curve."""
@@ -281,7 +285,8 @@ class Run:
         best = load(self.best_path, device=str(self.device))
         test = self.validate(best.model, self.graphs["test"]) if self.graphs["test"] else None
         last = self.history[-1]
-        metrics = {"best_val_rel_l2": self.best_val, "best_epoch": self.best_epoch, "test_rel_l2": test,
+        metrics = {f"best_val_{self.val_metric}": self.best_val, "best_epoch": self.best_epoch,
+                   f"test_{self.val_metric}": test, "validation": self.val_metric,
                    "train_loss": last["train_loss"], "epochs": last["epoch"], "seconds": last["seconds"]}
         self._save(self.best_path, best.model, metrics, with_state=False)
         self._save(self.last_path, self.model, metrics, with_state=True)

@@ -12,6 +12,8 @@ from ..outputs import MESHOP_MARK
 from .scene import write_atomically
 
 LOSS_COLUMNS = ("epoch", "train_loss", "val_rel_l2")
+#: the particle simulators' validation column (``meshop.training.particles``)
+PARTICLE_VALIDATION = "val_acc_mse"
 #: smallest max/min ratio a log y axis shows, so its tick labels differ
 NARROWEST_SPAN = 2.0
 
@@ -46,13 +48,14 @@ def plot_loss_curve(metrics_csv: str | Path, out_png: str | Path, *, title: str 
     """Plot training loss and validation relative L2 error against the epoch.
 
     Args:
-        metrics_csv: CSV with columns ``epoch, train_loss`` and optionally ``val_rel_l2``
-            (empty where an epoch was not validated).
+        metrics_csv: CSV with columns ``epoch, train_loss`` and optionally ``val_rel_l2`` or,
+            from a particle simulator, ``val_acc_mse`` (empty where an epoch was not validated).
         out_png: output PNG, written atomically.
         title: figure title; default the CSV's parent folder name (the run).
 
     Two panels, both with logarithmic y axes: the training loss (in the loss's own units), and
-    the validation relative L2 error in percent with its best epoch marked.
+    the validation relative L2 error in percent (or the one-step acceleration MSE) with its best
+    epoch marked.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -60,7 +63,10 @@ def plot_loss_curve(metrics_csv: str | Path, out_png: str | Path, *, title: str 
 
     metrics = read_metrics(metrics_csv)
     epoch, train = metrics["epoch"], metrics["train_loss"]
-    val = metrics.get("val_rel_l2", np.full_like(epoch, np.nan))
+    column = PARTICLE_VALIDATION if PARTICLE_VALIDATION in metrics else "val_rel_l2"
+    val = metrics.get(column, np.full_like(epoch, np.nan))
+    percent = 100.0 if column == "val_rel_l2" else 1.0
+    unit = " %" if percent == 100.0 else ""
     figure = Figure(figsize=(9.0, 3.6), layout="constrained")
     FigureCanvasAgg(figure)
     loss_ax, val_ax = figure.subplots(1, 2)
@@ -68,13 +74,13 @@ def plot_loss_curve(metrics_csv: str | Path, out_png: str | Path, *, title: str 
     loss_ax.set_ylabel("training loss")
     has_val = np.isfinite(val).any()
     if has_val:
-        _log_curve(val_ax, epoch, 100 * val, "#d62728", "validation")
+        _log_curve(val_ax, epoch, percent * val, "#d62728", "validation")
         best = int(np.nanargmin(val))
-        val_ax.plot(epoch[best], 100 * val[best], "o", color="#d62728")
-        val_ax.set_title(f"best {100 * val[best]:.3g} % at epoch {epoch[best]:g}", fontsize=10)
+        val_ax.plot(epoch[best], percent * val[best], "o", color="#d62728")
+        val_ax.set_title(f"best {percent * val[best]:.3g}{unit} at epoch {epoch[best]:g}", fontsize=10)
     else:
         val_ax.text(0.5, 0.5, "no validation metrics", ha="center", va="center", transform=val_ax.transAxes)
-    val_ax.set_ylabel("validation relative L2 (%)")
+    val_ax.set_ylabel("validation relative L2 (%)" if column == "val_rel_l2" else "validation one-step MSE (normalized acc.)")
     for ax in (loss_ax, val_ax):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")

@@ -54,14 +54,22 @@ class Body:
         return np.asarray(grid.find_containing_cell(points)) >= 0
 
 
-def _shape(rng: np.random.Generator, dim: int, radius: float) -> Body:
-    """A random shape with bounding radius ``radius``, centred on the origin."""
+#: the shape families of ``place_bodies(shapes=...)`` per dimension: (round, other)
+SHAPE_FAMILIES = {2: ("disc", "polygon"), 3: ("ball", "part")}
+
+
+def _shape(rng: np.random.Generator, dim: int, radius: float, shapes: str = "mixed") -> Body:
+    """A random shape with bounding radius ``radius``, centred on the origin; ``shapes`` "mixed"
+    draws the family (2D: 30 % discs, 3D: 20 % balls), or names one of :data:`SHAPE_FAMILIES`
+    (the same random draws either way)."""
+    round_draw = rng.random() < (0.3 if dim == 2 else 0.2)
+    round_shape = round_draw if shapes == "mixed" else shapes == SHAPE_FAMILIES[dim][0]
     if dim == 2:
-        if rng.random() < 0.3:
+        if round_shape:
             return Body("disc", np.zeros(2), radius)
         outline = _closed_curve(rng, smooth=bool(rng.random() < 0.5))
         return Body("polygon", np.zeros(2), radius, outline=outline * radius / np.linalg.norm(outline, axis=1).max())
-    if rng.random() < 0.2:
+    if round_shape:
         return Body("ball", np.zeros(3), radius)
     from scipy.spatial.transform import Rotation
 
@@ -78,8 +86,9 @@ def _shape(rng: np.random.Generator, dim: int, radius: float) -> Body:
 
 
 def place_bodies(rng: np.random.Generator, dim: int, count: int, margin: float = 0.05,
-                 max_draws: int = 200) -> list[Body]:
-    """Up to ``count`` random bodies in the unit box, bounding balls apart and ``margin`` from the walls."""
+                 max_draws: int = 200, shapes: str = "mixed") -> list[Body]:
+    """Up to ``count`` random bodies in the unit box, bounding balls apart and ``margin`` from the
+    walls, of the shape family ``shapes`` (see :func:`_shape`)."""
     bodies = []
     for _ in range(max_draws):
         if len(bodies) == count:
@@ -87,7 +96,7 @@ def place_bodies(rng: np.random.Generator, dim: int, count: int, margin: float =
         radius = float(rng.uniform(0.08, 0.2) * (1.0 if count == 1 else 0.8))
         centre = rng.uniform(margin + radius, 1.0 - margin - radius, size=dim)
         if all(np.linalg.norm(centre - b.centre) > radius + b.radius + margin for b in bodies):
-            body = _shape(rng, dim, radius)
+            body = _shape(rng, dim, radius, shapes)
             body.centre = centre
             bodies.append(body)
     return bodies

@@ -18,7 +18,7 @@ import numpy as np
 from ...errors import MeshError
 from ...mesh import Mesh
 from ...trajectory import Trajectory
-from ..mpm.scene import fill, place_bodies, rigid_velocity
+from ..mpm.scene import SHAPE_FAMILIES, fill, place_bodies, rigid_velocity
 from ..mpm.solver import MATERIALS, MaterialParameters, MPMSolver
 
 FIELDS = {
@@ -26,7 +26,7 @@ FIELDS = {
                           "constant in time"),
     "velocity": ("target", "particle velocity in m/s per frame (the positions move too)"),
 }
-DEFAULTS = {"resolution": 4096, "material": "mixed", "frames": 100, "walls": "slip"}
+DEFAULTS = {"resolution": 4096, "material": "mixed", "frames": 100, "walls": "slip", "shapes": "mixed", "speed": 1.0}
 CFL = 0.35
 GRAVITY = 9.81
 #: particles per grid cell along each axis
@@ -35,20 +35,29 @@ PARTICLES_PER_CELL = 2
 
 def mpm2d_sample(rng: np.random.Generator, resolution: int = 4096, material: str = "mixed",
                  frames: int = 100, walls: str = "slip", bodies: int = 0, frame_dt: float = 0.01,
-                 device: str = "auto", progress: bool | None = None) -> tuple[Trajectory, dict]:
+                 device: str = "auto", progress: bool | None = None, shapes: str = "mixed",
+                 speed: float = 1.0) -> tuple[Trajectory, dict]:
     """One 2D MPM trajectory; see :func:`simulate_scene` for the arguments."""
-    return simulate_scene(rng, 2, resolution, material, frames, walls, bodies, frame_dt, device, progress)
+    return simulate_scene(rng, 2, resolution, material, frames, walls, bodies, frame_dt, device, progress,
+                          shapes, speed)
 
 
 def mpm3d_sample(rng: np.random.Generator, resolution: int = 8192, material: str = "mixed",
                  frames: int = 100, walls: str = "slip", bodies: int = 0, frame_dt: float = 0.01,
-                 device: str = "auto", progress: bool | None = None) -> tuple[Trajectory, dict]:
+                 device: str = "auto", progress: bool | None = None, shapes: str = "mixed",
+                 speed: float = 1.0) -> tuple[Trajectory, dict]:
     """One 3D MPM trajectory; see :func:`simulate_scene` for the arguments."""
-    return simulate_scene(rng, 3, resolution, material, frames, walls, bodies, frame_dt, device, progress)
+    return simulate_scene(rng, 3, resolution, material, frames, walls, bodies, frame_dt, device, progress,
+                          shapes, speed)
 
 
-def _check_options(material: str, frames: int, walls: str, bodies: int, frame_dt: float, resolution: int):
+def _check_options(material: str, frames: int, walls: str, bodies: int, frame_dt: float, resolution: int,
+                   dim: int, shapes: str, speed: float):
     names = list(MATERIALS.values())
+    if shapes not in ("mixed",) + SHAPE_FAMILIES[dim]:
+        raise MeshError(f"unknown {dim}D shape family '{shapes}' (known: {', '.join(SHAPE_FAMILIES[dim])}, mixed).")
+    if not 0 <= speed < 100:
+        raise MeshError(f"speed (the initial velocities' standard deviation) must lie in [0, 100) m/s, got {speed}.")
     if material not in names + ["mixed"]:
         raise MeshError(f"unknown MPM material '{material}' (known: {', '.join(names)}, mixed).")
     if walls not in ("sticky", "slip"):
@@ -60,7 +69,7 @@ def _check_options(material: str, frames: int, walls: str, bodies: int, frame_dt
 
 def simulate_scene(rng: np.random.Generator, dim: int, resolution: int, material: str, frames: int,
                    walls: str, bodies: int, frame_dt: float, device: str = "auto",
-                   progress: bool | None = None) -> tuple[Trajectory, dict]:
+                   progress: bool | None = None, shapes: str = "mixed", speed: float = 1.0) -> tuple[Trajectory, dict]:
     """Draw a scene, simulate it and return ``(Trajectory, info)``.
 
     Args:
@@ -74,18 +83,20 @@ def simulate_scene(rng: np.random.Generator, dim: int, resolution: int, material
         frame_dt: time between frames (s).
         device: "cpu", "cuda", or "auto" (CUDA when present). Bit-for-bit reproducible per device.
         progress: progress bar over frames on stderr; None shows it on a terminal for long runs.
+        shapes: "mixed" or one shape family (2D: "disc", "polygon"; 3D: "ball", "part").
+        speed: standard deviation of the bodies' initial translation velocity per axis (m/s).
     """
-    _check_options(material, frames, walls, bodies, frame_dt, resolution)
+    _check_options(material, frames, walls, bodies, frame_dt, resolution, dim, shapes, speed)
     count = bodies or int(rng.integers(1, 4))
-    shapes = place_bodies(rng, dim, count)
+    bodies_drawn = place_bodies(rng, dim, count, shapes=shapes)
     names = list(MATERIALS.values())
-    kinds = [material if material != "mixed" else names[int(rng.integers(len(names)))] for _ in shapes]
-    spacing = (sum(b.volume for b in shapes) / resolution) ** (1 / dim)
+    kinds = [material if material != "mixed" else names[int(rng.integers(len(names)))] for _ in bodies_drawn]
+    spacing = (sum(b.volume for b in bodies_drawn) / resolution) ** (1 / dim)
     points, velocities, ids = [], [], []
-    for body, kind in zip(shapes, kinds):
+    for body, kind in zip(bodies_drawn, kinds):
         cloud = fill(rng, body, spacing)
         points.append(cloud)
-        velocities.append(rigid_velocity(rng, cloud, body.centre))
+        velocities.append(rigid_velocity(rng, cloud, body.centre, speed=speed))
         ids.append(np.full(len(cloud), names.index(kind), dtype=np.int32))
     points, velocities, ids = np.concatenate(points), np.concatenate(velocities), np.concatenate(ids)
 
@@ -110,7 +121,7 @@ def simulate_scene(rng: np.random.Generator, dim: int, resolution: int, material
     trajectory = Trajectory(mesh, np.arange(frames + 1) * frame_dt, {"velocity": frame_velocities},
                             positions, metadata)
     info = {"bodies": [{"shape": b.kind, "centre": b.centre.tolist(), "radius": b.radius, "material": k}
-                       for b, k in zip(shapes, kinds)],
+                       for b, k in zip(bodies_drawn, kinds)],
             "n_particles": len(points), "substeps": stride * frames, "device": solver.device}
     return trajectory, info
 
