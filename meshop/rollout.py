@@ -20,7 +20,9 @@ from .graph import build_graph
 from .metrics import rollout_errors
 from .progress import progress_bar
 from .mesh import Mesh
+from .models.heat_physics import FIELDS
 from .trajectory import Trajectory
+from .training.windows import with_physics
 
 
 @dataclass
@@ -79,7 +81,8 @@ def rollout(checkpoint, source: Mesh | Trajectory, steps: int, *, every: int = 1
     started = time.perf_counter()
     mesh, defaults = _with_defaults(mesh, spec, dynamics)
     data = build_graph(mesh, spec, checkpoint.graph, with_targets=False, prepare=model.prepare,
-                       mesh_graph=model.uses_mesh_graph).to(device)
+                       mesh_graph=model.uses_mesh_graph)
+    data = (_with_physics(data, mesh, steps) if getattr(model, "physics", None) else data).to(device)
     length = physical_length(mesh)
     state = torch.as_tensor(np.hstack([spec.encode(n, as_columns(mesh.point_data[n]), length) for n in spec.targets]),
                             dtype=torch.float32, device=device)
@@ -120,6 +123,16 @@ def _hold(data, state, mesh: Mesh, spec, held: dict | None, length: float):
     data.held_mask = torch.as_tensor(mask, device=state.device)
     data.held_value = torch.as_tensor(value, dtype=torch.float32, device=state.device)
     return torch.where(data.held_mask[:, None], data.held_value, state)
+
+
+def _with_physics(data, mesh: Mesh, steps: int):
+    """``data`` with the physics term's tensors, the source's on-fraction held at the mesh's value."""
+    if "tetra" not in mesh.cells:
+        raise MeshError(f"{mesh.source or 'mesh'}: this time stepper steps the heat equation on tetrahedra; "
+                        f"the mesh has {', '.join(mesh.cells) or 'no cells'}.")
+    on = np.asarray(mesh.point_data.get(FIELDS["on"], np.zeros(mesh.n_points)), np.float32).reshape(-1)
+    data.heat_on = torch.as_tensor(on)[:, None].expand(-1, steps)
+    return with_physics(data, mesh)
 
 
 def _with_defaults(mesh: Mesh, spec, dynamics: dict) -> tuple[Mesh, dict]:
