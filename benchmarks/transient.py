@@ -166,10 +166,32 @@ def speed(models: dict, frame_dt: float, stride: int, sizes: list[int], steps: i
         setup = time.perf_counter() - began
         traj = model_inputs(simulation.run(np.ones(mesh.n_points), 2, stride))
         fem_step = _fem_step_seconds(simulation, stride)
-        for name, ckpt in models.items():
-            model_step = rollout(ckpt, traj, steps).seconds_per_step
+        timed = {name: rollout(ckpt, traj, steps).seconds_per_step for name, ckpt in models.items()
+                 if name != "physics term alone"}      # gate 0 still evaluates the MGNO: timed below
+        if "physics term alone" in models:
+            timed["physics term alone"] = _physics_seconds(traj.mesh, frame_dt, steps)
+        for name, model_step in timed.items():
             print(f"| {n_side}³ | {mesh.n_points} | {name} | {model_step:.3f} | {fem_step:.3f} | {fem_step * stride:.3f} | "
                   f"{setup:.2f} | {fem_step * stride / model_step:.1f}x |", flush=True)
+
+
+def _physics_seconds(mesh: meshop.Mesh, frame_dt: float, steps: int) -> float:
+    """Seconds per frame of the physics term alone (its matrices assembled before the timing)."""
+    import torch
+    from torch_geometric.data import Data
+
+    from meshop.fields import physical_length
+    from meshop.models.heat_physics import HeatOperators, heat_operator
+
+    data = Data(**heat_operator(mesh, physical_length(mesh)))
+    data.num_nodes = mesh.n_points
+    operators = HeatOperators(data)
+    state, off = torch.ones(mesh.n_points, 1), torch.zeros(mesh.n_points, 1)
+    began = time.perf_counter()
+    with torch.no_grad():
+        for _ in range(steps):
+            state = operators.frame(state, off, frame_dt)
+    return (time.perf_counter() - began) / steps
 
 
 def _fem_step_seconds(simulation: HeatSimulation, stride: int, frames: int = 5) -> float:
