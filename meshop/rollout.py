@@ -2,8 +2,8 @@
 
 :func:`rollout` is what ``meshop predict part.vtu --steps N`` and ``meshop.predict(..., steps=N)``
 run for a time stepper. The initial state comes from the mesh's state fields (or the first frame
-of a reference series, whose later frames then give per-step errors); inputs the mesh lacks get
-the checkpoint's defaults, as in steady prediction.
+of a reference series, whose later frames then give per-step errors and the inputs that vary
+per frame); inputs the mesh lacks get the checkpoint's defaults, as in steady prediction.
 """
 
 from __future__ import annotations
