@@ -6,10 +6,14 @@ Rows:
 - parts unlike the training families (benchmarks/default_model.py's sphere, torus, ...), cooling
   from a smooth initial temperature with surfaces held at 0 K or convecting (Bi = 2), simulated
   by meshop.data.fem_transient and rolled out by the model;
-- speed: the model's time per step against the FEM's (BDF2, factorized once: the factorization
-  is printed apart) on unit cubes of ~10k and ~100k nodes.
+- speed: the model's time per step (graphs and operators built once, outside the timing)
+  against the FEM's (BDF2, Jacobi-preconditioned CG, set up once: printed apart) on cubes of
+  ~10k and ~100k nodes.
 
-    python benchmarks/transient.py [--model CKPT] [--data data/heat3d-transient] [--steps 100]
+A model with a physics term is also measured with its learned correction switched off (the
+physics term alone); ``--baseline`` adds another checkpoint (e.g. the previous bundled one).
+
+    python benchmarks/transient.py [--model CKPT] [--baseline CKPT] [--data data/heat3d-transient] [--steps 100]
 """
 
 from __future__ import annotations
@@ -58,13 +62,41 @@ def errors_at(errors: np.ndarray, marks=MARKS) -> list[str]:
     return [f"{100 * errors[m]:.2f} %" if m < len(errors) else "-" for m in marks]
 
 
-def initial_scaled(errors: np.ndarray, reference: meshop.Trajectory) -> np.ndarray:
-    """Per-frame errors relative to the initial state's norm instead of the frame's own: a cooling
-    part's T decays to ~0 (a sphere to 1e-4 of its start by τ = 1), where relative L2 per frame
-    measures tiny absolute errors against a vanishing norm."""
-    temperature = reference.fields["temperature"]
-    norms = np.linalg.norm(temperature[: len(errors)], axis=1)
-    return errors * norms / max(norms[0], 1e-300)
+def normalized(errors: np.ndarray, reference: meshop.Trajectory) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame errors rescaled to the initial state's norm and to the trajectory's largest
+    norm instead of the frame's own: a cooling part's T decays to ~0 (a sphere to 1e-4 of its
+    start by τ = 1), where relative L2 per frame divides tiny absolute errors by a vanishing
+    norm; a part heated from T∞ ≈ 0 starts with a tiny norm, where the initial one does."""
+    norms = np.linalg.norm(reference.fields["temperature"][: len(errors)], axis=1)
+    absolute = errors * norms
+    return absolute / max(norms[0], 1e-300), absolute / max(norms.max(), 1e-300)
+
+
+def evaluate(models: dict, traj: meshop.Trajectory, steps: int) -> dict[str, tuple]:
+    """Model name -> (per-frame, over the initial norm, over the largest norm) errors of a rollout."""
+    out = {}
+    for name, ckpt in models.items():
+        errors = rollout(ckpt, traj, steps).errors["temperature"]
+        out[name] = (errors, *normalized(errors, traj))
+    return out
+
+
+def row(label: str, nodes, scenario: str, errors: tuple) -> str:
+    return f"| {label} | {nodes} | {scenario} | " + " | ".join(sum((errors_at(e) for e in errors), [])) + " |"
+
+
+HEADER = ("| trajectory | nodes | scenario | " + " | ".join(f"{norm} {m}" for norm in ("frame", "initial", "max")
+                                                       for m in MARKS) + " |\n|" + "---|" * 12)
+
+
+def physics_only(ckpt):
+    """The checkpoint with its learned correction switched off (gate 0): the physics term alone."""
+    import copy
+
+    alone = copy.copy(ckpt)
+    alone.model = copy.deepcopy(ckpt.model)
+    alone.model.gate.data.zero_()
+    return alone
 
 
 def cube(n_side: int) -> meshop.Mesh:
@@ -82,58 +114,84 @@ def cube(n_side: int) -> meshop.Mesh:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="checkpoint (default: the bundled heat3d-transient)")
+    parser.add_argument("--baseline", default=None, help="another checkpoint measured in the same run (e.g. the previous bundled one)")
     parser.add_argument("--data", default="data/heat3d-transient", help="dataset folder with a test split")
     parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--sizes", default="20,44", help="cube cells per side for the speed rows (~10k, ~100k nodes)")
+    parser.add_argument("--sizes", default="20,50", help="cube cells per side for the speed rows (~10k, ~100k nodes)")
     args = parser.parse_args()
     ckpt = load(args.model or bundled_models()["heat3d-transient"])
+    models = {"model": ckpt}
+    if getattr(ckpt.model, "physics", None):
+        models["physics term alone"] = physics_only(ckpt)
+    if args.baseline:
+        models["baseline"] = load(args.baseline)
     frame_dt, stride = ckpt.dynamics["frame_dt"], ckpt.dynamics.get("stride") or 2
     print(machine())
     print(f"model {args.model or 'heat3d-transient (bundled)'}: {ckpt.model.n_parameters()} parameters, "
-          f"frame dt {frame_dt} (d²/α), {args.steps} steps")
-    print("\nrelative L2 per frame (own norm) | error over the initial state's norm")
-    print("\n| trajectory | nodes | scenario | step 10 | step 50 | step 100 | step 10 | step 50 | step 100 |"
-          "\n|---|---|---|---|---|---|---|---|---|")
-    split = []
+          f"frame dt {frame_dt} (d²/α), {args.steps} steps" + (f"; baseline {args.baseline}" if args.baseline else ""))
+    print("\nrelative L2 of T per frame (own norm) | the same error over the initial norm | over the trajectory's "
+          "largest norm; rows: the model\n\n" + HEADER)
     from meshop.data.dataset import read_manifest
 
-    manifest = read_manifest(args.data)
-    for name in manifest["split"]["test"]:
+    split, unlike = [], []
+    for name in read_manifest(args.data)["split"]["test"]:
         traj = meshop.read_series(f"{args.data}/{name}")
-        result = rollout(ckpt, traj, min(args.steps, traj.n_frames - 1))
-        errors = result.errors["temperature"]
-        split.append((errors, initial_scaled(errors, traj)))
-        print(f"| test {name} | {traj.n_points} | {traj.metadata.get('scenario')}, {traj.metadata.get('boundary')} | "
-              + " | ".join(errors_at(errors) + errors_at(split[-1][1])) + " |")
-    if split:
-        print("| **test split mean** | | | " + " | ".join(errors_at(np.mean([e for e, _ in split], axis=0))
-                                                         + errors_at(np.mean([i for _, i in split], axis=0))) + " |")
+        split.append(evaluate(models, traj, min(args.steps, traj.n_frames - 1)))
+        print(row(f"test {name}", traj.n_points, f"{traj.metadata.get('scenario')}, {traj.metadata.get('boundary')}",
+                  split[-1]["model"]))
     rng = np.random.default_rng(0)
-    unlike = []
     for name, mesh in unlike_parts().items():
         for boundary in ("dirichlet", "robin"):
             traj, _ = reference(mesh, boundary, args.steps, frame_dt, stride, rng)
-            errors = rollout(ckpt, traj, args.steps).errors["temperature"]
-            unlike.append((errors, initial_scaled(errors, traj)))
-            print(f"| {name} | {mesh.n_points} | cooling, {boundary} | "
-                  + " | ".join(errors_at(errors) + errors_at(unlike[-1][1])) + " |")
-    print("| **unlike parts mean** | | | " + " | ".join(errors_at(np.mean([e for e, _ in unlike], axis=0))
-                                                      + errors_at(np.mean([i for _, i in unlike], axis=0))) + " |")
+            unlike.append(evaluate(models, traj, args.steps))
+            print(row(name, mesh.n_points, f"cooling, {boundary}", unlike[-1]["model"]))
+    print("\nmeans\n\n" + HEADER.replace("trajectory", "rows").replace("nodes", "model"))
+    for label, runs in (("test split", split), ("unlike parts", unlike)):
+        for model in models:
+            means = tuple(np.mean([r[model][i] for r in runs], axis=0) for i in range(3))
+            print(row(f"**{label}**", model, "", means))
+    speed(models, frame_dt, stride, [int(s) for s in args.sizes.split(",")])
 
-    print("\n| cube | nodes | model s/step | FEM s/solver step | FEM s/frame | FEM factorization s | speed-up per frame |"
-          "\n|---|---|---|---|---|---|---|")
-    for n_side in (int(s) for s in args.sizes.split(",")):
+
+def speed(models: dict, frame_dt: float, stride: int, sizes: list[int], steps: int = 10) -> None:
+    """Seconds per frame of each model (graphs and operators built once, outside the timing)
+    and of the FEM (BDF2, CG preconditioned by the diagonal: the fastest measured here)."""
+    print("\n| cube | nodes | model | model s/step | FEM s/solver step | FEM s/frame | FEM set-up s | speed-up per frame |"
+          "\n|---|---|---|---|---|---|---|---|")
+    for n_side in sizes:
         mesh = cube(n_side)
         began = time.perf_counter()
         simulation = HeatSimulation(mesh, frame_dt / stride, {"dirichlet_mask": mesh.boundary_mask.astype(float)},
-                                    solver="cg")        # the fastest FEM step measured here (docs/datasets.md)
-        factorization = time.perf_counter() - began
-        traj = model_inputs(simulation.run(np.ones(mesh.n_points), 5, stride))
+                                    solver="cg")        # Jacobi-preconditioned CG (docs/datasets.md)
+        setup = time.perf_counter() - began
+        traj = model_inputs(simulation.run(np.ones(mesh.n_points), 2, stride))
         fem_step = _fem_step_seconds(simulation, stride)
-        result = rollout(ckpt, traj, 5)
-        model_step = result.seconds_per_step
-        print(f"| {n_side}³ | {mesh.n_points} | {model_step:.3f} | {fem_step:.3f} | {fem_step * stride:.3f} | "
-              f"{factorization:.2f} | {fem_step * stride / model_step:.1f}x |")
+        timed = {name: rollout(ckpt, traj, steps).seconds_per_step for name, ckpt in models.items()
+                 if name != "physics term alone"}      # gate 0 still evaluates the MGNO: timed below
+        if "physics term alone" in models:
+            timed["physics term alone"] = _physics_seconds(traj.mesh, frame_dt, steps)
+        for name, model_step in timed.items():
+            print(f"| {n_side}³ | {mesh.n_points} | {name} | {model_step:.3f} | {fem_step:.3f} | {fem_step * stride:.3f} | "
+                  f"{setup:.2f} | {fem_step * stride / model_step:.1f}x |", flush=True)
+
+
+def _physics_seconds(mesh: meshop.Mesh, frame_dt: float, steps: int) -> float:
+    """Seconds per frame of the physics term alone (its matrices assembled before the timing)."""
+    import torch
+    from torch_geometric.data import Data
+
+    from meshop.fields import physical_length
+    from meshop.models.heat_physics import HeatOperators, heat_operator
+
+    data = Data(**heat_operator(mesh, physical_length(mesh)))
+    data.num_nodes = mesh.n_points
+    operators = HeatOperators(data)
+    state, off = torch.ones(mesh.n_points, 1), torch.zeros(mesh.n_points, 1)
+    began = time.perf_counter()
+    with torch.no_grad():
+        for _ in range(steps):
+            state = operators.frame(state, off, frame_dt)
+    return (time.perf_counter() - began) / steps
 
 
 def _fem_step_seconds(simulation: HeatSimulation, stride: int, frames: int = 5) -> float:

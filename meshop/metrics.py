@@ -24,7 +24,8 @@ def relative_l2(pred: torch.Tensor, target: torch.Tensor, batch: torch.Tensor | 
         batch = torch.zeros(pred.shape[0], dtype=torch.long, device=pred.device)
     err = scatter((pred - target) ** 2, batch, dim=0, reduce="sum")
     ref = scatter(target ** 2, batch, dim=0, reduce="sum")
-    return (err.sqrt() / ref.sqrt().clamp_min(1e-12)).mean()
+    # clamped: the square root of an exact 0 (a step that hits its target) has an infinite slope
+    return (err.clamp_min(1e-30).sqrt() / ref.sqrt().clamp_min(1e-12)).mean()
 
 
 def relative_l2_np(pred: np.ndarray, target: np.ndarray) -> float:

@@ -2,8 +2,8 @@
 
 :func:`rollout` is what ``meshop predict part.vtu --steps N`` and ``meshop.predict(..., steps=N)``
 run for a time stepper. The initial state comes from the mesh's state fields (or the first frame
-of a reference series, whose later frames then give per-step errors); inputs the mesh lacks get
-the checkpoint's defaults, as in steady prediction.
+of a reference series, whose later frames then give per-step errors and the inputs that vary
+per frame); inputs the mesh lacks get the checkpoint's defaults, as in steady prediction.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from .graph import build_graph, precision_note
 from .metrics import rollout_errors
 from .progress import progress_bar
 from .mesh import Mesh
+from .models.heat_physics import FIELDS
 from .trajectory import Trajectory
+from .training.windows import with_physics
 
 
 @dataclass
@@ -79,14 +81,19 @@ def rollout(checkpoint, source: Mesh | Trajectory, steps: int, *, every: int = 1
     started = time.perf_counter()
     mesh, defaults = _with_defaults(mesh, spec, dynamics)
     data = build_graph(mesh, spec, checkpoint.graph, with_targets=False, prepare=model.prepare,
-                       mesh_graph=model.uses_mesh_graph).to(device)
+                       mesh_graph=model.uses_mesh_graph)
+    varying = dynamics.get("varying_inputs", [])
+    drive = _drive(mesh, reference, varying, steps)                    # name -> (steps, N, ...) physical
+    if getattr(model, "physics", None):
+        data = _with_physics(data, mesh, drive.get(FIELDS["on"]), steps)
+    data = data.to(device)
     length = physical_length(mesh)
     state = torch.as_tensor(np.hstack([spec.encode(n, as_columns(mesh.point_data[n]), length) for n in spec.targets]),
                             dtype=torch.float32, device=device)
-    varying = dynamics.get("varying_inputs", [])
-    if varying:   # inputs given per frame are held at the mesh's value over the rollout
-        drive = np.hstack([spec.encode(n, as_columns(mesh.point_data[n]), length) for n in varying])
-        data.varying = torch.as_tensor(drive, dtype=torch.float32, device=device)[:, :, None].expand(-1, -1, steps)
+    if varying:
+        coded = np.stack([np.hstack([spec.encode(n, as_columns(drive[n][k]), length) for n in varying])
+                          for k in range(steps)], axis=2)                # (N, V, steps)
+        data.varying = torch.as_tensor(coded, dtype=torch.float32, device=device)
     state = _hold(data, state, mesh, spec, dynamics.get("held_boundary"), length)
     bar = progress_bar(steps, "rollout", "step", progress)
     began = time.perf_counter()
@@ -121,6 +128,30 @@ def _hold(data, state, mesh: Mesh, spec, held: dict | None, length: float):
     data.held_mask = torch.as_tensor(mask, device=state.device)
     data.held_value = torch.as_tensor(value, dtype=torch.float32, device=state.device)
     return torch.where(data.held_mask[:, None], data.held_value, state)
+
+
+def _drive(mesh: Mesh, reference: Trajectory | None, names: list[str], steps: int) -> dict[str, np.ndarray]:
+    """The inputs given per frame, ``(steps, N, ...)`` each: step k reads frame k of the reference
+    series where it has the field (its last frame beyond its end), else the mesh's value throughout."""
+    drive = {}
+    for name in names:
+        if reference is not None and name in reference.fields:
+            frames = reference.fields[name]
+            drive[name] = frames[np.minimum(np.arange(steps), len(frames) - 1)]
+        else:
+            drive[name] = np.broadcast_to(np.asarray(mesh.point_data[name]), (steps, *np.shape(mesh.point_data[name])))
+    return drive
+
+
+def _with_physics(data, mesh: Mesh, on: np.ndarray | None, steps: int):
+    """``data`` with the physics term's tensors and ``heat_on (N, steps)``, the source's
+    on-fraction per step (None: the source stays off)."""
+    if "tetra" not in mesh.cells:
+        raise MeshError(f"{mesh.source or 'mesh'}: this time stepper steps the heat equation on tetrahedra; "
+                        f"the mesh has {', '.join(mesh.cells) or 'no cells'}.")
+    on = np.zeros((steps, mesh.n_points)) if on is None else np.asarray(on).reshape(steps, -1)
+    data.heat_on = torch.as_tensor(np.array(on.T, dtype=np.float32))
+    return with_physics(data, mesh)
 
 
 def _with_defaults(mesh: Mesh, spec, dynamics: dict) -> tuple[Mesh, dict]:

@@ -166,9 +166,14 @@ def test_cli_predict_steps_writes_series_animation_and_error_curve(decay_run, tm
 
 def test_bundled_transient_model_cools_the_bracket_with_its_surfaces_held():
     """`meshop predict bracket.vtu --steps N` out of the box: the part starts 1 K above a 0 K
-    ambient with its surfaces held (the defaults), so surface nodes stay at 0 and the interior
-    cools monotonically on average, staying within the initial range."""
-    result = meshop.predict(meshop.read("examples/parts/bracket.vtu"), steps=20, write=False)
+    ambient with its surfaces held (the defaults), so surface nodes stay at 0, the interior cools
+    on average, and every frame follows the FEM (BDF2, 2 steps per frame) of the same quench
+    within 2.5 % relative L2 (the consistent-mass FEM itself overshoots 1 K by up to 15 % next
+    to the quenched surface, so no maximum principle is asserted)."""
+    from meshop.data.fem_transient import HeatSimulation
+
+    mesh = meshop.read("examples/parts/bracket.vtu")
+    result = meshop.predict(mesh, steps=20, write=False)
     traj = result.trajectory
     temperature = traj.fields["temperature_pred"]
     assert traj.n_frames == 21 and result.defaults["temperature"] == 1.0
@@ -176,4 +181,7 @@ def test_bundled_transient_model_cools_the_bracket_with_its_surfaces_held():
     assert np.abs(temperature[:, surface]).max() < 1e-6        # T∞ = 0 through float32 normalization
     means = temperature[:, ~surface].mean(axis=1)
     assert means[0] == pytest.approx(1.0) and (np.diff(means) < 0).all() and means[-1] < 0.8
-    assert temperature.max() <= 1.0 + 1e-6 and temperature.min() > -0.5
+    fem = HeatSimulation(mesh, 0.005, {"dirichlet_mask": surface.astype(float)}).run(np.ones(mesh.n_points), 20, 2)
+    reference = fem.fields["temperature"]
+    errors = np.linalg.norm(temperature - reference, axis=1) / np.linalg.norm(reference, axis=1)
+    assert errors.max() < 0.025, errors

@@ -5,10 +5,12 @@ from __future__ import annotations
 import torch
 
 from .base import NeuralOperator
+from .heat_physics import HeatOperators
 
 
 class TimeStepper(NeuralOperator):
-    r"""Advance a state one frame: :math:`s_{t+1} = s_t + \sigma \odot F([a_t, s_t])`.
+    r"""Advance a state one frame: :math:`s_{t+1} = s_t + \sigma \odot F([a_t, s_t])`, or with a
+    physics term :math:`s_{t+1} = P(s_t) + \sigma \odot g \odot F([a_t, s_t, (P(s_t) - s_t)/\sigma])`.
 
     ``F`` is a registered steady operator (the *processor*, an MGNO by default) that reads the
     node features :math:`a_t` (geometry, constant inputs and the inputs that vary per frame, e.g.
@@ -26,33 +28,52 @@ class TimeStepper(NeuralOperator):
         varying_columns: columns of ``data.x`` that hold inputs varying per frame; step ``k``
             of an unrolled batch takes them from ``data.varying[:, :, k]``.
         processor_options: hyper-parameters of the processor.
+        physics: ``"heat"``: the step is the physics term ``P`` (one frame of the part's P1
+            heat equation, :mod:`meshop.models.heat_physics`) plus the processor's learned
+            correction, scaled by the learned gate ``g`` (zero at the start of training);
+            None: the processor's increment alone.
+        frame_dt: the frame step τ (units d²/α) the physics term advances; needed with ``physics``.
 
     Graph needs: the processor's (its :meth:`prepare`). Batches carry ``state (N, S)`` (the
     normalized initial state), ``varying (N, V, K)`` and, for training, ``future (N, S, K)``;
     optionally ``held_mask (N,)`` and ``held_value (N, S)``: nodes whose state is known (held
-    surfaces), overwritten after every step.
+    surfaces), overwritten after every step. With ``physics="heat"``, also the tensors of
+    :func:`~meshop.models.heat_physics.heat_operator` and ``heat_on (N, K)``, the source's
+    on-fraction per step; ``state_mean`` and ``state_std`` (buffers) decode the state to kelvin.
     """
 
     time_dependent = True
 
     def __init__(self, in_channels: int, out_channels: int, dim: int, processor: str = "mgno",
-                 varying_columns: list[int] | None = None, processor_options: dict | None = None):
+                 varying_columns: list[int] | None = None, processor_options: dict | None = None,
+                 physics: str | None = None, frame_dt: float | None = None):
         from . import get
 
         varying_columns = list(varying_columns or [])
         processor_options = dict(processor_options or {})
+        physical = {"physics": physics, "frame_dt": frame_dt} if physics is not None else {}
         super().__init__(in_channels, out_channels, dim, processor=processor, varying_columns=varying_columns,
-                         processor_options=processor_options)
+                         processor_options=processor_options, **physical)
         bad = [c for c in varying_columns if not 0 <= c < in_channels]
         if bad:
             raise ValueError(f"varying_columns {bad} are not columns of the {in_channels} node features.")
-        self.processor = get(processor, in_channels + out_channels, out_channels, dim, **processor_options)
+        if physics not in (None, "heat"):
+            raise ValueError(f"unknown physics term {physics!r}; expected 'heat' or none.")
+        if physics is not None and not (isinstance(frame_dt, (int, float)) and frame_dt > 0):
+            raise ValueError(f"the physics term needs the frame step frame_dt > 0, got {frame_dt!r}.")
+        self.physics, self.frame_dt = physics, frame_dt
+        extra = out_channels if physics else 0      # the physics term's increment, as an input
+        self.processor = get(processor, in_channels + out_channels + extra, out_channels, dim, **processor_options)
         if self.processor.time_dependent:
             raise ValueError(f"the processor of a time stepper must be a steady model, not '{processor}'.")
         self.uses_mesh_graph = self.processor.uses_mesh_graph
         self.receptive_hops = None
         self.register_buffer("increment_scale", torch.ones(out_channels))
         self.register_buffer("varying_index", torch.tensor(varying_columns, dtype=torch.long))
+        if physics:
+            self.register_buffer("state_mean", torch.zeros(out_channels))
+            self.register_buffer("state_std", torch.ones(out_channels))
+            self.gate = torch.nn.Parameter(torch.zeros(out_channels))
 
     def prepare(self, data):
         return self.processor.prepare(data)
@@ -65,10 +86,23 @@ class TimeStepper(NeuralOperator):
         x[:, self.varying_index] = data.varying[:, :, k]
         return x
 
-    def step(self, data, state: torch.Tensor, k: int = 0) -> torch.Tensor:
-        """The normalized state ``(N, S)`` one frame after ``state``, with step ``k``'s inputs."""
-        increment = self.processor(data, x=torch.cat([self.features(data, k), state], dim=1))
-        state = state + self.increment_scale * increment
+    def operators(self, data):
+        """The physics term's matrices of ``data`` (None without physics): build once per rollout."""
+        return HeatOperators(data) if self.physics else None
+
+    def step(self, data, state: torch.Tensor, k: int = 0, operators=None) -> torch.Tensor:
+        """The normalized state ``(N, S)`` one frame after ``state``, with step ``k``'s inputs
+        (``operators``: :meth:`operators` of ``data``, built here when not given)."""
+        if self.physics:
+            operators = operators or self.operators(data)
+            kelvin = state * self.state_std + self.state_mean
+            base = (operators.frame(kelvin, data.heat_on[:, k: k + 1], self.frame_dt) - self.state_mean) / self.state_std
+            physics = (base - state) / self.increment_scale
+            correction = self.processor(data, x=torch.cat([self.features(data, k), state, physics], dim=1))
+            state = base + self.increment_scale * self.gate * correction
+        else:
+            increment = self.processor(data, x=torch.cat([self.features(data, k), state], dim=1))
+            state = state + self.increment_scale * increment
         held = getattr(data, "held_mask", None)
         return state if held is None else torch.where(held[:, None], data.held_value, state)
 
@@ -83,9 +117,9 @@ class TimeStepper(NeuralOperator):
         ``data.varying (N, V, steps)``, when the model has varying inputs, gives them per step;
         ``callback(k)`` is called after each step (progress bars).
         """
-        states = []
+        states, operators = [], self.operators(data)
         for k in range(steps):
-            state = self.step(data, state, k)
+            state = self.step(data, state, k, operators)
             states.append(state)
             if callback is not None:
                 callback(k)

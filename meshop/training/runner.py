@@ -27,7 +27,8 @@ from .state import optimizer_from_flat, optimizer_to_flat
 from .distributed import Distributed
 from .steps import supervised_step, unrolled_step, validation
 from .trainer import EpochSampler, Trainer
-from .windows import increment_scale, is_trajectory_dataset, load_trajectory_data, varying_columns, windows
+from .windows import (increment_scale, is_trajectory_dataset, load_trajectory_data, varying_columns, windows,
+                      with_physics)
 
 SCHEDULES = ("onecycle", "cosine")
 #: options that must not change when a run is resumed
@@ -194,16 +195,23 @@ class Run:
                             "on fixed nodes; use --model stepper.")
         self.data = load_trajectory_data(self.data_path, self.seed, self.max_train)
         self.fields, dim = self.data.fields, self.data.dim
+        physics = {"frame_dt": self.data.card["time"].get("frame_dt")} if self.model_overrides.get("physics") else {}
         self.model = self._build_model(feature_count(self.fields, dim), self.fields.channels(self.fields.targets),
                                        dim, features=feature_layout(self.fields, dim),
-                                       varying_columns=varying_columns(self.fields, dim, self.data.varying))
+                                       varying_columns=varying_columns(self.fields, dim, self.data.varying),
+                                       **physics)
         self.model.increment_scale.copy_(increment_scale(self.data.trajectories["train"], self.fields))
+        if physics:
+            self.model.state_mean.copy_(torch.as_tensor(np.concatenate([self.fields.mean[n] for n in self.fields.targets])))
+            self.model.state_std.copy_(torch.as_tensor(np.concatenate([self.fields.std[n] for n in self.fields.targets])))
         self.graphs = {}
         for split in SPLITS:
             self.graphs[split] = []
             for traj in self.data.trajectories[split]:
                 base = build_graph(traj.frame(0), self.fields, self.graph, with_targets=False,
                                    prepare=self.model.prepare, mesh_graph=self.model.uses_mesh_graph)
+                if physics:
+                    base = with_physics(base, traj.mesh)
                 self.graphs[split] += windows(traj, base, self.fields, self.data.varying, self.unroll,
                                               self.window_every)
         return unrolled_step(self.unroll, self.noise), validation(unrolled_step(self.unroll), self.batch_size,
@@ -219,10 +227,17 @@ class Run:
         series = self.data.card["time"]
         return {"state": self.fields.targets, "varying_inputs": self.data.varying, "frame_dt": series.get("frame_dt"),
                 "solver_dt": series.get("dt"), "stride": series.get("stride"), "history": 1, "unroll": self.unroll,
-                "noise": self.noise, "integrator": "s + increment_scale * F(a, s), one frame per step",
+                "noise": self.noise, "integrator": self._integrator,
                 "initial_defaults": series.get("initial_defaults", {}),
                 "held_boundary": series.get("held_boundary", {}),
                 "increment_scale": self.model.increment_scale.tolist()}
+
+    @property
+    def _integrator(self) -> str:
+        if getattr(self.model, "physics", None):
+            return (f"P(s) + increment_scale * gate * F(a, s, P(s) - s), P: one RKL2 super-step of the "
+                    f"{self.model.physics} equation's P1 FEM, one frame per step")
+        return "s + increment_scale * F(a, s), one frame per step"
 
     @property
     def options(self) -> dict:
