@@ -267,8 +267,8 @@ def render(
     compare: bool = typer.Option(False, "--compare", help="Three panels: FIELD | FIELD_pred | error; needs the true FIELD in FILE or in --reference."),
     reference: Optional[Path] = typer.Option(None, "--reference", help="With --compare: the mesh the prediction was made on, holding the true field (e.g. a solved sample)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing PNG not named *.pred.* or *.compare.png."),
-    gif: Optional[Path] = typer.Option(None, "--gif", help="Time series (.pvd, .xdmf): write an animated GIF here (default for a series: <stem>.gif)."),
-    mp4: Optional[Path] = typer.Option(None, "--mp4", help="Time series: write an MP4 here (needs imageio[ffmpeg])."),
+    gif: Optional[Path] = typer.Option(None, "--gif", help="Time series (.pvd, .xdmf): write an animated GIF here; bare --gif, or a series without --mp4: <stem>.gif beside it."),
+    mp4: Optional[Path] = typer.Option(None, "--mp4", help="Time series: write an MP4 here; bare --mp4: <stem>.mp4 beside it (needs imageio[ffmpeg])."),
     fps: float = typer.Option(10.0, "--fps", help="Frames per second of --gif / --mp4."),
 ):
     """Render a field to a PNG, off screen (3D volumes cut open to show the inside); a time series to a GIF or MP4."""
@@ -277,6 +277,8 @@ def render(
 
     if gif is not None or mp4 is not None or is_series(file):
         target = gif or mp4 or file.with_suffix(".gif")
+        if str(target) == _BESIDE_SERIES:
+            target = file.with_suffix(".mp4" if gif is None else ".gif")
         with user_errors():
             check_output(target, overwrite, source=file)
             from .viz import animate
@@ -433,6 +435,26 @@ def describe(mesh) -> dict:
     }
 
 
+#: what a bare ``--gif`` / ``--mp4`` stands for: the animation beside the series, ``<stem>.gif``
+_BESIDE_SERIES = "."
+
+
+def _bare_animation_flags(args: list[str]) -> list[str]:
+    """``render x.pvd --gif`` with no path: click options take a value, so a ``--gif`` / ``--mp4``
+    not followed by a path of that format is given the placeholder meaning "beside the series"."""
+    args = list(args)
+    for i in range(len(args) - 1, -1, -1):
+        flag = args[i]
+        if flag in ("--gif", "--mp4"):
+            following = args[i + 1] if i + 1 < len(args) else None
+            if following is None or not following.lower().endswith("." + flag[2:]):
+                args.insert(i + 1, _BESIDE_SERIES)
+    return args
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     """Console-script entry point."""
-    app(args=argv if argv is not None else sys.argv[1:], prog_name="meshop")
+    args = argv if argv is not None else sys.argv[1:]
+    if args[:1] == ["render"]:
+        args = _bare_animation_flags(args)
+    app(args=args, prog_name="meshop")

@@ -205,3 +205,19 @@ def test_animation_gif_has_one_image_per_frame(tmp_path):
         image.seek(4)
         last = np.asarray(image.convert("RGB"), dtype=float)
     assert np.abs(first - last).mean() > 1.0      # the field decays: the colours change
+
+
+def test_render_bare_gif_flag_writes_the_animation_beside_the_series(tmp_path):
+    from PIL import Image
+
+    from meshop.cli import _bare_animation_flags, main
+
+    assert _bare_animation_flags(["render", "a.pvd", "--gif"]) == ["render", "a.pvd", "--gif", "."]
+    assert _bare_animation_flags(["render", "a.pvd", "--gif", "b.gif"]) == ["render", "a.pvd", "--gif", "b.gif"]
+    assert _bare_animation_flags(["render", "--gif", "a.pvd"]) == ["render", "--gif", ".", "a.pvd"]
+    series = meshop.write_series(_heat_series(), tmp_path / "heat.pvd")
+    with pytest.raises(SystemExit) as done:
+        main(["render", str(series), "--gif", "--fps", "5"])
+    assert done.value.code == 0
+    with Image.open(tmp_path / "heat.gif") as image:
+        assert image.n_frames == 5
