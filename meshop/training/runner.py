@@ -197,8 +197,10 @@ class Run:
             for traj in self.data.trajectories[split]:
                 base = build_graph(traj.frame(0), self.fields, self.graph, with_targets=False,
                                    prepare=self.model.prepare, mesh_graph=self.model.uses_mesh_graph)
-                self.graphs[split] += windows(traj, base, self.fields, self.data.varying, self.unroll,
-                                              self.window_every)
+                samples = windows(traj, base, self.fields, self.data.varying, self.unroll, self.window_every)
+                if hasattr(self.model, "attach_moved"):   # moving-mesh solvers: the mesh moved to each window's state
+                    samples = [self.model.attach_moved(s, traj.mesh, s.state) for s in samples]
+                self.graphs[split] += samples
         return unrolled_step(self.unroll, self.noise), validation(unrolled_step(self.unroll), self.batch_size,
                                                                   self.device)
 
