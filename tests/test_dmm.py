@@ -13,7 +13,7 @@ from meshop.data.problems.darcy2d import square_mesh
 from meshop.errors import MeshError
 from meshop.models.dmm import DMM, monge_ampere_step, prepare
 from meshop.nn.monge_ampere import convexity_penalty, monge_ampere_residual
-from meshop.nn.potential import gradient_and_hessian
+from meshop.nn.heat_potential import heat_potential, potential_pairs
 
 
 def front(x):
@@ -26,12 +26,26 @@ def square():
     return points, triangles
 
 
-def test_autograd_hessian_of_a_quadratic():
-    xi = torch.rand(5, 2, requires_grad=True)
-    phi = 0.5 * (3 * xi[:, 0] ** 2 + 2 * xi[:, 0] * xi[:, 1] - xi[:, 1] ** 2)
-    gradient, hessian = gradient_and_hessian(phi, xi)
-    torch.testing.assert_close(hessian, torch.tensor([[3.0, 1.0], [1.0, -1.0]]).expand(5, 2, 2))
-    torch.testing.assert_close(gradient[:, 0], 3 * xi[:, 0] + xi[:, 1])
+def test_heat_potential_gradient_and_hessian_are_those_of_phi():
+    """The closed-form ∇φ and H(φ) equal autograd's at a query point that carries no source."""
+    torch.manual_seed(0)
+    pos = torch.rand(40, 2, dtype=torch.float64) * 2 - 1
+    sources = torch.randn(40, 3, dtype=torch.float64)
+    weights = torch.full((40,), 1 / 40, dtype=torch.float64)
+    query = torch.tensor([[0.1, -0.2]], dtype=torch.float64, requires_grad=True)
+
+    def phi_at(q):
+        everything = torch.cat([pos, q])
+        pairs = torch.stack([torch.full((40,), 40), torch.arange(40)])      # query <- every node
+        return heat_potential(everything, pairs, torch.cat([sources, torch.zeros(1, 3, dtype=torch.float64)]),
+                              torch.cat([weights, torch.zeros(1, dtype=torch.float64)]), 4.0)
+
+    phi, gradient, hessian = phi_at(query)
+    expected = torch.autograd.functional.hessian(lambda q: phi_at(q.view(1, 2))[0][40], query.detach().view(2))
+    torch.testing.assert_close(hessian[40], expected)
+    torch.testing.assert_close(gradient[40], torch.autograd.grad(phi[40], query)[0][0])
+    pairs = potential_pairs(pos.numpy())            # every ordered pair within the cutoff, self pairs once
+    assert pairs.shape[1] == len(set(map(tuple, pairs.T.tolist()))) and (pairs[0] == pairs[1]).sum() == 40
 
 
 def test_monge_ampere_residual_and_convexity_on_known_maps():
