@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,9 @@ from torch_geometric.loader import DataLoader
 
 import meshop
 from meshop import checkpoint, models
+from meshop.data.fem import l2_error
 from meshop.data.generate import generate
+from meshop.data.problems.darcy2d import square_mesh
 from meshop.training import train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -66,3 +70,38 @@ def test_moved_mesh_and_interpolation_lists(burgers):
     assert int(batch.to_moved_index[:, mesh.n_points:].min()) >= mesh.n_points
     with pytest.raises(ValueError, match="needs the moved mesh"):
         ckpt.model.step(graph, state)
+
+
+def _front_dataset(folder, n=4):
+    """Square meshes carrying tanh fronts (field ``u``) at different places: a steady dataset."""
+    folder.mkdir(parents=True)
+    points, triangles = square_mesh(13)
+    files = []
+    for k in range(n):
+        centre = [0.2 + 0.2 * k, 0.3]
+        u = np.tanh((np.linalg.norm(points - centre, axis=1) - 0.4) / 0.05)
+        files.append(meshop.write(meshop.Mesh(points, {"triangle": triangles}, {"u": u}), folder / f"f{k}.vtu").name)
+    (folder / "dataset.json").write_text(json.dumps({
+        "inputs": [], "targets": ["u"], "samples": files,
+        "split": {"train": files[:2], "val": files[2:3], "test": files[3:]}}))
+    return folder, points, triangles
+
+
+def test_dmm_trains_through_meshop_train_with_the_monge_ampere_step(tmp_path):
+    data, points, triangles = _front_dataset(tmp_path / "fronts")
+    result = train(data, model="dmm", epochs=40, batch_size=2, lr=3e-3, schedule="cosine", progress=False,
+                   out=tmp_path / "dmm",
+                   width=8, layers=1, head_width=16)
+    losses = [row["train_loss"] for row in result.history]
+    assert losses[-1] < 0.8 * losses[0], losses
+    ckpt = checkpoint.load(result.best)
+    assert ckpt.model_name == "dmm" and ckpt.fields.inputs == ["u"]
+    mesh = meshop.read(data / "f0.vtu")
+    moved = meshop.adapt(mesh, "u", model=result.best)
+    assert moved.method == "dmm" and moved.quality.n_inverted == 0
+    x = moved.mesh.points[:, :2]
+
+    def front(y):
+        return np.tanh((np.linalg.norm(y - [0.2, 0.3], axis=1) - 0.4) / 0.05)
+    ratio = l2_error(x, triangles, front(x), front) / l2_error(points, triangles, front(points), front)
+    assert ratio < 0.95, ratio

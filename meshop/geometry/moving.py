@@ -122,7 +122,7 @@ class BoundarySlider:
         self._limits = []
         for sliding, polyline in self.chains:
             cum = _arclengths(self.points[polyline])
-            open_chain = polyline[0] != polyline[-1] or len(self.corners) > 0
+            open_chain = len(sliding) == len(polyline) - 2          # ends at corners (not a free loop)
             self._limits.append((CORNER_MARGIN * cum[1:-1], cum[-1] - CORNER_MARGIN * (cum[-1] - cum[1:-1]))
                                 if open_chain and len(sliding) else None)
 

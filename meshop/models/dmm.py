@@ -123,6 +123,8 @@ class DMM(NeuralOperator):
     """
 
     uses_mesh_graph = True
+    #: trained by ``meshop train`` with the Monge–Ampère step on any dataset's fields (no targets)
+    mesh_mover = True
 
     def __init__(self, in_channels: int = FEATURES, out_channels: int = 1, dim: int = 2, width: int = 32,
                  layers: int = 4, kernel_width: int = 32, length_unit: float = 0.05,
@@ -149,8 +151,9 @@ class DMM(NeuralOperator):
             state = integral(state, edges)
         mean = (sample.weights[:, None] * state).sum(0)                 # area-weighted
         sources = self.sources(torch.cat([state, mean.expand(len(state), -1)], dim=1))
-        _, gradient, hess = heat_potential(sample.pos, sample.pairs, sources, sample.weights, sample.area)
-        return gradient, hess if hessian else None
+        _, gradient, hess = heat_potential(sample.pos, sample.pairs, sources, sample.weights, sample.area,
+                                           hessian=hessian)
+        return gradient, hess
 
     def move(self, sample: MoverSample) -> tuple[np.ndarray, MeshQuality]:
         """Moved node positions ``(N, 2)`` (original units) of a valid mesh, and its quality."""

@@ -20,7 +20,8 @@ CUTOFF = 2.5
 
 
 def heat_potential(pos: torch.Tensor, pairs: torch.Tensor, sources: torch.Tensor, weights: torch.Tensor,
-                   area: float, widths=WIDTHS) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                   area: float, widths=WIDTHS, hessian: bool = True
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     r"""``(φ (N,), ∇φ (N, 2), H(φ) (N, 2, 2))`` at the nodes, with
 
     .. math:: \phi(\xi_i) = \sum_s \frac{\sigma_s^2}{2} \sum_j |\Omega| w_j \rho_{js}
@@ -30,22 +31,26 @@ def heat_potential(pos: torch.Tensor, pairs: torch.Tensor, sources: torch.Tensor
         pos: ``(N, 2)`` node positions; pairs: ``(2, P)`` int64 (target i, source j), every
             ordered pair closer than ``CUTOFF * max(widths)``, self pairs included;
         sources: ``(N, S)`` ρ per node and scale; weights: ``(N,)`` quadrature weights summing to 1;
-        area: |Ω| in the units of ``pos``.
+        area: |Ω| in the units of ``pos``; hessian: False leaves H out (None), to move faster.
     """
     i, j = pairs
-    d = pos[i] - pos[j]                                                  # (P, 2)
+    d = pos.index_select(0, i) - pos.index_select(0, j)                  # (P, 2)
     r2 = (d ** 2).sum(1, keepdim=True)                                   # (P, 1)
     sigma2 = torch.tensor(widths, dtype=pos.dtype) ** 2                  # (S,)
-    gauss = torch.exp(-r2 / (2 * sigma2)) * (area / (4 * math.pi))       # (P, S): σ²/2 · 1/(2πσ²)
-    strength = gauss * (weights[j, None] * sources[j])                   # (P, S)
+    strength = (area / (4 * math.pi)) * weights[:, None] * sources      # (N, S): σ²/2 · 1/(2πσ²)
+    weighted = torch.exp(-r2 / (2 * sigma2)) * strength.index_select(0, j)   # (P, S)
     n = len(pos)
-    phi = torch.zeros(n, dtype=pos.dtype).index_add_(0, i, strength.sum(1))
-    by_scale = strength / sigma2                                         # (P, S)
-    gradient = torch.zeros(n, 2, dtype=pos.dtype).index_add_(0, i, -d * by_scale.sum(1, keepdim=True))
-    outer = d[:, :, None] * d[:, None, :]                                # (P, 2, 2)
-    terms = outer * (by_scale / sigma2).sum(1)[:, None, None] - torch.eye(2) * by_scale.sum(1)[:, None, None]
-    hessian = torch.zeros(n, 2, 2, dtype=pos.dtype).index_add_(0, i, terms)
-    return phi, gradient, hessian
+    phi = torch.zeros(n, dtype=pos.dtype).index_add_(0, i, weighted.sum(1))
+    by_scale = weighted / sigma2                                         # (P, S)
+    first = by_scale.sum(1, keepdim=True)                                # (P, 1)
+    gradient = torch.zeros(n, 2, dtype=pos.dtype).index_add_(0, i, -d * first)
+    if not hessian:
+        return phi, gradient, None
+    second = (by_scale / sigma2).sum(1)                                  # (P,)
+    terms = torch.stack([d[:, 0] ** 2 * second - first[:, 0], d[:, 0] * d[:, 1] * second,
+                         d[:, 1] ** 2 * second - first[:, 0]], dim=1)    # (P, 3): xx, xy, yy
+    xx, xy, yy = torch.zeros(n, 3, dtype=pos.dtype).index_add_(0, i, terms).unbind(1)
+    return phi, gradient, torch.stack([torch.stack([xx, xy], 1), torch.stack([xy, yy], 1)], 1)
 
 
 def potential_pairs(pos, widths=WIDTHS):
