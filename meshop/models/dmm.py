@@ -17,13 +17,13 @@ import numpy as np
 import torch
 
 from ..errors import MeshError
-from ..geometry.monitor import BETA, P1Locator, cell_gradients, monitor, recover_to_nodes
+from ..geometry.monitor import BETA, P1Locator, cell_gradients, recover_to_nodes
 from ..geometry.moving import BoundarySlider, MeshQuality, safe_move, signed_areas
 from ..geometry.neighbors import mesh_edges
 from ..mesh import Mesh
 from ..nn import MLP, EdgeEmbedding, Edges, KernelIntegral
 from ..nn.monge_ampere import cell_equidistribution, convexity_penalty, monge_ampere_residual, p1_at
-from ..nn.heat_potential import WIDTHS, heat_potential, potential_pairs
+from ..nn.heat_potential import WIDTHS, ScaleGrid, heat_potential, potential_grids
 from .base import NeuralOperator
 
 #: octaves of the Fourier features of the node positions in the node features
@@ -47,8 +47,9 @@ class MoverSample:
         edge_index ``(2, E)`` int64 mesh edges; monitor ``(N,)`` m at the nodes;
         weights ``(N,)`` lumped nodal areas (normalized, sum 1); tangents ``(N, 2)`` boundary
         tangents (0 at corners and interior nodes); boundary ``(N,)`` bool; cells ``(M, 3)`` int64.
-        slider, locator: boundary projection and point location on the original mesh.
-        pairs ``(2, P)`` node pairs of the potential's Gaussians; area: |Ω| (normalized units).
+        slider, locator: boundary projection and point location on the original mesh (the
+        locator is built by the first training step that needs it).
+        grids: where the potential's Gaussians sit, per scale; area: |Ω| (normalized units).
     """
 
     points: np.ndarray
@@ -64,8 +65,8 @@ class MoverSample:
     boundary: torch.Tensor
     cells: torch.Tensor
     slider: BoundarySlider
-    locator: P1Locator
-    pairs: torch.Tensor
+    locator: P1Locator | None
+    grids: list[ScaleGrid]
     area: float
 
     def to_original(self, x: np.ndarray) -> np.ndarray:
@@ -91,9 +92,9 @@ def prepare(points: np.ndarray, triangles: np.ndarray, u: np.ndarray, beta: floa
         points, triangles, centre, scale, tensor((points - centre) / scale),
         tensor(_node_features((points - centre) / scale, recovered, slider.boundary)),
         tensor(mesh_edges(Mesh(points, {"triangle": triangles})), torch.int64),
-        tensor(monitor(points, triangles, u, beta)), tensor(nodal_area / nodal_area.sum()),
+        tensor(1.0 + recovered / beta), tensor(nodal_area / nodal_area.sum()),     # the monitor m
         tensor(slider.tangents), tensor(slider.boundary, torch.bool), tensor(triangles, torch.int64),
-        slider, P1Locator(points, triangles), potential_pairs((points - centre) / scale),
+        slider, None, potential_grids((points - centre) / scale),
         float(area.sum()) / scale ** 2)
 
 
@@ -151,7 +152,7 @@ class DMM(NeuralOperator):
             state = integral(state, edges)
         mean = (sample.weights[:, None] * state).sum(0)                 # area-weighted
         sources = self.sources(torch.cat([state, mean.expand(len(state), -1)], dim=1))
-        _, gradient, hess = heat_potential(sample.pos, sample.pairs, sources, sample.weights, sample.area,
+        _, gradient, hess = heat_potential(sample.pos, sample.grids, sources, sample.weights, sample.area,
                                            hessian=hessian)
         return gradient, hess
 
@@ -210,6 +211,8 @@ def _loss_terms(model: DMM, sample: MoverSample) -> dict[str, torch.Tensor]:
 def _monitor_at(sample: MoverSample, x: torch.Tensor) -> torch.Tensor:
     """``(n,)`` the monitor (P1 on the original mesh) at normalized points ``x (n, 2)``,
     differentiable in x: the cells are found without autograd, the barycentric weights with it."""
+    if sample.locator is None:
+        sample.locator = P1Locator(sample.points, sample.triangles)
     cells, _ = sample.locator.locate(sample.to_original(x.detach().numpy().astype(np.float64)))
     corner_ids = sample.cells[torch.as_tensor(cells)]
     return p1_at(sample.pos[corner_ids], sample.monitor[corner_ids], x)
