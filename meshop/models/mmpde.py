@@ -24,8 +24,7 @@ from torch import nn
 
 from ..nn import MLP, KernelInterpolation
 from .base import NeuralOperator
-from .mppde import MessagePassing
-from .stepper import TimeStepper
+from .mppde import MPPDE, MessagePassing
 
 #: nodes of the other mesh each interpolation reads
 NEIGHBOURS = 3
@@ -66,8 +65,8 @@ class TwoBranchProcessor(nn.Module):
         return inverse_distance(data.moved_pos, data.pos, state, data.to_moved_index.T, 1.0)
 
 
-class MMPDE(TimeStepper):
-    """MM-PDE time stepper: :class:`~meshop.models.stepper.TimeStepper` with a
+class MMPDE(MPPDE):
+    """MM-PDE time stepper: :class:`~meshop.models.mppde.MPPDE` (a TimeStepper) with a
     :class:`TwoBranchProcessor`. With ``layers`` per branch and ``latent`` channels it has about
     as many parameters as :class:`~meshop.models.mppde.MPPDE` with twice the layers.
 
@@ -89,14 +88,8 @@ class MMPDE(TimeStepper):
         NeuralOperator.__init__(self, in_channels, out_channels, dim, latent=latent, layers=layers,
                                 length_unit=length_unit, mover=mover, varying_columns=varying_columns)
         self.mover = mover
-        self.processor = TwoBranchProcessor(in_channels + out_channels, out_channels, dim, latent, layers,
-                                            length_unit)
-        self.uses_mesh_graph, self.receptive_hops = True, None
-        self.register_buffer("increment_scale", torch.ones(out_channels))
-        self.register_buffer("varying_index", torch.tensor(varying_columns, dtype=torch.long))
-
-    def prepare(self, data):
-        return data
+        self._build(TwoBranchProcessor(in_channels + out_channels, out_channels, dim, latent, layers, length_unit),
+                    out_channels, varying_columns, None)
 
     def attach_moved(self, data, mesh, state: torch.Tensor):
         """``data`` with ``moved_pos`` (the mesh moved to resolve ``state (N, S)``, in the
