@@ -9,7 +9,8 @@ Solver rows: burgers2d datasets (square, random domains), mppde and mmpde with p
 within 10 % and the same epochs, batch size and learning rate; errors of rollouts from frame 0
 of the test trajectories (relative L2 at step 1 and step 10).
 
-    nice -n 10 python benchmarks/moving_mesh.py --dmm runs/dmm.safetensors --seeds 3 > benchmarks/moving_mesh.table.md
+    nice -n 10 python benchmarks/moving_mesh.py --skip-solver --seeds 3
+    nice -n 10 python benchmarks/moving_mesh.py --skip-mesh --solver-seeds 1 --trajectories 6 --solver-nodes 300 --epochs 6
 """
 
 from __future__ import annotations
@@ -136,10 +137,10 @@ def main():
     from meshop.adaptation import BUNDLED_DMM
     from meshop.checkpoint import load
 
-    model = load(args.dmm or BUNDLED_DMM).model.eval()
-    print(f"\nDMM {args.dmm or 'bundled'} ({model.n_parameters()} parameters); {args.seeds} seeds × {args.cases} "
-          f"meshes of ~{args.nodes} nodes; fronts of width 0.03 × domain size\n")
     if not args.skip_mesh:
+        model = load(args.dmm or BUNDLED_DMM).model.eval()
+        print(f"\nDMM {args.dmm or 'bundled'} ({model.n_parameters()} parameters); {args.seeds} seeds × {args.cases} "
+              f"meshes of ~{args.nodes} nodes; fronts of width 0.03 × domain size\n")
         print_mesh_table([r for seed in range(args.seeds) for r in mesh_rows(model, seed, args.cases, args.nodes)])
     if args.skip_solver:
         return
