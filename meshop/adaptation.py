@@ -13,6 +13,7 @@ keep boundary nodes on their boundary curves, corners fixed, and return a valid 
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,7 +125,7 @@ def _choose(method: str | None, model) -> tuple[str, object, list[str]]:
         return method, None, []
     if model is None:
         if BUNDLED_DMM.is_file():
-            model = BUNDLED_DMM
+            return "dmm", _bundled_mover(), []
         elif method == "dmm":
             raise MeshError("no bundled DMM checkpoint in this meshop yet; pass --model CHECKPOINT or "
                             "use --method classical.")
@@ -138,6 +139,14 @@ def _choose(method: str | None, model) -> tuple[str, object, list[str]]:
             raise CheckpointError(f"{model}: a '{ckpt.model_name}' checkpoint, not a mesh mover (dmm).")
         model = ckpt.model
     return "dmm", model.eval(), []
+
+
+@functools.lru_cache(maxsize=1)
+def _bundled_mover():
+    """The bundled DMM, read once per process (rollouts and training windows move many meshes)."""
+    from .checkpoint import load
+
+    return load(BUNDLED_DMM).model.eval()
 
 
 def _moved_mesh(mesh: Mesh, moved: np.ndarray) -> Mesh:

@@ -95,6 +95,8 @@ def rollout(checkpoint, source: Mesh | Trajectory, steps: int, *, every: int = 1
                           for k in range(steps)], axis=2)                # (N, V, steps)
         data.varying = torch.as_tensor(coded, dtype=torch.float32, device=device)
     state = _hold(data, state, mesh, spec, dynamics.get("held_boundary"), length)
+    if hasattr(model, "attach_moved"):   # moving-mesh solvers: the mesh moved to the initial state
+        data = model.attach_moved(data, mesh, state)
     bar = progress_bar(steps, "rollout", "step", progress)
     began = time.perf_counter()
     states = model.rollout(data, state, steps, callback=lambda k: bar.update(1)).cpu().numpy()

@@ -42,8 +42,10 @@ def _as_rank(rank: int, world: int, port: int, timeout: float) -> None:
 def _runs(decay: Path) -> dict[str, tuple[Path, dict]]:
     """Every registered model with a dataset of its kind and options: name -> (data, options)."""
     # every model trained on fields; the mesh mover (dmm) and the particle simulators (gns, giorom)
-    # have their own data and step functions, covered by tests/test_dmm.py and test_particles.py
-    field_models = [n for n in models.available() if n not in ("dmm", "gns", "giorom")]
+    # have their own data and step functions, covered by tests/test_dmm.py and test_particles.py;
+    # of the time steppers, `stepper` stands for the family (mppde, mmpde: tests/test_mmpde.py)
+    field_models = [n for n in models.available()
+                    if n not in ("dmm", "gns", "giorom") and not models.model_class(n).time_dependent]
     runs = {name: (POISSON, {**STEADY, **SMALL.get(name, {})}) for name in field_models}
     runs["stepper"] = (decay, {**TINY, "epochs": 2})
     return runs

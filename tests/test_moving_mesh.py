@@ -98,3 +98,16 @@ def test_classical_mover_on_a_domain_with_a_hole():
     assert radius.min() > 0.5 * np.cos(np.pi / 48) - 1e-12 and radius.max() < 1.0 + 1e-12   # the hole stays a hole
     m = monitor(points, triangles, field)
     assert equidistribution(points, triangles, m, result.points) < 0.7 * equidistribution(points, triangles, m)
+
+
+def test_nodes_next_to_a_corner_cannot_slide_onto_it():
+    """Pushed past the corner along the bottom edge, the first node of the edge stops at half its
+    distance to the corner, and the next one at half of its own (no flattened cell)."""
+    points, triangles = square_mesh(5)                                   # spacing 0.25, corner at 0
+    slider = BoundarySlider(points, triangles)
+    bottom = np.where(np.isclose(points[:, 1], 0.0) & (points[:, 0] > 0) & (points[:, 0] < 1))[0]
+    pushed = points.copy()
+    pushed[bottom, 0] -= 0.6
+    moved = slider.project(pushed)
+    np.testing.assert_allclose(np.sort(moved[bottom, 0]), [0.125, 0.25, 0.375])
+    np.testing.assert_allclose(moved[bottom, 1], 0.0)

@@ -22,6 +22,9 @@ from ..errors import MeshError
 MIN_AREA_RATIO = 1e-4
 #: boundary nodes whose boundary turns by more than this are corners and stay put
 CORNER_DEGREES = 25.0
+#: a sliding node keeps at least this fraction of its original distance (along the boundary) to
+#: each corner ending its chain
+CORNER_MARGIN = 0.5
 
 
 def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
@@ -113,6 +116,15 @@ class BoundarySlider:
             chord = self.points[np.roll(loop, -1)] - self.points[np.roll(loop, 1)]
             self.tangents[loop] = chord / np.linalg.norm(chord, axis=1, keepdims=True)
         self.tangents[self.corners] = 0.0
+        # a node near a corner could slide onto it (the projection stops there) or onto another
+        # node stopped there, and flatten a cell: on a chain between corners, each node keeps at
+        # least CORNER_MARGIN of its original distance (along the chain) to both end corners
+        self._limits = []
+        for sliding, polyline in self.chains:
+            cum = _arclengths(self.points[polyline])
+            open_chain = len(sliding) == len(polyline) - 2          # ends at corners (not a free loop)
+            self._limits.append((CORNER_MARGIN * cum[1:-1], cum[-1] - CORNER_MARGIN * (cum[-1] - cum[1:-1]))
+                                if open_chain and len(sliding) else None)
 
     def tangential(self, vectors: np.ndarray) -> np.ndarray:
         """``(N, 2)`` nodal vectors (displacements) with the normal part removed on the boundary and
@@ -126,9 +138,13 @@ class BoundarySlider:
         """``(N, 2)`` moved positions with boundary nodes on their chain's polyline, corners at home."""
         out = np.array(moved, dtype=np.float64)
         out[self.corners] = self.points[self.corners]
-        for sliding, polyline in self.chains:
-            if len(sliding):
-                out[sliding] = _closest_on_polyline(out[sliding], self.points[polyline])
+        for (sliding, polyline), limits in zip(self.chains, self._limits):
+            if not len(sliding):
+                continue
+            line = self.points[polyline]
+            out[sliding], s = _closest_on_polyline(out[sliding], line)
+            if limits is not None:                  # keep clear of the corners at the chain's ends
+                out[sliding] = _at_arclength(line, np.clip(s, *limits))
         return out
 
 
@@ -181,14 +197,27 @@ def _split_at(loop: np.ndarray, corners: set) -> list[tuple[np.ndarray, np.ndarr
     return [(closed[a + 1:b], closed[a:b + 1]) for a, b in zip(at[:-1], at[1:])]
 
 
-def _closest_on_polyline(x: np.ndarray, polyline: np.ndarray) -> np.ndarray:
-    """``(n, 2)`` closest points to ``x`` on the segments of ``polyline (k, 2)``."""
+def _closest_on_polyline(x: np.ndarray, polyline: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(n, 2)`` closest points to ``x`` on the segments of ``polyline (k, 2)`` and their
+    arclengths ``(n,)`` along it."""
     a, b = polyline[:-1], polyline[1:]                                   # (s, 2)
     ab = b - a
-    t = ((x[:, None] - a[None]) * ab[None]).sum(-1) / np.maximum((ab ** 2).sum(-1), 1e-300)
-    foot = a[None] + np.clip(t, 0.0, 1.0)[..., None] * ab[None]          # (n, s, 2)
+    t = np.clip(((x[:, None] - a[None]) * ab[None]).sum(-1) / np.maximum((ab ** 2).sum(-1), 1e-300), 0.0, 1.0)
+    foot = a[None] + t[..., None] * ab[None]                             # (n, s, 2)
     best = ((foot - x[:, None]) ** 2).sum(-1).argmin(axis=1)
-    return foot[np.arange(len(x)), best]
+    rows = np.arange(len(x))
+    return foot[rows, best], _arclengths(polyline)[best] + t[rows, best] * np.linalg.norm(ab, axis=1)[best]
+
+
+def _arclengths(polyline: np.ndarray) -> np.ndarray:
+    """``(k,)`` arclength of each vertex of ``polyline (k, 2)`` from its first."""
+    return np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(polyline, axis=0), axis=1))])
+
+
+def _at_arclength(polyline: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """``(n, 2)`` points at arclengths ``s (n,)`` along ``polyline (k, 2)``."""
+    cum = _arclengths(polyline)
+    return np.column_stack([np.interp(s, cum, polyline[:, k]) for k in range(2)])
 
 
 def safe_move(points: np.ndarray, triangles: np.ndarray, target: np.ndarray,

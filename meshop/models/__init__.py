@@ -93,6 +93,8 @@ register("beno", "beno:BENO")
 register("amg", "amg:AMG")
 register("stepper", "stepper:TimeStepper")
 register("dmm", "dmm:DMM")
+register("mppde", "mppde:MPPDE")
+register("mmpde", "mmpde:MMPDE")
 register("gns", "gns:GNS")
 register("giorom", "giorom:GIOROM")
 

@@ -17,13 +17,13 @@ import numpy as np
 import torch
 
 from ..errors import MeshError
-from ..geometry.monitor import BETA, P1Locator, cell_gradients, monitor, recover_to_nodes
+from ..geometry.monitor import BETA, P1Locator, cell_gradients, recover_to_nodes
 from ..geometry.moving import BoundarySlider, MeshQuality, safe_move, signed_areas
 from ..geometry.neighbors import mesh_edges
 from ..mesh import Mesh
 from ..nn import MLP, EdgeEmbedding, Edges, KernelIntegral
 from ..nn.monge_ampere import cell_equidistribution, convexity_penalty, monge_ampere_residual, p1_at
-from ..nn.potential import ConditionedPotential, gradient_and_hessian
+from ..nn.heat_potential import WIDTHS, ScaleGrid, heat_potential, potential_grids
 from .base import NeuralOperator
 
 #: octaves of the Fourier features of the node positions in the node features
@@ -47,7 +47,9 @@ class MoverSample:
         edge_index ``(2, E)`` int64 mesh edges; monitor ``(N,)`` m at the nodes;
         weights ``(N,)`` lumped nodal areas (normalized, sum 1); tangents ``(N, 2)`` boundary
         tangents (0 at corners and interior nodes); boundary ``(N,)`` bool; cells ``(M, 3)`` int64.
-        slider, locator: boundary projection and point location on the original mesh.
+        slider, locator: boundary projection and point location on the original mesh (the
+        locator is built by the first training step that needs it).
+        grids: where the potential's Gaussians sit, per scale; area: |Ω| (normalized units).
     """
 
     points: np.ndarray
@@ -63,7 +65,9 @@ class MoverSample:
     boundary: torch.Tensor
     cells: torch.Tensor
     slider: BoundarySlider
-    locator: P1Locator
+    locator: P1Locator | None
+    grids: list[ScaleGrid]
+    area: float
 
     def to_original(self, x: np.ndarray) -> np.ndarray:
         return self.centre + self.scale * x
@@ -88,9 +92,10 @@ def prepare(points: np.ndarray, triangles: np.ndarray, u: np.ndarray, beta: floa
         points, triangles, centre, scale, tensor((points - centre) / scale),
         tensor(_node_features((points - centre) / scale, recovered, slider.boundary)),
         tensor(mesh_edges(Mesh(points, {"triangle": triangles})), torch.int64),
-        tensor(monitor(points, triangles, u, beta)), tensor(nodal_area / nodal_area.sum()),
+        tensor(1.0 + recovered / beta), tensor(nodal_area / nodal_area.sum()),     # the monitor m
         tensor(slider.tangents), tensor(slider.boundary, torch.bool), tensor(triangles, torch.int64),
-        slider, P1Locator(points, triangles))
+        slider, None, potential_grids((points - centre) / scale),
+        float(area.sum()) / scale ** 2)
 
 
 def _node_features(pos: np.ndarray, ratio: np.ndarray, boundary: np.ndarray) -> np.ndarray:
@@ -101,36 +106,42 @@ def _node_features(pos: np.ndarray, ratio: np.ndarray, boundary: np.ndarray) -> 
 
 
 class DMM(NeuralOperator):
-    r"""Data-free mesh mover: :math:`x = \xi + \nabla_\xi \phi(\xi; c)`, with the code :math:`c`
-    the area-weighted mean and the max over the nodes of ``layers`` kernel integrals over the
-    mesh edges of the node features of :func:`prepare`, and φ a Fourier-feature MLP of ξ
-    (:class:`~meshop.nn.potential.ConditionedPotential`).
+    r"""Data-free mesh mover: :math:`x = \xi + \nabla_\xi \phi(\xi)` with
+    :math:`\phi = \sum_s \frac{\sigma_s^2}{2} G_{\sigma_s} * \rho_s`, a multi-scale heat-kernel
+    approximation of :math:`-\Delta^{-1}\rho` (:func:`~meshop.nn.heat_potential.heat_potential`;
+    the linearized Monge–Ampère equation is :math:`\Delta\phi = \theta / m - 1`). The sources
+    :math:`\rho_s` are per node: a head on ``layers`` kernel integrals over the mesh edges of the
+    node features of :func:`prepare`, beside the area-weighted mean of those states (the global
+    context, e.g. θ). φ is then a smooth function of ξ whose exact gradient and Hessian the
+    nodes follow, and a front moves the nodes near it wherever it lies on the domain.
     Untrained, it is the identity. Coordinates are the normalized ``pos`` of the sample.
 
     Args:
         width: node-state channels of the graph branch; layers: kernel integrals.
         kernel_width: edge-embedding width; length_unit: edge length unit (normalized coordinates).
-        trunk_width, trunk_layers, frequencies: the coordinate trunk.
+        head_width: hidden width of the source head.
         beta: monitor parameter β the mover was trained with.
     """
 
     uses_mesh_graph = True
+    #: trained by ``meshop train`` with the Monge–Ampère step on any dataset's fields (no targets)
+    mesh_mover = True
 
     def __init__(self, in_channels: int = FEATURES, out_channels: int = 1, dim: int = 2, width: int = 32,
                  layers: int = 4, kernel_width: int = 32, length_unit: float = 0.05,
-                 trunk_width: int = 64, trunk_layers: int = 3, frequencies: int = 2, beta: float = BETA):
+                 head_width: int = 64, beta: float = BETA):
         super().__init__(in_channels, out_channels, dim, width=width, layers=layers,
-                         kernel_width=kernel_width, length_unit=length_unit, trunk_width=trunk_width,
-                         trunk_layers=trunk_layers, frequencies=frequencies, beta=beta)
+                         kernel_width=kernel_width, length_unit=length_unit, head_width=head_width, beta=beta)
         self.length_unit, self.beta = length_unit, beta
         self.lift = MLP([in_channels, width, width])
         self.edges = EdgeEmbedding(dim, in_channels, kernel_width)
         self.integrals = torch.nn.ModuleList(KernelIntegral(width, kernel_width) for _ in range(layers))
-        self.potential = ConditionedPotential(dim, 2 * width, trunk_width, trunk_layers, frequencies)
+        self.sources = MLP([2 * width, head_width, head_width, len(WIDTHS)])
+        torch.nn.init.zeros_(self.sources[-1].weight)
+        torch.nn.init.zeros_(self.sources[-1].bias)
 
     def forward(self, sample: MoverSample, hessian: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``∇φ (N, 2)`` and ``H(φ) (N, 2, 2)`` at the nodes (normalized coordinates); with
-        ``hessian=False`` the gradient alone, not kept for a backward pass (moving, not training)."""
+        """``∇φ (N, 2)`` and ``H(φ) (N, 2, 2)`` at the nodes (normalized coordinates)."""
         if not isinstance(sample, MoverSample):
             raise MeshError("dmm is a mesh mover: it takes a MoverSample from meshop.models.dmm.prepare "
                             "and trains with monge_ampere_step, not on a dataset of solved fields.")
@@ -139,16 +150,11 @@ class DMM(NeuralOperator):
         state = self.lift(sample.features)
         for integral in self.integrals:
             state = integral(state, edges)
-        # one code for the whole mesh, so φ is a single function of ξ and its autograd Hessian
-        # is that of the map the nodes actually follow
         mean = (sample.weights[:, None] * state).sum(0)                 # area-weighted
-        code = torch.cat([mean, state.amax(0)]).expand(len(state), -1)
-        with torch.enable_grad():
-            xi = sample.pos.clone().requires_grad_(True)
-            phi = self.potential(xi, code)
-            if not hessian:
-                return torch.autograd.grad(phi.sum(), xi)[0], None
-            return gradient_and_hessian(phi, xi)
+        sources = self.sources(torch.cat([state, mean.expand(len(state), -1)], dim=1))
+        _, gradient, hess = heat_potential(sample.pos, sample.grids, sources, sample.weights, sample.area,
+                                           hessian=hessian)
+        return gradient, hess
 
     def move(self, sample: MoverSample) -> tuple[np.ndarray, MeshQuality]:
         """Moved node positions ``(N, 2)`` (original units) of a valid mesh, and its quality."""
@@ -205,6 +211,8 @@ def _loss_terms(model: DMM, sample: MoverSample) -> dict[str, torch.Tensor]:
 def _monitor_at(sample: MoverSample, x: torch.Tensor) -> torch.Tensor:
     """``(n,)`` the monitor (P1 on the original mesh) at normalized points ``x (n, 2)``,
     differentiable in x: the cells are found without autograd, the barycentric weights with it."""
+    if sample.locator is None:
+        sample.locator = P1Locator(sample.points, sample.triangles)
     cells, _ = sample.locator.locate(sample.to_original(x.detach().numpy().astype(np.float64)))
     corner_ids = sample.cells[torch.as_tensor(cells)]
     return p1_at(sample.pos[corner_ids], sample.monitor[corner_ids], x)

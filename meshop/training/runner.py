@@ -19,7 +19,7 @@ from ..checkpoint import Checkpoint, load, save
 from ..errors import MeshError
 from ..graph import GraphSettings, build_graph, decode, feature_count, feature_layout
 from ..metrics import relative_l2
-from . import particles
+from . import mover, particles
 from .data import SPLITS, TrainingData, load_training_data
 from .particles import is_particle_dataset
 from .records import write_loss_curve, write_metrics
@@ -133,7 +133,10 @@ class Run:
     def setup(self) -> None:
         """Read the data, fit the field statistics, build the model, the graphs (once), the step
         function, the optimizer and schedule, and hand them to a :class:`Trainer`."""
-        if is_particle_dataset(self.data_path):
+        moving = mover.is_mover(self.model_name)
+        if moving:
+            step, validate = mover.setup(self)
+        elif is_particle_dataset(self.data_path):
             step, validate = particles.setup(self)
         elif is_trajectory_dataset(self.data_path):
             step, validate = self._setup_time()
@@ -146,11 +149,14 @@ class Run:
         else:
             self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=steps)
         batch_size, sampler, trained = self.batch_size, EpochSampler(len(self.graphs["train"]), self.seed), self.model
+        if self.dist is not None and moving:
+            raise MeshError("the mesh mover (dmm) trains in one process; run it without torchrun.")
         if self.dist is not None:   # DDP: a shard per rank, gradients averaged, errors summed over ranks
             batch_size, sampler = self.dist.local_batch(self.batch_size), self.dist.sampler(len(sampler), self.seed)
             trained, step = self.dist.wrap(self.model, step)
             validate = self.dist.reduced(validate)
-        train_loader = DataLoader(self.graphs["train"], batch_size=batch_size, sampler=sampler)
+        train_loader = (mover.loader if moving else DataLoader)(self.graphs["train"], batch_size=batch_size,
+                                                               sampler=sampler)
         self.validate = validate
         self.trainer = Trainer(trained, self.optimizer, step, train_loader, scheduler=self.scheduler,
                                val_loader=self.graphs["val"], validate=validate, grad_clip=self.grad_clip,
@@ -212,8 +218,10 @@ class Run:
                                    prepare=self.model.prepare, mesh_graph=self.model.uses_mesh_graph)
                 if physics:
                     base = with_physics(base, traj.mesh)
-                self.graphs[split] += windows(traj, base, self.fields, self.data.varying, self.unroll,
-                                              self.window_every)
+                samples = windows(traj, base, self.fields, self.data.varying, self.unroll, self.window_every)
+                if hasattr(self.model, "attach_moved"):   # moving-mesh solvers: the mesh moved to each window's state
+                    samples = [self.model.attach_moved(s, traj.mesh, s.state) for s in samples]
+                self.graphs[split] += samples
         return unrolled_step(self.unroll, self.noise), validation(unrolled_step(self.unroll), self.batch_size,
                                                                   self.device)
 

@@ -1,0 +1,118 @@
+"""MM-PDE: the two-branch moving-mesh solver (Hu et al., ICLR 2024) on top of MP-PDE.
+
+One step reads the state on the original mesh and on the same mesh with its nodes moved to
+resolve the state's fronts (the data-free mover of :mod:`meshop.models.dmm`, or the classical
+Monge–Ampère mover when no DMM is bundled):
+
+    h    = E([a, s])                                    encoder, original nodes
+    h_o  = GNN_o(h; original positions)                 branch on the original mesh
+    h_m  = GNN_m(I_o→m h; moved positions)              branch on the moved mesh
+    F    = D(h_o + I_m→o h_m)
+
+``I_o→m`` and ``I_m→o`` are learnable interpolations (:class:`~meshop.nn.KernelInterpolation`:
+inverse-distance weights from the ``NEIGHBOURS`` nearest nodes of the other mesh plus a learned
+kernel correction). The moved positions come from :meth:`MMPDE.attach_moved` (mover in numpy,
+no gradient): once per training window from its first state, and once per rollout from the
+initial state, not at every step as in the paper (a simplification to keep training cheap).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..nn import MLP, KernelInterpolation
+from .base import NeuralOperator
+from .mppde import MPPDE, MessagePassing
+
+#: nodes of the other mesh each interpolation reads
+NEIGHBOURS = 3
+
+
+class TwoBranchProcessor(nn.Module):
+    """``F(a, s)`` of MM-PDE (module docstring). Needs ``data.moved_pos (N, d)`` and the
+    neighbour lists ``data.to_moved_index``, ``data.to_original_index`` ``(NEIGHBOURS, N)``."""
+
+    def __init__(self, in_channels: int, out_channels: int, dim: int, latent: int, layers: int,
+                 length_unit: float):
+        super().__init__()
+        self.out_channels, self.length_unit = out_channels, length_unit
+        self.encoder = MLP([in_channels, latent, latent])
+        self.original = MessagePassing(latent, layers, dim, out_channels, length_unit)
+        self.moved = MessagePassing(latent, layers, dim, out_channels, length_unit)
+        self.to_moved = KernelInterpolation(latent, latent, dim)
+        self.to_original = KernelInterpolation(latent, latent, dim)
+        self.decoder = MLP([latent, latent, out_channels])
+
+    def forward(self, data, x: torch.Tensor) -> torch.Tensor:
+        if not hasattr(data, "moved_pos"):
+            raise ValueError("mmpde needs the moved mesh: call MMPDE.attach_moved on the graph first.")
+        state = x[:, -self.out_channels:]
+        h = self.encoder(x)
+        radius = 2 * self.length_unit
+        on_moved = self.to_moved(data.moved_pos, data.pos, h, h, data.to_moved_index.T, radius)
+        state_moved = self.to_moved_state(data, state)
+        h_moved = self.moved(on_moved, data.moved_pos, state_moved, data.edge_index)
+        back = self.to_original(data.pos, data.moved_pos, h_moved, h_moved, data.to_original_index.T, radius)
+        return self.decoder(self.original(h, data.pos, state, data.edge_index) + back)
+
+    @staticmethod
+    def to_moved_state(data, state: torch.Tensor) -> torch.Tensor:
+        """The state at the moved nodes: inverse-distance interpolation (no weights)."""
+        from ..nn.kernel_interpolation import inverse_distance
+
+        return inverse_distance(data.moved_pos, data.pos, state, data.to_moved_index.T, 1.0)
+
+
+class MMPDE(MPPDE):
+    """MM-PDE time stepper: :class:`~meshop.models.mppde.MPPDE` (a TimeStepper) with a
+    :class:`TwoBranchProcessor`. With ``layers`` per branch and ``latent`` channels it has about
+    as many parameters as :class:`~meshop.models.mppde.MPPDE` with twice the layers.
+
+    Args:
+        latent: node and edge channels; layers: message-passing layers per branch;
+        length_unit: unit of the relative positions on edges (normalized coordinates);
+        mover: ``"auto"`` (the bundled DMM when meshop has one, else classical), ``"dmm"`` or
+            ``"classical"``: what moves the mesh in :meth:`attach_moved`;
+        varying_columns: columns of ``data.x`` varying per frame (see TimeStepper).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, dim: int, latent: int = 42, layers: int = 2,
+                 length_unit: float = 0.02, mover: str = "auto", varying_columns: list[int] | None = None):
+        varying_columns = list(varying_columns or [])
+        if mover not in ("auto", "dmm", "classical"):
+            raise ValueError(f"mover must be 'auto', 'dmm' or 'classical', got {mover!r}.")
+        if dim != 2:
+            raise ValueError(f"mmpde moves 2D triangle meshes; the data is {dim}D.")
+        NeuralOperator.__init__(self, in_channels, out_channels, dim, latent=latent, layers=layers,
+                                length_unit=length_unit, mover=mover, varying_columns=varying_columns)
+        self.mover = mover
+        self._build(TwoBranchProcessor(in_channels + out_channels, out_channels, dim, latent, layers, length_unit),
+                    out_channels, varying_columns, None)
+
+    def attach_moved(self, data, mesh, state: torch.Tensor):
+        """``data`` with ``moved_pos`` (the mesh moved to resolve ``state (N, S)``, in the
+        normalized coordinates of ``data.pos``) and the interpolation neighbour lists; ``mesh``
+        is the :class:`~meshop.Mesh` ``data`` was built from (its triangles are moved)."""
+        from scipy.spatial import cKDTree
+
+        from ..adaptation import adapt
+
+        method = None if self.mover == "auto" else self.mover
+        bare = type(mesh)(mesh.points[:, :2], {"triangle": mesh.cells["triangle"]})
+        moved = adapt(bare, state.detach().cpu().numpy().astype(np.float64), method=method).mesh.points[:, :2]
+        data = data.clone()
+        data.moved_pos = data.pos + torch.as_tensor((moved - bare.points) / mesh.size, dtype=data.pos.dtype,
+                                                   device=data.pos.device)
+        pos, moved_pos = data.pos.double().cpu().numpy(), data.moved_pos.double().cpu().numpy()
+        data.to_moved_index = _nearest(cKDTree(pos), moved_pos)
+        data.to_original_index = _nearest(cKDTree(moved_pos), pos)
+        return data
+
+
+def _nearest(tree, queries: np.ndarray) -> torch.Tensor:
+    """``(NEIGHBOURS, M)`` int64 ids of the nearest tree points of each query (transposed so
+    that PyG batching concatenates and offsets them like ``edge_index``)."""
+    _, ids = tree.query(queries, k=NEIGHBOURS)
+    return torch.as_tensor(np.ascontiguousarray(ids.T), dtype=torch.int64)
