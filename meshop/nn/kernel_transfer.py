@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from .edges import Edges, kernel_mean
+from .kernel_sum import kernel_sum
 
 
 class KernelTransfer(nn.Module):
@@ -39,7 +40,10 @@ class KernelTransfer(nn.Module):
 
     def forward(self, source: torch.Tensor, target: torch.Tensor, edges: Edges) -> torch.Tensor:
         value = self.value(source)
-        integral = kernel_mean(edges, lambda index, embedding: self.messages(value, index, embedding))
+        if edges.fused:                                                 # training: recomputing sum
+            integral = kernel_sum(edges, value, self.kernel) / edges.mean_divisor
+        else:
+            integral = kernel_mean(edges, lambda index, embedding: self.messages(value, index, embedding))
         return self.update_node(target, integral)                       # (N_t, width)
 
     def messages(self, value: torch.Tensor, index: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
