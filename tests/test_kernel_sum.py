@@ -141,3 +141,23 @@ def test_compiled_kernel_without_a_compiler_says_so(compiled_on, monkeypatch):
     monkeypatch.setenv("CC", "no-such-compiler-meshop")
     with pytest.raises(MeshError, match="needs a C compiler"):
         compiled_on.library()
+
+
+def test_compiled_forward_in_training_keeps_the_pytorch_gradients(compiled_on):
+    """With the compiled kernel on, KernelSum's forward runs in C and its backward in PyTorch:
+    the gradients move only through the sums' float32 rounding."""
+    if shutil.which("cc") is None:
+        with pytest.raises(MeshError, match="C compiler"):
+            compiled_on.library()
+        return
+    torch.manual_seed(4)
+    points, index = graph("radius")
+    embedding, layer = EdgeEmbedding(3, 8, HIDDEN), KernelIntegral(8, HIDDEN)   # state = node inputs
+    pos, v = torch.from_numpy(points).float().requires_grad_(True), torch.randn(N, 8, requires_grad=True)
+    ours, our_grads = gradients(layer, embedding, pos, v, index, True, 101)
+    compiled_on.use_compiled(False)
+    reference, reference_grads = gradients(layer, embedding, pos, v, index, True, 101)
+    assert compiled_on._library is not None
+    assert (ours - reference).abs().max() <= 1e-6 * reference.abs().max()
+    for a, b in zip(our_grads, reference_grads, strict=True):     # they differ through GELU(sum)
+        assert (a - b).abs().max() <= 1e-5 * b.abs().max()

@@ -2,7 +2,8 @@
 
 Turned on by ``MESHOP_COMPILED_KERNELS=1`` or :func:`use_compiled`. It is built at first use with
 the system C compiler (``cc``, OpenMP) into ``$XDG_CACHE_HOME/meshop`` (default ``~/.cache``) and
-loaded with ctypes; nothing is downloaded. Its sums equal the pure-PyTorch path to float32
+loaded with ctypes; nothing is downloaded. In training it computes the forward pass of
+:class:`~meshop.nn.kernel_sum.KernelSum`, whose backward pass stays in PyTorch. Its sums equal the pure-PyTorch path to float32
 rounding (the GELU's erf is PyTorch's own approximation), not bit for bit, so the default stays the
 pure-PyTorch path whose outputs the bundled models were checked against.
 """
@@ -36,8 +37,9 @@ def use_compiled(on: bool = True) -> None:
 
 
 def applies(value: torch.Tensor, hidden: int) -> bool:
-    """Whether the compiled kernel sums this layer: turned on, float32 on the CPU, no autograd,
-    a state width that is a multiple of 8 (one AVX register)."""
+    """Whether the compiled kernel sums this layer: turned on, float32 on the CPU, no autograd
+    (inference, or the forward pass of :class:`~meshop.nn.kernel_sum.KernelSum`), a state width
+    that is a multiple of 8 (one AVX register)."""
     return (_enabled and not torch.is_grad_enabled() and value.dtype == torch.float32
             and value.device.type == "cpu" and max(hidden, value.shape[1]) <= MAX_WIDTH
             and value.shape[1] % 8 == 0)
@@ -71,9 +73,10 @@ def _build() -> Path:
     return target
 
 
-def kernel_sum(edges, value: torch.Tensor, kernel: torch.nn.Linear) -> torch.Tensor:
-    """``(n_targets, width)`` sums over each target's in-edges of :math:`\\kappa(h_{ij}) \\odot
-    V_j`, as :func:`meshop.nn.kernel_sum.kernel_sum` computes them, for target-sorted
+def kernel_sum(edges, value: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``(n_targets, width)`` sums over each target's in-edges of :math:`\kappa(h_{ij}) \odot
+    V_j`, :math:`\kappa = W h + b` (``weight (width, hidden)``, ``bias (width,)``), as
+    :func:`meshop.nn.kernel_sum.kernel_sum` computes them, for target-sorted
     :class:`~meshop.nn.Edges` whose embedding is a :class:`~meshop.nn.edge_features.BoundEmbedding`."""
     embedding = edges.embedding
     source, target = edges.index[0].contiguous(), edges.index[1]
@@ -81,7 +84,7 @@ def kernel_sum(edges, value: torch.Tensor, kernel: torch.nn.Linear) -> torch.Ten
     torch.cumsum(torch.bincount(target, minlength=edges.n_targets), 0, out=offsets[1:])
     tensors = [t.detach().float().contiguous() for t in (
         embedding.source_pos, embedding.target_pos, embedding.source_term, embedding.target_term,
-        embedding.weight.t(), embedding.bias, kernel.weight.t(), kernel.bias, value)]
+        embedding.weight.t(), embedding.bias, weight.t(), bias, value)]
     out = value.new_empty(edges.n_targets, value.shape[1])
     hidden, dim = embedding.source_term.shape[1], embedding.source_pos.shape[1]
     pointer = ctypes.c_void_p

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import compiled
 from .edge_features import BoundEmbedding
 from .edges import Edges, segment_sum
 
@@ -36,6 +37,8 @@ class KernelSum(torch.autograd.Function):
         ctx.edges, ctx.scale = edges, scale
         ctx.save_for_backward(value, weight, bias, *embedding_tensors)
         embedding = BoundEmbedding(*embedding_tensors, scale)
+        if compiled.applies(value, weight.shape[1]):                    # opt-in C forward
+            return compiled.kernel_sum(edges, value, weight, bias)
         total = value.new_zeros(edges.n_targets, weight.shape[0])
         for index, targets in edges.index_chunks():
             local = _local(index, targets)
