@@ -21,7 +21,7 @@ N, CHANNELS, HIDDEN = 400, 6, 10
 def gradients(layer, embedding, pos, v, index, fused: bool, chunk: int | None, targets=None):
     """Output and gradients w.r.t. positions, state and every weight of one layer."""
     bound = embedding.bind(pos, v, 0.15, None, targets)
-    edges = Edges(index, bound, N if targets is None else len(targets), chunk=chunk)
+    edges = Edges(index, bound, N if targets is None else len(targets), chunk=chunk, recompute=True)
     if not fused:                                   # the plain autograd path, whole edge set
         edges = Edges(index, lambda i, t=None: bound(i, t), edges.n_targets)
     assert edges.fused == fused
@@ -54,7 +54,7 @@ def test_fused_sum_equals_autograd_in_float64(kind, chunk):
     plain, plain_grads = gradients(layer, embedding, pos, v, index, False, None)
     fused, fused_grads = gradients(layer, embedding, pos, v, index, True, chunk)
     if kind == "knn":
-        assert Edges(index, embedding.bind(pos, v, 0.15), N).fixed_degree == 7
+        assert Edges(index, embedding.bind(pos, v, 0.15), N, recompute=True).fixed_degree == 7
     torch.testing.assert_close(fused, plain, rtol=1e-12, atol=1e-12)
     for ours, reference in zip(fused_grads, plain_grads, strict=True):
         assert reference.abs().max() > 0
@@ -161,3 +161,9 @@ def test_compiled_forward_in_training_keeps_the_pytorch_gradients(compiled_on):
     assert (ours - reference).abs().max() <= 1e-6 * reference.abs().max()
     for a, b in zip(our_grads, reference_grads, strict=True):     # they differ through GELU(sum)
         assert (a - b).abs().max() <= 1e-5 * b.abs().max()
+
+
+def test_small_edge_sets_train_through_plain_autograd():
+    points, index = graph("radius")
+    embedding, v = EdgeEmbedding(3, CHANNELS, HIDDEN), torch.randn(N, CHANNELS)
+    assert not Edges(index, embedding.bind(torch.from_numpy(points).float(), v, 0.15), N).fused
