@@ -19,8 +19,9 @@ search is a dense ``cdist`` (O(N^2)): its forward is then fed meshop's neighbour
 row is left out. Each case runs in a fresh process, so peak memory (max RSS, torch included) is
 its own. ``forward``: inference (no autograd); ``backward``: forward + backward of a sum of
 squares, as in training. ``kernel s`` is wall time, ``cpu s`` the process's CPU time (all its
-threads) over the same span: on a shared machine the second says more about the work done. GFLOP/s counts the two edge matmuls, the product and the sum (``flops``
-column); ``limit`` is that count at the fp32 matmul rate measured at start (a 2048^3 sgemm).
+threads) over the same span: on a shared machine the second says more about the work done.
+GFLOP/s counts the two edge matmuls, the product and the sum (``flops`` column); ``limit`` is
+that count at the fp32 matmul rate measured at start (a 2048^3 sgemm).
 
 neuraloperator is an optional benchmark dependency (``pip install --no-deps neuraloperator
 tensorly tensorly-torch opt_einsum``): without it the peer rows say "peer not installed".

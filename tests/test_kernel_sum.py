@@ -38,7 +38,8 @@ def graph(kind: str):
     elif kind == "knn":
         index = knn_graph(points, 7)
     else:                                           # shuffled: the fused path sorts by target
-        index = radius_graph(points, 0.15)[:, np.random.default_rng(6).permutation(radius_graph(points, 0.15).shape[1])]
+        index = radius_graph(points, 0.15)
+        index = index[:, np.random.default_rng(6).permutation(index.shape[1])]
     return points, torch.from_numpy(np.ascontiguousarray(index))
 
 

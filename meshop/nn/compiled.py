@@ -3,9 +3,10 @@
 Turned on by ``MESHOP_COMPILED_KERNELS=1`` or :func:`use_compiled`. It is built at first use with
 the system C compiler (``cc``, OpenMP) into ``$XDG_CACHE_HOME/meshop`` (default ``~/.cache``) and
 loaded with ctypes; nothing is downloaded. In training it computes the forward pass of
-:class:`~meshop.nn.kernel_sum.KernelSum`, whose backward pass stays in PyTorch. Its sums equal the pure-PyTorch path to float32
-rounding (the GELU's erf is PyTorch's own approximation), not bit for bit, so the default stays the
-pure-PyTorch path whose outputs the bundled models were checked against.
+:class:`~meshop.nn.kernel_sum.KernelSum`, whose backward pass stays in PyTorch. Its sums equal
+the pure-PyTorch path to float32 rounding (the GELU's erf is PyTorch's own approximation), not
+bit for bit, so the default stays the pure-PyTorch path whose outputs the bundled models were
+checked against.
 """
 
 from __future__ import annotations
@@ -90,7 +91,8 @@ def kernel_sum(edges, value: torch.Tensor, weight: torch.Tensor, bias: torch.Ten
     pointer = ctypes.c_void_p
     library().kernel_sum_f32(
         ctypes.c_int64(edges.n_targets), pointer(offsets.data_ptr()), pointer(source.data_ptr()),
-        *(pointer(t.data_ptr()) for t in tensors[:2]), ctypes.c_int64(dim), ctypes.c_float(float(embedding.scale)),
+        *(pointer(t.data_ptr()) for t in tensors[:2]), ctypes.c_int64(dim),
+        ctypes.c_float(float(embedding.scale)),
         *(pointer(t.data_ptr()) for t in tensors[2:]), ctypes.c_int64(hidden), ctypes.c_int64(value.shape[1]),
         ctypes.c_int(torch.get_num_threads()), pointer(out.data_ptr()))
     return out

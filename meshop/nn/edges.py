@@ -33,8 +33,8 @@ class Edges:
     ``chunk``: edges per chunk (default :data:`EDGE_CHUNK`). ``recompute``: train through the
     recomputing kernel sum (default: above :data:`RECOMPUTE_EDGES` edges).
 
-    With autograd on (training), ``recompute`` and an embedding bound by :meth:`EdgeEmbedding.bind`, the kernel
-    layers sum through :func:`meshop.nn.kernel_sum.kernel_sum` over :meth:`index_chunks` of
+    With autograd on (training), ``recompute`` and an embedding bound by
+    :meth:`EdgeEmbedding.bind`, the kernel layers sum through :func:`meshop.nn.kernel_sum.kernel_sum` over :meth:`index_chunks` of
     target-sorted edges (:attr:`fused`), recomputing embeddings in the backward pass. With another
     embedding under autograd, or with at most ``chunk`` edges, :meth:`chunks` yields the whole
     edge set, embedded once and reused by every layer. With autograd off and more edges (inference
@@ -50,7 +50,8 @@ class Edges:
         recompute = index.shape[1] > RECOMPUTE_EDGES if recompute is None else recompute
         #: training through the fused, recomputing kernel sum (:mod:`meshop.nn.kernel_sum`)
         self.fused = torch.is_grad_enabled() and isinstance(embed, BoundEmbedding) and recompute
-        self.chunk = None if (torch.is_grad_enabled() and not self.fused) or index.shape[1] <= chunk else chunk
+        plain_autograd = torch.is_grad_enabled() and not self.fused
+        self.chunk = None if plain_autograd or index.shape[1] <= chunk else chunk
         by_target = self.chunk is not None or self.fused                 # sums need sorted targets
         # a fixed degree implies target-sorted edges: then the sortedness pass is not needed
         self.fixed_degree = _fixed_degree(index[1], n_targets) if by_target else 0

@@ -105,7 +105,8 @@ def _broadcast(edges: Edges, targets: slice) -> slice | None:
     return targets if edges.fixed_degree else None
 
 
-def _target_sum(edges: Edges, values: torch.Tensor, local_target: torch.Tensor, targets: slice) -> torch.Tensor:
+def _target_sum(edges: Edges, values: torch.Tensor, local_target: torch.Tensor,
+                targets: slice) -> torch.Tensor:
     """``(len(targets), c)`` sums of a chunk's ``values (e, c)`` per target."""
     n = targets.stop - targets.start
     if edges.fixed_degree:

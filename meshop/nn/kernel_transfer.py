@@ -46,7 +46,8 @@ class KernelTransfer(nn.Module):
             integral = kernel_sum(edges, value, self.kernel) / edges.mean_divisor
         elif edges.sorted and isinstance(edges.embedding, BoundEmbedding) and compiled.applies(
                 value, self.kernel.in_features):                        # opt-in compiled inference
-            integral = compiled.kernel_sum(edges, value, self.kernel.weight, self.kernel.bias) / edges.mean_divisor
+            integral = compiled.kernel_sum(edges, value, self.kernel.weight, self.kernel.bias)
+            integral = integral / edges.mean_divisor
         else:
             integral = kernel_mean(edges, lambda index, embedding: self.messages(value, index, embedding))
         return self.update_node(target, integral)                       # (N_t, width)
