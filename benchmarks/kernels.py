@@ -3,10 +3,13 @@
     python benchmarks/kernels.py                          # 100k and 1M forward, 100k backward
     python benchmarks/kernels.py --sizes 100000 --modes forward
 
-Both sides compute one kernel integral over a radius graph of uniform random points in the unit
+Three implementations compute one kernel integral over a radius graph of uniform random points in the unit
 cube (mean degree ~27), ``CHANNELS`` channels, a kernel MLP with one hidden layer of ``HIDDEN``:
 meshop's ``EdgeEmbedding`` + ``KernelIntegral`` (edge MLP ``(d + 1) -> HIDDEN -> CHANNELS`` with
-node terms gathered, mean aggregation) and the peer's ``GNOBlock(transform_type="linear",
+node terms gathered, mean aggregation) in pure PyTorch (``meshop``: chunked inference; training
+through the recomputing ``KernelSum``), the same with the optional compiled kernel
+(``meshop-compiled``, ``MESHOP_COMPILED_KERNELS=1``, forward only; its build is left out of the
+time) and the peer's ``GNOBlock(transform_type="linear",
 pos_embedding_type=None, channel_mlp_layers=[HIDDEN], reduction="mean")`` (edge MLP
 ``2d -> HIDDEN -> CHANNELS``), in its fastest setup that installs here: torch-scatter's
 ``segment_csr`` when installed (else its ``segment_csr`` swapped for ``torch.segment_reduce``, the
@@ -15,8 +18,10 @@ installed (its torch ops need the torch they were built for). Without open3d the
 search is a dense ``cdist`` (O(N^2)): its forward is then fed meshop's neighbours and its search
 row is left out. Each case runs in a fresh process, so peak memory (max RSS, torch included) is
 its own. ``forward``: inference (no autograd); ``backward``: forward + backward of a sum of
-squares, as in training. GFLOP/s counts the two edge matmuls, the product and the sum (``flops``
-column); ``limit`` is that count at the fp32 matmul rate measured at start (a 2048^3 sgemm).
+squares, as in training. ``kernel s`` is wall time, ``cpu s`` the process's CPU time (all its
+threads) over the same span: on a shared machine the second says more about the work done.
+GFLOP/s counts the two edge matmuls, the product and the sum (``flops`` column); ``limit`` is
+that count at the fp32 matmul rate measured at start (a 2048^3 sgemm).
 
 neuraloperator is an optional benchmark dependency (``pip install --no-deps neuraloperator
 tensorly tensorly-torch opt_einsum``): without it the peer rows say "peer not installed".
@@ -27,6 +32,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -85,17 +91,22 @@ def run_case(impl: str, n: int, mode: str, threads: int) -> dict:
     search = time.perf_counter() - started
     pos = torch.from_numpy(points).float()
     f = torch.randn(n, CHANNELS, requires_grad=mode == "backward")
-    layer = meshop_layer(pos, f, edges, r) if impl == "meshop" else peer_layer(pos, f, edges, r)
-    if impl != "meshop" and importlib.util.find_spec("open3d") is None:
+    if impl == "meshop-compiled":
+        from meshop.nn import compiled
+
+        compiled.use_compiled(True)
+        compiled.library()                                              # built outside the timing
+    layer = peer_layer(pos, f, edges, r) if impl == "peer" else meshop_layer(pos, f, edges, r)
+    if impl == "peer" and importlib.util.find_spec("open3d") is None:
         search = None
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     if mode == "forward":
         with torch.no_grad():
             layer()
     else:
         layer().square().sum().backward()
-    seconds = time.perf_counter() - started
-    return {"search": search, "seconds": seconds, "edges": edges.shape[1],
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return {"search": search, "seconds": seconds, "cpu": cpu, "edges": edges.shape[1],
             "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
 
 
@@ -162,14 +173,15 @@ def main() -> None:
     peer, rate = peer_setup(), matmul_rate()
     print(f"machine: {machine()}; fp32 sgemm {rate:.0f} GFLOP/s")
     print(f"peer: {'neuraloperator GNOBlock, ' + peer if peer else 'peer not installed'}")
-    header = ("mode", "points", "edges", "impl", "search s", "kernel s", "GFLOP/s", "x limit",
-              "peak GiB", "peer/meshop time", "peer/meshop memory")
+    header = ("mode", "points", "edges", "impl", "search s", "kernel s", "cpu s", "GFLOP/s",
+              "x limit", "peak GiB", "peer/this time", "peer/this memory")
     rows = [header]
     for mode in args.modes:
         for n in args.sizes:
             if mode == "backward" and n > args.backward_max:
                 continue
-            ours = case_in_subprocess("meshop", n, mode, args.threads, args.timeout)
+            impls = ["meshop", "meshop-compiled"] if mode == "forward" else ["meshop"]
+            ours = {impl: case_in_subprocess(impl, n, mode, args.threads, args.timeout) for impl in impls}
             theirs = (case_in_subprocess("peer", n, mode, args.threads, args.timeout) if peer
                       else "peer not installed")
             rows += table_rows(mode, n, ours, theirs, rate)
@@ -178,25 +190,28 @@ def main() -> None:
         print(" | ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
         if i == 0:
             print("-+-".join("-" * w for w in widths))
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 
-def table_rows(mode: str, n: int, ours: dict | str, theirs: dict | str, rate: float) -> list[tuple]:
-    """The meshop and peer rows of one case; ``rate``: the sgemm GFLOP/s (``x limit`` = how many
-    times slower than the flops at that rate; backward counts 3x the forward's flops)."""
+def table_rows(mode: str, n: int, ours: dict, theirs: dict | str, rate: float) -> list[tuple]:
+    """The rows of one case, ``ours`` by implementation; ``rate``: the sgemm GFLOP/s (``x limit``
+    = how many times slower than the flops at that rate; backward counts 3x the forward's flops);
+    the ratios compare the peer to each meshop row (> 1: meshop faster / smaller)."""
     rows = []
-    for impl, case in (("meshop", ours), ("peer", theirs)):
+    for impl, case in (*ours.items(), ("peer", theirs)):
         if isinstance(case, str):
-            rows.append((mode, f"{n:,}", "", impl, "", case, "", "", "", "", ""))
+            rows.append((mode, f"{n:,}", "", impl, "", case, "", "", "", "", "", ""))
             continue
         flops = case["edges"] * edge_flops(3, impl == "peer") * (3 if mode == "backward" else 1)
         gflops = flops / case["seconds"] / 1e9
         ratio_t = ratio_m = ""
-        if impl == "peer" and isinstance(ours, dict):
-            ratio_t = f"{case['seconds'] / ours['seconds']:.1f}x"
-            ratio_m = f"{case['peak_gib'] / ours['peak_gib']:.1f}x"
+        if impl != "peer" and isinstance(theirs, dict):
+            ratio_t = f"{theirs['seconds'] / case['seconds']:.1f}x"
+            ratio_m = f"{theirs['peak_gib'] / case['peak_gib']:.1f}x"
         search = "" if case["search"] is None else f"{case['search']:.2f}"
         rows.append((mode, f"{n:,}", f"{case['edges']:,}", impl, search, f"{case['seconds']:.2f}",
-                     f"{gflops:.1f}", f"{rate / gflops:.1f}", f"{case['peak_gib']:.2f}", ratio_t, ratio_m))
+                     f"{case['cpu']:.2f}", f"{gflops:.1f}", f"{rate / gflops:.1f}",
+                     f"{case['peak_gib']:.2f}", ratio_t, ratio_m))
     return rows
 
 

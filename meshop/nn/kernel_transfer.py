@@ -5,7 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import compiled
+from .edge_features import BoundEmbedding
 from .edges import Edges, kernel_mean
+from .kernel_sum import kernel_sum
 
 
 class KernelTransfer(nn.Module):
@@ -39,7 +42,14 @@ class KernelTransfer(nn.Module):
 
     def forward(self, source: torch.Tensor, target: torch.Tensor, edges: Edges) -> torch.Tensor:
         value = self.value(source)
-        integral = kernel_mean(edges, lambda index, embedding: self.messages(value, index, embedding))
+        if edges.fused:                                                 # training: recomputing sum
+            integral = kernel_sum(edges, value, self.kernel) / edges.mean_divisor
+        elif edges.sorted and isinstance(edges.embedding, BoundEmbedding) and compiled.applies(
+                value, self.kernel.in_features):                        # opt-in compiled inference
+            integral = compiled.kernel_sum(edges, value, self.kernel.weight, self.kernel.bias)
+            integral = integral / edges.mean_divisor
+        else:
+            integral = kernel_mean(edges, lambda index, embedding: self.messages(value, index, embedding))
         return self.update_node(target, integral)                       # (N_t, width)
 
     def messages(self, value: torch.Tensor, index: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
