@@ -80,6 +80,7 @@ class MPPDE(TimeStepper):
         """The processor and the buffers TimeStepper's integrator reads (what TimeStepper.__init__
         sets up around a registered processor)."""
         self.processor = processor
+        self.physics, self.frame_dt = None, None       # no physics term: the network is the whole step
         self.uses_mesh_graph, self.receptive_hops = True, hops
         self.register_buffer("increment_scale", torch.ones(out_channels))
         self.register_buffer("varying_index", torch.tensor(varying_columns, dtype=torch.long))

@@ -67,6 +67,7 @@ def setup(run):
         name = data.fields.targets[0]
         fields = {s: [(m, m.point_data[name]) for m in data.meshes[s]] for s in SPLITS}
     run.model = run._build_model(FEATURES, 1, 2)
+    run.val_metric = "ma_loss"
     run.data, run.fields = MoverData(data.card), FieldSpec(inputs=[name], targets=["displacement"])
     run.graphs = {s: [prepare(*_triangles(mesh, run.data_path), np.asarray(values, dtype=np.float64),
                               beta=run.model.beta) for mesh, values in fields[s]] for s in SPLITS}

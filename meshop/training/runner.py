@@ -46,7 +46,8 @@ class TrainResult:
         metrics: ``best_val_<m>``, ``best_epoch``, ``test_<m>`` (of the best model; None
             without a test split), ``train_loss`` (last epoch), ``epochs``, ``seconds``, and
             ``validation`` = ``<m>``, the validation measure: ``rel_l2`` (relative L2 error) or,
-            for particle simulators, ``acc_mse`` (MSE of the normalized one-step acceleration).
+            for particle simulators, ``acc_mse`` (MSE of the normalized one-step acceleration), for
+            mesh movers ``ma_loss`` (the Monge–Ampère loss; no target exists).
         history: one dict per epoch, the rows of ``RUN/metrics.csv``.
     """
 
@@ -117,7 +118,7 @@ class Run:
         self.run = Path(out) if out is not None else Path("runs") / f"{self.data_path.name}-{model}"
         self.resume, self.device, self.progress = resume, torch.device(device), progress
         self.history: list[dict] = []
-        self.val_metric = "rel_l2"      # what validation measures; particles.setup sets "acc_mse"
+        self.val_metric = "rel_l2"      # what validation measures; particles.setup sets "acc_mse", mover.setup "ma_loss"
         self.best_val, self.best_epoch = math.inf, 0
         self.dist: Distributed | None = None   # joined in fit() when torchrun started this process
 

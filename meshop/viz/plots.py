@@ -12,8 +12,11 @@ from ..outputs import MESHOP_MARK
 from .scene import write_atomically
 
 LOSS_COLUMNS = ("epoch", "train_loss", "val_rel_l2")
-#: the particle simulators' validation column (``meshop.training.particles``)
-PARTICLE_VALIDATION = "val_acc_mse"
+#: validation columns a run may write, with their axis labels: steady and time-stepping models
+#: (relative L2), particle simulators (``meshop.training.particles``), mesh movers (``mover``)
+VALIDATION_LABELS = {"val_rel_l2": "validation relative L2 (%)",
+                     "val_acc_mse": "validation one-step MSE (normalized acc.)",
+                     "val_ma_loss": "validation Monge–Ampère loss"}
 #: smallest max/min ratio a log y axis shows, so its tick labels differ
 NARROWEST_SPAN = 2.0
 
@@ -49,12 +52,13 @@ def plot_loss_curve(metrics_csv: str | Path, out_png: str | Path, *, title: str 
 
     Args:
         metrics_csv: CSV with columns ``epoch, train_loss`` and optionally ``val_rel_l2`` or,
-            from a particle simulator, ``val_acc_mse`` (empty where an epoch was not validated).
+            from a particle simulator ``val_acc_mse``, from a mesh mover ``val_ma_loss`` (empty
+            where an epoch was not validated).
         out_png: output PNG, written atomically.
         title: figure title; default the CSV's parent folder name (the run).
 
     Two panels, both with logarithmic y axes: the training loss (in the loss's own units), and
-    the validation relative L2 error in percent (or the one-step acceleration MSE) with its best
+    the validation relative L2 error in percent (or the one-step acceleration MSE, or the Monge–Ampère loss) with its best
     epoch marked.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -63,7 +67,7 @@ def plot_loss_curve(metrics_csv: str | Path, out_png: str | Path, *, title: str 
 
     metrics = read_metrics(metrics_csv)
     epoch, train = metrics["epoch"], metrics["train_loss"]
-    column = PARTICLE_VALIDATION if PARTICLE_VALIDATION in metrics else "val_rel_l2"
+    column = next((name for name in VALIDATION_LABELS if name in metrics), "val_rel_l2")
     val = metrics.get(column, np.full_like(epoch, np.nan))
     percent = 100.0 if column == "val_rel_l2" else 1.0
     unit = " %" if percent == 100.0 else ""
@@ -80,7 +84,7 @@ def plot_loss_curve(metrics_csv: str | Path, out_png: str | Path, *, title: str 
         val_ax.set_title(f"best {percent * val[best]:.3g}{unit} at epoch {epoch[best]:g}", fontsize=10)
     else:
         val_ax.text(0.5, 0.5, "no validation metrics", ha="center", va="center", transform=val_ax.transAxes)
-    val_ax.set_ylabel("validation relative L2 (%)" if column == "val_rel_l2" else "validation one-step MSE (normalized acc.)")
+    val_ax.set_ylabel(VALIDATION_LABELS[column])
     for ax in (loss_ax, val_ax):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
