@@ -5,8 +5,8 @@ super-time-stepping on the part's P1 finite-element matrices.
 generator's FEM), nodes on held surfaces fixed at T∞. One frame is one RKL2 super-step
 (Meyer, Balsara & Aslam 2014, J. Comput. Phys. 257): ``s`` stages of explicit evaluations,
 second order in time, stable for ``τ λ_max ≤ (s² + s - 2) / 2``; ``s`` is taken from a
-Gershgorin bound of ``λ_max``, so a fine mesh costs ``O(sqrt(λ_max τ))`` sparse products per
-frame and no linear solve. The consistent mass is inverted by a few Richardson sweeps
+power-iteration estimate of ``λ_max`` with a margin (:func:`largest_rate`), so a fine mesh
+costs ``O(sqrt(λ_max τ))`` sparse products per frame and no linear solve. The consistent mass is inverted by a few Richardson sweeps
 preconditioned by the lumped mass (its eigenvalues relative to the lumped one lie in [1/5, 1]
 for P1 tetrahedra), on the free nodes only (the condensed system of the held surfaces).
 
