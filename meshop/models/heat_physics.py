@@ -6,8 +6,8 @@ generator's FEM), nodes on held surfaces fixed at T∞. One frame is one RKL2 su
 (Meyer, Balsara & Aslam 2014, J. Comput. Phys. 257): ``s`` stages of explicit evaluations,
 second order in time, stable for ``τ λ_max ≤ (s² + s - 2) / 2``; ``s`` is taken from a
 power-iteration estimate of ``λ_max`` with a margin (:func:`largest_rate`), so a fine mesh
-costs ``O(sqrt(λ_max τ))`` sparse products per frame and no linear solve. The consistent mass is inverted by a few Richardson sweeps
-preconditioned by the lumped mass (its eigenvalues relative to the lumped one lie in [1/5, 1]
+costs ``O(sqrt(λ_max τ))`` sparse products per frame and no linear solve. The consistent mass
+is inverted by a few Richardson sweeps preconditioned by the lumped mass (its eigenvalues relative to the lumped one lie in [1/5, 1]
 for P1 tetrahedra), on the free nodes only (the condensed system of the held surfaces).
 
 Written by hand: no library offers RKL2 super-time-stepping on torch sparse matrices.
