@@ -250,8 +250,9 @@ def train(
     if int(os.environ.get("RANK", "0")) != 0:       # under torchrun, rank 0 alone reports
         return
     metrics, measure = result.metrics, result.metrics["validation"]
-    label = {"rel_l2": "relative L2", "acc_mse": "one-step MSE of the normalized acceleration",
-             "ma_loss": "Monge–Ampère loss"}[measure]
+    from .viz.plots import VALIDATION_MEASURES
+
+    label = VALIDATION_MEASURES[measure]
     typer.echo(f"wrote {result.best} (epoch {metrics['best_epoch']}, validation {label} "
                f"{metrics[f'best_val_{measure}']:.4g}) and {result.last}")
     if metrics[f"test_{measure}"] is not None:

@@ -12,11 +12,12 @@ from ..outputs import MESHOP_MARK
 from .scene import write_atomically
 
 LOSS_COLUMNS = ("epoch", "train_loss", "val_rel_l2")
-#: validation columns a run may write, with their axis labels: steady and time-stepping models
-#: (relative L2), particle simulators (``meshop.training.particles``), mesh movers (``mover``)
-VALIDATION_LABELS = {"val_rel_l2": "validation relative L2 (%)",
-                     "val_acc_mse": "validation one-step MSE (normalized acc.)",
-                     "val_ma_loss": "validation Monge–Ampère loss"}
+#: what a run's validation measures (metrics.csv column ``val_<measure>``), in words: steady and
+#: time-stepping models (relative L2), particle simulators (``meshop.training.particles``), mesh
+#: movers (``meshop.training.mover``); the CLI's training summary says the same
+VALIDATION_MEASURES = {"rel_l2": "relative L2",
+                       "acc_mse": "one-step MSE of the normalized acceleration",
+                       "ma_loss": "Monge–Ampère loss"}
 #: smallest max/min ratio a log y axis shows, so its tick labels differ
 NARROWEST_SPAN = 2.0
 
@@ -67,9 +68,9 @@ def plot_loss_curve(metrics_csv: str | Path, out_png: str | Path, *, title: str 
 
     metrics = read_metrics(metrics_csv)
     epoch, train = metrics["epoch"], metrics["train_loss"]
-    column = next((name for name in VALIDATION_LABELS if name in metrics), "val_rel_l2")
-    val = metrics.get(column, np.full_like(epoch, np.nan))
-    percent = 100.0 if column == "val_rel_l2" else 1.0
+    measure = next((name for name in VALIDATION_MEASURES if f"val_{name}" in metrics), "rel_l2")
+    val = metrics.get(f"val_{measure}", np.full_like(epoch, np.nan))
+    percent = 100.0 if measure == "rel_l2" else 1.0
     unit = " %" if percent == 100.0 else ""
     figure = Figure(figsize=(9.0, 3.6), layout="constrained")
     FigureCanvasAgg(figure)
@@ -84,7 +85,7 @@ def plot_loss_curve(metrics_csv: str | Path, out_png: str | Path, *, title: str 
         val_ax.set_title(f"best {percent * val[best]:.3g}{unit} at epoch {epoch[best]:g}", fontsize=10)
     else:
         val_ax.text(0.5, 0.5, "no validation metrics", ha="center", va="center", transform=val_ax.transAxes)
-    val_ax.set_ylabel(VALIDATION_LABELS[column])
+    val_ax.set_ylabel(f"validation {VALIDATION_MEASURES[measure]}" + (" (%)" if percent == 100.0 else ""))
     for ax in (loss_ax, val_ax):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
