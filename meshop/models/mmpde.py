@@ -88,8 +88,8 @@ class MMPDE(MPPDE):
         NeuralOperator.__init__(self, in_channels, out_channels, dim, latent=latent, layers=layers,
                                 length_unit=length_unit, mover=mover, varying_columns=varying_columns)
         self.mover = mover
-        self._build(TwoBranchProcessor(in_channels + out_channels, out_channels, dim, latent, layers, length_unit),
-                    out_channels, varying_columns, None)
+        self._attach(TwoBranchProcessor(in_channels + out_channels, out_channels, dim, latent, layers, length_unit),
+                     out_channels, varying_columns, True, None)
 
     def attach_moved(self, data, mesh, state: torch.Tensor):
         """``data`` with ``moved_pos`` (the mesh moved to resolve ``state (N, S)``, in the

@@ -73,17 +73,8 @@ class MPPDE(TimeStepper):
         varying_columns = list(varying_columns or [])
         NeuralOperator.__init__(self, in_channels, out_channels, dim, latent=latent, layers=layers,
                                 length_unit=length_unit, varying_columns=varying_columns)
-        self._build(MessagePassingProcessor(in_channels + out_channels, out_channels, dim, latent, layers,
-                                            length_unit), out_channels, varying_columns, layers)
-
-    def _build(self, processor: nn.Module, out_channels: int, varying_columns: list[int], hops: int | None):
-        """The processor and the buffers TimeStepper's integrator reads (what TimeStepper.__init__
-        sets up around a registered processor)."""
-        self.processor = processor
-        self.physics, self.frame_dt = None, None       # no physics term: the network is the whole step
-        self.uses_mesh_graph, self.receptive_hops = True, hops
-        self.register_buffer("increment_scale", torch.ones(out_channels))
-        self.register_buffer("varying_index", torch.tensor(varying_columns, dtype=torch.long))
+        self._attach(MessagePassingProcessor(in_channels + out_channels, out_channels, dim, latent, layers,
+                                             length_unit), out_channels, varying_columns, True, layers)
 
     def prepare(self, data):
         return data

@@ -61,13 +61,21 @@ class TimeStepper(NeuralOperator):
             raise ValueError(f"unknown physics term {physics!r}; expected 'heat' or none.")
         if physics is not None and not (isinstance(frame_dt, (int, float)) and frame_dt > 0):
             raise ValueError(f"the physics term needs the frame step frame_dt > 0, got {frame_dt!r}.")
-        self.physics, self.frame_dt = physics, frame_dt
         extra = out_channels if physics else 0      # the physics term's increment, as an input
-        self.processor = get(processor, in_channels + out_channels + extra, out_channels, dim, **processor_options)
-        if self.processor.time_dependent:
+        steady = get(processor, in_channels + out_channels + extra, out_channels, dim, **processor_options)
+        if steady.time_dependent:
             raise ValueError(f"the processor of a time stepper must be a steady model, not '{processor}'.")
-        self.uses_mesh_graph = self.processor.uses_mesh_graph
-        self.receptive_hops = None
+        self._attach(steady, out_channels, varying_columns, steady.uses_mesh_graph, None, physics, frame_dt)
+
+    def _attach(self, processor: torch.nn.Module, out_channels: int, varying_columns: list[int],
+                uses_mesh_graph: bool, receptive_hops: int | None, physics: str | None = None,
+                frame_dt: float | None = None) -> None:
+        """Store the processor ``F`` and register what the integrator reads: the increment scale,
+        the varying columns and, with a physics term, the state statistics and the gate
+        (subclasses with their own processor, e.g. :class:`~meshop.models.mppde.MPPDE`, call it)."""
+        self.physics, self.frame_dt = physics, frame_dt
+        self.processor = processor
+        self.uses_mesh_graph, self.receptive_hops = uses_mesh_graph, receptive_hops
         self.register_buffer("increment_scale", torch.ones(out_channels))
         self.register_buffer("varying_index", torch.tensor(varying_columns, dtype=torch.long))
         if physics:
