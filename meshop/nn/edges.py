@@ -94,8 +94,7 @@ class Edges:
                 embedding = self.embedding(index, targets if self.fixed_degree else None)
                 if self.chunk is None or self.index.shape[1] * embedding.shape[1] <= EMBEDDING_CACHE:
                     kept.append(embedding)
-            local = index if targets.start == 0 else torch.stack([index[0], index[1] - targets.start])
-            yield local, embedding, targets
+            yield local_index(index, targets), embedding, targets
         if kept:
             self._cached = kept
 
@@ -117,18 +116,28 @@ def kernel_mean(edges: Edges, messages) -> torch.Tensor:
     target-sorted ones by a CSR segment sum, others by ``index_add_``."""
     total = None
     for index, embedding, targets in edges.chunks():
-        part = messages(index, embedding)                               # (e, width)
-        n_targets = targets.stop - targets.start
-        if edges.fixed_degree:
-            part = part.view(n_targets, edges.fixed_degree, -1).sum(dim=1)
-        elif edges.sorted:
-            part = _SortedSegmentSum.apply(part, index[1], n_targets)
-        else:
-            part = part.new_zeros(n_targets, part.shape[1]).index_add_(0, index[1], part)
+        part = target_sums(edges, messages(index, embedding), index[1], targets)   # (e, width) -> (t, width)
         if total is None:
             total = part.new_zeros(edges.n_targets, part.shape[1])
         total[targets] += part
     return total / edges.mean_divisor
+
+
+def local_index(index: torch.Tensor, targets: slice) -> torch.Tensor:
+    """A chunk's ``index (2, e)`` with target ids counted from ``targets.start``."""
+    return index if targets.start == 0 else torch.stack([index[0], index[1] - targets.start])
+
+
+def target_sums(edges: Edges, values: torch.Tensor, local_target: torch.Tensor, targets: slice) -> torch.Tensor:
+    """``(len(targets), c)`` sums per target of a chunk's ``values (e, c)``, ``local_target (e,)``
+    counted from ``targets.start``: ``k`` consecutive rows per target by a reshape (fixed degree),
+    target-sorted rows by a CSR segment sum, others by ``index_add_``."""
+    n = targets.stop - targets.start
+    if edges.fixed_degree:
+        return values.view(n, edges.fixed_degree, -1).sum(dim=1)
+    if edges.sorted:
+        return _SortedSegmentSum.apply(values, local_target, n)
+    return values.new_zeros(n, values.shape[1]).index_add_(0, local_target, values)
 
 
 class _SortedSegmentSum(torch.autograd.Function):

@@ -17,7 +17,7 @@ from torch import nn
 
 from . import compiled
 from .edge_features import BoundEmbedding
-from .edges import Edges, segment_sum
+from .edges import Edges, local_index, target_sums
 
 
 def kernel_sum(edges: Edges, value: torch.Tensor, kernel: nn.Linear) -> torch.Tensor:
@@ -41,10 +41,10 @@ class KernelSum(torch.autograd.Function):
             return compiled.kernel_sum(edges, value, weight, bias)
         total = value.new_zeros(edges.n_targets, weight.shape[0])
         for index, targets in edges.index_chunks():
-            local = _local(index, targets)
+            local = local_index(index, targets)
             kernel = torch.addmm(bias, embedding(index, _broadcast(edges, targets)), weight.t())
             part = kernel.mul_(value.index_select(0, index[0]))         # (e, W)
-            total[targets] += _target_sum(edges, part, local[1], targets)
+            total[targets] += target_sums(edges, part, local[1], targets)
         return total
 
     @staticmethod
@@ -57,7 +57,7 @@ class KernelSum(torch.autograd.Function):
                  for t, need in zip((value, weight, bias, *embedding_tensors), needs)]
         g_value, g_weight, g_bias, g_source_pos, g_target_pos, g_source_term, g_target_term, g_w, g_b = grads
         for index, targets in edges.index_chunks():
-            source, local = index[0], _local(index, targets)[1]
+            source, local = index[0], local_index(index, targets)[1]
             relative, pre = embedding.pre_activation(index, _broadcast(edges, targets))
             h = nn.functional.gelu(pre)
             kernel = torch.addmm(bias, h, weight.t())                   # (e, W)
@@ -71,7 +71,7 @@ class KernelSum(torch.autograd.Function):
                 g_bias += g_kernel.sum(0)
             g_pre = torch.ops.aten.gelu_backward(g_kernel @ weight, pre)  # (e, H)
             if g_target_term is not None:
-                g_target_term[targets] += _target_sum(edges, g_pre, local, targets)
+                g_target_term[targets] += target_sums(edges, g_pre, local, targets)
             if g_source_term is not None:
                 g_source_term.index_add_(0, source, g_pre)
             if g_w is not None:
@@ -83,7 +83,7 @@ class KernelSum(torch.autograd.Function):
                 if g_source_pos is not None:
                     g_source_pos.index_add_(0, source, g_rel)
                 if g_target_pos is not None:
-                    g_target_pos[targets] -= _target_sum(edges, g_rel, local, targets)
+                    g_target_pos[targets] -= target_sums(edges, g_rel, local, targets)
         return None, None, *grads
 
 
@@ -95,20 +95,6 @@ def _relative_grad(g_relative: torch.Tensor, relative: torch.Tensor) -> torch.Te
     return g_relative[:, :-1] + g_relative[:, -1:] * unit
 
 
-def _local(index: torch.Tensor, targets: slice) -> torch.Tensor:
-    """``index`` with target ids counted from ``targets.start``."""
-    return index if targets.start == 0 else torch.stack([index[0], index[1] - targets.start])
-
-
 def _broadcast(edges: Edges, targets: slice) -> slice | None:
     """The target range when a chunk has ``k`` edges per target in order (fixed degree)."""
     return targets if edges.fixed_degree else None
-
-
-def _target_sum(edges: Edges, values: torch.Tensor, local_target: torch.Tensor,
-                targets: slice) -> torch.Tensor:
-    """``(len(targets), c)`` sums of a chunk's ``values (e, c)`` per target."""
-    n = targets.stop - targets.start
-    if edges.fixed_degree:
-        return values.view(n, edges.fixed_degree, -1).sum(dim=1)
-    return segment_sum(values, local_target, n)
