@@ -75,11 +75,7 @@ def largest_rate(operator, mass, lumped: np.ndarray, free: np.ndarray) -> float:
     """``λ_max`` (1/τ) of the operator the RKL2 stages apply, ``P A`` on the free nodes (``P``:
     the Richardson inverse of the mass), by power iteration from a fixed start, times a margin."""
     def apply(x):
-        residual = operator @ x
-        y = np.where(free, residual / lumped, 0.0)
-        for _ in range(MASS_SWEEPS):
-            y = np.where(free, y + (residual - mass @ y) / lumped, 0.0)
-        return y
+        return free_mass_inverse(operator @ x, mass.dot, lumped, free, np.where)
 
     x, estimate = np.where(free, np.cos(np.arange(len(free)) * 0.7548776662), 0.0), 0.0
     for _ in range(POWER_ITERATIONS):
@@ -89,6 +85,16 @@ def largest_rate(operator, mass, lumped: np.ndarray, free: np.ndarray) -> float:
         y = apply(x / norm)
         estimate, x = float(np.linalg.norm(y)), y
     return POWER_MARGIN * estimate
+
+
+def free_mass_inverse(residual, mass, lumped, free, where):
+    """``M_ff⁻¹ r`` on the free nodes, 0 on held ones: :data:`MASS_SWEEPS` Richardson sweeps
+    preconditioned by the ``lumped`` mass; ``mass(x)`` the consistent mass product; numpy arrays
+    with ``where=np.where`` or tensors with ``torch.where``."""
+    x = where(free, residual / lumped, 0.0)
+    for _ in range(MASS_SWEEPS):
+        x = where(free, x + (residual - mass(x)) / lumped, 0.0)
+    return x
 
 
 def _product(index: torch.Tensor, values: torch.Tensor, n: int):
@@ -135,10 +141,7 @@ class HeatOperators:
 
     def inverse_mass(self, residual: torch.Tensor) -> torch.Tensor:
         """``M_ff⁻¹ r`` on the free nodes by Richardson sweeps, 0 on held nodes."""
-        x = torch.where(self.free, residual / self.lumped, 0.0)
-        for _ in range(MASS_SWEEPS):
-            x = torch.where(self.free, x + (residual - self.mass(x)) / self.lumped, 0.0)
-        return x
+        return free_mass_inverse(residual, self.mass, self.lumped, self.free, torch.where)
 
     def rate_of_change(self, temperature: torch.Tensor, on: torch.Tensor) -> torch.Tensor:
         """``dT/dτ (N, 1)`` for ``temperature (N, 1)`` (K) and the source's on-fraction ``on (N, 1)``."""
