@@ -220,13 +220,10 @@ def _nearest_others(pts: np.ndarray, k: int, tie: float = 0.0) -> np.ndarray:
         return nearest_ids(pts, pts, k, tie, exclude_self=True)
     tree = cKDTree(pts)
     # queries in the tree's own point order are cache-friendly, far cheaper than input order
-    _, found = tree.query(pts[tree.indices], k=k + 1, workers=-1)
-    idx = np.empty((n, k + 1), dtype=np.int64)
-    idx[tree.indices] = found.reshape(n, k + 1)
-    others = idx != np.arange(n)[:, None]
-    # with duplicate points a node may be missing from its own list: drop the farthest instead
-    others[others.all(axis=1), -1] = False
-    return idx[others].reshape(n, k)
+    _, found = _candidates(tree, pts, tree.indices, k, exclude_self=True)
+    out = np.empty((n, k), dtype=np.int64)
+    out[tree.indices] = found
+    return out
 
 
 def nearest_ids(source: np.ndarray, query: np.ndarray, k: int, tie: float,
