@@ -226,6 +226,7 @@ def train(
     model_option: Optional[list[str]] = typer.Option(None, "--model-option", help="Model hyper-parameter KEY=VALUE, repeatable (e.g. width=64)."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML file of the same options; flags override it."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.safetensors."),
+    prior: bool = typer.Option(False, "--prior", help="Start from a coarse voxel solve of the problem's PDE and learn the difference (heat3d, poisson2d; see docs/models.md)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default: runs/<dataset>-<model>)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or progress lines."),
 ):
@@ -245,7 +246,8 @@ def train(
     with user_errors():
         options = merge_options(config, model_option, data=data, model=model, inputs=inputs, targets=targets,
                                 epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule, seed=seed,
-                                device=device, out=out, resume=resume or None, progress=False if quiet else None)
+                                device=device, out=out, resume=resume or None, prior=prior or None,
+                                progress=False if quiet else None)
         result = run_training(**options)
     if int(os.environ.get("RANK", "0")) != 0:       # under torchrun, rank 0 alone reports
         return

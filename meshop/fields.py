@@ -42,6 +42,11 @@ class FieldSpec:
         linear_inputs: inputs on which the targets depend linearly and jointly; samples are
             normalized by their amplitude (see module docstring). Empty: no amplitude scaling.
         mean, std: per-channel normalization statistics of the scaled inputs and targets.
+        prior: target -> the coarse physics solve the model reads as an input and adds to its
+            output (it learns the difference): ``{"pde": "poisson", "source": <input or
+            None>, "boundary": <input or None>, "voxels": n}``, the problem -Δu = source,
+            u = boundary on a voxel grid (:func:`~meshop.priors.coarse_prior`). Empty: none,
+            the model predicts the targets outright. A prior covers every target or none.
     """
 
     inputs: list[str]
@@ -52,6 +57,7 @@ class FieldSpec:
     linear_inputs: list[str] = field(default_factory=list)
     mean: dict[str, list[float]] = field(default_factory=dict)
     std: dict[str, list[float]] = field(default_factory=dict)
+    prior: dict[str, dict] = field(default_factory=dict)
 
     # -------------------------------------------------------------- (de)serialization
     def to_dict(self) -> dict:
@@ -142,7 +148,8 @@ def as_columns(values) -> np.ndarray:
 
 def _check_fitted(spec: FieldSpec) -> None:
     """Names are strings, every field has finite statistics (``std > 0``), couplings name inputs."""
-    for key in ("inputs", "targets", "linear_inputs", "input_defaults", "length_powers", "dirichlet", "mean", "std"):
+    for key in ("inputs", "targets", "linear_inputs", "input_defaults", "length_powers", "dirichlet", "mean", "std",
+                "prior"):
         expected = list if key in ("inputs", "targets", "linear_inputs") else dict
         if not isinstance(getattr(spec, key), expected):
             raise ValueError(f"fields: {key} must be a {'list' if expected is list else 'mapping'}.")
@@ -164,6 +171,24 @@ def _check_fitted(spec: FieldSpec) -> None:
         if target not in spec.targets or not (source in spec.inputs or _finite_list([source])):
             raise ValueError(f"fields: dirichlet couples '{target}' to {source!r}, not a target and an "
                              "input or a number.")
+    _check_prior(spec)
+
+
+def _check_prior(spec: FieldSpec) -> None:
+    """A prior covers every target (or none) with a known PDE, input names and a voxel count."""
+    if not spec.prior:
+        return
+    if sorted(spec.prior) != sorted(spec.targets):
+        raise ValueError(f"fields: the prior covers {sorted(spec.prior)}; it must cover every target "
+                         f"({', '.join(spec.targets)}) or none.")
+    for target, prior in spec.prior.items():
+        ok = (isinstance(prior, dict) and prior.get("pde") == "poisson"
+              and all(prior.get(k) is None or prior.get(k) in spec.inputs for k in ("source", "boundary"))
+              and isinstance(prior.get("voxels"), int) and not isinstance(prior.get("voxels"), bool)
+              and 64 <= prior["voxels"] <= 2 ** 24)
+        if not ok:
+            raise ValueError(f"fields: the prior of '{target}' must be {{'pde': 'poisson', 'source': <input>, "
+                             f"'boundary': <input>, 'voxels': 64..2**24}}; got {prior!r}.")
 
 
 def _finite_list(values) -> bool:

@@ -105,7 +105,7 @@ def geometry_feature_count(dim: int) -> int:
 
 
 #: the attributes :func:`node_data` sets per node (one row per node); the others are per graph
-NODE_ATTRIBUTES = ("x", "pos", "boundary_mask", "dirichlet", "y")
+NODE_ATTRIBUTES = ("x", "pos", "boundary_mask", "dirichlet", "y", "prior")
 
 
 def node_data(mesh, spec: FieldSpec, *, with_targets: bool = True) -> tuple[Data, list[str]]:
@@ -114,7 +114,9 @@ def node_data(mesh, spec: FieldSpec, *, with_targets: bool = True) -> tuple[Data
     Attributes set: ``x (N, F)``, ``pos (N, d)`` normalized, ``boundary_mask (N,)``,
     ``dirichlet (N, T)`` physical boundary values (NaN where a target has no Dirichlet coupling),
     ``length (1,)`` = L of the physical scaling and ``amplitude (1,)`` = A (see
-    :mod:`meshop.fields`), and ``y (N, T)`` physical targets when present and asked for.
+    :mod:`meshop.fields`), ``y (N, T)`` physical targets when present and asked for, and with a
+    prior in ``spec`` (:mod:`meshop.priors`) ``prior (N, T)`` in normalized target units, also the
+    last columns of ``x``.
     """
     size = mesh.size
     if size <= 0:
@@ -134,6 +136,9 @@ def node_data(mesh, spec: FieldSpec, *, with_targets: bool = True) -> tuple[Data
     blocks.extend(spec.encode(name, raw[name], length, amplitude) for name in spec.inputs)
     blocks.extend(spec.encode(name, extend_boundary_values(mesh, raw[name], pos), length, amplitude)
                   for name in dirichlet_inputs(spec))
+    prior = _encoded_prior(mesh, spec, raw, length, amplitude)
+    if prior is not None:
+        blocks.append(prior)
     data = Data(
         x=torch.as_tensor(np.hstack(blocks), dtype=torch.float32),
         pos=torch.as_tensor(blocks[0], dtype=torch.float32),
@@ -145,7 +150,21 @@ def node_data(mesh, spec: FieldSpec, *, with_targets: bool = True) -> tuple[Data
     if with_targets and all(t in mesh.point_data for t in spec.targets):
         y = np.hstack([np.asarray(mesh.point_data[t], np.float64).reshape(mesh.n_points, -1) for t in spec.targets])
         data.y = torch.as_tensor(y, dtype=torch.float32)
+    if prior is not None:
+        data.prior = torch.as_tensor(prior, dtype=torch.float32)
     return data, defaulted
+
+
+def _encoded_prior(mesh, spec: FieldSpec, raw: dict, length: float, amplitude: float) -> np.ndarray | None:
+    """``(N, T)`` the coarse prior of the targets in normalized units, None without one."""
+    if not spec.prior:
+        return None
+    from .priors import coarse_prior
+
+    physical = coarse_prior(mesh, spec, raw)
+    widths = np.cumsum([0] + [len(spec.mean[t]) for t in spec.targets])
+    return np.hstack([spec.encode(t, physical[:, a:b], length, amplitude)
+                      for t, a, b in zip(spec.targets, widths[:-1], widths[1:])])
 
 
 def dirichlet_inputs(spec: FieldSpec) -> list[str]:
@@ -217,12 +236,14 @@ def feature_layout(spec: FieldSpec, dim: int) -> dict[str, list[int]]:
     """Where each named block of ``Data.x`` lies: name -> ``[start, stop)`` columns.
 
     Names: ``position``, ``distance``, ``boundary_flag``, ``normal``, each input field by its
-    name, and ``extended:<input>`` for the carried-inward boundary values (module docstring).
+    name, ``extended:<input>`` for the carried-inward boundary values (module docstring) and
+    ``prior:<target>`` for the coarse solve of a model trained with a prior.
     Models read features by these names, never by a hard-coded column.
     """
     widths = [("position", dim), ("distance", 1), ("boundary_flag", 1), ("normal", dim)]
     widths += [(name, len(spec.mean[name])) for name in spec.inputs]
     widths += [(f"extended:{name}", len(spec.mean[name])) for name in dirichlet_inputs(spec)]
+    widths += [(f"prior:{name}", len(spec.mean[name])) for name in spec.targets if spec.prior]
     layout, start = {}, 0
     for name, width in widths:
         layout[name] = [start, start + width]
@@ -276,7 +297,8 @@ def layout_columns(layout: dict[str, list[int]], names, reader: str) -> list[int
 def feature_count(spec: FieldSpec, dim: int) -> int:
     """Width of ``Data.x`` for meshes of dimension ``dim`` coded by ``spec``."""
     extended = dirichlet_inputs(spec)
-    return geometry_feature_count(dim) + spec.channels(spec.inputs) + spec.channels(extended)
+    prior = spec.targets if spec.prior else []
+    return geometry_feature_count(dim) + spec.channels(spec.inputs) + spec.channels(extended) + spec.channels(prior)
 
 
 def _dirichlet(mesh, spec: FieldSpec, raw: dict[str, np.ndarray]) -> np.ndarray:
@@ -331,9 +353,12 @@ def mesh_edges(data, settings: GraphSettings, needed: bool = True) -> torch.Tens
 def decode(out: torch.Tensor, data, spec: FieldSpec) -> torch.Tensor:
     """Model output ``(N, T)`` in normalized units -> physical targets ``(N, T)``.
 
-    Undoes the normalization, the amplitude and the ``L**p`` scaling per graph of a batch, then
-    imposes the Dirichlet values on boundary nodes exactly.
+    Adds the prior first when the spec has one (the model predicts the difference), undoes the
+    normalization, the amplitude and the ``L**p`` scaling per graph of a batch, then imposes the
+    Dirichlet values on boundary nodes exactly.
     """
+    if spec.prior:
+        out = out + data.prior.to(out)
     mean = torch.cat([torch.as_tensor(spec.mean[t]) for t in spec.targets]).to(out)
     std = torch.cat([torch.as_tensor(spec.std[t]) for t in spec.targets]).to(out)
     powers = torch.cat([torch.full((len(spec.mean[t]),), float(spec.length_powers.get(t, 0)))

@@ -216,6 +216,7 @@ def test_cli_bad_input_exit_code_2_one_line(tmp_path):
         (["--config", bad_config], "not a valid YAML file"),
         (["--epochs", "3"], "no dataset given"),
         (["--data", DARCY, "--resume"], "nothing to resume"),
+        (["--data", DARCY, "--prior"], "a prior needs a problem whose PDE meshop knows"),
         (["--data", DARCY, "--lr", "1e30", "--batch-size", "1", "--model-option", "width=8"], "training diverged"),
     ]
     for args, phrase in cases:

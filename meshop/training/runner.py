@@ -25,6 +25,7 @@ from .particles import is_particle_dataset
 from .records import write_loss_curve, write_metrics
 from .state import optimizer_from_flat, optimizer_to_flat
 from .distributed import Distributed
+from ..priors import known_prior
 from .steps import supervised_step, unrolled_step, validation
 from .trainer import EpochSampler, Trainer
 from .windows import (increment_scale, is_trajectory_dataset, load_trajectory_data, varying_columns, windows,
@@ -33,7 +34,9 @@ from .windows import (increment_scale, is_trajectory_dataset, load_trajectory_da
 SCHEDULES = ("onecycle", "cosine")
 #: options that must not change when a run is resumed
 RESUME_OPTIONS = ("model", "model_config", "inputs", "targets", "graph", "epochs", "batch_size", "lr",
-                  "weight_decay", "schedule", "seed", "max_train", "grad_clip", "unroll", "noise", "window_every")
+                  "weight_decay", "schedule", "seed", "max_train", "grad_clip", "unroll", "noise", "window_every", "prior")
+#: the value of a resume option in runs saved before it existed
+RESUME_DEFAULTS = {"prior": False}
 
 
 @dataclass
@@ -87,6 +90,9 @@ class Run:
             each training window is rolled out (:func:`~meshop.training.unrolled_step`), the
             standard deviation of the noise on its initial state (normalized units), and the
             frame spacing of the windows' start frames.
+        prior: steady models of a problem whose PDE meshop knows (``heat3d``, ``poisson2d``): read
+            the coarse voxel solve of that PDE as an input and learn its difference to the
+            targets (:mod:`meshop.priors`).
         **model_overrides: hyper-parameters of the model (e.g. ``width=32``).
 
     A dataset whose manifest has a ``time`` entry (a folder of trajectories) trains a
@@ -100,14 +106,16 @@ class Run:
                  graph: GraphSettings | None = None, out=None, resume: bool = False, seed: int = 0,
                  device: str = "cpu", progress: bool = True, max_train: int | None = None,
                  grad_clip: float = 1.0, save_every: int = 1, unroll: int = 2, noise: float = 0.0,
-                 window_every: int = 1, **model_overrides):
+                 window_every: int = 1, prior: bool = False, **model_overrides):
         _check_options(model, epochs, batch_size, lr, weight_decay, schedule, grad_clip, device, save_every)
         for name, value in (("unroll", unroll), ("window_every", window_every)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise MeshError(f"{name} must be a positive integer, got {value!r}.")
         if not isinstance(noise, (int, float)) or isinstance(noise, bool) or not 0 <= noise < math.inf:
             raise MeshError(f"noise must be a non-negative number, got {noise!r}.")
-        self.unroll, self.noise, self.window_every = int(unroll), float(noise), int(window_every)
+        if not isinstance(prior, bool):
+            raise MeshError(f"prior must be true or false, got {prior!r}.")
+        self.unroll, self.noise, self.window_every, self.prior = int(unroll), float(noise), int(window_every), prior
         self.data_path = Path(data)
         self.model_name, self.model_overrides = model, model_overrides
         self.inputs, self.targets = inputs, targets
@@ -178,6 +186,8 @@ class Run:
         self.data: TrainingData = load_training_data(self.data_path, self.inputs, self.targets,
                                                      self.seed, self.max_train)
         self.fields = self.data.fields
+        if self.prior:
+            self.fields.prior = known_prior(self.data.card["problem"], self.fields, self.data_path)
         self.model = self._build_model(feature_count(self.fields, self.data.dim),
                                        self.fields.channels(self.fields.targets), self.data.dim,
                                        features=feature_layout(self.fields, self.data.dim))
@@ -256,7 +266,7 @@ class Run:
                 "epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
                 "weight_decay": self.weight_decay, "schedule": self.schedule, "seed": self.seed,
                 "max_train": self.max_train, "grad_clip": self.grad_clip, "unroll": self.unroll,
-                "noise": self.noise, "window_every": self.window_every}
+                "noise": self.noise, "window_every": self.window_every, "prior": self.prior}
 
     # ------------------------------------------------------------------ the loop
     def fit(self) -> TrainResult:
@@ -340,7 +350,7 @@ class Run:
             raise MeshError(f"{self.last_path}: holds no optimizer state; it cannot be resumed.")
         saved, current = training.get("options", {}), _as_json(self.options)
         for key in RESUME_OPTIONS:
-            if saved.get(key) != current[key]:
+            if saved.get(key, RESUME_DEFAULTS.get(key)) != current[key]:
                 raise MeshError(f"{self.last_path}: the run used {key}={saved.get(key)!r}, not "
                                 f"{current[key]!r}; resume with the same options or start a new run.")
         if ckpt.fields.to_dict() != _as_json(self.fields.to_dict()):
@@ -369,7 +379,7 @@ def train(data, model: str = "gno", inputs: list[str] | None = None, targets: li
           epochs: int = 50, batch_size: int = 4, lr: float = 1e-3, weight_decay: float = 1e-4,
           schedule: str = "onecycle", graph: GraphSettings | None = None, out=None, resume: bool = False,
           seed: int = 0, device: str = "cpu", progress: bool = True, max_train: int | None = None,
-          grad_clip: float = 1.0, save_every: int = 1, **model_overrides) -> TrainResult:
+          grad_clip: float = 1.0, save_every: int = 1, prior: bool = False, **model_overrides) -> TrainResult:
     """Train ``model`` on the dataset folder ``data``; the arguments are those of :class:`Run`.
 
     >>> result = meshop.train("data/poisson2d-small", model="gno", epochs=50, out="runs/p2d")
@@ -378,7 +388,7 @@ def train(data, model: str = "gno", inputs: list[str] | None = None, targets: li
     return Run(data, model, inputs=inputs, targets=targets, epochs=epochs, batch_size=batch_size, lr=lr,
                    weight_decay=weight_decay, schedule=schedule, graph=graph, out=out, resume=resume, seed=seed,
                    device=device, progress=progress, max_train=max_train, grad_clip=grad_clip,
-                   save_every=save_every, **model_overrides).fit()
+                   save_every=save_every, prior=prior, **model_overrides).fit()
 
 
 def _check_options(model, epochs, batch_size, lr, weight_decay, schedule, grad_clip, device, save_every) -> None:

@@ -1,0 +1,70 @@
+"""The coarse physics solve a hybrid model starts from (a checkpoint's ``fields.prior``).
+
+A model trained with a prior reads the prior as an input feature and adds it to its output in
+normalized units (:func:`meshop.graph.decode`): it learns the difference between the coarse
+voxel solve (:mod:`meshop.geometry.voxel_poisson`, resolution-free, right in amplitude on any
+compact or slender shape) and the finite-element solution on the mesh.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .geometry.cells import TOPOLOGICAL_DIM, simplex_measure
+from .geometry.voxel_poisson import DEFAULT_VOXELS, voxel_poisson
+
+#: problem name -> the prior of its bundled-model fields (the PDE meshop knows for it)
+PRIORS = {
+    "heat3d": {"temperature": {"pde": "poisson", "source": "source", "boundary": "boundary_temperature",
+                               "voxels": DEFAULT_VOXELS}},
+    "poisson2d": {"u": {"pde": "poisson", "source": "source", "boundary": "boundary_value",
+                        "voxels": DEFAULT_VOXELS}},
+}
+
+
+def known_prior(problem: str | None, spec, where) -> dict:
+    """The prior of ``problem`` for the targets of ``spec``; ``MeshError`` when meshop knows no PDE
+    for it or its fields are not the model's."""
+    from .errors import MeshError
+
+    prior = PRIORS.get(problem or "")
+    if prior is None:
+        raise MeshError(f"{where}: a prior needs a problem whose PDE meshop knows ({', '.join(PRIORS)}); "
+                        f"this dataset's problem is {problem or 'not named'}.")
+    needed = {n for p in prior.values() for n in (p["source"], p["boundary"])}
+    if sorted(prior) != sorted(spec.targets) or not needed <= set(spec.inputs):
+        raise MeshError(f"{where}: the {problem} prior solves for {', '.join(prior)} from {', '.join(sorted(needed))}; "
+                        f"the model's targets are {', '.join(spec.targets)} and inputs {', '.join(spec.inputs)}.")
+    return {target: dict(p) for target, p in prior.items()}
+
+
+def coarse_prior(mesh, spec, raw: dict[str, np.ndarray]) -> np.ndarray:
+    """``(N, T)`` physical prior of every target of ``spec`` on ``mesh``; ``raw``: input name ->
+    ``(N, 1)`` values as the mesh gives them (defaults filled in)."""
+    points = mesh.centred_points.astype(np.float64)
+    facets, measure = _surface_and_measure(mesh, points)
+    columns = []
+    for target in spec.targets:
+        prior = spec.prior[target]
+        source = np.ravel(raw[prior["source"]]) if prior.get("source") else np.zeros(mesh.n_points)
+        boundary = np.ravel(raw[prior["boundary"]]) if prior.get("boundary") else np.zeros(mesh.n_points)
+        columns.append(voxel_poisson(points, mesh.boundary_mask, source, boundary, facets=facets,
+                                     measure=measure, distance=mesh.distance_to_boundary,
+                                     voxels=prior["voxels"]))
+    return np.stack(columns, axis=1)
+
+
+def _surface_and_measure(mesh, points: np.ndarray) -> tuple[np.ndarray | None, float | None]:
+    """Oriented boundary simplices ``(F, d)`` (quads split in two) and the part's volume; both
+    None for a point cloud."""
+    if mesh.is_point_cloud:
+        return None, None
+    facets = mesh.boundary.facets
+    if mesh.dim == 2:
+        simplices = facets[:, :2]
+    else:
+        quads = facets[:, 3] >= 0
+        simplices = np.vstack([facets[:, :3], facets[quads][:, [0, 2, 3]]])
+    measure = sum(float(simplex_measure(points, cell_type, conn).sum())
+                  for cell_type, conn in mesh.cells.items() if TOPOLOGICAL_DIM.get(cell_type) == mesh.dim)
+    return simplices, measure
