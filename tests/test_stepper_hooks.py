@@ -116,3 +116,22 @@ def test_rollout_hands_a_family_its_mesh_initial_state_and_inputs_per_step(recor
     assert handed_steps == steps
     torch.testing.assert_close(state, encode_series(reference, run.fields, ["u"])[0], rtol=0, atol=0)
     np.testing.assert_array_equal(drive["pulse"], reference.fields["pulse"][:steps])   # the reference's frames
+
+
+def test_heat_physics_hooks_refuse_triangles_and_attach_the_source_per_step():
+    from torch_geometric.data import Data
+
+    from meshop.errors import MeshError
+
+    stepper = models.get("stepper", 9, 1, 3, physics="heat", frame_dt=0.01,
+                         processor_options={"width": 4, "levels": 2, "cycles": 1, "kernel_width": 4, "neighbors": 4})
+    g = np.linspace(0, 1, 3)
+    points = np.column_stack([a.ravel() for a in np.meshgrid(g, g)])
+    square = meshop.Mesh(points, {"triangle": Delaunay(points).simplices})
+    with pytest.raises(MeshError, match="heat equation on tetrahedra; the mesh has triangle"):
+        stepper.attach_mesh(Data(), square)
+    on = np.array([[0.0] * 9, [0.5] * 9, [1.0] * 9])                                  # (steps, N)
+    window = stepper.attach_window(Data(), square, torch.zeros(9, 1), 3, {"source_on": on})
+    np.testing.assert_array_equal(window.heat_on.numpy(), on.T)
+    off = stepper.attach_window(Data(), square, torch.zeros(9, 1), 3, {})
+    assert off.heat_on.shape == (9, 3) and not off.heat_on.any()                        # no source_on: off
