@@ -20,9 +20,7 @@ from .graph import build_graph, precision_note
 from .metrics import rollout_errors
 from .progress import progress_bar
 from .mesh import Mesh
-from .models.heat_physics import FIELDS
 from .trajectory import Trajectory
-from .training.windows import with_physics
 
 
 @dataclass
@@ -82,11 +80,9 @@ def rollout(checkpoint, source: Mesh | Trajectory, steps: int, *, every: int = 1
     mesh, defaults = _with_defaults(mesh, spec, dynamics)
     data = build_graph(mesh, spec, checkpoint.graph, with_targets=False, prepare=model.prepare,
                        mesh_graph=model.uses_mesh_graph)
+    data = model.attach_mesh(data, mesh).to(device)
     varying = dynamics.get("varying_inputs", [])
     drive = _drive(mesh, reference, varying, steps)                    # name -> (steps, N, ...) physical
-    if getattr(model, "physics", None):
-        data = _with_physics(data, mesh, drive.get(FIELDS["on"]), steps)
-    data = data.to(device)
     length = physical_length(mesh)
     state = torch.as_tensor(np.hstack([spec.encode(n, as_columns(mesh.point_data[n]), length) for n in spec.targets]),
                             dtype=torch.float32, device=device)
@@ -95,8 +91,7 @@ def rollout(checkpoint, source: Mesh | Trajectory, steps: int, *, every: int = 1
                           for k in range(steps)], axis=2)                # (N, V, steps)
         data.varying = torch.as_tensor(coded, dtype=torch.float32, device=device)
     state = _hold(data, state, mesh, spec, dynamics.get("held_boundary"), length)
-    if hasattr(model, "attach_moved"):   # moving-mesh solvers: the mesh moved to the initial state
-        data = model.attach_moved(data, mesh, state)
+    data = model.attach_window(data, mesh, state, steps, drive)
     bar = progress_bar(steps, "rollout", "step", progress)
     began = time.perf_counter()
     states = model.rollout(data, state, steps, callback=lambda k: bar.update(1)).cpu().numpy()
@@ -143,17 +138,6 @@ def _drive(mesh: Mesh, reference: Trajectory | None, names: list[str], steps: in
         else:
             drive[name] = np.broadcast_to(np.asarray(mesh.point_data[name]), (steps, *np.shape(mesh.point_data[name])))
     return drive
-
-
-def _with_physics(data, mesh: Mesh, on: np.ndarray | None, steps: int):
-    """``data`` with the physics term's tensors and ``heat_on (N, steps)``, the source's
-    on-fraction per step (None: the source stays off)."""
-    if "tetra" not in mesh.cells:
-        raise MeshError(f"{mesh.source or 'mesh'}: this time stepper steps the heat equation on tetrahedra; "
-                        f"the mesh has {', '.join(mesh.cells) or 'no cells'}.")
-    on = np.zeros((steps, mesh.n_points)) if on is None else np.asarray(on).reshape(steps, -1)
-    data.heat_on = torch.as_tensor(np.array(on.T, dtype=np.float32))
-    return with_physics(data, mesh)
 
 
 def _with_defaults(mesh: Mesh, spec, dynamics: dict) -> tuple[Mesh, dict]:

@@ -18,13 +18,20 @@ class NeuralOperator(nn.Module):
         uses_mesh_graph: the model reads ``data.edge_index``, the neighbour graph on the mesh
             nodes built from the checkpoint's graph settings; when False, it is not built.
         queryable: the model can be evaluated at arbitrary query points.
-        time_dependent: the model offers ``rollout(state, steps)``.
+        time_dependent: the model offers ``rollout(state, steps)``; on fixed nodes it is a
+            :class:`~meshop.models.stepper.TimeStepper` (its hooks feed it the mesh and each window).
+        particles: the model simulates moving particles (GNS, GIOROM): it trains on particle
+            trajectory datasets (:mod:`meshop.training.particles`).
+        mesh_mover: the model moves mesh nodes (DMM): it trains with the Monge–Ampère step on
+            any dataset's fields (:mod:`meshop.training.mover`).
     """
 
     receptive_hops: int | None = None
     uses_mesh_graph: bool = True
     queryable: bool = False
     time_dependent: bool = False
+    particles: bool = False
+    mesh_mover: bool = False
 
     def __init__(self, in_channels: int, out_channels: int, dim: int, **config):
         super().__init__()

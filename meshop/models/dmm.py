@@ -124,7 +124,6 @@ class DMM(NeuralOperator):
     """
 
     uses_mesh_graph = True
-    #: trained by ``meshop train`` with the Monge–Ampère step on any dataset's fields (no targets)
     mesh_mover = True
 
     def __init__(self, in_channels: int = FEATURES, out_channels: int = 1, dim: int = 2, width: int = 32,

@@ -41,6 +41,7 @@ class GNS(NeuralOperator):
     """
 
     time_dependent = True
+    particles = True
     uses_mesh_graph = False
 
     def __init__(self, in_channels: int, out_channels: int, dim: int, history: int = 5, latent: int = 128,

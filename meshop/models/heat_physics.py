@@ -71,6 +71,28 @@ def heat_operator(mesh, length_scale: float) -> dict[str, torch.Tensor]:
             "heat_free": torch.as_tensor(free), "heat_rate": torch.tensor([rate])}
 
 
+def with_operator(data, mesh):
+    """``data`` (the graph of ``mesh``) with the tensors of :func:`heat_operator`, the length scale
+    d the mesh's :func:`~meshop.fields.physical_length`; a mesh without tetrahedra is refused."""
+    from ..errors import MeshError
+    from ..fields import physical_length
+
+    if "tetra" not in mesh.cells:
+        raise MeshError(f"{mesh.source or 'mesh'}: this time stepper steps the heat equation on tetrahedra; "
+                        f"the mesh has {', '.join(mesh.cells) or 'no cells'}.")
+    for name, value in heat_operator(mesh, physical_length(mesh)).items():
+        setattr(data, name, value)
+    return data
+
+
+def with_source_on(data, on, steps: int, n_points: int, device=None):
+    """``data`` with ``heat_on (N, steps)`` float32 on ``device``, the source's on-fraction per
+    step, from ``on`` ``(steps, N)`` (None: the source stays off)."""
+    on = np.zeros((steps, n_points)) if on is None else np.asarray(on).reshape(steps, -1)
+    data.heat_on = torch.as_tensor(np.array(on.T, dtype=np.float32), device=device)
+    return data
+
+
 def largest_rate(operator, mass, lumped: np.ndarray, free: np.ndarray) -> float:
     """``λ_max`` (1/τ) of the operator the RKL2 stages apply, ``P A`` on the free nodes (``P``:
     the Richardson inverse of the mass), by power iteration from a fixed start, times a margin."""

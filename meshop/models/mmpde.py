@@ -12,8 +12,9 @@ Monge–Ampère mover when no DMM is bundled):
 ``I_o→m`` and ``I_m→o`` are learnable interpolations (:class:`~meshop.nn.KernelInterpolation`:
 inverse-distance weights from the ``NEIGHBOURS`` nearest nodes of the other mesh plus a learned
 kernel correction). The moved positions come from :meth:`MMPDE.attach_moved` (mover in numpy,
-no gradient): once per training window from its first state, and once per rollout from the
-initial state, not at every step as in the paper (a simplification to keep training cheap).
+no gradient), which :meth:`MMPDE.attach_window` calls once per training window from its first
+state and once per rollout from the initial state, not at every step as in the paper (a
+simplification to keep training cheap).
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ class TwoBranchProcessor(nn.Module):
 
     def forward(self, data, x: torch.Tensor) -> torch.Tensor:
         if not hasattr(data, "moved_pos"):
-            raise ValueError("mmpde needs the moved mesh: call MMPDE.attach_moved on the graph first.")
+            raise ValueError("mmpde needs the moved mesh: call MMPDE.attach_window (or attach_moved) on the "
+                             "graph first.")
         state = x[:, -self.out_channels:]
         h = self.encoder(x)
         radius = 2 * self.length_unit
@@ -90,6 +92,11 @@ class MMPDE(MPPDE):
         self.mover = mover
         self._attach(TwoBranchProcessor(in_channels + out_channels, out_channels, dim, latent, layers, length_unit),
                      out_channels, varying_columns, True, None)
+
+    def attach_window(self, data, mesh, state: torch.Tensor, steps: int, drive: dict):
+        """``data`` with the mesh moved to resolve the window's initial ``state (N, S)``
+        (:meth:`attach_moved`)."""
+        return self.attach_moved(super().attach_window(data, mesh, state, steps, drive), mesh, state)
 
     def attach_moved(self, data, mesh, state: torch.Tensor):
         """``data`` with ``moved_pos`` (the mesh moved to resolve ``state (N, S)``, in the

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .base import NeuralOperator
-from .heat_physics import HeatOperators
+from .heat_physics import FIELDS, HeatOperators, with_operator, with_source_on
 
 
 class TimeStepper(NeuralOperator):
@@ -37,9 +37,16 @@ class TimeStepper(NeuralOperator):
     Graph needs: the processor's (its :meth:`prepare`). Batches carry ``state (N, S)`` (the
     normalized initial state), ``varying (N, V, K)`` and, for training, ``future (N, S, K)``;
     optionally ``held_mask (N,)`` and ``held_value (N, S)``: nodes whose state is known (held
-    surfaces), overwritten after every step. With ``physics="heat"``, also the tensors of
+    surfaces), overwritten after every step; and what :meth:`attach_mesh` and
+    :meth:`attach_window` add (with ``physics="heat"``: the tensors of
     :func:`~meshop.models.heat_physics.heat_operator` and ``heat_on (N, K)``, the source's
-    on-fraction per step; ``state_mean`` and ``state_std`` (buffers) decode the state to kelvin.
+    on-fraction per step). ``state_mean`` and ``state_std`` (buffers, physics only, set by
+    :meth:`set_statistics`) decode the state to kelvin.
+
+    The trainer (:class:`~meshop.training.Run`) and :func:`~meshop.rollout.rollout` call
+    :meth:`dataset_options`, :meth:`set_statistics`, :meth:`attach_mesh` and
+    :meth:`attach_window` of every time stepper; a family overrides what it needs (e.g.
+    :class:`~meshop.models.mmpde.MMPDE` attaches the moved mesh to each window).
     """
 
     time_dependent = True
@@ -83,8 +90,48 @@ class TimeStepper(NeuralOperator):
             self.register_buffer("state_std", torch.ones(out_channels))
             self.gate = torch.nn.Parameter(torch.zeros(out_channels))
 
+    @classmethod
+    def dataset_options(cls, time: dict, options: dict) -> dict:
+        """Hyper-parameters taken from a trajectory dataset's ``time`` entry (its manifest's), given
+        the user's ``options``: the physics term's ``frame_dt`` unless the user set it."""
+        wanted = options.get("physics") and "frame_dt" not in options
+        return {"frame_dt": time.get("frame_dt")} if wanted else {}
+
+    def set_statistics(self, increment_scale: torch.Tensor, state_mean: torch.Tensor,
+                       state_std: torch.Tensor) -> None:
+        """Set what the training data says, ``(S,)`` each: σ (``increment_scale``, normalized units)
+        and, with a physics term, the state's normalization (mean and std, state units)."""
+        self.increment_scale.copy_(increment_scale)
+        if self.physics:
+            self.state_mean.copy_(state_mean)
+            self.state_std.copy_(state_std)
+
+    @property
+    def integrator(self) -> str:
+        """The step, in words (the checkpoint's ``dynamics.integrator``)."""
+        if self.physics:
+            return (f"P(s) + increment_scale * gate * F(a, s, P(s) - s), P: one RKL2 super-step of the "
+                    f"{self.physics} equation's P1 FEM, one frame per step")
+        return "s + increment_scale * F(a, s), one frame per step"
+
     def prepare(self, data):
         return self.processor.prepare(data)
+
+    def attach_mesh(self, data, mesh):
+        """``data``, the single-mesh graph of :class:`~meshop.Mesh` ``mesh`` (after :meth:`prepare`,
+        before batching), with what the model reads of the mesh beyond its graph; called once per
+        mesh (a trajectory's windows share it). The physics term: its FEM matrices
+        (:func:`~meshop.models.heat_physics.with_operator`); otherwise ``data`` unchanged."""
+        return with_operator(data, mesh) if self.physics else data
+
+    def attach_window(self, data, mesh, state: torch.Tensor, steps: int, drive: dict):
+        """``data`` (from :meth:`attach_mesh`) with what the model reads of one training window or
+        rollout of ``steps`` steps from the normalized ``state (N, S)``; ``drive``: the inputs
+        given per step, name -> ``(steps, N, ...)`` physical values. The physics term: ``heat_on
+        (N, steps)`` from the ``source_on`` input (0 without it); otherwise ``data`` unchanged."""
+        if not self.physics:
+            return data
+        return with_source_on(data, drive.get(FIELDS["on"]), steps, mesh.n_points, state.device)
 
     def features(self, data, k: int = 0) -> torch.Tensor:
         """``(N, F)`` node features of step ``k``: ``data.x`` with the varying inputs of that step."""

@@ -46,7 +46,7 @@ def loader(samples: list, batch_size: int, sampler=None):
 def is_mover(model_name: str) -> bool:
     from .. import models
 
-    return bool(getattr(models.model_class(model_name), "mesh_mover", False))
+    return models.model_class(model_name).mesh_mover
 
 
 def setup(run):

@@ -64,7 +64,7 @@ def setup(run):
     """Set ``run.data``, ``run.fields``, ``run.model`` and ``run.graphs`` for a particle dataset;
     return the step function (:func:`~meshop.training.steps.noisy_one_step` with ``run.noise``
     in m) and the validation (the same step without noise)."""
-    if not hasattr(models.model_class(run.model_name), "rollout_plan"):
+    if not models.model_class(run.model_name).particles:
         raise MeshError(f"{run.data_path} holds particle trajectories; model '{run.model_name}' cannot learn "
                         "them: use --model gns or --model giorom.")
     data = load_trajectory_data(run.data_path, run.seed, run.max_train)

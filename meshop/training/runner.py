@@ -28,8 +28,7 @@ from .distributed import Distributed
 from ..priors import known_prior
 from .steps import supervised_step, unrolled_step, validation
 from .trainer import EpochSampler, Trainer
-from .windows import (increment_scale, is_trajectory_dataset, load_trajectory_data, varying_columns, windows,
-                      with_physics)
+from .windows import increment_scale, is_trajectory_dataset, load_trajectory_data, varying_columns, windows
 
 SCHEDULES = ("onecycle", "cosine")
 #: options that must not change when a run is resumed
@@ -203,38 +202,39 @@ class Run:
 
     def _setup_time(self):
         """Trajectories -> windows on each trajectory's graph; the unrolled step; validation by the
-        same step without noise."""
-        if not models.model_class(self.model_name).time_dependent:
+        same step without noise. The model (a :class:`~meshop.models.stepper.TimeStepper`) takes
+        hyper-parameters from the dataset's ``time`` entry, its statistics from the training split
+        and what it reads of each mesh and window through its hooks."""
+        cls = models.model_class(self.model_name)
+        if not cls.time_dependent:
             raise MeshError(f"{self.data_path} holds trajectories but model '{self.model_name}' is steady; "
                             "use --model stepper.")
-        if hasattr(models.model_class(self.model_name), "rollout_plan"):
+        if cls.particles:
             raise MeshError(f"model '{self.model_name}' learns moving particles and {self.data_path} holds fields "
                             "on fixed nodes; use --model stepper.")
         self.data = load_trajectory_data(self.data_path, self.seed, self.max_train)
         self.fields, dim = self.data.fields, self.data.dim
-        physics = {"frame_dt": self.data.card["time"].get("frame_dt")} if self.model_overrides.get("physics") else {}
         self.model = self._build_model(feature_count(self.fields, dim), self.fields.channels(self.fields.targets),
                                        dim, features=feature_layout(self.fields, dim),
                                        varying_columns=varying_columns(self.fields, dim, self.data.varying),
-                                       **physics)
-        self.model.increment_scale.copy_(increment_scale(self.data.trajectories["train"], self.fields))
-        if physics:
-            self.model.state_mean.copy_(torch.as_tensor(np.concatenate([self.fields.mean[n] for n in self.fields.targets])))
-            self.model.state_std.copy_(torch.as_tensor(np.concatenate([self.fields.std[n] for n in self.fields.targets])))
-        self.graphs = {}
-        for split in SPLITS:
-            self.graphs[split] = []
-            for traj in self.data.trajectories[split]:
-                base = build_graph(traj.frame(0), self.fields, self.graph, with_targets=False,
-                                   prepare=self.model.prepare, mesh_graph=self.model.uses_mesh_graph)
-                if physics:
-                    base = with_physics(base, traj.mesh)
-                samples = windows(traj, base, self.fields, self.data.varying, self.unroll, self.window_every)
-                if hasattr(self.model, "attach_moved"):   # moving-mesh solvers: the mesh moved to each window's state
-                    samples = [self.model.attach_moved(s, traj.mesh, s.state) for s in samples]
-                self.graphs[split] += samples
+                                       **cls.dataset_options(self.data.card["time"], self.model_overrides))
+        targets = self.fields.targets
+        self.model.set_statistics(increment_scale(self.data.trajectories["train"], self.fields),
+                                  torch.as_tensor(np.concatenate([self.fields.mean[n] for n in targets])),
+                                  torch.as_tensor(np.concatenate([self.fields.std[n] for n in targets])))
+        self.graphs = {split: [window for traj in self.data.trajectories[split] for window in self._windows(traj)]
+                       for split in SPLITS}
         return unrolled_step(self.unroll, self.noise), validation(unrolled_step(self.unroll), self.batch_size,
                                                                   self.device)
+
+    def _windows(self, traj) -> list:
+        """The training windows of one trajectory on its graph, built once with what the model
+        reads of the mesh (:meth:`~meshop.models.stepper.TimeStepper.attach_mesh`), and what it
+        reads of each window (:meth:`~meshop.models.stepper.TimeStepper.attach_window`)."""
+        base = build_graph(traj.frame(0), self.fields, self.graph, with_targets=False, prepare=self.model.prepare,
+                           mesh_graph=self.model.uses_mesh_graph)
+        return windows(traj, self.model.attach_mesh(base, traj.mesh), self.fields, self.data.varying, self.unroll,
+                       self.window_every, attach=self.model.attach_window)
 
     @property
     def dynamics(self) -> dict:
@@ -246,17 +246,10 @@ class Run:
         series = self.data.card["time"]
         return {"state": self.fields.targets, "varying_inputs": self.data.varying, "frame_dt": series.get("frame_dt"),
                 "solver_dt": series.get("dt"), "stride": series.get("stride"), "history": 1, "unroll": self.unroll,
-                "noise": self.noise, "integrator": self._integrator,
+                "noise": self.noise, "integrator": self.model.integrator,
                 "initial_defaults": series.get("initial_defaults", {}),
                 "held_boundary": series.get("held_boundary", {}),
                 "increment_scale": self.model.increment_scale.tolist()}
-
-    @property
-    def _integrator(self) -> str:
-        if getattr(self.model, "physics", None):
-            return (f"P(s) + increment_scale * gate * F(a, s, P(s) - s), P: one RKL2 super-step of the "
-                    f"{self.model.physics} equation's P1 FEM, one frame per step")
-        return "s + increment_scale * F(a, s), one frame per step"
 
     @property
     def options(self) -> dict:

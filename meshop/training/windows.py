@@ -94,14 +94,15 @@ def encode_series(traj: Trajectory, fields: FieldSpec, names: list[str]) -> torc
 
 
 def windows(traj: Trajectory, base: Data, fields: FieldSpec, varying: list[str], unroll: int,
-            every: int = 1) -> list[Data]:
+            every: int = 1, *, attach) -> list[Data]:
     """Training samples of one trajectory: for start frames ``0, every, 2 every, ...`` the
     normalized ``state (N, S)``, the next ``future (N, S, unroll)`` states and the varying inputs
-    ``varying (N, V, unroll)`` of those steps, sharing ``base``'s tensors; with a physics term
-    on ``base`` (:func:`with_physics`), ``heat_on (N, unroll)``, the source's on-fraction."""
+    ``varying (N, V, unroll)`` of those steps, sharing ``base``'s tensors, each passed through
+    ``attach(sample, mesh, state, unroll, drive)``, the model's
+    :meth:`~meshop.models.stepper.TimeStepper.attach_window` (``drive``: the varying inputs of
+    the window's steps, name -> ``(unroll, N, ...)`` physical)."""
     states = encode_series(traj, fields, fields.targets)                       # (T, N, S)
     drive = encode_series(traj, fields, varying) if varying else None          # (T, N, V)
-    on = source_on(traj) if hasattr(base, "heat_edge_index") else None         # (T, N) physical
     samples = []
     for start in range(0, traj.n_frames - unroll, every):
         sample = type(base)(**base.to_dict())             # the same Data class: its batching rules
@@ -109,27 +110,9 @@ def windows(traj: Trajectory, base: Data, fields: FieldSpec, varying: list[str],
         sample.future = states[start + 1: start + 1 + unroll].permute(1, 2, 0)
         if drive is not None:
             sample.varying = drive[start: start + unroll].permute(1, 2, 0)
-        if on is not None:
-            sample.heat_on = on[start: start + unroll].T
-        samples.append(sample)
+        physical = {name: traj.fields[name][start: start + unroll] for name in varying}
+        samples.append(attach(sample, traj.mesh, sample.state, unroll, physical))
     return samples
-
-
-def with_physics(base: Data, mesh) -> Data:
-    """``base`` with the heat physics term's tensors of ``mesh`` (:func:`~meshop.models.heat_physics.heat_operator`)."""
-    from ..models.heat_physics import heat_operator
-
-    for name, value in heat_operator(mesh, physical_length(mesh)).items():
-        setattr(base, name, value)
-    return base
-
-
-def source_on(traj: Trajectory) -> torch.Tensor:
-    """``(T, N)`` float32 on-fraction of the heat source per frame (0 when the series has none)."""
-    from ..models.heat_physics import FIELDS
-
-    values = traj.fields.get(FIELDS["on"])
-    return torch.as_tensor(np.zeros((traj.n_frames, traj.n_points)) if values is None else values, dtype=torch.float32)
 
 
 def varying_columns(fields: FieldSpec, dim: int, varying: list[str]) -> list[int]:
