@@ -9,7 +9,9 @@ part) and the bundled bracket (an L-bracket like the training family, kept as th
 part). Each is solved with the default model's use case (uniform source q = 1, surfaces held at
 T = 0) by scikit-fem, the ground truth, and predicted; the table gives relative L2, the
 a-posteriori estimate of it and their ratio, the speed-up over the solve, and `--refine 1e-8`:
-CG iterations (AMG-preconditioned) from the prediction against the same solver from zero.
+CG iterations (AMG-preconditioned) from the prediction against the same solver from zero. For a
+model trained with a coarse physics prior (`meshop train --prior`) the error of the prior alone
+is printed beside the model's.
 
     python benchmarks/default_model.py [--model CKPT] [--data data/heat3d-default] [--resolution]
 """
@@ -28,6 +30,7 @@ import meshop
 from meshop.data.problems.heat3d import uniform_heating
 from meshop.meshing import gmsh_session, mesh_arrays
 from meshop.prediction import Predictor
+from meshop.priors import coarse_prior
 
 HERE = Path(__file__).resolve().parent
 
@@ -152,18 +155,18 @@ def main() -> None:
         errors = test_split_error(predictor, args.data)
         print(f"heat3d test split ({len(errors)} samples, own q and g): relative L2 "
               f"mean {np.mean(errors):.4f}, median {np.median(errors):.4f}, max {np.max(errors):.4f}")
-    print("| part | nodes | relative L2 | estimate | estimate / true | max error / max T | predict s "
+    print("| part | nodes | relative L2 | prior alone | estimate | estimate / true | max error / max T | predict s "
           "| estimate s | FEM s | speed-up | --refine 1e-8: CG its (s) | from zero: its (s) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     errors, ratios, unrefined = [], [], {}
     for name, mesh in unlike_parts().items():
-        rel, max_error, result, fem_seconds = compare(predictor, mesh, refine=1e-8)
-        unrefined[name] = (mesh.n_points, rel, result)
+        rel, max_error, result, fem_seconds, prior = compare(predictor, mesh, refine=1e-8)
+        unrefined[name] = (mesh.n_points, rel, result, prior)
         if not name.startswith(("bundled", "unit cube")):  # an L-bracket and a block: not unlike
             errors.append(rel)
         found, refined = result.estimate["temperature"], result.refinement["temperature"]
         ratios.append(found.relative / rel)
-        print(f"| {name} | {mesh.n_points} | {rel:.4f} | {found.relative:.4f} | {found.relative / rel:.2f} "
+        print(f"| {name} | {mesh.n_points} | {rel:.4f} | {prior} | {found.relative:.4f} | {found.relative / rel:.2f} "
               f"| {max_error:.4f} | {result.seconds:.2f} | {found.seconds:.2f} | {fem_seconds:.2f} "
               f"| {fem_seconds / result.seconds:.1f}x | {refined.iterations} ({refined.seconds:.2f}) "
               f"| {refined.cold_iterations} ({refined.cold_seconds:.2f}) |")
@@ -174,36 +177,47 @@ def main() -> None:
 
 
 def compare(predictor: Predictor, mesh: meshop.Mesh, refine: float | None = None):
-    """``(relative L2, max error / max T, prediction, FEM seconds)`` of the model on ``mesh``
-    against the FEM solution for q = 1, T = 0 on the surface (the prediction carries its error
-    estimate, and its refinement to ``refine`` when given)."""
+    """``(relative L2, max error / max T, prediction, FEM seconds, prior alone)`` of the model on
+    ``mesh`` against the FEM solution for q = 1, T = 0 on the surface (the prediction carries its
+    error estimate, and its refinement to ``refine`` when given; ``prior alone``: the relative L2
+    of the model's coarse prior, as text, "-" without one)."""
     truth, fem_seconds = solve_heating(mesh)
     result = predictor.predict(mesh, refine=refine)
     pred = result.mesh.point_data["temperature_pred"]
     rel = np.linalg.norm(pred - truth) / np.linalg.norm(truth)
-    return rel, np.abs(pred - truth).max() / truth.max(), result, fem_seconds
+    return rel, np.abs(pred - truth).max() / truth.max(), result, fem_seconds, prior_error(predictor, mesh, truth)
+
+
+def prior_error(predictor: Predictor, mesh: meshop.Mesh, truth: np.ndarray) -> str:
+    """Relative L2 of the checkpoint's coarse prior alone for q = 1, T = 0 ("-" without one)."""
+    fields = predictor.checkpoint.fields
+    if not fields.prior:
+        return "-"
+    raw = {name: np.full((mesh.n_points, 1), fields.input_defaults[name]) for name in fields.inputs}
+    prior = coarse_prior(mesh, fields, raw)[:, 0]
+    return f"{np.linalg.norm(prior - truth) / np.linalg.norm(truth):.4f}"
 
 
 def resolution_table(predictor: Predictor, unrefined: dict,
                      names=("torus R=1 r=0.25", "star prism", "T-beam", "hex nut M24 (mm, far from origin)")) -> None:
     """The same parts meshed finer: a discretization-independent model keeps its error.
     ``unrefined``: name -> (nodes, relative L2, prediction) of the parts as first meshed."""
-    print("| part | refinement | nodes | relative L2 | estimate / true | predict s | nodes/s | estimate s |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| part | refinement | nodes | relative L2 | prior alone | estimate / true | predict s | nodes/s | estimate s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     rows = [(name, 1, *unrefined[name]) for name in names]
     for refine in (2, 4):
         for name, mesh in unlike_parts(refine=refine, only=list(names)).items():
-            rel, _, result, _ = compare(predictor, mesh)
-            rows.append((name, refine, mesh.n_points, rel, result))
+            rel, _, result, _, prior = compare(predictor, mesh)
+            rows.append((name, refine, mesh.n_points, rel, result, prior))
     rows.append(("unit cube", 1, *unrefined["unit cube"]))
     for refine, nodes in ((2, 100_000), (4, 1_000_000)):     # 10.6k, 97k, 1M nodes
         mesh = _unit_cube(nodes)
-        rel, _, result, _ = compare(predictor, mesh)
-        rows.append(("unit cube", refine, mesh.n_points, rel, result))
-    for name, refine, nodes, rel, result in rows:
+        rel, _, result, _, prior = compare(predictor, mesh)
+        rows.append(("unit cube", refine, mesh.n_points, rel, result, prior))
+    for name, refine, nodes, rel, result, prior in rows:
         found = result.estimate["temperature"]
-        print(f"| {name} | {refine}x | {nodes} | {rel:.4f} | {found.relative / rel:.2f} | {result.seconds:.2f} "
-              f"| {nodes / result.seconds:.0f} | {found.seconds:.2f} |")
+        print(f"| {name} | {refine}x | {nodes} | {rel:.4f} | {prior} | {found.relative / rel:.2f} | {result.seconds:.2f} "
+              f"| {nodes / result.seconds:.0f} | {found.seconds:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .geometry.cells import TOPOLOGICAL_DIM, simplex_measure
+from .geometry.boundary import enclosed_measure
 from .geometry.voxel_poisson import DEFAULT_VOXELS, voxel_poisson
 
 #: problem name -> the prior of its bundled-model fields (the PDE meshop knows for it)
@@ -65,6 +65,4 @@ def _surface_and_measure(mesh, points: np.ndarray) -> tuple[np.ndarray | None, f
     else:
         quads = facets[:, 3] >= 0
         simplices = np.vstack([facets[:, :3], facets[quads][:, [0, 2, 3]]])
-    measure = sum(float(simplex_measure(points, cell_type, conn).sum())
-                  for cell_type, conn in mesh.cells.items() if TOPOLOGICAL_DIM.get(cell_type) == mesh.dim)
-    return simplices, measure
+    return simplices, enclosed_measure(points, mesh.boundary)

@@ -141,3 +141,16 @@ def test_a_model_trained_with_a_prior_starts_from_it_and_keeps_it(problem, model
     assert np.allclose(alone, coarse_prior(sample, ckpt.fields, raw)[:, 0], rtol=1e-5, atol=1e-6 * np.abs(alone).max())
     truth = np.asarray(sample.point_data[target])
     assert _relative(alone, truth) < 0.1
+
+
+def test_the_enclosed_measure_equals_the_sum_of_the_cells():
+    from meshop.geometry.boundary import enclosed_measure
+    from meshop.geometry.cells import simplex_measure
+
+    for mesh in (_ball(3, centre=(40.0, 0.0, -7.0)), _cube(5)):
+        cells = simplex_measure(mesh.points, "tetra", mesh.cells["tetra"]).sum()
+        assert enclosed_measure(mesh.centred_points, mesh.boundary) == pytest.approx(cells, rel=1e-12)
+    disk = MeshTri.init_circle(3)
+    mesh = meshop.Mesh(disk.p.T, {"triangle": disk.t.T})
+    assert enclosed_measure(mesh.centred_points, mesh.boundary) == pytest.approx(
+        simplex_measure(mesh.points, "triangle", mesh.cells["triangle"]).sum(), rel=1e-12)

@@ -136,6 +136,15 @@ def _used_once(parts: list[list[np.ndarray]]) -> np.ndarray:
     return once
 
 
+def enclosed_measure(points: np.ndarray, boundary: BoundaryFacets) -> float:
+    """Volume (area in 2D) of the part whose closed boundary is ``boundary``, by the divergence
+    theorem: ``(1/d) sum_f (x_f . n_f) |f|`` over the facets (centre x_f, outward normal n_f);
+    O(facets), where summing the cells would be O(cells). Best with centred ``points``."""
+    centres = _facet_centres(points, boundary.facets)
+    flux = np.einsum("fd,fd->f", centres, boundary.normals) * boundary.measures
+    return float(flux.sum() / points.shape[1])
+
+
 def _facet_centres(points: np.ndarray, facets: np.ndarray) -> np.ndarray:
     valid = facets >= 0
     p = points[np.where(valid, facets, 0)] * valid[..., None]

@@ -112,22 +112,33 @@ def _classified(points, facets, distance, lo, hi, spacing: float, measure: float
     signed = np.full(near.size, -np.inf)
     ids = np.flatnonzero(near.ravel())
     grid = VoxelGrid(origin, spacing, shape, signed)
-    signed[ids] = _signed_distance(points, facets, distance, grid.centres(ids))
+    signed[ids] = _signed_distance(points, facets, distance, grid.centres(ids), spacing)
     return grid
 
 
-def _signed_distance(points, facets, distance, queries: np.ndarray) -> np.ndarray:
-    """``(Q,)`` distance of ``queries`` to the surface, positive inside."""
-    if facets is not None:
-        import igl
+def _signed_distance(points, facets, distance, queries: np.ndarray, spacing: float) -> np.ndarray:
+    """``(Q,)`` distance of ``queries`` to the surface, positive inside: libigl's for the queries
+    within four voxels of the surface (the solve reads the distance of those within two, and the
+    interpolation that of the nearest inside centre of those just outside), the nodes'
+    bound (:func:`_ball_depth`) for those certainly deeper and for a point cloud."""
+    if facets is None:
+        return _ball_depth(points, distance, queries, k=min(8, len(points)))
+    import igl
 
-        sign = (igl.SIGNED_DISTANCE_TYPE_FAST_WINDING_NUMBER if points.shape[1] == 3     # not offered in 2D
-                else igl.SIGNED_DISTANCE_TYPE_WINDING_NUMBER)
-        found = igl.signed_distance(np.ascontiguousarray(queries), np.ascontiguousarray(points, dtype=np.float64),
-                                    np.ascontiguousarray(facets, dtype=np.int64), sign_type=sign)[0]
-        return -found                                     # libigl: negative inside
-    # point cloud: a node at depth d(n) has its ball of radius d(n) inside the part
-    k = min(8, len(points))
+    signed = _ball_depth(points, distance, queries, k=1) if distance is not None else np.zeros(len(queries))
+    near = np.flatnonzero(signed <= 4 * spacing)
+    sign = (igl.SIGNED_DISTANCE_TYPE_FAST_WINDING_NUMBER if points.shape[1] == 3     # not offered in 2D
+            else igl.SIGNED_DISTANCE_TYPE_WINDING_NUMBER)
+    found = igl.signed_distance(np.ascontiguousarray(queries[near]), np.ascontiguousarray(points, dtype=np.float64),
+                                np.ascontiguousarray(facets, dtype=np.int64), sign_type=sign)[0]
+    signed[near] = -found                                 # libigl: negative inside
+    return signed
+
+
+def _ball_depth(points, distance, queries: np.ndarray, k: int) -> np.ndarray:
+    """A lower bound of the depth of ``queries`` inside the part: a node at distance d(n) from
+    the surface has its ball of radius d(n) inside, so ``max_n d(n) - |q - n|`` over the ``k``
+    nearest nodes (positive: certainly inside; the exact distance of a mesh is within the gap)."""
     gap, nearest = cKDTree(points).query(queries, k=k, workers=-1)
     gap, nearest = gap.reshape(len(queries), k), nearest.reshape(len(queries), k)
     return (distance[nearest] - gap).max(axis=1)
