@@ -40,29 +40,30 @@ def known_prior(problem: str | None, spec, where) -> dict:
 
 def coarse_prior(mesh, spec, raw: dict[str, np.ndarray]) -> np.ndarray:
     """``(N, T)`` physical prior of every target of ``spec`` on ``mesh``; ``raw``: input name ->
-    ``(N, 1)`` values as the mesh gives them (defaults filled in)."""
-    points = mesh.centred_points.astype(np.float64)
-    facets, measure = _surface_and_measure(mesh, points)
+    ``(N, 1)`` values as the mesh gives them (defaults filled in).
+
+    Solved on the graphs' positions (:func:`~meshop.graph.node_positions`: centred, in units of
+    the bounding-box diagonal D, snapped to a grid) with the source scaled by D²: voxel centres
+    that fall on the surface (an axis-aligned face) are then classified the same wherever the
+    part lies, and the prior of a part far from the origin is the prior near it."""
+    from .graph import node_positions
+
+    points, diagonal = node_positions(mesh), mesh.size
+    facets = None if mesh.is_point_cloud else _simplices(mesh.boundary.facets, mesh.dim)
+    measure = None if facets is None else enclosed_measure(mesh.centred_points, mesh.boundary) / diagonal ** mesh.dim
     columns = []
     for target in spec.targets:
         prior = spec.prior[target]
-        source = np.ravel(raw[prior["source"]]) if prior.get("source") else np.zeros(mesh.n_points)
+        source = np.ravel(raw[prior["source"]]) * diagonal ** 2 if prior.get("source") else np.zeros(mesh.n_points)
         boundary = np.ravel(raw[prior["boundary"]]) if prior.get("boundary") else np.zeros(mesh.n_points)
-        columns.append(voxel_poisson(points, mesh.boundary_mask, source, boundary, facets=facets,
-                                     measure=measure, distance=mesh.distance_to_boundary,
-                                     voxels=prior["voxels"]))
+        columns.append(voxel_poisson(points, mesh.boundary_mask, source, boundary, facets=facets, measure=measure,
+                                     distance=mesh.distance_to_boundary / diagonal, voxels=prior["voxels"]))
     return np.stack(columns, axis=1)
 
 
-def _surface_and_measure(mesh, points: np.ndarray) -> tuple[np.ndarray | None, float | None]:
-    """Oriented boundary simplices ``(F, d)`` (quads split in two) and the part's volume; both
-    None for a point cloud."""
-    if mesh.is_point_cloud:
-        return None, None
-    facets = mesh.boundary.facets
-    if mesh.dim == 2:
-        simplices = facets[:, :2]
-    else:
-        quads = facets[:, 3] >= 0
-        simplices = np.vstack([facets[:, :3], facets[quads][:, [0, 2, 3]]])
-    return simplices, enclosed_measure(points, mesh.boundary)
+def _simplices(facets: np.ndarray, dim: int) -> np.ndarray:
+    """``(F, d)`` boundary simplices from the padded facet rows (quads split in two)."""
+    if dim == 2:
+        return facets[:, :2]
+    quads = facets[:, 3] >= 0
+    return np.vstack([facets[:, :3], facets[quads][:, [0, 2, 3]]])

@@ -233,17 +233,33 @@ def test_cli_predict_writes_and_reports(tmp_path, heat_checkpoint):
     assert picture.std() > 10 and len(np.unique(picture.reshape(-1, 3), axis=0)) > 50
 
 
-@pytest.mark.parametrize("name", ["heat3d", "heat3d-gno"])
-def test_bundled_models_give_the_outputs_pinned_in_tests_data(name):
-    """The steady bundled models' predictions on the bracket equal those stored in tests/data
-    to 1e-6 of their range: bundled_bracket_tie_band.npz, since kNN near-ties are settled by
-    node id (issue 18, item 8). That moved them from the outputs of commit f68e3e2 (before the
-    time axis) by 1.2 % / 1.1 % relative L2 (max 6.5 % / 4.5 % of the range, where the ties
-    were), with the same finite-element error estimate (6.87 % -> 6.90 %, 8.26 % -> 8.27 %)."""
+def test_bundled_local_model_gives_the_outputs_pinned_in_tests_data():
+    """``heat3d-gno``'s predictions on the bracket equal those stored in tests/data to 1e-6 of
+    their range: bundled_bracket_tie_band.npz, since kNN near-ties are settled by node id (issue
+    18, item 8). That moved them from the outputs of commit f68e3e2 (before the time axis) by
+    1.1 % relative L2 (max 4.5 % of the range, where the ties were), with the same
+    finite-element error estimate (8.26 % -> 8.27 %)."""
     data = Path(__file__).parent / "data"
-    key = name.replace("-", "_")
-    reference, before = (np.load(data / f"bundled_bracket_{tag}.npz")[key] for tag in ("tie_band", "f68e3e2"))
+    reference, before = (np.load(data / f"bundled_bracket_{tag}.npz")["heat3d_gno"] for tag in ("tie_band", "f68e3e2"))
     bracket = meshop.read(EXAMPLES / "parts" / "bracket.vtu")
-    predicted = Predictor(name).predict(bracket, estimate=False).mesh.point_data["temperature_pred"]
+    predicted = Predictor("heat3d-gno").predict(bracket, estimate=False).mesh.point_data["temperature_pred"]
     assert np.abs(predicted - reference).max() <= 1e-6 * np.abs(reference).max()
     assert np.linalg.norm(predicted - before) <= 0.015 * np.linalg.norm(before)
+
+
+def test_bundled_default_gives_its_pinned_outputs_and_beats_the_previous_default():
+    """The default (``heat3d``, the hybrid with a coarse prior of issue 15) predicts on the
+    bracket what bundled_bracket_prior.npz holds, to 1e-6 of the range, and is closer to the
+    finite-element solution there than the previous, prior-free default was (its outputs in
+    bundled_bracket_tie_band.npz)."""
+    from meshop.data.problems.heat3d import uniform_heating
+
+    data = Path(__file__).parent / "data"
+    reference = np.load(data / "bundled_bracket_prior.npz")["heat3d"]
+    previous = np.load(data / "bundled_bracket_tie_band.npz")["heat3d"]
+    bracket = meshop.read(EXAMPLES / "parts" / "bracket.vtu")
+    predicted = Predictor("heat3d").predict(bracket, estimate=False).mesh.point_data["temperature_pred"]
+    assert np.abs(predicted - reference).max() <= 1e-6 * np.abs(reference).max()
+    truth = uniform_heating(meshop.Mesh(bracket.points, bracket.cells))
+    error = lambda u: np.linalg.norm(u - truth) / np.linalg.norm(truth)
+    assert error(predicted) < error(previous) - 0.02

@@ -101,8 +101,10 @@ def _classified(points, facets, distance, lo, hi, spacing: float, measure: float
     """Signed distances of the centres near the nodes (the others stay -inf); ``measure`` (or
     an upper bound of it) sets how far apart the nodes may be."""
     dim = points.shape[1]
-    origin = lo - spacing
-    shape = tuple(int(n) for n in np.ceil((hi - lo) / spacing).astype(int) + 3)
+    # cell-centred: the part's bounding planes fall midway between two rows of centres, never on
+    # one, so no centre sits on an axis-aligned face whose side rounding would decide
+    origin = lo - 1.5 * spacing
+    shape = tuple(int(n) for n in np.ceil((hi - lo) / spacing).astype(int) + 4)
     near = np.zeros(shape, dtype=bool)
     cell = np.floor((points - origin) / spacing + 0.5).astype(np.int64)
     near[tuple(cell.T)] = True

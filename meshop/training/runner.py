@@ -19,13 +19,13 @@ from ..checkpoint import Checkpoint, load, save
 from ..errors import MeshError
 from ..graph import GraphSettings, build_graph, decode, feature_count, feature_layout
 from ..metrics import relative_l2
+from ..priors import known_prior
 from . import mover, particles
 from .data import SPLITS, TrainingData, load_training_data
 from .particles import is_particle_dataset
 from .records import write_loss_curve, write_metrics
 from .state import optimizer_from_flat, optimizer_to_flat
 from .distributed import Distributed
-from ..priors import known_prior
 from .steps import supervised_step, unrolled_step, validation
 from .trainer import EpochSampler, Trainer
 from .windows import increment_scale, is_trajectory_dataset, load_trajectory_data, varying_columns, windows
