@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from skfem import MeshTri
 
 import meshop
 from meshop.fields import FieldSpec
 from meshop.graph import (NODE_ATTRIBUTES, GraphSettings, build_graph, decode, extend_boundary_values, feature_count,
-                          node_data, node_subset)
+                          feature_layout, node_data, node_subset)
 from meshop.metrics import relative_l2
 
 
@@ -21,20 +22,26 @@ def _square(n=9, scale=1.0, shift=(0.0, 0.0)):
                        {"source": np.sin(3 * x) + y, "boundary_value": g, "u": x * (1 - x) * y * (1 - y) + g})
 
 
-def _spec():
+def _spec(prior: bool = False):
     return FieldSpec(["source", "boundary_value"], ["u"], length_powers={"source": 2},
-                     dirichlet={"u": "boundary_value"}, linear_inputs=["source", "boundary_value"])
+                     dirichlet={"u": "boundary_value"}, linear_inputs=["source", "boundary_value"],
+                     prior={"u": {"pde": "poisson", "source": "source", "boundary": "boundary_value", "voxels": 1024}}
+                     if prior else {})
 
 
-def test_features_do_not_depend_on_units_or_placement():
-    spec = _spec().fit([_square()])
+@pytest.mark.parametrize("prior", [False, True])
+def test_features_do_not_depend_on_units_or_placement(prior):
+    spec = _spec(prior).fit([_square()])
     a = build_graph(_square(), spec, GraphSettings(k=6))
     # the same square in millimetres, shifted; source in K/mm² = K/m² / 1e6 keeps q L² fixed
     mm = _square(scale=1000.0, shift=(-30.0, 7.0))
     mm = mm.with_point_data(source=mm.point_data["source"] / 1e6)
     b = build_graph(mm, spec, GraphSettings(k=6))
-    assert a.x.shape[1] == feature_count(spec, 2) == 2 * 2 + 2 + 2 + 1
+    assert a.x.shape[1] == feature_count(spec, 2) == 2 * 2 + 2 + 2 + 1 + prior
     torch.testing.assert_close(a.x, b.x, rtol=1e-5, atol=1e-5)
+    if prior:                                   # the coarse solve too: the last column, as data.prior
+        torch.testing.assert_close(a.prior, a.x[:, -1:])
+        assert feature_layout(spec, 2)["prior:u"] == [9, 10]
     assert torch.equal(a.edge_index, b.edge_index)
 
 
@@ -67,7 +74,7 @@ def test_extended_boundary_values():
 
 def test_node_attributes_are_every_per_node_row_and_subsets_keep_them_aligned():
     mesh = _square(9)
-    data, _ = node_data(mesh, _spec().fit([mesh]))  # with targets: y too
+    data, _ = node_data(mesh, _spec(prior=True).fit([mesh]))  # with targets and a prior: y and prior too
     per_node = {key for key, value in data.to_dict().items() if value.dim() and value.shape[0] == mesh.n_points}
     assert per_node == set(NODE_ATTRIBUTES)         # a node attribute node_data adds must be listed
     nodes = torch.tensor([7, 0, 3, 3])

@@ -194,11 +194,17 @@ def series_page(out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    steps = (samples, bracket, comparison, estimate, kdtree_2d, kdtree_bracket, multiscale, loss_curve, html_page,
+             series_page)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images")
-    out = parser.parse_args().out
+    parser.add_argument("--only", nargs="+", choices=[step.__name__ for step in steps],
+                        help="make these pictures only (default: all)")
+    args = parser.parse_args()
+    out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    for step in (samples, bracket, comparison, estimate, kdtree_2d, kdtree_bracket, multiscale, loss_curve, html_page,
-                 series_page):
+    for step in steps:
+        if args.only and step.__name__ not in args.only:
+            continue
         print(f"{step.__name__}: {step.__doc__.splitlines()[0]}")
         step(out)
     for image in sorted(out.glob("*.png")):
