@@ -201,6 +201,14 @@ ALWAYS void target_base(const Layer *L, int64_t H, int64_t i, v8 *base) {
         base[v] = load8(L->relative_bias + 8 * v) + load8(L->target_term + i * H + 8 * v);
 }
 
+/* F(L, d, H, W, ...) with the widths of the benchmark and the bundled models as constants (the
+ * compiler then unrolls the loops over them), else as variables */
+#define SPECIALIZED(F, ...)                                                                          \
+    if (L->dim == 3 && L->hidden == 32 && L->width == 32) F(L, 3, 32, 32, __VA_ARGS__);            \
+    else if (L->dim == 3 && L->hidden == 32 && L->width == 48) F(L, 3, 32, 48, __VA_ARGS__);       \
+    else if (L->dim == 3 && L->hidden == 16 && L->width == 16) F(L, 3, 16, 16, __VA_ARGS__);       \
+    else F(L, L->dim, L->hidden, L->width, __VA_ARGS__)
+
 ALWAYS void forward_target(const Layer *L, int64_t d, int64_t H, int64_t W, int64_t i, float *out) {
     float h[BLOCK * MAX_VECTORS * 8] __attribute__((aligned(32))), rel[4 * BLOCK];
     v8 base[MAX_VECTORS], acc[MAX_VECTORS], kernel[BLOCK * MAX_VECTORS];
@@ -223,8 +231,7 @@ void kernel_sum_f32(const Layer *L, float *out) {
     for (int64_t n = 0; n < L->n_targets; n++) {
         int64_t i = L->order ? L->order[n] : n;
         prefetch_target(L, n + 1, L->hidden, L->width);
-        if (L->hidden == 32 && L->width == 32 && L->dim == 3) forward_target(L, 3, 32, 32, i, out);  /* unrolled */
-        else forward_target(L, L->dim, L->hidden, L->width, i, out);
+        SPECIALIZED(forward_target, i, out);
     }
 }
 
@@ -258,14 +265,14 @@ static void add_into(float *to, const float *from, int64_t n) {
 /* gradient of one edge's embedding: pre-activation gradient g_pre (H) of edge j -> i with scaled
  * offset rel (d + 1) into the source row, the target's sums and the relative weights */
 ALWAYS void embedding_grads(const Layer *L, int64_t d, int64_t H, int64_t j, const float *rel, const v8 *g_pre,
-                            Partial *p, v8 *g_target, float *g_x_i) {
+                            Partial *p, v8 *g_target, v8 *g_relative, float *g_x_i) {
     float *s_j = p->source_term + j * H;
     v8 g_rel[4] = {{0}};
     for (int64_t v = 0; v < H / 8; v++) {
         store8(s_j + 8 * v, load8(s_j + 8 * v) + g_pre[v]);
         g_target[v] += g_pre[v];
         for (int64_t c = 0; c <= d; c++) {
-            store8(p->relative_t + c * H + 8 * v, load8(p->relative_t + c * H + 8 * v) + g_pre[v] * rel[c]);
+            g_relative[c * (H / 8) + v] += g_pre[v] * rel[c];
             g_rel[c] += load8(L->relative_t + c * H + 8 * v) * g_pre[v];
         }
     }
@@ -286,7 +293,7 @@ ALWAYS void backward_target(const Layer *L, int64_t d, int64_t H, int64_t W, int
     float h[BLOCK * MAX_VECTORS * 8] __attribute__((aligned(32))), slope[BLOCK * MAX_VECTORS * 8],
         g_kernel[BLOCK * MAX_VECTORS * 8] __attribute__((aligned(32))), rel[4 * BLOCK], g_x_i[3] = {0};
     v8 base[MAX_VECTORS], kernel[BLOCK * MAX_VECTORS], g_h[BLOCK * MAX_VECTORS], g_i[MAX_VECTORS],
-        g_target[MAX_VECTORS], g_pre[MAX_VECTORS];
+        g_target[MAX_VECTORS], g_pre[MAX_VECTORS], g_relative[4 * MAX_VECTORS] = {{0}};
     target_base(L, H, i, base);
     for (int64_t v = 0; v < W / 8; v++) g_i[v] = load8(grad + i * W + 8 * v);
     for (int64_t v = 0; v < H / 8; v++) g_target[v] = splat(0.0f);
@@ -306,14 +313,16 @@ ALWAYS void backward_target(const Layer *L, int64_t d, int64_t H, int64_t W, int
         gemm_block_tn(W, H / 8, g_kernel, h, p->kernel_w);   /* dL/dW_k += g_kernel^T h */
         gemm_block(block, W, H / 8, g_kernel, W, L->kernel_w, H, g_h);  /* dL/dh = g_kernel W_k */
         for (int64_t q = 0; q < block; q++) {
-            for (int64_t v = 0; v < H / 8; v++) {
-                g_pre[v] = g_h[q * (H / 8) + v] * load8(slope + q * H + 8 * v);
-                store8(p->relative_bias + 8 * v, load8(p->relative_bias + 8 * v) + g_pre[v]);
-            }
-            embedding_grads(L, d, H, L->sources[e + q], rel + 4 * q, g_pre, p, g_target, g_x_i);
+            for (int64_t v = 0; v < H / 8; v++) g_pre[v] = g_h[q * (H / 8) + v] * load8(slope + q * H + 8 * v);
+            embedding_grads(L, d, H, L->sources[e + q], rel + 4 * q, g_pre, p, g_target, g_relative, g_x_i);
         }
     }
-    for (int64_t v = 0; v < H / 8; v++) store8(G->target_term + i * H + 8 * v, g_target[v]);
+    for (int64_t v = 0; v < H / 8; v++) {  /* the relative layer's bias gets every edge's g_pre */
+        store8(G->target_term + i * H + 8 * v, g_target[v]);
+        store8(p->relative_bias + 8 * v, load8(p->relative_bias + 8 * v) + g_target[v]);
+        for (int64_t c = 0; c <= d; c++)
+            store8(p->relative_t + c * H + 8 * v, load8(p->relative_t + c * H + 8 * v) + g_relative[c * (H / 8) + v]);
+    }
     for (int64_t c = 0; c < d; c++) G->target_pos[i * d + c] = g_x_i[c];
 }
 
@@ -329,8 +338,7 @@ void kernel_sum_backward_f32(const Layer *L, const float *grad, Grads *G) {
         for (int64_t n = 0; n < L->n_targets; n++) {
             int64_t i = L->order ? L->order[n] : n;
             prefetch_target(L, n + 1, H, W);
-            if (H == 32 && W == 32 && d == 3) backward_target(L, 3, 32, 32, i, grad, &p, G);  /* unrolled */
-            else backward_target(L, d, H, W, i, grad, &p, G);
+            SPECIALIZED(backward_target, i, grad, &p, G);
         }
         partials[t] = p;
         #pragma omp barrier
