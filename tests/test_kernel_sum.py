@@ -106,12 +106,18 @@ def test_coincident_nodes_give_finite_position_gradients():
     torch.testing.assert_close(fused_grads[0], plain_grads[0], rtol=1e-10, atol=1e-12)
 
 
+@pytest.fixture(scope="module")
+def kernel_cache(tmp_path_factory):
+    """A fresh cache folder for this module's tests: the kernel is built once (~3 s), then loaded."""
+    return tmp_path_factory.mktemp("cache")
+
+
 @pytest.fixture
-def compiled_on(monkeypatch, tmp_path):
+def compiled_on(monkeypatch, kernel_cache):
     """The opt-in compiled kernel, built into a fresh cache folder."""
     from meshop.nn import compiled
 
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(kernel_cache))
     monkeypatch.setattr(compiled, "_library", None)
     compiled.use_compiled(True)
     yield compiled
