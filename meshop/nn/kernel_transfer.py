@@ -45,7 +45,7 @@ class KernelTransfer(nn.Module):
             integral = kernel_sum(edges, value, self.kernel) / edges.mean_divisor
         elif compiled.applies(edges, value, self.kernel.in_features):   # opt-in compiled inference
             integral = compiled.kernel_sum(edges, value, self.kernel.weight, self.kernel.bias)
-            integral = integral / edges.mean_divisor
+            integral /= edges.mean_divisor                              # in place: no autograd here
         else:
             integral = kernel_mean(edges, lambda index, embedding: self.messages(value, index, embedding))
         return self.update_node(target, integral)                       # (N_t, width)
