@@ -3,14 +3,14 @@
  *   h_ij   = GELU(W_r [(x_j - x_i) / scale, |x_j - x_i| / scale] + b_r + T_i + S_j)
  *   kappa  = W_k h_ij + b_k
  * the same formula as meshop.nn.BoundEmbedding + KernelTransfer.messages, without the per-edge
- * tensors: eight edges of a target at a time are embedded into a block that stays in L1, the
+ * tensors: twelve edges of a target at a time are embedded into a block that stays in L1, the
  * block's kernels come from a register-blocked GEMM micro-kernel and are multiplied into the sum
  * at once. Targets are visited in the order given (meshop.nn.compiled passes a Morton order of
  * their positions), so consecutive targets share most sources and their rows stay in cache.
  * Hand-written because no library fuses a gather, an MLP and a segment sum (torch-scatter, pyg-lib
- * do the sum alone) and a GEMM call per 8 edges would cost more than the arithmetic.
+ * do the sum alone) and a GEMM call per 12 edges would cost more than the arithmetic.
  * Widths: the hidden width H (padded by the caller) and the state width W are multiples of 8.
- * Built at first use by meshop/nn/compiled.py (cc -O3 -march=native -fopenmp). */
+ * Built at first use by meshop/nn/compiled.py (cc -O3 -march=native -fopenmp ...). */
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
@@ -18,7 +18,9 @@
 #include <string.h>
 
 #define MAX_VECTORS 32 /* widths up to 256 */
-#define BLOCK 8        /* edges per block */
+#define BLOCK 12       /* edges per block: a multiple of TILE_ROWS */
+#define TILE_ROWS 3    /* 3 x 4 accumulators of 8 floats: 12 of the 16 AVX registers */
+#define TILE_VECTORS 4
 
 typedef float v8 __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
@@ -92,25 +94,24 @@ ALWAYS v8 gelu(v8 x, v8 *slope) {
 }
 
 /* out (rows x nb vectors) = a (rows x k, row stride lda) @ b (k x 8 nb, row stride ldb), rows
- * rounded up to 4: 4 rows x 2 vectors of accumulators, each b row loaded once per 4 rows */
+ * rounded up to TILE_ROWS: TILE_ROWS x TILE_VECTORS accumulators, each b row loaded once per
+ * TILE_ROWS rows, as in a GEMM micro-kernel */
 ALWAYS void gemm_block(int64_t rows, int64_t k, int64_t nb, const float *a, int64_t lda, const float *b,
                        int64_t ldb, v8 *out) {
-    for (int64_t c = 0; c < nb; c += 2) {
-        int two = c + 1 < nb;
-        for (int q0 = 0; q0 < rows; q0 += 4) {
-            v8 acc[4][2] = {{{0}}};
+    for (int64_t c = 0; c < nb; c += TILE_VECTORS) {
+        int64_t vectors = nb - c < TILE_VECTORS ? nb - c : TILE_VECTORS;
+        for (int64_t q0 = 0; q0 < rows; q0 += TILE_ROWS) {
+            v8 acc[TILE_ROWS][TILE_VECTORS] = {{{0}}};
             for (int64_t m = 0; m < k; m++) {
-                v8 b0 = load8(b + m * ldb + 8 * c), b1 = two ? load8(b + m * ldb + 8 * c + 8) : b0;
-                for (int t = 0; t < 4; t++) {
+                v8 row[TILE_VECTORS];
+                for (int u = 0; u < TILE_VECTORS; u++) row[u] = u < vectors ? load8(b + m * ldb + 8 * (c + u)) : splat(0.0f);
+                for (int t = 0; t < TILE_ROWS; t++) {
                     float x = a[(q0 + t) * lda + m];
-                    acc[t][0] += b0 * x;
-                    acc[t][1] += b1 * x;
+                    for (int u = 0; u < TILE_VECTORS; u++) acc[t][u] += row[u] * x;
                 }
             }
-            for (int t = 0; t < 4; t++) {
-                out[(q0 + t) * nb + c] = acc[t][0];
-                if (two) out[(q0 + t) * nb + c + 1] = acc[t][1];
-            }
+            for (int t = 0; t < TILE_ROWS; t++)
+                for (int u = 0; u < vectors; u++) out[(q0 + t) * nb + c + u] = acc[t][u];
         }
     }
 }
