@@ -48,12 +48,13 @@ def use_compiled(on: bool = True) -> None:
 def applies(edges, value: torch.Tensor, hidden: int) -> bool:
     """Whether the compiled kernel sums this layer: turned on, float32 on the CPU, no autograd
     (inference, or either pass of :class:`~meshop.nn.kernel_sum.KernelSum`), target-sorted
-    edges with a :class:`~meshop.nn.edge_features.BoundEmbedding` in at most 3 dimensions, a
-    state width that is a multiple of 8 (one AVX register)."""
+    edges with a float32 :class:`~meshop.nn.edge_features.BoundEmbedding` in at most 3
+    dimensions, a state width that is a multiple of 8 (one AVX register)."""
     return (_enabled and not torch.is_grad_enabled() and value.dtype == torch.float32
             and value.device.type == "cpu" and max(hidden, value.shape[1]) <= MAX_WIDTH
             and value.shape[1] % 8 == 0 and edges.sorted and isinstance(edges.embedding, BoundEmbedding)
-            and edges.embedding.source_pos.shape[1] <= 3)
+            and edges.embedding.source_pos.shape[1] <= 3
+            and all(t.dtype == torch.float32 for t in edges.embedding.tensors))
 
 
 def library() -> ctypes.CDLL:
