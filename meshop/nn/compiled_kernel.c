@@ -104,7 +104,8 @@ ALWAYS void gemm_block(int64_t rows, int64_t k, int64_t nb, const float *a, int6
             v8 acc[TILE_ROWS][TILE_VECTORS] = {{{0}}};
             for (int64_t m = 0; m < k; m++) {
                 v8 row[TILE_VECTORS];
-                for (int u = 0; u < TILE_VECTORS; u++) row[u] = u < vectors ? load8(b + m * ldb + 8 * (c + u)) : splat(0.0f);
+                for (int u = 0; u < TILE_VECTORS; u++)
+                    row[u] = u < vectors ? load8(b + m * ldb + 8 * (c + u)) : splat(0.0f);
                 for (int t = 0; t < TILE_ROWS; t++) {
                     float x = a[(q0 + t) * lda + m];
                     for (int u = 0; u < TILE_VECTORS; u++) acc[t][u] += row[u] * x;
@@ -294,7 +295,8 @@ ALWAYS void backward_target(const Layer *L, int64_t d, int64_t H, int64_t W, int
     float h[BLOCK * MAX_VECTORS * 8] __attribute__((aligned(32))), slope[BLOCK * MAX_VECTORS * 8],
         g_kernel[BLOCK * MAX_VECTORS * 8] __attribute__((aligned(32))), rel[4 * BLOCK], g_x_i[3] = {0};
     v8 base[MAX_VECTORS], kernel[BLOCK * MAX_VECTORS], g_h[BLOCK * MAX_VECTORS], g_i[MAX_VECTORS],
-        g_target[MAX_VECTORS], g_pre[MAX_VECTORS], g_relative[4 * MAX_VECTORS] = {{0}};
+        g_target[MAX_VECTORS], g_pre[MAX_VECTORS], g_relative[4 * MAX_VECTORS] = {{0}},
+        g_bias[MAX_VECTORS] = {{0}};
     target_base(L, H, i, base);
     for (int64_t v = 0; v < W / 8; v++) g_i[v] = load8(grad + i * W + 8 * v);
     for (int64_t v = 0; v < H / 8; v++) g_target[v] = splat(0.0f);
@@ -307,8 +309,9 @@ ALWAYS void backward_target(const Layer *L, int64_t d, int64_t H, int64_t W, int
                 if (q >= block) { store8(g_kernel + q * W + 8 * v, splat(0.0f)); continue; }
                 v8 b = load8(L->kernel_bias + 8 * v), g_k = g_i[v] * load8(L->value + j * W + 8 * v);
                 store8(g_kernel + q * W + 8 * v, g_k);
-                store8(p->value + j * W + 8 * v, load8(p->value + j * W + 8 * v) + g_i[v] * (kernel[q * (W / 8) + v] + b));
-                store8(p->kernel_bias + 8 * v, load8(p->kernel_bias + 8 * v) + g_k);
+                v8 g_v = load8(p->value + j * W + 8 * v) + g_i[v] * (kernel[q * (W / 8) + v] + b);
+                store8(p->value + j * W + 8 * v, g_v);
+                g_bias[v] += g_k;
             }
         }
         gemm_block_tn(W, H / 8, g_kernel, h, p->kernel_w);   /* dL/dW_k += g_kernel^T h */
@@ -324,6 +327,7 @@ ALWAYS void backward_target(const Layer *L, int64_t d, int64_t H, int64_t W, int
         for (int64_t c = 0; c <= d; c++)
             store8(p->relative_t + c * H + 8 * v, load8(p->relative_t + c * H + 8 * v) + g_relative[c * (H / 8) + v]);
     }
+    for (int64_t v = 0; v < W / 8; v++) store8(p->kernel_bias + 8 * v, load8(p->kernel_bias + 8 * v) + g_bias[v]);
     for (int64_t c = 0; c < d; c++) G->target_pos[i * d + c] = g_x_i[c];
 }
 
