@@ -7,6 +7,9 @@
  * block's kernels come from a register-blocked GEMM micro-kernel and are multiplied into the sum
  * at once. Targets are visited in the order given (meshop.nn.compiled passes a Morton order of
  * their positions), so consecutive targets share most sources and their rows stay in cache.
+ * The backward pass (kernel_sum_backward_f32) recomputes each block the same way and takes every
+ * gradient from it: two more micro-kernel GEMMs per block (the kernel weights' gradient and the
+ * embedding's), the rest per edge; source rows' gradients go to per-thread private sums.
  * Hand-written because no library fuses a gather, an MLP and a segment sum (torch-scatter, pyg-lib
  * do the sum alone) and a GEMM call per 12 edges would cost more than the arithmetic.
  * Widths: the hidden width H (padded by the caller) and the state width W are multiples of 8.
