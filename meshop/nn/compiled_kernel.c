@@ -53,8 +53,12 @@ typedef struct {
 
 /* e^x for x <= 0 (Cephes expf: Cody-Waite reduction, degree-6 polynomial), relative error < 2e-7 */
 ALWAYS v8 exp_negative(v8 x) {
+#ifdef __AVX__
+    x = __builtin_ia32_maxps256(x, splat(-87.0f));
+#else
     v8i low = x < splat(-87.0f);
     x = (v8)((low & (v8i)splat(-87.0f)) | (~low & (v8i)x));
+#endif
     v8i n = __builtin_convertvector(x * 1.44269504088896341f - 0.5f, v8i);  /* round, x <= 0 */
     v8 nf = __builtin_convertvector(n, v8);
     v8 r = x - nf * 0.693359375f;
@@ -91,7 +95,7 @@ ALWAYS v8 gelu(v8 x, v8 *slope) {
             + 0.254829592f) * t;
     v8 e = exp_negative(-(a * a));
     v8 erf = (v8)((v8i)(1.0f - r * e) | sign);
-    v8 cdf = 0.5f * (1.0f + erf);
+    v8 cdf = 0.5f * erf + 0.5f;
     if (slope) *slope = cdf + x * e * 0.39894228040143268f;
     return x * cdf;
 }
