@@ -24,6 +24,7 @@
 #define BLOCK 12       /* edges per block: a multiple of TILE_ROWS */
 #define TILE_ROWS 3    /* 3 x 4 accumulators of 8 floats: 12 of the 16 AVX registers */
 #define TILE_VECTORS 4
+#define AHEAD (2 * BLOCK) /* edges whose source rows are asked for before their block */
 
 typedef float v8 __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
@@ -185,24 +186,39 @@ ALWAYS void block_kernels(const Layer *L, int64_t d, int64_t H, int64_t W, int64
     gemm_block(block, H, W / 8, h, H, L->kernel_t, W, kernel);
 }
 
-/* ask for the rows of the n-th target to visit and its sources' rows now, and for the edge
- * list of the one after it (random reads, whose latency bounds the loop otherwise) */
+/* ask for the source rows of edges [from, to) now (random reads, ahead of their use) */
+ALWAYS void prefetch_rows(const Layer *L, int64_t H, int64_t W, int64_t from, int64_t to) {
+    for (int64_t e = from; e < to; e++) {
+        int64_t j = L->sources[e];
+        for (int64_t c = 0; c < H; c += 16) __builtin_prefetch(L->source_term + j * H + c);
+        for (int64_t c = 0; c < W; c += 16) __builtin_prefetch(L->value + j * W + c);
+        __builtin_prefetch(L->source_pos + j * L->dim);
+    }
+}
+
+ALWAYS int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* ask for the rows of the n-th target to visit and the source rows of its first AHEAD edges (the
+ * block loop asks for the rest, AHEAD edges ahead: all of a high-degree target's rows at once
+ * would evict the ones in use), and for the edge list of the target after it */
 ALWAYS void prefetch_target(const Layer *L, int64_t n, int64_t H, int64_t W) {
     if (n + 1 < L->n_targets) {
         int64_t next = L->order ? L->order[n + 1] : n + 1;
-        for (int64_t e = L->offsets[next]; e < L->offsets[next + 1]; e += 8) __builtin_prefetch(L->sources + e);
+        for (int64_t e = L->offsets[next]; e < min64(L->offsets[next + 1], L->offsets[next] + AHEAD); e += 8)
+            __builtin_prefetch(L->sources + e);
         if (n + 2 < L->n_targets) __builtin_prefetch(L->offsets + (L->order ? L->order[n + 2] : n + 2));
     }
     if (n >= L->n_targets) return;
     int64_t i = L->order ? L->order[n] : n;
     for (int64_t c = 0; c < H; c += 16) __builtin_prefetch(L->target_term + i * H + c);
     __builtin_prefetch(L->target_pos + i * L->dim);
-    for (int64_t e = L->offsets[i]; e < L->offsets[i + 1]; e++) {
-        int64_t j = L->sources[e];
-        for (int64_t c = 0; c < H; c += 16) __builtin_prefetch(L->source_term + j * H + c);
-        for (int64_t c = 0; c < W; c += 16) __builtin_prefetch(L->value + j * W + c);
-        __builtin_prefetch(L->source_pos + j * L->dim);
-    }
+    prefetch_rows(L, H, W, L->offsets[i], min64(L->offsets[i + 1], L->offsets[i] + AHEAD));
+}
+
+/* within a target: the rows of the edges AHEAD after the block from edge e */
+ALWAYS void prefetch_ahead(const Layer *L, int64_t H, int64_t W, int64_t i, int64_t e) {
+    int64_t end = L->offsets[i + 1];
+    if (e + AHEAD < end) prefetch_rows(L, H, W, e + AHEAD, min64(end, e + AHEAD + BLOCK));
 }
 
 ALWAYS void target_base(const Layer *L, int64_t H, int64_t i, v8 *base) {
@@ -224,7 +240,8 @@ ALWAYS void forward_target(const Layer *L, int64_t d, int64_t H, int64_t W, int6
     target_base(L, H, i, base);
     for (int64_t v = 0; v < W / 8; v++) acc[v] = splat(0.0f);
     for (int64_t e = L->offsets[i]; e < L->offsets[i + 1]; e += BLOCK) {
-        int64_t block = L->offsets[i + 1] - e < BLOCK ? L->offsets[i + 1] - e : BLOCK;
+        int64_t block = min64(L->offsets[i + 1] - e, BLOCK);
+        prefetch_ahead(L, H, W, i, e);
         block_kernels(L, d, H, W, i, e, block, base, rel, h, NULL, kernel);
         for (int64_t q = 0; q < block; q++) {
             const float *v_j = L->value + L->sources[e + q] * W;
@@ -308,7 +325,8 @@ ALWAYS void backward_target(const Layer *L, int64_t d, int64_t H, int64_t W, int
     for (int64_t v = 0; v < W / 8; v++) g_i[v] = load8(grad + i * W + 8 * v);
     for (int64_t v = 0; v < H / 8; v++) g_target[v] = splat(0.0f);
     for (int64_t e = L->offsets[i]; e < L->offsets[i + 1]; e += BLOCK) {
-        int64_t block = L->offsets[i + 1] - e < BLOCK ? L->offsets[i + 1] - e : BLOCK;
+        int64_t block = min64(L->offsets[i + 1] - e, BLOCK);
+        prefetch_ahead(L, H, W, i, e);
         block_kernels(L, d, H, W, i, e, block, base, rel, h, slope, kernel);
         for (int64_t q = 0; q < BLOCK; q++) {           /* message gradients: value and kernel */
             int64_t j = q < block ? L->sources[e + q] : 0;
