@@ -8,8 +8,8 @@ cube (mean degree ~27), ``CHANNELS`` channels, a kernel MLP with one hidden laye
 meshop's ``EdgeEmbedding`` + ``KernelIntegral`` (edge MLP ``(d + 1) -> HIDDEN -> CHANNELS`` with
 node terms gathered, mean aggregation) in pure PyTorch (``meshop``: chunked inference; training
 through the recomputing ``KernelSum``), the same with the optional compiled kernel
-(``meshop-compiled``, ``MESHOP_COMPILED_KERNELS=1``, forward only; its build is left out of the
-time) and the peer's ``GNOBlock(transform_type="linear",
+(``meshop-compiled``, ``MESHOP_COMPILED_KERNELS=1``, both passes in C; its build is left out of
+the time) and the peer's ``GNOBlock(transform_type="linear",
 pos_embedding_type=None, channel_mlp_layers=[HIDDEN], reduction="mean")`` (edge MLP
 ``2d -> HIDDEN -> CHANNELS``), in its fastest setup that installs here: torch-scatter's
 ``segment_csr`` when installed (else its ``segment_csr`` swapped for ``torch.segment_reduce``, the
@@ -180,7 +180,7 @@ def main() -> None:
         for n in args.sizes:
             if mode == "backward" and n > args.backward_max:
                 continue
-            impls = ["meshop", "meshop-compiled"] if mode == "forward" else ["meshop"]
+            impls = ["meshop", "meshop-compiled"]
             ours = {impl: case_in_subprocess(impl, n, mode, args.threads, args.timeout) for impl in impls}
             theirs = (case_in_subprocess("peer", n, mode, args.threads, args.timeout) if peer
                       else "peer not installed")

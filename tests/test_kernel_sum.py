@@ -106,12 +106,28 @@ def test_coincident_nodes_give_finite_position_gradients():
     torch.testing.assert_close(fused_grads[0], plain_grads[0], rtol=1e-10, atol=1e-12)
 
 
+def compiler_missing(compiled) -> bool:
+    """Whether no C compiler exists: then building the kernel must say so in one sentence (checked
+    here) and a test of the kernel has nothing more to check."""
+    if shutil.which("cc") is not None:
+        return False
+    with pytest.raises(MeshError, match="C compiler"):
+        compiled.library()
+    return True
+
+
+@pytest.fixture(scope="module")
+def kernel_cache(tmp_path_factory):
+    """A fresh cache folder for this module's tests: the kernel is built once (~3 s), then loaded."""
+    return tmp_path_factory.mktemp("cache")
+
+
 @pytest.fixture
-def compiled_on(monkeypatch, tmp_path):
+def compiled_on(monkeypatch, kernel_cache):
     """The opt-in compiled kernel, built into a fresh cache folder."""
     from meshop.nn import compiled
 
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(kernel_cache))
     monkeypatch.setattr(compiled, "_library", None)
     compiled.use_compiled(True)
     yield compiled
@@ -122,9 +138,7 @@ def compiled_on(monkeypatch, tmp_path):
 def test_compiled_kernel_equals_the_pytorch_path(compiled_on, width, hidden):
     """Inference through the C kernel against the pure-PyTorch chunks: same sums to float32
     rounding (degrees 1..~30 exercise the 8-edge blocks' tails), bipartite edges included."""
-    if shutil.which("cc") is None:                   # then it must say what is missing
-        with pytest.raises(MeshError, match="C compiler"):
-            compiled_on.library()
+    if compiler_missing(compiled_on):
         return
     torch.manual_seed(3)
     points, index = graph("shuffled")
@@ -145,11 +159,9 @@ def test_compiled_kernel_without_a_compiler_says_so(compiled_on, monkeypatch):
 
 
 def test_compiled_forward_in_training_keeps_the_pytorch_gradients(compiled_on):
-    """With the compiled kernel on, KernelSum's forward runs in C and its backward in PyTorch:
-    the gradients move only through the sums' float32 rounding."""
-    if shutil.which("cc") is None:
-        with pytest.raises(MeshError, match="C compiler"):
-            compiled_on.library()
+    """With the compiled kernel on, both passes of KernelSum run in C: output and gradients
+    equal the PyTorch passes' to float32 rounding."""
+    if compiler_missing(compiled_on):
         return
     torch.manual_seed(4)
     points, index = graph("radius")
@@ -168,3 +180,88 @@ def test_small_edge_sets_train_through_plain_autograd():
     points, index = graph("radius")
     embedding, v = EdgeEmbedding(3, CHANNELS, HIDDEN), torch.randn(N, CHANNELS)
     assert not Edges(index, embedding.bind(torch.from_numpy(points).float(), v, 0.15), N).fused
+
+
+def c_backward_against_float64(compiled_on, monkeypatch, width, hidden, kind, threads=1):
+    """Gradients of one layer through the C backward pass (float32) and through plain autograd
+    in float64, and how many times the C backward ran."""
+    calls = []
+    backward = compiled_on.kernel_sum_backward
+    monkeypatch.setattr(compiled_on, "kernel_sum_backward", lambda *a: calls.append(1) or backward(*a))
+    torch.manual_seed(5)
+    points, index = graph("radius" if kind == "subset" else kind)
+    targets = torch.arange(0, N, 3) if kind == "subset" else None
+    if targets is not None:                          # bipartite: in-edges of every third node
+        keep = index[1] % 3 == 0
+        index = torch.stack([index[0, keep], index[1, keep] // 3])
+    embedding = EdgeEmbedding(3, CHANNELS, hidden)
+    layer = KernelIntegral(width, hidden) if targets is None else KernelTransfer(width, hidden)
+    pos, v = torch.from_numpy(points).float().requires_grad_(True), torch.randn(N, width, requires_grad=True)
+    a = torch.randn(N, CHANNELS)                     # node inputs of the embedding
+    embedding_64 = EdgeEmbedding(3, CHANNELS, hidden).double()
+    embedding_64.load_state_dict(embedding.state_dict())
+    layer_64 = type(layer)(width, hidden).double()
+    layer_64.load_state_dict(layer.state_dict())
+
+    def run(embedding, layer, pos, v, fused):
+        bound = embedding.bind(pos, a.to(pos.dtype), 0.15, None, targets)
+        edges = Edges(index, bound, N if targets is None else len(targets), chunk=64, recompute=True)
+        if not fused:
+            edges = Edges(index, lambda i, t=None: bound(i, t), edges.n_targets)
+        out = layer(v, edges) if targets is None else layer(v, v[targets], edges)
+        weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(9)).to(out.dtype)
+        return torch.autograd.grad((out * weights).sum(), [pos, v, *embedding.parameters(), *layer.parameters()])
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        ours = run(embedding, layer, pos, v, True)
+    finally:
+        torch.set_num_threads(previous)
+    reference = run(embedding_64, layer_64, pos.detach().double().requires_grad_(True),
+                    v.detach().double().requires_grad_(True), False)
+    return ours, reference, len(calls)
+
+
+@pytest.mark.parametrize("width, hidden, kind", [(8, 10, "radius"), (32, 32, "radius"), (16, 32, "knn"),
+                                                 (8, 12, "subset")])
+def test_compiled_backward_equals_float64_autograd(compiled_on, monkeypatch, width, hidden, kind):
+    """The C backward pass of KernelSum against plain float64 autograd: every gradient (positions,
+    states, node terms through the embedding's weights, kernel and value weights) within 1e-5 of
+    the largest; padded hidden widths (10, 12), fixed-degree and bipartite edges included."""
+    if compiler_missing(compiled_on):
+        return
+    ours, reference, calls = c_backward_against_float64(compiled_on, monkeypatch, width, hidden, kind)
+    assert calls == 1
+    for a, b in zip(ours, reference, strict=True):
+        assert b.abs().max() > 0
+        assert (a.double() - b).abs().max() <= 1e-5 * b.abs().max()
+
+
+def test_compiled_backward_threads_sum_their_private_rows(compiled_on, monkeypatch):
+    """Three threads, each with private sums of the source rows' gradients, give the gradients of
+    one thread (to the float32 rounding of sums in another order) and of float64 autograd."""
+    if compiler_missing(compiled_on):
+        return
+    one, reference, _ = c_backward_against_float64(compiled_on, monkeypatch, 16, 10, "radius")
+    three, _, calls = c_backward_against_float64(compiled_on, monkeypatch, 16, 10, "radius", threads=3)
+    assert calls == 1
+    for a, b, r in zip(three, one, reference, strict=True):
+        assert (a - b).abs().max() <= 1e-5 * b.abs().max()
+        assert (a.double() - r).abs().max() <= 1e-5 * r.abs().max()
+
+
+def test_compiled_visit_order_is_a_morton_permutation(compiled_on):
+    """The order the C kernel visits targets in is a permutation whose consecutive targets are
+    close: on a 32^3 grid in shuffled order, neighbours in the Morton order are on average
+    < 2 cells apart (a random order: ~20)."""
+    if compiler_missing(compiled_on):
+        return
+    grid = torch.stack(torch.meshgrid(*[torch.arange(32.0)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    grid = grid[torch.randperm(len(grid), generator=torch.Generator().manual_seed(0))]
+    bound = EdgeEmbedding(3, 1, 8).bind(grid, torch.zeros(len(grid), 1), 1.0)
+    edges = Edges(torch.stack([torch.arange(len(grid))] * 2), bound, len(grid), recompute=False)
+    order = compiled_on._plan(edges)[2]
+    assert torch.equal(torch.sort(order).values, torch.arange(len(grid)))
+    steps = (grid[order[1:]] - grid[order[:-1]]).norm(dim=1)
+    assert steps.mean() < 2.0

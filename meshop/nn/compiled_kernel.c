@@ -1,99 +1,415 @@
-/* One GNO kernel sum for inference, fused: for every target node i (CSR rows of target-sorted
- * edges), sum over its in-edges j of kappa(h_ij) * V_j with
+/* One GNO kernel sum, fused, and its backward pass. For every target node i (CSR rows of
+ * target-sorted edges), sum over its in-edges j of kappa(h_ij) * V_j with
  *   h_ij   = GELU(W_r [(x_j - x_i) / scale, |x_j - x_i| / scale] + b_r + T_i + S_j)
  *   kappa  = W_k h_ij + b_k
  * the same formula as meshop.nn.BoundEmbedding + KernelTransfer.messages, without the per-edge
- * tensors: each edge's embedding and kernel live in registers / L1. Hand-written because no
- * library fuses a gather, an MLP and a segment sum (torch-scatter, pyg-lib do the sum alone).
- * Built at first use by meshop/nn/compiled.py (cc -O3 -march=native -ffast-math -fopenmp). */
+ * tensors: twelve edges of a target at a time are embedded into a block that stays in L1, the
+ * block's kernels come from a register-blocked GEMM micro-kernel and are multiplied into the sum
+ * at once. Targets are visited in the order given (meshop.nn.compiled passes a Morton order of
+ * their positions), so consecutive targets share most sources and their rows stay in cache.
+ * The backward pass (kernel_sum_backward_f32) recomputes each block the same way and takes every
+ * gradient from it: two more micro-kernel GEMMs per block (the kernel weights' gradient and the
+ * embedding's), the rest per edge; source rows' gradients go to per-thread private sums.
+ * Hand-written because no library fuses a gather, an MLP and a segment sum (torch-scatter, pyg-lib
+ * do the sum alone) and a GEMM call per 12 edges would cost more than the arithmetic.
+ * Widths: the hidden width H (padded by the caller) and the state width W are multiples of 8.
+ * Built at first use by meshop/nn/compiled.py (cc -O3 -march=native -fopenmp ...). */
 #include <math.h>
+#include <omp.h>
 #include <stdint.h>
-
+#include <stdlib.h>
 #include <string.h>
 
-#define MAX_WIDTH 256
-#define BLOCK 8
-#define AHEAD 16  /* edges ahead whose source rows are prefetched */
+#define MAX_VECTORS 32 /* widths up to 256 */
+#define BLOCK 12       /* edges per block: a multiple of TILE_ROWS */
+#define TILE_ROWS 3    /* 3 x 4 accumulators of 8 floats: 12 of the 16 AVX registers */
+#define TILE_VECTORS 4
+#define AHEAD (2 * BLOCK) /* edges whose source rows are asked for before their block */
 
 typedef float v8 __attribute__((vector_size(32)));
-static inline v8 load8(const float *p) { v8 v; memcpy(&v, p, sizeof v); return v; }
-static inline void store8(float *p, v8 v) { memcpy(p, &v, sizeof v); }
+typedef int32_t v8i __attribute__((vector_size(32)));
+#define ALWAYS static inline __attribute__((always_inline))
 
-static inline void prefetch_row(const float *row, int64_t length) {
-    for (int64_t c = 0; c < length; c += 16) __builtin_prefetch(row + c);  /* 64-byte lines */
+ALWAYS v8 load8(const float *p) { v8 v; memcpy(&v, p, sizeof v); return v; }
+ALWAYS void store8(float *p, v8 v) { memcpy(p, &v, sizeof v); }
+ALWAYS v8 splat(float x) { return (v8){x, x, x, x, x, x, x, x}; }
+
+/* One layer's inputs. Row-major: source_term (N_s, H), target_term (N_t, H), relative_t
+ * (d + 1, H), kernel_t (H, W) = W_k^T, kernel_w (W, H) = W_k, value (N_s, W); d <= 3. */
+typedef struct {
+    int64_t n_targets, dim, hidden, width;
+    int32_t threads;
+    float scale;
+    const int64_t *order, *offsets, *sources;
+    const float *source_pos, *target_pos, *source_term, *target_term, *relative_t, *relative_bias,
+        *kernel_t, *kernel_w, *kernel_bias, *value;
+} Layer;
+
+/* Gradients of every input of Layer, same shapes (relative_t: (d + 1, H), kernel_w: (W, H)). */
+typedef struct {
+    int64_t n_sources;
+    float *value, *source_term, *source_pos, *target_term, *target_pos, *kernel_w, *kernel_bias,
+        *relative_t, *relative_bias;
+} Grads;
+
+/* e^x for x <= 0 (Cephes expf: Cody-Waite reduction, degree-6 polynomial), relative error < 2e-7 */
+ALWAYS v8 exp_negative(v8 x) {
+#ifdef __AVX__
+    x = __builtin_ia32_maxps256(x, splat(-87.0f));
+#else
+    v8i low = x < splat(-87.0f);
+    x = (v8)((low & (v8i)splat(-87.0f)) | (~low & (v8i)x));
+#endif
+    v8i n = __builtin_convertvector(x * 1.44269504088896341f - 0.5f, v8i);  /* round, x <= 0 */
+    v8 nf = __builtin_convertvector(n, v8);
+    v8 r = x - nf * 0.693359375f;
+    r = r + nf * 2.12194440e-4f;
+    v8 p = splat(1.9875691500e-4f);
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    v8 y = p * r * r + r + 1.0f;
+    return y * (v8)((n + 127) << 23);
 }
 
-/* erf as in PyTorch's vectorized float kernel (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7) */
-static inline float erf_as(float x) {
-    float a = fabsf(x);
-    float t = 1.0f / (1.0f + 0.3275911f * a);
-    float r = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t
-               + 0.254829592f) * t;
-    float y = 1.0f - r * expf(-a * a);
-    return copysignf(y, x);
+/* 1 / x for x >= 1: the approximate reciprocal and one Newton step, relative error < 1e-7 (a
+ * division would take longer than the rest of the GELU) */
+ALWAYS v8 reciprocal(v8 x) {
+#ifdef __AVX__
+    v8 y = __builtin_ia32_rcpps256(x);
+    return y * (2.0f - x * y);
+#else
+    return 1.0f / x;
+#endif
 }
 
-/* h (block x hidden): the embeddings of a block of edges to target i, sources js */
-static void embed_block(int64_t block, const int64_t *js, int64_t i, const float *source_pos,
-                        const float *target_pos, int64_t dim, float scale, const float *source_term,
-                        const float *target_term, const float *relative_t, const float *relative_bias,
-                        int64_t hidden, float *h) {
-    const float *t_i = target_term + i * hidden;
-    for (int64_t q = 0; q < block; q++) {
-        float x[8], norm2 = 0.0f, *h_q = h + q * hidden;
-        for (int64_t c = 0; c < dim; c++) {
-            x[c] = (source_pos[js[q] * dim + c] - target_pos[i * dim + c]) / scale;
-            norm2 += x[c] * x[c];
-        }
-        x[dim] = sqrtf(norm2);
-        const float *s_j = source_term + js[q] * hidden;
-        for (int64_t k = 0; k < hidden; k++) h_q[k] = relative_bias[k];
-        for (int64_t c = 0; c <= dim; c++)
-            for (int64_t k = 0; k < hidden; k++) h_q[k] += relative_t[c * hidden + k] * x[c];
-        for (int64_t k = 0; k < hidden; k++) h_q[k] += t_i[k] + s_j[k];
-    }
-    for (int64_t k = 0; k < block * hidden; k++)
-        h[k] = 0.5f * h[k] * (1.0f + erf_as(h[k] * 0.70710678118654752f));
+/* GELU(x) = x Phi(x) with erf as in PyTorch's vectorized float kernel (Abramowitz & Stegun
+ * 7.1.26, |error| < 1.5e-7); *slope (if given) = GELU'(x) = Phi(x) + x phi(x). */
+ALWAYS v8 gelu(v8 x, v8 *slope) {
+    v8 z = x * 0.70710678118654752f;
+    v8i sign = (v8i)z & (int32_t)0x80000000;
+    v8 a = (v8)((v8i)z & 0x7fffffff);
+    v8 t = reciprocal(1.0f + 0.3275911f * a);
+    v8 r = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t
+            + 0.254829592f) * t;
+    v8 e = exp_negative(-(a * a));
+    v8 erf = (v8)((v8i)(1.0f - r * e) | sign);
+    v8 cdf = 0.5f * erf + 0.5f;
+    if (slope) *slope = cdf + x * e * 0.39894228040143268f;
+    return x * cdf;
 }
 
-void kernel_sum_f32(int64_t n_targets, const int64_t *offsets, const int64_t *sources,
-                    const float *source_pos, const float *target_pos, int64_t dim, float scale,
-                    const float *source_term, const float *target_term,
-                    const float *relative_t, const float *relative_bias,
-                    const float *kernel_t, const float *kernel_bias,
-                    const float *value, int64_t hidden, int64_t width, int threads, float *out) {
-    int64_t n_edges = offsets[n_targets];
-    #pragma omp parallel for schedule(dynamic, 64) num_threads(threads)
-    for (int64_t i = 0; i < n_targets; i++) {
-        float acc[MAX_WIDTH], h[BLOCK * MAX_WIDTH];
-        int64_t js[BLOCK];
-        for (int64_t c = 0; c < width; c++) acc[c] = 0.0f;
-        for (int64_t e = offsets[i]; e < offsets[i + 1]; e += BLOCK) {
-            int64_t block = offsets[i + 1] - e < BLOCK ? offsets[i + 1] - e : BLOCK;
-            for (int64_t q = 0; q < BLOCK; q++) js[q] = sources[e + (q < block ? q : 0)];
-            /* the source rows are random reads: ask for the next block's rows now (their latency,
-               not the arithmetic, bounded this loop: ~half its time waited on source_term rows) */
-            for (int64_t q = e + AHEAD; q < e + AHEAD + BLOCK && q < n_edges; q++) {
-                prefetch_row(source_term + sources[q] * hidden, hidden);
-                prefetch_row(value + sources[q] * width, width);
-                __builtin_prefetch(source_pos + sources[q] * dim);
-            }
-            for (int64_t k = block * hidden; k < BLOCK * hidden; k++) h[k] = 0.0f;  /* tail */
-            embed_block(block, js, i, source_pos, target_pos, dim, scale, source_term, target_term,
-                        relative_t, relative_bias, hidden, h);
-            /* kappa = W_k h + b_k for BLOCK edges at once, 8 channels per register: each weight
-               row is loaded once per block (register blocking, as in a GEMM micro-kernel) */
-            for (int64_t b = 0; b < width; b += 8) {
-                v8 part[BLOCK] = {{0}};
-                for (int64_t k = 0; k < hidden; k++) {
-                    v8 w = load8(kernel_t + k * width + b);
-                    for (int q = 0; q < BLOCK; q++) part[q] += w * h[q * hidden + k];
+/* out (rows x nb vectors) = a (rows x k, row stride lda) @ b (k x 8 nb, row stride ldb), rows
+ * rounded up to TILE_ROWS: TILE_ROWS x TILE_VECTORS accumulators, each b row loaded once per
+ * TILE_ROWS rows, as in a GEMM micro-kernel */
+ALWAYS void gemm_block(int64_t rows, int64_t k, int64_t nb, const float *a, int64_t lda, const float *b,
+                       int64_t ldb, v8 *out) {
+    for (int64_t c = 0; c < nb; c += TILE_VECTORS) {
+        int64_t vectors = nb - c < TILE_VECTORS ? nb - c : TILE_VECTORS;
+        for (int64_t q0 = 0; q0 < rows; q0 += TILE_ROWS) {
+            v8 acc[TILE_ROWS][TILE_VECTORS] = {{{0}}};
+            for (int64_t m = 0; m < k; m++) {
+                v8 row[TILE_VECTORS];
+                for (int u = 0; u < TILE_VECTORS; u++)
+                    row[u] = u < vectors ? load8(b + m * ldb + 8 * (c + u)) : splat(0.0f);
+                for (int t = 0; t < TILE_ROWS; t++) {
+                    float x = a[(q0 + t) * lda + m];
+                    for (int u = 0; u < TILE_VECTORS; u++) acc[t][u] += row[u] * x;
                 }
-                v8 sum = load8(acc + b), bias = load8(kernel_bias + b);
-                for (int64_t q = 0; q < block; q++) sum += (part[q] + bias) * load8(value + js[q] * width + b);
-                store8(acc + b, sum);
+            }
+            for (int t = 0; t < TILE_ROWS; t++)
+                for (int u = 0; u < vectors; u++) out[(q0 + t) * nb + c + u] = acc[t][u];
+        }
+    }
+}
+
+/* c (m x 8 nb, row-major) += a^T b for a (BLOCK x m), b (BLOCK x 8 nb): 4 rows x 2 vectors */
+ALWAYS void gemm_block_tn(int64_t m, int64_t nb, const float *a, const float *b, float *c) {
+    for (int64_t r0 = 0; r0 < m; r0 += 4) {
+        for (int64_t v = 0; v < nb; v += 2) {
+            int two = v + 1 < nb;
+            v8 acc[4][2];
+            for (int t = 0; t < 4; t++) {
+                acc[t][0] = load8(c + (r0 + t) * 8 * nb + 8 * v);
+                acc[t][1] = two ? load8(c + (r0 + t) * 8 * nb + 8 * v + 8) : acc[t][0];
+            }
+            for (int q = 0; q < BLOCK; q++) {
+                v8 b0 = load8(b + q * 8 * nb + 8 * v), b1 = two ? load8(b + q * 8 * nb + 8 * v + 8) : b0;
+                for (int t = 0; t < 4; t++) {
+                    float x = a[q * m + r0 + t];
+                    acc[t][0] += b0 * x;
+                    acc[t][1] += b1 * x;
+                }
+            }
+            for (int t = 0; t < 4; t++) {
+                store8(c + (r0 + t) * 8 * nb + 8 * v, acc[t][0]);
+                if (two) store8(c + (r0 + t) * 8 * nb + 8 * v + 8, acc[t][1]);
             }
         }
-        for (int64_t c = 0; c < width; c++) out[i * width + c] = acc[c];
+    }
+}
+
+/* The scaled offset and distance of edge j -> i into rel (d + 1); returns h's pre-activation
+ * base + S_j + W_r rel through GELU into h (H), its slope into slope (H) when given. */
+ALWAYS void embed_edge(const Layer *L, int64_t d, int64_t H, int64_t j, const float *x_i, const v8 *base,
+                       float *rel, float *h, float *slope) {
+    float norm2 = 0.0f, inverse_scale = 1.0f / L->scale;
+    for (int64_t c = 0; c < d; c++) {
+        rel[c] = (L->source_pos[j * d + c] - x_i[c]) * inverse_scale;
+        norm2 += rel[c] * rel[c];
+    }
+    rel[d] = sqrtf(norm2);
+    const float *s_j = L->source_term + j * H;
+    for (int64_t v = 0; v < H / 8; v++) {
+        v8 pre = base[v] + load8(s_j + 8 * v);
+        for (int64_t c = 0; c <= d; c++) pre += load8(L->relative_t + c * H + 8 * v) * rel[c];
+        v8 d;
+        store8(h + 8 * v, gelu(pre, slope ? &d : NULL));
+        if (slope) store8(slope + 8 * v, d);
+    }
+}
+
+/* One block of up to BLOCK in-edges of target i from edge e: embeddings h (BLOCK x H, zero rows
+ * past the block), optional slopes, offsets rel (BLOCK x 4) and kernels (BLOCK x W / 8 vectors,
+ * without the bias) */
+ALWAYS void block_kernels(const Layer *L, int64_t d, int64_t H, int64_t W, int64_t i, int64_t e, int64_t block,
+                          const v8 *base, float *rel, float *h, float *slope, v8 *kernel) {
+    const float *x_i = L->target_pos + i * d;
+    for (int64_t q = 0; q < BLOCK; q++) {
+        if (q < block)
+            embed_edge(L, d, H, L->sources[e + q], x_i, base, rel + 4 * q, h + q * H, slope ? slope + q * H : NULL);
+        else
+            memset(h + q * H, 0, H * sizeof(float));
+    }
+    gemm_block(block, H, W / 8, h, H, L->kernel_t, W, kernel);
+}
+
+/* ask for the source rows of edges [from, to) now (random reads, ahead of their use) */
+ALWAYS void prefetch_rows(const Layer *L, int64_t H, int64_t W, int64_t from, int64_t to) {
+    for (int64_t e = from; e < to; e++) {
+        int64_t j = L->sources[e];
+        for (int64_t c = 0; c < H; c += 16) __builtin_prefetch(L->source_term + j * H + c);
+        for (int64_t c = 0; c < W; c += 16) __builtin_prefetch(L->value + j * W + c);
+        __builtin_prefetch(L->source_pos + j * L->dim);
+    }
+}
+
+ALWAYS int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* ask for the rows of the n-th target to visit and the source rows of its first AHEAD edges (the
+ * block loop asks for the rest, AHEAD edges ahead: all of a high-degree target's rows at once
+ * would evict the ones in use), and for the edge list of the target after it */
+ALWAYS void prefetch_target(const Layer *L, int64_t n, int64_t H, int64_t W) {
+    if (n + 1 < L->n_targets) {
+        int64_t next = L->order ? L->order[n + 1] : n + 1;
+        for (int64_t e = L->offsets[next]; e < min64(L->offsets[next + 1], L->offsets[next] + AHEAD); e += 8)
+            __builtin_prefetch(L->sources + e);
+        if (n + 2 < L->n_targets) __builtin_prefetch(L->offsets + (L->order ? L->order[n + 2] : n + 2));
+    }
+    if (n >= L->n_targets) return;
+    int64_t i = L->order ? L->order[n] : n;
+    for (int64_t c = 0; c < H; c += 16) __builtin_prefetch(L->target_term + i * H + c);
+    __builtin_prefetch(L->target_pos + i * L->dim);
+    prefetch_rows(L, H, W, L->offsets[i], min64(L->offsets[i + 1], L->offsets[i] + AHEAD));
+}
+
+/* within a target: the rows of the edges AHEAD after the block from edge e */
+ALWAYS void prefetch_ahead(const Layer *L, int64_t H, int64_t W, int64_t i, int64_t e) {
+    int64_t end = L->offsets[i + 1];
+    if (e + AHEAD < end) prefetch_rows(L, H, W, e + AHEAD, min64(end, e + AHEAD + BLOCK));
+}
+
+ALWAYS void target_base(const Layer *L, int64_t H, int64_t i, v8 *base) {
+    for (int64_t v = 0; v < H / 8; v++)
+        base[v] = load8(L->relative_bias + 8 * v) + load8(L->target_term + i * H + 8 * v);
+}
+
+/* F(L, d, H, W, ...) with the widths of the benchmark and the bundled models as constants (the
+ * compiler then unrolls the loops over them), else as variables */
+#define SPECIALIZED(F, ...)                                                                          \
+    if (L->dim == 3 && L->hidden == 32 && L->width == 32) F(L, 3, 32, 32, __VA_ARGS__);            \
+    else if (L->dim == 3 && L->hidden == 32 && L->width == 48) F(L, 3, 32, 48, __VA_ARGS__);       \
+    else if (L->dim == 3 && L->hidden == 16 && L->width == 16) F(L, 3, 16, 16, __VA_ARGS__);       \
+    else F(L, L->dim, L->hidden, L->width, __VA_ARGS__)
+
+ALWAYS void forward_target(const Layer *L, int64_t d, int64_t H, int64_t W, int64_t i, float *out) {
+    float h[BLOCK * MAX_VECTORS * 8] __attribute__((aligned(32))), rel[4 * BLOCK];
+    v8 base[MAX_VECTORS], acc[MAX_VECTORS], kernel[BLOCK * MAX_VECTORS];
+    target_base(L, H, i, base);
+    for (int64_t v = 0; v < W / 8; v++) acc[v] = splat(0.0f);
+    for (int64_t e = L->offsets[i]; e < L->offsets[i + 1]; e += BLOCK) {
+        int64_t block = min64(L->offsets[i + 1] - e, BLOCK);
+        prefetch_ahead(L, H, W, i, e);
+        block_kernels(L, d, H, W, i, e, block, base, rel, h, NULL, kernel);
+        for (int64_t q = 0; q < block; q++) {
+            const float *v_j = L->value + L->sources[e + q] * W;
+            for (int64_t v = 0; v < W / 8; v++)
+                acc[v] += (kernel[q * (W / 8) + v] + load8(L->kernel_bias + 8 * v)) * load8(v_j + 8 * v);
+        }
+    }
+    for (int64_t v = 0; v < W / 8; v++) store8(out + i * W + 8 * v, acc[v]);
+}
+
+void kernel_sum_f32(const Layer *L, float *out) {
+    #pragma omp parallel for schedule(dynamic, 64) num_threads(L->threads)
+    for (int64_t n = 0; n < L->n_targets; n++) {
+        int64_t i = L->order ? L->order[n] : n;
+        prefetch_target(L, n + 1, L->hidden, L->width);
+        SPECIALIZED(forward_target, i, out);
+    }
+}
+
+/* Private gradient buffers of one thread: the source rows (shared with thread 0's outputs) and
+ * the weights (always private). */
+typedef struct {
+    float *value, *source_term, *source_pos, *kernel_w, *kernel_bias, *relative_t, *relative_bias;
+} Partial;
+
+static Partial partial_alloc(const Layer *L, const Grads *G, int own_rows) {
+    int64_t H = L->hidden, W = L->width, d = L->dim;
+    Partial p = {0};
+    if (own_rows) {
+        p.value = G->value, p.source_term = G->source_term, p.source_pos = G->source_pos;
+    } else {
+        p.value = calloc(G->n_sources * W, sizeof(float));
+        p.source_term = calloc(G->n_sources * H, sizeof(float));
+        p.source_pos = calloc(G->n_sources * d, sizeof(float));
+    }
+    p.kernel_w = calloc(W * H, sizeof(float));
+    p.kernel_bias = calloc(W, sizeof(float));
+    p.relative_t = calloc((d + 1) * H, sizeof(float));
+    p.relative_bias = calloc(H, sizeof(float));
+    return p;
+}
+
+static void add_into(float *to, const float *from, int64_t n) {
+    for (int64_t k = 0; k < n; k++) to[k] += from[k];
+}
+
+/* gradient of one edge's embedding: pre-activation gradient g_pre (H) of edge j -> i with scaled
+ * offset rel (d + 1) into the source row, the target's sums and the relative weights */
+ALWAYS void embedding_grads(const Layer *L, int64_t d, int64_t H, int64_t j, const float *rel, const v8 *g_pre,
+                            Partial *p, v8 *g_target, v8 *g_relative, float *g_x_i) {
+    float *s_j = p->source_term + j * H;
+    v8 g_rel[4] = {{0}};
+    for (int64_t v = 0; v < H / 8; v++) {
+        store8(s_j + 8 * v, load8(s_j + 8 * v) + g_pre[v]);
+        g_target[v] += g_pre[v];
+        for (int64_t c = 0; c <= d; c++) {
+            g_relative[c * (H / 8) + v] += g_pre[v] * rel[c];
+            g_rel[c] += load8(L->relative_t + c * H + 8 * v) * g_pre[v];
+        }
+    }
+    float g[4], unit = rel[d] > 0.0f ? 1.0f / rel[d] : 0.0f;
+    for (int64_t c = 0; c <= d; c++) {
+        g[c] = 0.0f;
+        for (int k = 0; k < 8; k++) g[c] += g_rel[c][k];
+    }
+    for (int64_t c = 0; c < d; c++) {   /* |r| contributes nothing at r = 0, as in torch's norm */
+        float g_offset = (g[c] + g[d] * rel[c] * unit) / L->scale;
+        p->source_pos[j * d + c] += g_offset;
+        g_x_i[c] -= g_offset;
+    }
+}
+
+ALWAYS void backward_target(const Layer *L, int64_t d, int64_t H, int64_t W, int64_t i, const float *grad,
+                            Partial *p, Grads *G) {
+    float h[BLOCK * MAX_VECTORS * 8] __attribute__((aligned(32))), slope[BLOCK * MAX_VECTORS * 8],
+        g_kernel[BLOCK * MAX_VECTORS * 8] __attribute__((aligned(32))), rel[4 * BLOCK], g_x_i[3] = {0};
+    v8 base[MAX_VECTORS], kernel[BLOCK * MAX_VECTORS], g_h[BLOCK * MAX_VECTORS], g_i[MAX_VECTORS],
+        g_target[MAX_VECTORS], g_pre[MAX_VECTORS], g_relative[4 * MAX_VECTORS] = {{0}},
+        g_bias[MAX_VECTORS] = {{0}};
+    target_base(L, H, i, base);
+    for (int64_t v = 0; v < W / 8; v++) g_i[v] = load8(grad + i * W + 8 * v);
+    for (int64_t v = 0; v < H / 8; v++) g_target[v] = splat(0.0f);
+    for (int64_t e = L->offsets[i]; e < L->offsets[i + 1]; e += BLOCK) {
+        int64_t block = min64(L->offsets[i + 1] - e, BLOCK);
+        prefetch_ahead(L, H, W, i, e);
+        block_kernels(L, d, H, W, i, e, block, base, rel, h, slope, kernel);
+        for (int64_t q = 0; q < BLOCK; q++) {           /* message gradients: value and kernel */
+            int64_t j = q < block ? L->sources[e + q] : 0;
+            for (int64_t v = 0; v < W / 8; v++) {
+                if (q >= block) { store8(g_kernel + q * W + 8 * v, splat(0.0f)); continue; }
+                v8 b = load8(L->kernel_bias + 8 * v), g_k = g_i[v] * load8(L->value + j * W + 8 * v);
+                store8(g_kernel + q * W + 8 * v, g_k);
+                v8 g_v = load8(p->value + j * W + 8 * v) + g_i[v] * (kernel[q * (W / 8) + v] + b);
+                store8(p->value + j * W + 8 * v, g_v);
+                g_bias[v] += g_k;
+            }
+        }
+        gemm_block_tn(W, H / 8, g_kernel, h, p->kernel_w);   /* dL/dW_k += g_kernel^T h */
+        gemm_block(block, W, H / 8, g_kernel, W, L->kernel_w, H, g_h);  /* dL/dh = g_kernel W_k */
+        for (int64_t q = 0; q < block; q++) {
+            for (int64_t v = 0; v < H / 8; v++) g_pre[v] = g_h[q * (H / 8) + v] * load8(slope + q * H + 8 * v);
+            embedding_grads(L, d, H, L->sources[e + q], rel + 4 * q, g_pre, p, g_target, g_relative, g_x_i);
+        }
+    }
+    for (int64_t v = 0; v < H / 8; v++) {  /* the relative layer's bias gets every edge's g_pre */
+        store8(G->target_term + i * H + 8 * v, g_target[v]);
+        store8(p->relative_bias + 8 * v, load8(p->relative_bias + 8 * v) + g_target[v]);
+        for (int64_t c = 0; c <= d; c++)
+            store8(p->relative_t + c * H + 8 * v, load8(p->relative_t + c * H + 8 * v) + g_relative[c * (H / 8) + v]);
+    }
+    for (int64_t v = 0; v < W / 8; v++) store8(p->kernel_bias + 8 * v, load8(p->kernel_bias + 8 * v) + g_bias[v]);
+    for (int64_t c = 0; c < d; c++) G->target_pos[i * d + c] = g_x_i[c];
+}
+
+void kernel_sum_backward_f32(const Layer *L, const float *grad, Grads *G) {
+    int64_t H = L->hidden, W = L->width, d = L->dim;
+    Partial partials[L->threads];
+    memset(partials, 0, sizeof partials);
+    #pragma omp parallel num_threads(L->threads)
+    {
+        int t = omp_get_thread_num();
+        Partial p = partial_alloc(L, G, t == 0);
+        #pragma omp for schedule(dynamic, 64)
+        for (int64_t n = 0; n < L->n_targets; n++) {
+            int64_t i = L->order ? L->order[n] : n;
+            prefetch_target(L, n + 1, H, W);
+            SPECIALIZED(backward_target, i, grad, &p, G);
+        }
+        partials[t] = p;
+        #pragma omp barrier
+        #pragma omp for schedule(static)
+        for (int64_t j = 0; j < G->n_sources; j++) {
+            for (int s = 1; s < omp_get_num_threads(); s++) {
+                add_into(G->value + j * W, partials[s].value + j * W, W);
+                add_into(G->source_term + j * H, partials[s].source_term + j * H, H);
+                add_into(G->source_pos + j * d, partials[s].source_pos + j * d, d);
+            }
+        }
+    }
+    for (int s = 0; s < L->threads; s++) {   /* threads that never started left their slot unset */
+        if (s > 0 && !partials[s].kernel_w) continue;
+        add_into(G->kernel_w, partials[s].kernel_w, W * H);
+        add_into(G->kernel_bias, partials[s].kernel_bias, W);
+        add_into(G->relative_t, partials[s].relative_t, (d + 1) * H);
+        add_into(G->relative_bias, partials[s].relative_bias, H);
+        free(partials[s].kernel_w), free(partials[s].kernel_bias);
+        free(partials[s].relative_t), free(partials[s].relative_bias);
+        if (s > 0) free(partials[s].value), free(partials[s].source_term), free(partials[s].source_pos);
+    }
+}
+
+/* keys (n,) of Morton order (bits interleaved, 63 / d per axis) of pos (n, d), d <= 3 */
+void morton_keys(int64_t n, int64_t d, const float *pos, int64_t *keys) {
+    float low[3], high[3];
+    int bits = 63 / d;
+    for (int64_t c = 0; c < d; c++) low[c] = INFINITY, high[c] = -INFINITY;
+    for (int64_t k = 0; k < n * d; k++) {
+        low[k % d] = fminf(low[k % d], pos[k]);
+        high[k % d] = fmaxf(high[k % d], pos[k]);
+    }
+    for (int64_t k = 0; k < n; k++) {
+        uint64_t key = 0, cell[3];
+        for (int64_t c = 0; c < d; c++) {
+            float span = high[c] > low[c] ? high[c] - low[c] : 1.0f;
+            cell[c] = (uint64_t)((pos[k * d + c] - low[c]) / span * (float)((1ull << bits) - 1));
+        }
+        for (int b = bits - 1; b >= 0; b--)
+            for (int64_t c = 0; c < d; c++) key = key << 1 | (cell[c] >> b & 1);
+        keys[k] = (int64_t)key;
     }
 }

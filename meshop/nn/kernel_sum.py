@@ -37,7 +37,7 @@ class KernelSum(torch.autograd.Function):
         ctx.edges, ctx.scale = edges, scale
         ctx.save_for_backward(value, weight, bias, *embedding_tensors)
         embedding = BoundEmbedding(*embedding_tensors, scale)
-        if compiled.applies(value, weight.shape[1]):                    # opt-in C forward
+        if compiled.applies(edges, value, weight.shape[1]):             # opt-in C forward
             return compiled.kernel_sum(edges, value, weight, bias)
         total = value.new_zeros(edges.n_targets, weight.shape[0])
         for index, targets in edges.index_chunks():
@@ -51,8 +51,11 @@ class KernelSum(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         value, weight, bias, *embedding_tensors = ctx.saved_tensors
         edges = ctx.edges
-        embedding = BoundEmbedding(*embedding_tensors, ctx.scale)
         needs = ctx.needs_input_grad[2:]
+        if compiled.applies(edges, value, weight.shape[1]):             # opt-in C backward
+            grads = compiled.kernel_sum_backward(edges, grad, value, weight, bias)
+            return None, None, *(g if need else None for g, need in zip(grads, needs, strict=True))
+        embedding = BoundEmbedding(*embedding_tensors, ctx.scale)
         grads = [torch.zeros_like(t) if need else None
                  for t, need in zip((value, weight, bias, *embedding_tensors), needs)]
         g_value, g_weight, g_bias, g_source_pos, g_target_pos, g_source_term, g_target_term, g_w, g_b = grads

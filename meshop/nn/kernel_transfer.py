@@ -6,7 +6,6 @@ import torch
 from torch import nn
 
 from . import compiled
-from .edge_features import BoundEmbedding
 from .edges import Edges, kernel_mean
 from .kernel_sum import kernel_sum
 
@@ -44,10 +43,9 @@ class KernelTransfer(nn.Module):
         value = self.value(source)
         if edges.fused:                                                 # training: recomputing sum
             integral = kernel_sum(edges, value, self.kernel) / edges.mean_divisor
-        elif edges.sorted and isinstance(edges.embedding, BoundEmbedding) and compiled.applies(
-                value, self.kernel.in_features):                        # opt-in compiled inference
+        elif compiled.applies(edges, value, self.kernel.in_features):   # opt-in compiled inference
             integral = compiled.kernel_sum(edges, value, self.kernel.weight, self.kernel.bias)
-            integral = integral / edges.mean_divisor
+            integral /= edges.mean_divisor                              # in place: no autograd here
         else:
             integral = kernel_mean(edges, lambda index, embedding: self.messages(value, index, embedding))
         return self.update_node(target, integral)                       # (N_t, width)
