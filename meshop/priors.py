@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import MeshError
 from .geometry.boundary import enclosed_measure
 from .geometry.voxel_poisson import DEFAULT_VOXELS, voxel_poisson
 
@@ -25,8 +26,6 @@ PRIORS = {
 def known_prior(problem: str | None, spec, where) -> dict:
     """The prior of ``problem`` for the targets of ``spec``; ``MeshError`` when meshop knows no PDE
     for it or its fields are not the model's."""
-    from .errors import MeshError
-
     prior = PRIORS.get(problem or "")
     if prior is None:
         raise MeshError(f"{where}: a prior needs a problem whose PDE meshop knows ({', '.join(PRIORS)}); "
@@ -56,8 +55,11 @@ def coarse_prior(mesh, spec, raw: dict[str, np.ndarray]) -> np.ndarray:
         prior = spec.prior[target]
         source = np.ravel(raw[prior["source"]]) * diagonal ** 2 if prior.get("source") else np.zeros(mesh.n_points)
         boundary = np.ravel(raw[prior["boundary"]]) if prior.get("boundary") else np.zeros(mesh.n_points)
-        columns.append(voxel_poisson(points, mesh.boundary_mask, source, boundary, facets=facets, measure=measure,
-                                     distance=mesh.distance_to_boundary / diagonal, voxels=prior["voxels"]))
+        try:
+            columns.append(voxel_poisson(points, mesh.boundary_mask, source, boundary, facets=facets, measure=measure,
+                                         distance=mesh.distance_to_boundary / diagonal, voxels=prior["voxels"]))
+        except ValueError as err:
+            raise MeshError(f"{mesh.source or 'mesh'}: the model's coarse prior cannot be solved: {err}") from None
     return np.stack(columns, axis=1)
 
 

@@ -247,9 +247,10 @@ def test_far_part_loses_only_what_its_coordinates_lost(offset):
     the boundary of a part at 1e9 errs by at most the rounding of its input coordinates (half a
     unit in the last place of the offset per coordinate: sqrt(3)/2 ulp for a node, as much for
     the facet it is measured to), and the node features agree to float32 rounding, but for the
-    positions, on a 2**-20 grid, which differ by at most one step (the predictions agree:
-    tests/test_translation.py)."""
-    from meshop.graph import node_data
+    positions, on a 2**-20 grid, which differ by at most one step, and the default's coarse
+    prior solved on those positions, which moves by far less than its range (the predictions
+    agree: tests/test_translation.py)."""
+    from meshop.graph import feature_layout, node_data
 
     mesh = meshop.read(Path(__file__).resolve().parents[1] / "examples" / "parts" / "bracket.vtu")
     far = meshop.Mesh(mesh.points + offset, mesh.cells)
@@ -258,8 +259,11 @@ def test_far_part_loses_only_what_its_coordinates_lost(offset):
     assert np.abs(far.centred_points - mesh.centred_points).max() <= ulp / 2
     spec = Predictor().spec
     near_x, far_x = node_data(mesh, spec)[0].x, node_data(far, spec)[0].x
-    assert (far_x - near_x)[:, 3:].abs().max() <= 2 * torch.finfo(torch.float32).eps
+    prior = slice(*feature_layout(spec, 3)["prior:temperature"])
+    assert prior.stop == near_x.shape[1]
+    assert (far_x - near_x)[:, 3:prior.start].abs().max() <= 2 * torch.finfo(torch.float32).eps
     assert (far_x - near_x)[:, :3].abs().max() <= 2.0 ** -20
+    assert (far_x - near_x)[:, prior].abs().max() <= 1e-5 * near_x[:, prior].abs().max()
 
 
 # ------------------------------------------------------------------ 9. temporaries of killed writers

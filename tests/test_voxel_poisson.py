@@ -164,3 +164,17 @@ def test_the_prior_of_a_part_far_from_the_origin_is_the_prior_near_it():
     for offset in (1e6, 1e9, np.array([3.1e8, -7.7e8, 5.3e8])):
         far = _prior(meshop.Mesh(bracket.points + offset, bracket.cells), 1.0, 0.0)
         assert _relative(far, near) < 1e-6
+
+
+def test_a_grid_too_large_for_the_box_gets_coarser_voxels_and_a_flat_part_is_refused(monkeypatch):
+    import meshop.geometry.voxel_poisson as voxel_module
+
+    mesh = _ball(3, radius=0.3)
+    monkeypatch.setattr(voxel_module, "MAX_GRID_CELLS", 4096)      # 16^3: about 1,400 voxels in the ball
+    grid = voxel_module.part_grid(mesh.centred_points, None, mesh.distance_to_boundary, 16384, measure=0.113)
+    assert np.prod(grid.shape) <= 4096
+    u = _prior(mesh, 1.0, 0.0)
+    assert _relative(u, (0.09 - np.sum(mesh.points ** 2, axis=1)) / 6) < 0.06
+    with pytest.raises(ValueError, match="encloses no volume"):
+        voxel_poisson(mesh.points, mesh.boundary_mask, np.ones(mesh.n_points), np.zeros(mesh.n_points),
+                      distance=mesh.distance_to_boundary, measure=0.0)

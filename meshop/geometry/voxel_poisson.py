@@ -30,6 +30,9 @@ from scipy.spatial import cKDTree
 
 #: voxel centres inside the part (default)
 DEFAULT_VOXELS = 16_384
+#: at most this many grid cells over the part's bounding box (a long slender part lying
+#: diagonally gets coarser voxels rather than a grid of gigabytes)
+MAX_GRID_CELLS = 2 ** 25
 
 
 @dataclass
@@ -92,9 +95,20 @@ def part_grid(points: np.ndarray, facets: np.ndarray | None, distance: np.ndarra
     lo, hi = points.min(axis=0), points.max(axis=0)
     if measure is None:
         box = float(np.prod(hi - lo))
-        first = _classified(points, facets, distance, lo, hi, (box / voxels) ** (1 / dim), box)
+        first = _classified(points, facets, distance, lo, hi, _spacing(box / voxels, lo, hi), box)
         measure = max(int(first.inside.sum()), 1) * first.spacing ** dim
-    return _classified(points, facets, distance, lo, hi, (measure / voxels) ** (1 / dim), measure)
+    if not (np.isfinite(measure) and measure > 0):
+        raise ValueError(f"the part encloses no volume (measure {measure:g}); no voxel grid fits it.")
+    return _classified(points, facets, distance, lo, hi, _spacing(measure / voxels, lo, hi), measure)
+
+
+def _spacing(cell_measure: float, lo: np.ndarray, hi: np.ndarray) -> float:
+    """Voxel size for voxels of ``cell_measure``, enlarged until the bounding box holds at most
+    :data:`MAX_GRID_CELLS` of them."""
+    spacing = cell_measure ** (1 / len(lo))
+    while np.prod(np.ceil((hi - lo) / spacing) + 4) > MAX_GRID_CELLS:
+        spacing *= 1.05
+    return spacing
 
 
 def _classified(points, facets, distance, lo, hi, spacing: float, measure: float) -> VoxelGrid:
