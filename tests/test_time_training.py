@@ -108,9 +108,9 @@ def test_steady_and_time_models_refuse_the_other_kind_of_dataset(decay_run, tmp_
 def test_old_checkpoints_load_without_the_new_sections():
     from meshop.prediction import bundled_models
 
-    meta = checkpoint.read_metadata(bundled_models()["heat3d"])
+    meta = checkpoint.read_metadata(bundled_models()["heat3d-gno"])
     assert "dynamics" not in meta and "features" not in meta   # written before this release
-    loaded = checkpoint.load(bundled_models()["heat3d"])
+    loaded = checkpoint.load(bundled_models()["heat3d-gno"])
     assert loaded.dynamics == {} and not loaded.time_dependent
 
 
