@@ -175,7 +175,8 @@ def _check_fitted(spec: FieldSpec) -> None:
 
 
 def _check_prior(spec: FieldSpec) -> None:
-    """A prior covers every target (or none) with a known PDE, input names and a voxel count."""
+    """A prior covers every target (or none), each a scalar field, with a known PDE, input names
+    and a voxel count."""
     if not spec.prior:
         return
     if sorted(spec.prior) != sorted(spec.targets):
@@ -185,10 +186,10 @@ def _check_prior(spec: FieldSpec) -> None:
         ok = (isinstance(prior, dict) and prior.get("pde") == "poisson"
               and all(prior.get(k) is None or prior.get(k) in spec.inputs for k in ("source", "boundary"))
               and isinstance(prior.get("voxels"), int) and not isinstance(prior.get("voxels"), bool)
-              and 64 <= prior["voxels"] <= 2 ** 24)
+              and 64 <= prior["voxels"] <= 2 ** 24 and len(spec.mean.get(target, [0.0])) == 1)
         if not ok:
-            raise ValueError(f"fields: the prior of '{target}' must be {{'pde': 'poisson', 'source': <input>, "
-                             f"'boundary': <input>, 'voxels': 64..2**24}}; got {prior!r}.")
+            raise ValueError(f"fields: the prior of '{target}' (a scalar field) must be {{'pde': 'poisson', "
+                             f"'source': <input>, 'boundary': <input>, 'voxels': 64..2**24}}; got {prior!r}.")
 
 
 def _finite_list(values) -> bool:
