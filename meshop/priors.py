@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import MeshError
-from .geometry.boundary import enclosed_measure
+from .geometry.boundary import enclosed_measure, facet_simplices
 from .geometry.voxel_poisson import DEFAULT_VOXELS, voxel_poisson
 
 #: problem name -> the prior of its bundled-model fields (the PDE meshop knows for it)
@@ -48,7 +48,7 @@ def coarse_prior(mesh, spec, raw: dict[str, np.ndarray]) -> np.ndarray:
     from .graph import node_positions
 
     points, diagonal = node_positions(mesh), mesh.size
-    facets = None if mesh.is_point_cloud else _simplices(mesh.boundary.facets, mesh.dim)
+    facets = None if mesh.is_point_cloud else facet_simplices(mesh.boundary, mesh.dim)
     measure = None if facets is None else enclosed_measure(mesh.centred_points, mesh.boundary) / diagonal ** mesh.dim
     columns = []
     for target in spec.targets:
@@ -62,10 +62,3 @@ def coarse_prior(mesh, spec, raw: dict[str, np.ndarray]) -> np.ndarray:
             raise MeshError(f"{mesh.source or 'mesh'}: the model's coarse prior cannot be solved: {err}") from None
     return np.stack(columns, axis=1)
 
-
-def _simplices(facets: np.ndarray, dim: int) -> np.ndarray:
-    """``(F, d)`` boundary simplices from the padded facet rows (quads split in two)."""
-    if dim == 2:
-        return facets[:, :2]
-    quads = facets[:, 3] >= 0
-    return np.vstack([facets[:, :3], facets[quads][:, [0, 2, 3]]])

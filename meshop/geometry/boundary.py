@@ -217,6 +217,18 @@ def surface_facets(points: np.ndarray, cells: dict[str, np.ndarray]) -> Boundary
     return BoundaryFacets(facets, normals, measures, extra)
 
 
+def facet_simplices(boundary: BoundaryFacets, dim: int) -> np.ndarray:
+    """``(F', d)`` int64 boundary simplices, corners in the facets' outward order: the segments
+    in 2D; in 3D the triangles, and each quad as its two triangles (0, 1, 2) and (0, 2, 3)."""
+    facets = boundary.facets
+    if dim == 2:
+        simplices = facets[:, :2]
+    else:
+        quads = facets[:, 3] >= 0
+        simplices = np.vstack([facets[:, :3], facets[quads][:, [0, 2, 3]]])
+    return np.ascontiguousarray(simplices, dtype=np.int64)
+
+
 def distance_to_facets(points: np.ndarray, boundary: BoundaryFacets, chunk: int = 1 << 20) -> np.ndarray:
     """Exact Euclidean distance ``(N,)`` from each point to the nearest boundary facet.
 
@@ -227,16 +239,10 @@ def distance_to_facets(points: np.ndarray, boundary: BoundaryFacets, chunk: int 
     """
     import igl
 
-    facets = boundary.facets
-    if len(facets) == 0:
+    if len(boundary.facets) == 0:
         return np.full(len(points), np.inf)
-    if points.shape[1] == 2:
-        elements = facets[:, :2]
-    else:
-        quads = facets[:, 3] >= 0
-        elements = np.vstack([facets[:, :3], facets[quads][:, [0, 2, 3]]])
     vertices = np.ascontiguousarray(points, dtype=np.float64)
-    elements = np.ascontiguousarray(elements, dtype=np.int64)
+    elements = facet_simplices(boundary, points.shape[1])
     squared = np.concatenate([igl.point_mesh_squared_distance(vertices[start:start + chunk], vertices, elements)[0]
                               for start in range(0, len(points), chunk)])
     return np.sqrt(squared)
