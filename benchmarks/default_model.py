@@ -160,8 +160,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     errors, ratios, unrefined = [], [], {}
     for name, mesh in unlike_parts().items():
-        rel, max_error, result, fem_seconds, prior = compare(predictor, mesh, refine=1e-8)
-        unrefined[name] = (mesh.n_points, rel, result, prior)
+        rel, max_error, result, fem_seconds, prior, truth = compare(predictor, mesh, refine=1e-8)
+        unrefined[name] = (mesh, truth, rel, result, prior)
         if not name.startswith(("bundled", "unit cube")):  # an L-bracket and a block: not unlike
             errors.append(rel)
         found, refined = result.estimate["temperature"], result.refinement["temperature"]
@@ -177,7 +177,7 @@ def main() -> None:
 
 
 def compare(predictor: Predictor, mesh: meshop.Mesh, refine: float | None = None):
-    """``(relative L2, max error / max T, prediction, FEM seconds, prior alone)`` of the model on
+    """``(relative L2, max error / max T, prediction, FEM seconds, prior alone, FEM solution)`` of the model on
     ``mesh`` against the FEM solution for q = 1, T = 0 on the surface (the prediction carries its
     error estimate, and its refinement to ``refine`` when given; ``prior alone``: the relative L2
     of the model's coarse prior, as text, "-" without one)."""
@@ -185,7 +185,8 @@ def compare(predictor: Predictor, mesh: meshop.Mesh, refine: float | None = None
     result = predictor.predict(mesh, refine=refine)
     pred = result.mesh.point_data["temperature_pred"]
     rel = np.linalg.norm(pred - truth) / np.linalg.norm(truth)
-    return rel, np.abs(pred - truth).max() / truth.max(), result, fem_seconds, prior_error(predictor, mesh, truth)
+    return (rel, np.abs(pred - truth).max() / truth.max(), result, fem_seconds, prior_error(predictor, mesh, truth),
+            truth)
 
 
 def prior_error(predictor: Predictor, mesh: meshop.Mesh, truth: np.ndarray) -> str:
@@ -201,23 +202,53 @@ def prior_error(predictor: Predictor, mesh: meshop.Mesh, truth: np.ndarray) -> s
 def resolution_table(predictor: Predictor, unrefined: dict,
                      names=("torus R=1 r=0.25", "star prism", "T-beam", "hex nut M24 (mm, far from origin)")) -> None:
     """The same parts meshed finer: a discretization-independent model keeps its error.
-    ``unrefined``: name -> (nodes, relative L2, prediction) of the parts as first meshed."""
-    print("| part | refinement | nodes | relative L2 | prior alone | estimate / true | predict s | nodes/s | estimate s |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    rows = [(name, 1, *unrefined[name]) for name in names]
+    ``unrefined``: name -> (mesh, truth, relative L2, prediction, prior alone) of the parts as
+    first meshed. For the coarser meshes of a part, two more columns compare with the FEM on its
+    4x mesh (sampled at their nodes), the nearest to the exact solution there is: the model's
+    error against it and the FEM's own discretization error on the coarser mesh."""
+    print("| part | refinement | nodes | relative L2 | prior alone | estimate / true | vs 4x FEM | FEM vs 4x FEM "
+          "| predict s | nodes/s | estimate s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    rows = {name: {1: unrefined[name]} for name in names}
     for refine in (2, 4):
         for name, mesh in unlike_parts(refine=refine, only=list(names)).items():
-            rel, _, result, _, prior = compare(predictor, mesh)
-            rows.append((name, refine, mesh.n_points, rel, result, prior))
-    rows.append(("unit cube", 1, *unrefined["unit cube"]))
+            rel, _, result, _, prior, truth = compare(predictor, mesh)
+            rows[name][refine] = (mesh, truth, rel, result, prior)
+    rows["unit cube"] = {1: unrefined["unit cube"]}
     for refine, nodes in ((2, 100_000), (4, 1_000_000)):     # 10.6k, 97k, 1M nodes
         mesh = _unit_cube(nodes)
-        rel, _, result, _, prior = compare(predictor, mesh)
-        rows.append(("unit cube", refine, mesh.n_points, rel, result, prior))
-    for name, refine, nodes, rel, result, prior in rows:
-        found = result.estimate["temperature"]
-        print(f"| {name} | {refine}x | {nodes} | {rel:.4f} | {prior} | {found.relative / rel:.2f} | {result.seconds:.2f} "
-              f"| {nodes / result.seconds:.0f} | {found.seconds:.2f} |", flush=True)
+        rel, _, result, _, prior, truth = compare(predictor, mesh)
+        rows["unit cube"][refine] = (mesh, truth, rel, result, prior)
+    for name, by_refinement in rows.items():
+        finest_mesh, finest_truth = by_refinement[4][:2]
+        for refine, (mesh, truth, rel, result, prior) in by_refinement.items():
+            converged = ("-", "-")
+            if refine < 4:
+                reference = sampled(finest_mesh, finest_truth, mesh.points)
+                converged = tuple(f"{np.linalg.norm(field - reference) / np.linalg.norm(reference):.4f}"
+                                  for field in (result.mesh.point_data["temperature_pred"], truth))
+            found = result.estimate["temperature"]
+            print(f"| {name} | {refine}x | {mesh.n_points} | {rel:.4f} | {prior} | {found.relative / rel:.2f} "
+                  f"| {converged[0]} | {converged[1]} | {result.seconds:.2f} | {mesh.n_points / result.seconds:.0f} "
+                  f"| {found.seconds:.2f} |", flush=True)
+
+
+def sampled(mesh: meshop.Mesh, values: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """``values`` (one per node of ``mesh``) interpolated linearly at ``points`` (VTK's probe);
+    points outside the mesh (a coarser mesh's chords cut across a curved surface) take the
+    nearest node's value."""
+    import pyvista as pv
+    from scipy.spatial import cKDTree
+
+    from meshop.viz.scene import to_pyvista
+
+    grid = to_pyvista(mesh)
+    grid.point_data["values"] = values
+    probed = pv.PolyData(points).sample(grid)
+    found = np.asarray(probed.point_data["vtkValidPointMask"], dtype=bool)
+    out = np.asarray(probed.point_data["values"], dtype=np.float64)
+    out[~found] = values[cKDTree(mesh.points).query(points[~found])[1]]
+    return out
 
 
 if __name__ == "__main__":

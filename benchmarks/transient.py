@@ -118,6 +118,8 @@ def main() -> None:
     parser.add_argument("--data", default="data/heat3d-transient", help="dataset folder with a test split")
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--sizes", default="20,50", help="cube cells per side for the speed rows (~10k, ~100k nodes)")
+    parser.add_argument("--device", default="cpu", help="where the models step in the speed rows (cpu, cuda); the FEM runs on the CPU")
+    parser.add_argument("--speed-only", action="store_true", help="only the speed rows (no dataset needed)")
     args = parser.parse_args()
     ckpt = load(args.model or bundled_models()["heat3d-transient"])
     models = {"model": ckpt}
@@ -125,10 +127,14 @@ def main() -> None:
         models["physics term alone"] = physics_only(ckpt)
     if args.baseline:
         models["baseline"] = load(args.baseline)
+    for loaded in models.values():
+        loaded.model.to(args.device)
     frame_dt, stride = ckpt.dynamics["frame_dt"], ckpt.dynamics.get("stride") or 2
     print(machine())
     print(f"model {args.model or 'heat3d-transient (bundled)'}: {ckpt.model.n_parameters()} parameters, "
           f"frame dt {frame_dt} (d²/α), {args.steps} steps" + (f"; baseline {args.baseline}" if args.baseline else ""))
+    if args.speed_only:
+        return speed(models, frame_dt, stride, [int(s) for s in args.sizes.split(",")], device=args.device)
     print("\nrelative L2 of T per frame (own norm) | the same error over the initial norm | over the trajectory's "
           "largest norm; rows: the model\n\n" + HEADER)
     from meshop.data.dataset import read_manifest
@@ -150,13 +156,15 @@ def main() -> None:
         for model in models:
             means = tuple(np.mean([r[model][i] for r in runs], axis=0) for i in range(3))
             print(row(f"**{label}**", model, "", means))
-    speed(models, frame_dt, stride, [int(s) for s in args.sizes.split(",")])
+    speed(models, frame_dt, stride, [int(s) for s in args.sizes.split(",")], device=args.device)
 
 
-def speed(models: dict, frame_dt: float, stride: int, sizes: list[int], steps: int = 10) -> None:
-    """Seconds per frame of each model (graphs and operators built once, outside the timing)
-    and of the FEM (BDF2, CG preconditioned by the diagonal: the fastest measured here)."""
-    print("\n| cube | nodes | model | model s/step | FEM s/solver step | FEM s/frame | FEM set-up s | speed-up per frame |"
+def speed(models: dict, frame_dt: float, stride: int, sizes: list[int], steps: int = 10, device: str = "cpu") -> None:
+    """Seconds per frame of each model on ``device`` (graphs and operators built once, outside the
+    timing; the states come back to the host at the end, which waits for the device) and of the
+    FEM on the CPU (BDF2, CG preconditioned by the diagonal: the fastest measured here)."""
+    print(f"\nmodels on {device}" + (f" ({_device_name(device)})" if device != "cpu" else "") +
+          "\n\n| cube | nodes | model | model s/step | FEM s/solver step | FEM s/frame | FEM set-up s | speed-up per frame |"
           "\n|---|---|---|---|---|---|---|---|")
     for n_side in sizes:
         mesh = cube(n_side)
@@ -166,17 +174,24 @@ def speed(models: dict, frame_dt: float, stride: int, sizes: list[int], steps: i
         setup = time.perf_counter() - began
         traj = model_inputs(simulation.run(np.ones(mesh.n_points), 2, stride))
         fem_step = _fem_step_seconds(simulation, stride)
-        timed = {name: rollout(ckpt, traj, steps).seconds_per_step for name, ckpt in models.items()
-                 if name != "physics term alone"}      # gate 0 still evaluates the MGNO: timed below
+        timed = {name: rollout(ckpt, traj, steps, device=device).seconds_per_step
+                 for name, ckpt in models.items() if name != "physics term alone"}   # gate 0 still runs the MGNO
         if "physics term alone" in models:
-            timed["physics term alone"] = _physics_seconds(traj.mesh, frame_dt, steps)
+            timed["physics term alone"] = _physics_seconds(traj.mesh, frame_dt, steps, device)
         for name, model_step in timed.items():
             print(f"| {n_side}³ | {mesh.n_points} | {name} | {model_step:.3f} | {fem_step:.3f} | {fem_step * stride:.3f} | "
                   f"{setup:.2f} | {fem_step * stride / model_step:.1f}x |", flush=True)
 
 
-def _physics_seconds(mesh: meshop.Mesh, frame_dt: float, steps: int) -> float:
-    """Seconds per frame of the physics term alone (its matrices assembled before the timing)."""
+def _device_name(device: str) -> str:
+    import torch
+
+    return torch.cuda.get_device_name(device) if device.startswith("cuda") else device
+
+
+def _physics_seconds(mesh: meshop.Mesh, frame_dt: float, steps: int, device: str = "cpu") -> float:
+    """Seconds per frame of the physics term alone on ``device`` (its matrices assembled and
+    moved there before the timing)."""
     import torch
     from torch_geometric.data import Data
 
@@ -185,12 +200,13 @@ def _physics_seconds(mesh: meshop.Mesh, frame_dt: float, steps: int) -> float:
 
     data = Data(**heat_operator(mesh, physical_length(mesh)))
     data.num_nodes = mesh.n_points
-    operators = HeatOperators(data)
-    state, off = torch.ones(mesh.n_points, 1), torch.zeros(mesh.n_points, 1)
+    operators = HeatOperators(data.to(device))
+    state, off = torch.ones(mesh.n_points, 1, device=device), torch.zeros(mesh.n_points, 1, device=device)
     began = time.perf_counter()
     with torch.no_grad():
         for _ in range(steps):
             state = operators.frame(state, off, frame_dt)
+    state.cpu()                                           # waits for the device
     return (time.perf_counter() - began) / steps
 
 
