@@ -33,10 +33,10 @@ class QueryStencil:
 
     @classmethod
     def build(cls, queries: torch.Tensor, nodes: torch.Tensor, k: int, radius: float) -> "QueryStencil":
-        """One cKDTree query of ``queries (M, d)`` among ``nodes (S, d)`` (m)."""
+        """One cKDTree query of ``queries (M, d)`` among ``nodes (S, d)`` (m), on every core."""
         k = min(int(k), len(nodes))
         tree = cKDTree(nodes.detach().cpu().numpy())
-        ids = tree.query(queries.detach().cpu().numpy(), k=k)[1].reshape(len(queries), k)
+        ids = tree.query(queries.detach().cpu().numpy(), k=k, workers=-1)[1].reshape(len(queries), k)
         neighbors = torch.as_tensor(ids.astype(np.int64), device=queries.device)
         offset = (queries[:, None, :] - gather(nodes, neighbors)) / radius
         distance2 = (offset ** 2).sum(dim=2, keepdim=True)
