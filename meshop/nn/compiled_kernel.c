@@ -34,6 +34,22 @@ ALWAYS v8 load8(const float *p) { v8 v; memcpy(&v, p, sizeof v); return v; }
 ALWAYS void store8(float *p, v8 v) { memcpy(p, &v, sizeof v); }
 ALWAYS v8 splat(float x) { return (v8){x, x, x, x, x, x, x, x}; }
 
+typedef float v4 __attribute__((vector_size(16)));
+
+ALWAYS int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+/* rows rounded up to the micro-kernel's TILE_ROWS */
+ALWAYS int64_t tile_rows(int64_t rows) { return (rows + TILE_ROWS - 1) / TILE_ROWS * TILE_ROWS; }
+
+/* (sum of a0's lanes, of a1's, of a2's, of a3's): two rounds of pairwise sums (vhaddps) and the
+ * two halves added, instead of 28 scalar additions */
+ALWAYS v4 sum4(v8 a0, v8 a1, v8 a2, v8 a3) {
+#define PAIRS(x, y) (__builtin_shufflevector(x, y, 0, 2, 8, 10, 4, 6, 12, 14) \
+                     + __builtin_shufflevector(x, y, 1, 3, 9, 11, 5, 7, 13, 15))
+    v8 t = PAIRS(PAIRS(a0, a1), PAIRS(a2, a3));
+#undef PAIRS
+    return __builtin_shufflevector(t, t, 0, 1, 2, 3) + __builtin_shufflevector(t, t, 4, 5, 6, 7);
+}
+
 /* One layer's inputs. Row-major: source_term (N_s, H), target_term (N_t, H), relative_t
  * (d + 1, H), kernel_t (H, W) = W_k^T, kernel_w (W, H) = W_k, value (N_s, W); d <= 3. */
 typedef struct {
@@ -125,8 +141,8 @@ ALWAYS void gemm_block(int64_t rows, int64_t k, int64_t nb, const float *a, int6
     }
 }
 
-/* c (m x 8 nb, row-major) += a^T b for a (BLOCK x m), b (BLOCK x 8 nb): 4 rows x 2 vectors */
-ALWAYS void gemm_block_tn(int64_t m, int64_t nb, const float *a, const float *b, float *c) {
+/* c (m x 8 nb, row-major) += a^T b for a (rows x m), b (rows x 8 nb): 4 rows x 2 vectors */
+ALWAYS void gemm_block_tn(int64_t rows, int64_t m, int64_t nb, const float *a, const float *b, float *c) {
     for (int64_t r0 = 0; r0 < m; r0 += 4) {
         for (int64_t v = 0; v < nb; v += 2) {
             int two = v + 1 < nb;
@@ -135,7 +151,7 @@ ALWAYS void gemm_block_tn(int64_t m, int64_t nb, const float *a, const float *b,
                 acc[t][0] = load8(c + (r0 + t) * 8 * nb + 8 * v);
                 acc[t][1] = two ? load8(c + (r0 + t) * 8 * nb + 8 * v + 8) : acc[t][0];
             }
-            for (int q = 0; q < BLOCK; q++) {
+            for (int64_t q = 0; q < rows; q++) {
                 v8 b0 = load8(b + q * 8 * nb + 8 * v), b1 = two ? load8(b + q * 8 * nb + 8 * v + 8) : b0;
                 for (int t = 0; t < 4; t++) {
                     float x = a[q * m + r0 + t];
@@ -177,12 +193,9 @@ ALWAYS void embed_edge(const Layer *L, int64_t d, int64_t H, int64_t j, const fl
 ALWAYS void block_kernels(const Layer *L, int64_t d, int64_t H, int64_t W, int64_t i, int64_t e, int64_t block,
                           const v8 *base, float *rel, float *h, float *slope, v8 *kernel) {
     const float *x_i = L->target_pos + i * d;
-    for (int64_t q = 0; q < BLOCK; q++) {
-        if (q < block)
-            embed_edge(L, d, H, L->sources[e + q], x_i, base, rel + 4 * q, h + q * H, slope ? slope + q * H : NULL);
-        else
-            memset(h + q * H, 0, H * sizeof(float));
-    }
+    for (int64_t q = 0; q < block; q++)
+        embed_edge(L, d, H, L->sources[e + q], x_i, base, rel + 4 * q, h + q * H, slope ? slope + q * H : NULL);
+    memset(h + block * H, 0, (tile_rows(block) - block) * H * sizeof(float));
     gemm_block(block, H, W / 8, h, H, L->kernel_t, W, kernel);
 }
 
@@ -195,8 +208,6 @@ ALWAYS void prefetch_rows(const Layer *L, int64_t H, int64_t W, int64_t from, in
         __builtin_prefetch(L->source_pos + j * L->dim);
     }
 }
-
-ALWAYS int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 /* ask for the rows of the n-th target to visit and the source rows of its first AHEAD edges (the
  * block loop asks for the rest, AHEAD edges ahead: all of a high-degree target's rows at once
@@ -288,39 +299,61 @@ static void add_into(float *to, const float *from, int64_t n) {
     for (int64_t k = 0; k < n; k++) to[k] += from[k];
 }
 
-/* gradient of one edge's embedding: pre-activation gradient g_pre (H) of edge j -> i with scaled
- * offset rel (d + 1) into the source row, the target's sums and the relative weights */
-ALWAYS void embedding_grads(const Layer *L, int64_t d, int64_t H, int64_t j, const float *rel, const v8 *g_pre,
-                            Partial *p, v8 *g_target, v8 *g_relative, float *g_x_i) {
-    float *s_j = p->source_term + j * H;
-    v8 g_rel[4] = {{0}};
-    for (int64_t v = 0; v < H / 8; v++) {
-        store8(s_j + 8 * v, load8(s_j + 8 * v) + g_pre[v]);
-        g_target[v] += g_pre[v];
-        for (int64_t c = 0; c <= d; c++) {
-            g_relative[c * (H / 8) + v] += g_pre[v] * rel[c];
-            g_rel[c] += load8(L->relative_t + c * H + 8 * v) * g_pre[v];
+/* gradients of a block's embeddings from their pre-activation gradients g_pre (block x H / 8
+ * vectors) of edges e.. with scaled offsets rel (block x 4): into the source rows (node term,
+ * position), the target's sums g_target (H / 8) and g_x_i (lanes < d) and the relative layer's
+ * weights; per edge in registers, the offset's gradient W_r^T g_pre from four lane sums (sum4) */
+ALWAYS void block_embedding_grads(const Layer *L, int64_t d, int64_t H, int64_t e, int64_t block,
+                                  const float *rel, const v8 *g_pre, Partial *p, v8 *g_target, v4 *g_x_i) {
+    float inverse_scale = 1.0f / L->scale;
+    for (int64_t q = 0; q < block; q++) {
+        int64_t j = L->sources[e + q];
+        float *s_j = p->source_term + j * H;
+        const float *r = rel + 4 * q;
+        v8 acc[4] = {{0}};
+        for (int64_t v = 0; v < H / 8; v++) {
+            v8 g = g_pre[q * (H / 8) + v];
+            store8(s_j + 8 * v, load8(s_j + 8 * v) + g);
+            g_target[v] += g;
+            for (int64_t c = 0; c <= d; c++) acc[c] += load8(L->relative_t + c * H + 8 * v) * g;
         }
+        v4 sums = sum4(acc[0], acc[1], acc[2], acc[3]), offset;
+        memcpy(&offset, r, sizeof offset);
+        float radial = r[d] > 0.0f ? sums[d] / r[d] : 0.0f;  /* |r| adds nothing at r = 0, as in torch */
+        v4 g_offset = (sums + radial * offset) * inverse_scale;                    /* lanes < d */
+        for (int64_t c = 0; c < d; c++) p->source_pos[j * d + c] += g_offset[c];
+        *g_x_i -= g_offset;
     }
-    float g[4], unit = rel[d] > 0.0f ? 1.0f / rel[d] : 0.0f;
-    for (int64_t c = 0; c <= d; c++) {
-        g[c] = 0.0f;
-        for (int k = 0; k < 8; k++) g[c] += g_rel[c][k];
-    }
-    for (int64_t c = 0; c < d; c++) {   /* |r| contributes nothing at r = 0, as in torch's norm */
-        float g_offset = (g[c] + g[d] * rel[c] * unit) / L->scale;
-        p->source_pos[j * d + c] += g_offset;
-        g_x_i[c] -= g_offset;
+    for (int64_t c0 = 0; c0 <= d; c0 += 2) {       /* relative_t (d + 1, H) += rel^T g_pre */
+        int two = c0 + 1 <= d;
+        for (int64_t v0 = 0; v0 < H / 8; v0 += TILE_VECTORS) {
+            int64_t vectors = min64(H / 8 - v0, TILE_VECTORS);
+            v8 acc[2][TILE_VECTORS] = {{{0}}};
+            for (int64_t q = 0; q < block; q++) {
+                float x0 = rel[4 * q + c0], x1 = two ? rel[4 * q + c0 + 1] : 0.0f;
+                for (int u = 0; u < TILE_VECTORS; u++) {
+                    if (u >= vectors) break;
+                    v8 g = g_pre[q * (H / 8) + v0 + u];
+                    acc[0][u] += g * x0;
+                    acc[1][u] += g * x1;
+                }
+            }
+            for (int u = 0; u < vectors; u++) {
+                float *row = p->relative_t + c0 * H + 8 * (v0 + u);
+                store8(row, load8(row) + acc[0][u]);
+                if (two) store8(row + H, load8(row + H) + acc[1][u]);
+            }
+        }
     }
 }
 
 ALWAYS void backward_target(const Layer *L, int64_t d, int64_t H, int64_t W, int64_t i, const float *grad,
                             Partial *p, Grads *G) {
     float h[BLOCK * MAX_VECTORS * 8] __attribute__((aligned(32))), slope[BLOCK * MAX_VECTORS * 8],
-        g_kernel[BLOCK * MAX_VECTORS * 8] __attribute__((aligned(32))), rel[4 * BLOCK], g_x_i[3] = {0};
+        g_kernel[BLOCK * MAX_VECTORS * 8] __attribute__((aligned(32))), rel[4 * BLOCK] = {0};
     v8 base[MAX_VECTORS], kernel[BLOCK * MAX_VECTORS], g_h[BLOCK * MAX_VECTORS], g_i[MAX_VECTORS],
-        g_target[MAX_VECTORS], g_pre[MAX_VECTORS], g_relative[4 * MAX_VECTORS] = {{0}},
-        g_bias[MAX_VECTORS] = {{0}};
+        g_target[MAX_VECTORS], g_bias[MAX_VECTORS] = {{0}};
+    v4 g_x_i = {0};
     target_base(L, H, i, base);
     for (int64_t v = 0; v < W / 8; v++) g_i[v] = load8(grad + i * W + 8 * v);
     for (int64_t v = 0; v < H / 8; v++) g_target[v] = splat(0.0f);
@@ -328,29 +361,25 @@ ALWAYS void backward_target(const Layer *L, int64_t d, int64_t H, int64_t W, int
         int64_t block = min64(L->offsets[i + 1] - e, BLOCK);
         prefetch_ahead(L, H, W, i, e);
         block_kernels(L, d, H, W, i, e, block, base, rel, h, slope, kernel);
-        for (int64_t q = 0; q < BLOCK; q++) {           /* message gradients: value and kernel */
-            int64_t j = q < block ? L->sources[e + q] : 0;
+        for (int64_t q = 0; q < block; q++) {           /* message gradients: value and kernel */
+            int64_t j = L->sources[e + q];
             for (int64_t v = 0; v < W / 8; v++) {
-                if (q >= block) { store8(g_kernel + q * W + 8 * v, splat(0.0f)); continue; }
                 v8 b = load8(L->kernel_bias + 8 * v), g_k = g_i[v] * load8(L->value + j * W + 8 * v);
                 store8(g_kernel + q * W + 8 * v, g_k);
-                v8 g_v = load8(p->value + j * W + 8 * v) + g_i[v] * (kernel[q * (W / 8) + v] + b);
-                store8(p->value + j * W + 8 * v, g_v);
+                store8(p->value + j * W + 8 * v, load8(p->value + j * W + 8 * v) + g_i[v] * (kernel[q * (W / 8) + v] + b));
                 g_bias[v] += g_k;
             }
         }
-        gemm_block_tn(W, H / 8, g_kernel, h, p->kernel_w);   /* dL/dW_k += g_kernel^T h */
+        memset(g_kernel + block * W, 0, (tile_rows(block) - block) * W * sizeof(float));
+        gemm_block_tn(block, W, H / 8, g_kernel, h, p->kernel_w);       /* dL/dW_k += g_kernel^T h */
         gemm_block(block, W, H / 8, g_kernel, W, L->kernel_w, H, g_h);  /* dL/dh = g_kernel W_k */
-        for (int64_t q = 0; q < block; q++) {
-            for (int64_t v = 0; v < H / 8; v++) g_pre[v] = g_h[q * (H / 8) + v] * load8(slope + q * H + 8 * v);
-            embedding_grads(L, d, H, L->sources[e + q], rel + 4 * q, g_pre, p, g_target, g_relative, g_x_i);
-        }
+        for (int64_t q = 0; q < block; q++)                             /* g_pre = dL/dh GELU' */
+            for (int64_t v = 0; v < H / 8; v++) g_h[q * (H / 8) + v] *= load8(slope + q * H + 8 * v);
+        block_embedding_grads(L, d, H, e, block, rel, g_h, p, g_target, &g_x_i);
     }
     for (int64_t v = 0; v < H / 8; v++) {  /* the relative layer's bias gets every edge's g_pre */
         store8(G->target_term + i * H + 8 * v, g_target[v]);
         store8(p->relative_bias + 8 * v, load8(p->relative_bias + 8 * v) + g_target[v]);
-        for (int64_t c = 0; c <= d; c++)
-            store8(p->relative_t + c * H + 8 * v, load8(p->relative_t + c * H + 8 * v) + g_relative[c * (H / 8) + v]);
     }
     for (int64_t v = 0; v < W / 8; v++) store8(p->kernel_bias + 8 * v, load8(p->kernel_bias + 8 * v) + g_bias[v]);
     for (int64_t c = 0; c < d; c++) G->target_pos[i * d + c] = g_x_i[c];
