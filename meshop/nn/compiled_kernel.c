@@ -199,20 +199,30 @@ ALWAYS void block_kernels(const Layer *L, int64_t d, int64_t H, int64_t W, int64
     gemm_block(block, H, W / 8, h, H, L->kernel_t, W, kernel);
 }
 
+/* Private gradient buffers of one thread: the source rows (shared with thread 0's outputs) and
+ * the weights (always private). */
+typedef struct {
+    float *value, *source_term, *source_pos, *kernel_w, *kernel_bias, *relative_t, *relative_bias;
+} Partial;
+
 /* ask for the source rows of edges [from, to) now (random reads, ahead of their use) */
-ALWAYS void prefetch_rows(const Layer *L, int64_t H, int64_t W, int64_t from, int64_t to) {
+ALWAYS void prefetch_rows(const Layer *L, const Partial *p, int64_t H, int64_t W, int64_t from, int64_t to) {
     for (int64_t e = from; e < to; e++) {
         int64_t j = L->sources[e];
         for (int64_t c = 0; c < H; c += 16) __builtin_prefetch(L->source_term + j * H + c);
         for (int64_t c = 0; c < W; c += 16) __builtin_prefetch(L->value + j * W + c);
         __builtin_prefetch(L->source_pos + j * L->dim);
+        if (!p) continue;                        /* the backward pass adds into gradient rows too */
+        for (int64_t c = 0; c < H; c += 16) __builtin_prefetch(p->source_term + j * H + c, 1);
+        for (int64_t c = 0; c < W; c += 16) __builtin_prefetch(p->value + j * W + c, 1);
+        __builtin_prefetch(p->source_pos + j * L->dim, 1);
     }
 }
 
 /* ask for the rows of the n-th target to visit and the source rows of its first AHEAD edges (the
  * block loop asks for the rest, AHEAD edges ahead: all of a high-degree target's rows at once
  * would evict the ones in use), and for the edge list of the target after it */
-ALWAYS void prefetch_target(const Layer *L, int64_t n, int64_t H, int64_t W) {
+ALWAYS void prefetch_target(const Layer *L, const Partial *p, int64_t n, int64_t H, int64_t W) {
     if (n + 1 < L->n_targets) {
         int64_t next = L->order ? L->order[n + 1] : n + 1;
         for (int64_t e = L->offsets[next]; e < min64(L->offsets[next + 1], L->offsets[next] + AHEAD); e += 8)
@@ -223,13 +233,13 @@ ALWAYS void prefetch_target(const Layer *L, int64_t n, int64_t H, int64_t W) {
     int64_t i = L->order ? L->order[n] : n;
     for (int64_t c = 0; c < H; c += 16) __builtin_prefetch(L->target_term + i * H + c);
     __builtin_prefetch(L->target_pos + i * L->dim);
-    prefetch_rows(L, H, W, L->offsets[i], min64(L->offsets[i + 1], L->offsets[i] + AHEAD));
+    prefetch_rows(L, p, H, W, L->offsets[i], min64(L->offsets[i + 1], L->offsets[i] + AHEAD));
 }
 
 /* within a target: the rows of the edges AHEAD after the block from edge e */
-ALWAYS void prefetch_ahead(const Layer *L, int64_t H, int64_t W, int64_t i, int64_t e) {
+ALWAYS void prefetch_ahead(const Layer *L, const Partial *p, int64_t H, int64_t W, int64_t i, int64_t e) {
     int64_t end = L->offsets[i + 1];
-    if (e + AHEAD < end) prefetch_rows(L, H, W, e + AHEAD, min64(end, e + AHEAD + BLOCK));
+    if (e + AHEAD < end) prefetch_rows(L, p, H, W, e + AHEAD, min64(end, e + AHEAD + BLOCK));
 }
 
 ALWAYS void target_base(const Layer *L, int64_t H, int64_t i, v8 *base) {
@@ -252,7 +262,7 @@ ALWAYS void forward_target(const Layer *L, int64_t d, int64_t H, int64_t W, int6
     for (int64_t v = 0; v < W / 8; v++) acc[v] = splat(0.0f);
     for (int64_t e = L->offsets[i]; e < L->offsets[i + 1]; e += BLOCK) {
         int64_t block = min64(L->offsets[i + 1] - e, BLOCK);
-        prefetch_ahead(L, H, W, i, e);
+        prefetch_ahead(L, NULL, H, W, i, e);
         block_kernels(L, d, H, W, i, e, block, base, rel, h, NULL, kernel);
         for (int64_t q = 0; q < block; q++) {
             const float *v_j = L->value + L->sources[e + q] * W;
@@ -267,16 +277,10 @@ void kernel_sum_f32(const Layer *L, float *out) {
     #pragma omp parallel for schedule(dynamic, 64) num_threads(L->threads)
     for (int64_t n = 0; n < L->n_targets; n++) {
         int64_t i = L->order ? L->order[n] : n;
-        prefetch_target(L, n + 1, L->hidden, L->width);
+        prefetch_target(L, NULL, n + 1, L->hidden, L->width);
         SPECIALIZED(forward_target, i, out);
     }
 }
-
-/* Private gradient buffers of one thread: the source rows (shared with thread 0's outputs) and
- * the weights (always private). */
-typedef struct {
-    float *value, *source_term, *source_pos, *kernel_w, *kernel_bias, *relative_t, *relative_bias;
-} Partial;
 
 static Partial partial_alloc(const Layer *L, const Grads *G, int own_rows) {
     int64_t H = L->hidden, W = L->width, d = L->dim;
@@ -359,7 +363,7 @@ ALWAYS void backward_target(const Layer *L, int64_t d, int64_t H, int64_t W, int
     for (int64_t v = 0; v < H / 8; v++) g_target[v] = splat(0.0f);
     for (int64_t e = L->offsets[i]; e < L->offsets[i + 1]; e += BLOCK) {
         int64_t block = min64(L->offsets[i + 1] - e, BLOCK);
-        prefetch_ahead(L, H, W, i, e);
+        prefetch_ahead(L, p, H, W, i, e);
         block_kernels(L, d, H, W, i, e, block, base, rel, h, slope, kernel);
         for (int64_t q = 0; q < block; q++) {           /* message gradients: value and kernel */
             int64_t j = L->sources[e + q];
@@ -396,7 +400,7 @@ void kernel_sum_backward_f32(const Layer *L, const float *grad, Grads *G) {
         #pragma omp for schedule(dynamic, 64)
         for (int64_t n = 0; n < L->n_targets; n++) {
             int64_t i = L->order ? L->order[n] : n;
-            prefetch_target(L, n + 1, H, W);
+            prefetch_target(L, &p, n + 1, H, W);
             SPECIALIZED(backward_target, i, grad, &p, G);
         }
         partials[t] = p;
