@@ -59,6 +59,9 @@ typedef struct {
     const int64_t *order, *offsets, *sources;
     const float *source_pos, *target_pos, *source_term, *target_term, *relative_t, *relative_bias,
         *kernel_t, *kernel_w, *kernel_bias, *value;
+    /* backward pass only: the sources' out-edges (transpose_edges) and the order to visit them */
+    int64_t n_sources;
+    const int64_t *source_order, *source_offsets, *targets;
 } Layer;
 
 /* Gradients of every input of Layer, same shapes (relative_t: (d + 1, H), kernel_w: (W, H)). */
@@ -167,19 +170,20 @@ ALWAYS void gemm_block_tn(int64_t rows, int64_t m, int64_t nb, const float *a, c
     }
 }
 
-/* The scaled offset and distance of edge j -> i into rel (d + 1); returns h's pre-activation
- * base + S_j + W_r rel through GELU into h (H), its slope into slope (H) when given. */
-ALWAYS void embed_edge(const Layer *L, int64_t d, int64_t H, int64_t j, const float *x_i, const v8 *base,
-                       float *rel, float *h, float *slope) {
+/* The scaled offset rel (d + 1) of an edge from the node at x_from to the node at x_to and its
+ * length; the embedding's pre-activation base + row + W_r rel (base: the relative layer's bias
+ * and one end's node term, row: the other end's) through GELU into h (H), its slope into slope
+ * (H) when given. */
+ALWAYS void embed_pair(const Layer *L, int64_t d, int64_t H, const float *x_from, const float *x_to, const v8 *base,
+                       const float *row, float *rel, float *h, float *slope) {
     float norm2 = 0.0f, inverse_scale = 1.0f / L->scale;
     for (int64_t c = 0; c < d; c++) {
-        rel[c] = (L->source_pos[j * d + c] - x_i[c]) * inverse_scale;
+        rel[c] = (x_from[c] - x_to[c]) * inverse_scale;
         norm2 += rel[c] * rel[c];
     }
     rel[d] = sqrtf(norm2);
-    const float *s_j = L->source_term + j * H;
     for (int64_t v = 0; v < H / 8; v++) {
-        v8 pre = base[v] + load8(s_j + 8 * v);
+        v8 pre = base[v] + load8(row + 8 * v);
         for (int64_t c = 0; c <= d; c++) pre += load8(L->relative_t + c * H + 8 * v) * rel[c];
         v8 d;
         store8(h + 8 * v, gelu(pre, slope ? &d : NULL));
@@ -188,41 +192,33 @@ ALWAYS void embed_edge(const Layer *L, int64_t d, int64_t H, int64_t j, const fl
 }
 
 /* One block of up to BLOCK in-edges of target i from edge e: embeddings h (BLOCK x H, zero rows
- * past the block), optional slopes, offsets rel (BLOCK x 4) and kernels (BLOCK x W / 8 vectors,
+ * up to the micro-kernel's tile), offsets rel (BLOCK x 4) and kernels (BLOCK x W / 8 vectors,
  * without the bias) */
 ALWAYS void block_kernels(const Layer *L, int64_t d, int64_t H, int64_t W, int64_t i, int64_t e, int64_t block,
-                          const v8 *base, float *rel, float *h, float *slope, v8 *kernel) {
+                          const v8 *base, float *rel, float *h, v8 *kernel) {
     const float *x_i = L->target_pos + i * d;
-    for (int64_t q = 0; q < block; q++)
-        embed_edge(L, d, H, L->sources[e + q], x_i, base, rel + 4 * q, h + q * H, slope ? slope + q * H : NULL);
+    for (int64_t q = 0; q < block; q++) {
+        int64_t j = L->sources[e + q];
+        embed_pair(L, d, H, L->source_pos + j * d, x_i, base, L->source_term + j * H, rel + 4 * q, h + q * H, NULL);
+    }
     memset(h + block * H, 0, (tile_rows(block) - block) * H * sizeof(float));
     gemm_block(block, H, W / 8, h, H, L->kernel_t, W, kernel);
 }
 
-/* Private gradient buffers of one thread: the source rows (shared with thread 0's outputs) and
- * the weights (always private). */
-typedef struct {
-    float *value, *source_term, *source_pos, *kernel_w, *kernel_bias, *relative_t, *relative_bias;
-} Partial;
-
 /* ask for the source rows of edges [from, to) now (random reads, ahead of their use) */
-ALWAYS void prefetch_rows(const Layer *L, const Partial *p, int64_t H, int64_t W, int64_t from, int64_t to) {
+ALWAYS void prefetch_rows(const Layer *L, int64_t H, int64_t W, int64_t from, int64_t to) {
     for (int64_t e = from; e < to; e++) {
         int64_t j = L->sources[e];
         for (int64_t c = 0; c < H; c += 16) __builtin_prefetch(L->source_term + j * H + c);
         for (int64_t c = 0; c < W; c += 16) __builtin_prefetch(L->value + j * W + c);
         __builtin_prefetch(L->source_pos + j * L->dim);
-        if (!p) continue;                        /* the backward pass adds into gradient rows too */
-        for (int64_t c = 0; c < H; c += 16) __builtin_prefetch(p->source_term + j * H + c, 1);
-        for (int64_t c = 0; c < W; c += 16) __builtin_prefetch(p->value + j * W + c, 1);
-        __builtin_prefetch(p->source_pos + j * L->dim, 1);
     }
 }
 
 /* ask for the rows of the n-th target to visit and the source rows of its first AHEAD edges (the
  * block loop asks for the rest, AHEAD edges ahead: all of a high-degree target's rows at once
  * would evict the ones in use), and for the edge list of the target after it */
-ALWAYS void prefetch_target(const Layer *L, const Partial *p, int64_t n, int64_t H, int64_t W) {
+ALWAYS void prefetch_target(const Layer *L, int64_t n, int64_t H, int64_t W) {
     if (n + 1 < L->n_targets) {
         int64_t next = L->order ? L->order[n + 1] : n + 1;
         for (int64_t e = L->offsets[next]; e < min64(L->offsets[next + 1], L->offsets[next] + AHEAD); e += 8)
@@ -233,13 +229,13 @@ ALWAYS void prefetch_target(const Layer *L, const Partial *p, int64_t n, int64_t
     int64_t i = L->order ? L->order[n] : n;
     for (int64_t c = 0; c < H; c += 16) __builtin_prefetch(L->target_term + i * H + c);
     __builtin_prefetch(L->target_pos + i * L->dim);
-    prefetch_rows(L, p, H, W, L->offsets[i], min64(L->offsets[i + 1], L->offsets[i] + AHEAD));
+    prefetch_rows(L, H, W, L->offsets[i], min64(L->offsets[i + 1], L->offsets[i] + AHEAD));
 }
 
 /* within a target: the rows of the edges AHEAD after the block from edge e */
-ALWAYS void prefetch_ahead(const Layer *L, const Partial *p, int64_t H, int64_t W, int64_t i, int64_t e) {
+ALWAYS void prefetch_ahead(const Layer *L, int64_t H, int64_t W, int64_t i, int64_t e) {
     int64_t end = L->offsets[i + 1];
-    if (e + AHEAD < end) prefetch_rows(L, p, H, W, e + AHEAD, min64(end, e + AHEAD + BLOCK));
+    if (e + AHEAD < end) prefetch_rows(L, H, W, e + AHEAD, min64(end, e + AHEAD + BLOCK));
 }
 
 ALWAYS void target_base(const Layer *L, int64_t H, int64_t i, v8 *base) {
@@ -262,8 +258,8 @@ ALWAYS void forward_target(const Layer *L, int64_t d, int64_t H, int64_t W, int6
     for (int64_t v = 0; v < W / 8; v++) acc[v] = splat(0.0f);
     for (int64_t e = L->offsets[i]; e < L->offsets[i + 1]; e += BLOCK) {
         int64_t block = min64(L->offsets[i + 1] - e, BLOCK);
-        prefetch_ahead(L, NULL, H, W, i, e);
-        block_kernels(L, d, H, W, i, e, block, base, rel, h, NULL, kernel);
+        prefetch_ahead(L, H, W, i, e);
+        block_kernels(L, d, H, W, i, e, block, base, rel, h, kernel);
         for (int64_t q = 0; q < block; q++) {
             const float *v_j = L->value + L->sources[e + q] * W;
             for (int64_t v = 0; v < W / 8; v++)
@@ -277,25 +273,37 @@ void kernel_sum_f32(const Layer *L, float *out) {
     #pragma omp parallel for schedule(dynamic, 64) num_threads(L->threads)
     for (int64_t n = 0; n < L->n_targets; n++) {
         int64_t i = L->order ? L->order[n] : n;
-        prefetch_target(L, NULL, n + 1, L->hidden, L->width);
+        prefetch_target(L, n + 1, L->hidden, L->width);
         SPECIALIZED(forward_target, i, out);
     }
 }
+
+/* The backward pass visits sources, not targets: a source's gradients (value, node term,
+ * position) are then sums over its out-edges, kept in registers, and the kernel enters only
+ * through M_j = sum over the source's edges of g_i h_ij^T (W x H, the target's output gradient
+ * and the edge's embedding): dL/dV_j = rowwise <W_k, M_j> + b_k * sum g_i and dL/dW_k += diag(V_j)
+ * M_j, so the kernels themselves are never recomputed (two GEMMs per edge instead of three). */
+
+/* Private sums of one thread: the target rows' gradients (thread 0 adds into the outputs), the
+ * weights' (always private) and M_j of the source in hand (W x H) */
+typedef struct {
+    float *target_term, *target_pos, *kernel_w, *kernel_bias, *relative_t, *relative_bias, *m;
+} Partial;
 
 static Partial partial_alloc(const Layer *L, const Grads *G, int own_rows) {
     int64_t H = L->hidden, W = L->width, d = L->dim;
     Partial p = {0};
     if (own_rows) {
-        p.value = G->value, p.source_term = G->source_term, p.source_pos = G->source_pos;
+        p.target_term = G->target_term, p.target_pos = G->target_pos;
     } else {
-        p.value = calloc(G->n_sources * W, sizeof(float));
-        p.source_term = calloc(G->n_sources * H, sizeof(float));
-        p.source_pos = calloc(G->n_sources * d, sizeof(float));
+        p.target_term = calloc(L->n_targets * H, sizeof(float));
+        p.target_pos = calloc(L->n_targets * d, sizeof(float));
     }
     p.kernel_w = calloc(W * H, sizeof(float));
     p.kernel_bias = calloc(W, sizeof(float));
     p.relative_t = calloc((d + 1) * H, sizeof(float));
     p.relative_bias = calloc(H, sizeof(float));
+    p.m = aligned_alloc(32, W * H * sizeof(float));
     return p;
 }
 
@@ -303,30 +311,62 @@ static void add_into(float *to, const float *from, int64_t n) {
     for (int64_t k = 0; k < n; k++) to[k] += from[k];
 }
 
+/* ask for the target rows of out-edges [from, to) (in L->targets) now, ahead of their use */
+ALWAYS void prefetch_ends(const Layer *L, const Partial *p, const float *grad, int64_t H, int64_t W, int64_t from,
+                          int64_t to) {
+    for (int64_t e = from; e < to; e++) {
+        int64_t i = L->targets[e];
+        for (int64_t c = 0; c < H; c += 16) {
+            __builtin_prefetch(L->target_term + i * H + c);
+            __builtin_prefetch(p->target_term + i * H + c, 1);
+        }
+        for (int64_t c = 0; c < W; c += 16) __builtin_prefetch(grad + i * W + c);
+        __builtin_prefetch(L->target_pos + i * L->dim);
+        __builtin_prefetch(p->target_pos + i * L->dim, 1);
+    }
+}
+
+/* the n-th source's rows and its first AHEAD edges' target rows, the out-edge list after it */
+ALWAYS void prefetch_source(const Layer *L, const Partial *p, const float *grad, int64_t n, int64_t H, int64_t W) {
+    if (n + 1 < L->n_sources) {
+        int64_t next = L->source_order[n + 1];
+        for (int64_t e = L->source_offsets[next]; e < min64(L->source_offsets[next + 1], L->source_offsets[next] + AHEAD);
+             e += 8)
+            __builtin_prefetch(L->targets + e);
+        if (n + 2 < L->n_sources) __builtin_prefetch(L->source_offsets + L->source_order[n + 2]);
+    }
+    if (n >= L->n_sources) return;
+    int64_t j = L->source_order[n];
+    for (int64_t c = 0; c < H; c += 16) __builtin_prefetch(L->source_term + j * H + c);
+    for (int64_t c = 0; c < W; c += 16) __builtin_prefetch(L->value + j * W + c);
+    __builtin_prefetch(L->source_pos + j * L->dim);
+    prefetch_ends(L, p, grad, H, W, L->source_offsets[j], min64(L->source_offsets[j + 1], L->source_offsets[j] + AHEAD));
+}
+
 /* gradients of a block's embeddings from their pre-activation gradients g_pre (block x H / 8
- * vectors) of edges e.. with scaled offsets rel (block x 4): into the source rows (node term,
- * position), the target's sums g_target (H / 8) and g_x_i (lanes < d) and the relative layer's
- * weights; per edge in registers, the offset's gradient W_r^T g_pre from four lane sums (sum4) */
+ * vectors) of out-edges e.. of a source, scaled offsets rel (block x 4): into the target rows
+ * (node term, position), the source's sums g_source (H / 8) and g_x_j (lanes < d) and the
+ * relative layer's weights; the offset's gradient W_r^T g_pre from four lane sums (sum4) */
 ALWAYS void block_embedding_grads(const Layer *L, int64_t d, int64_t H, int64_t e, int64_t block,
-                                  const float *rel, const v8 *g_pre, Partial *p, v8 *g_target, v4 *g_x_i) {
+                                  const float *rel, const v8 *g_pre, Partial *p, v8 *g_source, v4 *g_x_j) {
     float inverse_scale = 1.0f / L->scale;
     for (int64_t q = 0; q < block; q++) {
-        int64_t j = L->sources[e + q];
-        float *s_j = p->source_term + j * H;
+        int64_t i = L->targets[e + q];
+        float *t_i = p->target_term + i * H;
         const float *r = rel + 4 * q;
         v8 acc[4] = {{0}};
         for (int64_t v = 0; v < H / 8; v++) {
             v8 g = g_pre[q * (H / 8) + v];
-            store8(s_j + 8 * v, load8(s_j + 8 * v) + g);
-            g_target[v] += g;
+            store8(t_i + 8 * v, load8(t_i + 8 * v) + g);
+            g_source[v] += g;
             for (int64_t c = 0; c <= d; c++) acc[c] += load8(L->relative_t + c * H + 8 * v) * g;
         }
         v4 sums = sum4(acc[0], acc[1], acc[2], acc[3]), offset;
         memcpy(&offset, r, sizeof offset);
         float radial = r[d] > 0.0f ? sums[d] / r[d] : 0.0f;  /* |r| adds nothing at r = 0, as in torch */
         v4 g_offset = (sums + radial * offset) * inverse_scale;                    /* lanes < d */
-        for (int64_t c = 0; c < d; c++) p->source_pos[j * d + c] += g_offset[c];
-        *g_x_i -= g_offset;
+        for (int64_t c = 0; c < d; c++) p->target_pos[i * d + c] -= g_offset[c];
+        *g_x_j += g_offset;
     }
     for (int64_t c0 = 0; c0 <= d; c0 += 2) {       /* relative_t (d + 1, H) += rel^T g_pre */
         int two = c0 + 1 <= d;
@@ -351,42 +391,71 @@ ALWAYS void block_embedding_grads(const Layer *L, int64_t d, int64_t H, int64_t 
     }
 }
 
-ALWAYS void backward_target(const Layer *L, int64_t d, int64_t H, int64_t W, int64_t i, const float *grad,
+/* the source's value and kernel gradients from M_j (p->m) and sum g_sum of its targets' g_i */
+ALWAYS void close_source(const Layer *L, int64_t H, int64_t W, int64_t j, const v8 *g_sum, Partial *p, Grads *G) {
+    for (int64_t c0 = 0; c0 < W; c0 += 8) {       /* dL/dV_j = rowwise <W_k, M_j> + b_k g_sum */
+        v8 dot[8];
+        for (int t = 0; t < 8; t++) {
+            dot[t] = splat(0.0f);
+            for (int64_t v = 0; v < H / 8; v++)
+                dot[t] += load8(L->kernel_w + (c0 + t) * H + 8 * v) * load8(p->m + (c0 + t) * H + 8 * v);
+        }
+        v4 low = sum4(dot[0], dot[1], dot[2], dot[3]), high = sum4(dot[4], dot[5], dot[6], dot[7]);
+        v8 rows = __builtin_shufflevector(low, high, 0, 1, 2, 3, 4, 5, 6, 7);
+        store8(G->value + j * W + c0, rows + load8(L->kernel_bias + c0) * g_sum[c0 / 8]);
+    }
+    for (int64_t c = 0; c < W; c++) {              /* dL/dW_k += diag(V_j) M_j */
+        float v_jc = L->value[j * W + c];
+        for (int64_t v = 0; v < H / 8; v++)
+            store8(p->kernel_w + c * H + 8 * v, load8(p->kernel_w + c * H + 8 * v) + load8(p->m + c * H + 8 * v) * v_jc);
+    }
+    for (int64_t v = 0; v < W / 8; v++)            /* dL/db_k += V_j g_sum */
+        store8(p->kernel_bias + 8 * v, load8(p->kernel_bias + 8 * v) + load8(L->value + j * W + 8 * v) * g_sum[v]);
+}
+
+ALWAYS void backward_source(const Layer *L, int64_t d, int64_t H, int64_t W, int64_t j, const float *grad,
                             Partial *p, Grads *G) {
+    int64_t first = L->source_offsets[j], end = L->source_offsets[j + 1];
+    if (first == end) return;                      /* no out-edges: its gradients stay zero */
     float h[BLOCK * MAX_VECTORS * 8] __attribute__((aligned(32))), slope[BLOCK * MAX_VECTORS * 8],
+        g_rows[BLOCK * MAX_VECTORS * 8] __attribute__((aligned(32))),
         g_kernel[BLOCK * MAX_VECTORS * 8] __attribute__((aligned(32))), rel[4 * BLOCK] = {0};
-    v8 base[MAX_VECTORS], kernel[BLOCK * MAX_VECTORS], g_h[BLOCK * MAX_VECTORS], g_i[MAX_VECTORS],
-        g_target[MAX_VECTORS], g_bias[MAX_VECTORS] = {{0}};
-    v4 g_x_i = {0};
-    target_base(L, H, i, base);
-    for (int64_t v = 0; v < W / 8; v++) g_i[v] = load8(grad + i * W + 8 * v);
-    for (int64_t v = 0; v < H / 8; v++) g_target[v] = splat(0.0f);
-    for (int64_t e = L->offsets[i]; e < L->offsets[i + 1]; e += BLOCK) {
-        int64_t block = min64(L->offsets[i + 1] - e, BLOCK);
-        prefetch_ahead(L, p, H, W, i, e);
-        block_kernels(L, d, H, W, i, e, block, base, rel, h, slope, kernel);
-        for (int64_t q = 0; q < block; q++) {           /* message gradients: value and kernel */
-            int64_t j = L->sources[e + q];
+    v8 base[MAX_VECTORS], v_j[MAX_VECTORS], g_h[BLOCK * MAX_VECTORS], g_sum[MAX_VECTORS], g_source[MAX_VECTORS];
+    v4 g_x_j = {0};
+    const float *x_j = L->source_pos + j * d;
+    memset(p->m, 0, W * H * sizeof(float));
+    for (int64_t v = 0; v < H / 8; v++) {
+        base[v] = load8(L->relative_bias + 8 * v) + load8(L->source_term + j * H + 8 * v);
+        g_source[v] = splat(0.0f);
+    }
+    for (int64_t v = 0; v < W / 8; v++) v_j[v] = load8(L->value + j * W + 8 * v), g_sum[v] = splat(0.0f);
+    for (int64_t e = first; e < end; e += BLOCK) {
+        int64_t block = min64(end - e, BLOCK);
+        if (e + AHEAD < end) prefetch_ends(L, p, grad, H, W, e + AHEAD, min64(end, e + AHEAD + BLOCK));
+        for (int64_t q = 0; q < block; q++) {      /* embeddings, slopes, output and kernel gradients */
+            int64_t i = L->targets[e + q];
+            embed_pair(L, d, H, x_j, L->target_pos + i * d, base, L->target_term + i * H, rel + 4 * q, h + q * H,
+                       slope + q * H);
             for (int64_t v = 0; v < W / 8; v++) {
-                v8 b = load8(L->kernel_bias + 8 * v), g_k = g_i[v] * load8(L->value + j * W + 8 * v);
-                store8(g_kernel + q * W + 8 * v, g_k);
-                store8(p->value + j * W + 8 * v, load8(p->value + j * W + 8 * v) + g_i[v] * (kernel[q * (W / 8) + v] + b));
-                g_bias[v] += g_k;
+                v8 g = load8(grad + i * W + 8 * v);
+                store8(g_rows + q * W + 8 * v, g);
+                store8(g_kernel + q * W + 8 * v, g * v_j[v]);
+                g_sum[v] += g;
             }
         }
         memset(g_kernel + block * W, 0, (tile_rows(block) - block) * W * sizeof(float));
-        gemm_block_tn(block, W, H / 8, g_kernel, h, p->kernel_w);       /* dL/dW_k += g_kernel^T h */
-        gemm_block(block, W, H / 8, g_kernel, W, L->kernel_w, H, g_h);  /* dL/dh = g_kernel W_k */
+        gemm_block_tn(block, W, H / 8, g_rows, h, p->m);                 /* M_j += g^T h */
+        gemm_block(block, W, H / 8, g_kernel, W, L->kernel_w, H, g_h);  /* dL/dh = (g V_j) W_k */
         for (int64_t q = 0; q < block; q++)                             /* g_pre = dL/dh GELU' */
             for (int64_t v = 0; v < H / 8; v++) g_h[q * (H / 8) + v] *= load8(slope + q * H + 8 * v);
-        block_embedding_grads(L, d, H, e, block, rel, g_h, p, g_target, &g_x_i);
+        block_embedding_grads(L, d, H, e, block, rel, g_h, p, g_source, &g_x_j);
     }
+    close_source(L, H, W, j, g_sum, p, G);
     for (int64_t v = 0; v < H / 8; v++) {  /* the relative layer's bias gets every edge's g_pre */
-        store8(G->target_term + i * H + 8 * v, g_target[v]);
-        store8(p->relative_bias + 8 * v, load8(p->relative_bias + 8 * v) + g_target[v]);
+        store8(G->source_term + j * H + 8 * v, g_source[v]);
+        store8(p->relative_bias + 8 * v, load8(p->relative_bias + 8 * v) + g_source[v]);
     }
-    for (int64_t v = 0; v < W / 8; v++) store8(p->kernel_bias + 8 * v, load8(p->kernel_bias + 8 * v) + g_bias[v]);
-    for (int64_t c = 0; c < d; c++) G->target_pos[i * d + c] = g_x_i[c];
+    for (int64_t c = 0; c < d; c++) G->source_pos[j * d + c] = g_x_j[c];
 }
 
 void kernel_sum_backward_f32(const Layer *L, const float *grad, Grads *G) {
@@ -398,19 +467,17 @@ void kernel_sum_backward_f32(const Layer *L, const float *grad, Grads *G) {
         int t = omp_get_thread_num();
         Partial p = partial_alloc(L, G, t == 0);
         #pragma omp for schedule(dynamic, 64)
-        for (int64_t n = 0; n < L->n_targets; n++) {
-            int64_t i = L->order ? L->order[n] : n;
-            prefetch_target(L, &p, n + 1, H, W);
-            SPECIALIZED(backward_target, i, grad, &p, G);
+        for (int64_t n = 0; n < L->n_sources; n++) {
+            prefetch_source(L, &p, grad, n + 1, H, W);
+            SPECIALIZED(backward_source, L->source_order[n], grad, &p, G);
         }
         partials[t] = p;
         #pragma omp barrier
         #pragma omp for schedule(static)
-        for (int64_t j = 0; j < G->n_sources; j++) {
+        for (int64_t i = 0; i < L->n_targets; i++) {
             for (int s = 1; s < omp_get_num_threads(); s++) {
-                add_into(G->value + j * W, partials[s].value + j * W, W);
-                add_into(G->source_term + j * H, partials[s].source_term + j * H, H);
-                add_into(G->source_pos + j * d, partials[s].source_pos + j * d, d);
+                add_into(G->target_term + i * H, partials[s].target_term + i * H, H);
+                add_into(G->target_pos + i * d, partials[s].target_pos + i * d, d);
             }
         }
     }
@@ -420,10 +487,25 @@ void kernel_sum_backward_f32(const Layer *L, const float *grad, Grads *G) {
         add_into(G->kernel_bias, partials[s].kernel_bias, W);
         add_into(G->relative_t, partials[s].relative_t, (d + 1) * H);
         add_into(G->relative_bias, partials[s].relative_bias, H);
-        free(partials[s].kernel_w), free(partials[s].kernel_bias);
+        free(partials[s].kernel_w), free(partials[s].kernel_bias), free(partials[s].m);
         free(partials[s].relative_t), free(partials[s].relative_bias);
-        if (s > 0) free(partials[s].value), free(partials[s].source_term), free(partials[s].source_pos);
+        if (s > 0) free(partials[s].target_term), free(partials[s].target_pos);
     }
+}
+
+/* out-edges of every source from in-edges (CSR by target: offsets (n_targets + 1), sources (E)):
+ * source_offsets (n_sources + 1) and targets (E), each source's targets in increasing order (a
+ * counting sort) */
+void transpose_edges(int64_t n_targets, int64_t n_sources, const int64_t *offsets, const int64_t *sources,
+                     int64_t *source_offsets, int64_t *targets) {
+    memset(source_offsets, 0, (n_sources + 1) * sizeof(int64_t));
+    for (int64_t e = 0; e < offsets[n_targets]; e++) source_offsets[sources[e] + 1]++;
+    for (int64_t j = 0; j < n_sources; j++) source_offsets[j + 1] += source_offsets[j];
+    int64_t *next = malloc(n_sources * sizeof(int64_t));
+    memcpy(next, source_offsets, n_sources * sizeof(int64_t));
+    for (int64_t i = 0; i < n_targets; i++)
+        for (int64_t e = offsets[i]; e < offsets[i + 1]; e++) targets[next[sources[e]]++] = i;
+    free(next);
 }
 
 /* keys (n,) of Morton order (bits interleaved, 63 / d per axis) of pos (n, d), d <= 3 */
