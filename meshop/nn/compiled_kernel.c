@@ -144,29 +144,34 @@ ALWAYS void gemm_block(int64_t rows, int64_t k, int64_t nb, const float *a, int6
     }
 }
 
-/* c (m x 8 nb, row-major) += a^T b for a (rows x m), b (rows x 8 nb): 4 rows x 2 vectors */
-ALWAYS void gemm_block_tn(int64_t rows, int64_t m, int64_t nb, const float *a, const float *b, float *c) {
-    for (int64_t r0 = 0; r0 < m; r0 += 4) {
-        for (int64_t v = 0; v < nb; v += 2) {
-            int two = v + 1 < nb;
-            v8 acc[4][2];
-            for (int t = 0; t < 4; t++) {
-                acc[t][0] = load8(c + (r0 + t) * 8 * nb + 8 * v);
-                acc[t][1] = two ? load8(c + (r0 + t) * 8 * nb + 8 * v + 8) : acc[t][0];
-            }
-            for (int64_t q = 0; q < rows; q++) {
-                v8 b0 = load8(b + q * 8 * nb + 8 * v), b1 = two ? load8(b + q * 8 * nb + 8 * v + 8) : b0;
-                for (int t = 0; t < 4; t++) {
-                    float x = a[q * m + r0 + t];
-                    acc[t][0] += b0 * x;
-                    acc[t][1] += b1 * x;
-                }
-            }
-            for (int t = 0; t < 4; t++) {
-                store8(c + (r0 + t) * 8 * nb + 8 * v, acc[t][0]);
-                if (two) store8(c + (r0 + t) * 8 * nb + 8 * v + 8, acc[t][1]);
-            }
+/* c rows r0 .. r0 + count of c (m x 8 nb, row-major) += a^T b, vectors v0 .. v0 + vectors:
+ * count x vectors accumulators, each b row loaded once */
+ALWAYS void gemm_tile_tn(int64_t rows, int64_t m, int64_t nb, const float *a, const float *b, float *c, int64_t r0,
+                         int count, int64_t v0, int vectors) {
+    v8 acc[TILE_ROWS][TILE_VECTORS];
+    for (int t = 0; t < count; t++)
+        for (int u = 0; u < vectors; u++) acc[t][u] = load8(c + (r0 + t) * 8 * nb + 8 * (v0 + u));
+    for (int64_t q = 0; q < rows; q++) {
+        v8 row[TILE_VECTORS];
+        for (int u = 0; u < vectors; u++) row[u] = load8(b + q * 8 * nb + 8 * (v0 + u));
+        for (int t = 0; t < count; t++) {
+            float x = a[q * m + r0 + t];
+            for (int u = 0; u < vectors; u++) acc[t][u] += row[u] * x;
         }
+    }
+    for (int t = 0; t < count; t++)
+        for (int u = 0; u < vectors; u++) store8(c + (r0 + t) * 8 * nb + 8 * (v0 + u), acc[t][u]);
+}
+
+/* c (m x 8 nb, row-major) += a^T b for a (rows x m), b (rows x 8 nb): tiles of TILE_ROWS x
+ * TILE_VECTORS accumulators as in gemm_block (the tiles' sizes constant where they can be) */
+ALWAYS void gemm_block_tn(int64_t rows, int64_t m, int64_t nb, const float *a, const float *b, float *c) {
+    for (int64_t v0 = 0; v0 < nb; v0 += TILE_VECTORS) {
+        int vectors = nb - v0 < TILE_VECTORS ? nb - v0 : TILE_VECTORS;
+        int64_t r0 = 0;
+        if (vectors == TILE_VECTORS)
+            for (; r0 + TILE_ROWS <= m; r0 += TILE_ROWS) gemm_tile_tn(rows, m, nb, a, b, c, r0, TILE_ROWS, v0, TILE_VECTORS);
+        for (; r0 < m; r0++) gemm_tile_tn(rows, m, nb, a, b, c, r0, 1, v0, vectors);
     }
 }
 
