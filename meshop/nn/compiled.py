@@ -198,15 +198,18 @@ def _out_edges(edges) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(order (n_sources,), offsets (n_sources + 1,), targets (E,))``: the edges as CSR rows of
     their sources, which the backward pass visits (in a Morton order of their positions). Computed
     once per edge set, at its first backward pass, and kept while it lives."""
-    source, offsets, _ = _plan(edges)
+    source, offsets, target_order = _plan(edges)
     plan = _transposed.get(edges)
     if plan is None:
-        n_sources = len(edges.embedding.source_pos)
+        embedding = edges.embedding
+        n_sources = len(embedding.source_pos)
         source_offsets, targets = torch.empty(n_sources + 1, dtype=torch.int64), torch.empty_like(source)
         library().transpose_edges(ctypes.c_int64(edges.n_targets), ctypes.c_int64(n_sources),
                                   ctypes.c_void_p(offsets.data_ptr()), ctypes.c_void_p(source.data_ptr()),
                                   ctypes.c_void_p(source_offsets.data_ptr()), ctypes.c_void_p(targets.data_ptr()))
-        plan = _transposed[edges] = (_morton_order(edges.embedding.source_pos), source_offsets, targets)
+        same_nodes = embedding.source_pos is embedding.target_pos          # one node set: one order
+        order = target_order if same_nodes else _morton_order(embedding.source_pos)
+        plan = _transposed[edges] = (order, source_offsets, targets)
     return plan
 
 
