@@ -7,9 +7,14 @@
  * block's kernels come from a register-blocked GEMM micro-kernel and are multiplied into the sum
  * at once. Targets are visited in the order given (meshop.nn.compiled passes a Morton order of
  * their positions), so consecutive targets share most sources and their rows stay in cache.
- * The backward pass (kernel_sum_backward_f32) recomputes each block the same way and takes every
- * gradient from it: two more micro-kernel GEMMs per block (the kernel weights' gradient and the
- * embedding's), the rest per edge; source rows' gradients go to per-thread private sums.
+ * The backward pass (kernel_sum_backward_f32) visits sources instead, over their out-edges (CSR
+ * rows from transpose_edges, in a Morton order), recomputes each block's embeddings and their
+ * GELU slopes and takes every gradient from them with two micro-kernel GEMMs per block: the
+ * embedding's gradient and M_j = sum g_i h_ij^T, from which the value and kernel-weight
+ * gradients follow once per source (see backward_source); the kernels are not recomputed, the
+ * source rows' gradients stay in registers and the target rows' go to per-thread private sums.
+ * The forward pass's GELU uses a rational erf (no exp), the backward's the erf whose exp its
+ * slope shares.
  * Hand-written because no library fuses a gather, an MLP and a segment sum (torch-scatter, pyg-lib
  * do the sum alone) and a GEMM call per 12 edges would cost more than the arithmetic.
  * Widths: the hidden width H (padded by the caller) and the state width W are multiples of 8.
