@@ -98,8 +98,8 @@ ALWAYS v8 exp_negative(v8 x) {
     return y * (v8)((n + 127) << 23);
 }
 
-/* 1 / x for x >= 1: the approximate reciprocal and one Newton step, relative error < 1e-7 (a
- * division would take longer than the rest of the GELU) */
+/* 1 / x for normal x: the approximate reciprocal and one Newton step, relative error < 1e-7
+ * (a division would take longer than the rest of the GELU) */
 ALWAYS v8 reciprocal(v8 x) {
 #ifdef __AVX__
     v8 y = __builtin_ia32_rcpps256(x);
@@ -133,7 +133,7 @@ ALWAYS v8 gelu_rational(v8 x) {
     q = q * z2 - 1.68282697438203e-03f;
     q = q * z2 - 7.37332916720468e-03f;
     q = q * z2 - 1.42647390514189e-02f;
-    return x * (0.5f * (z * p / q) + 0.5f);
+    return x * (0.5f * (z * p * reciprocal(q)) + 0.5f);                 /* no division */
 }
 
 /* GELU(x) = x Phi(x) with erf as in PyTorch's vectorized float kernel (Abramowitz & Stegun
