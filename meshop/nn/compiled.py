@@ -1,12 +1,13 @@
-"""Optional compiled kernel sum and its backward pass (``compiled_kernel.c``), off by default.
+"""Optional compiled kernel sum and its backward pass (``compiled_kernel.c``, which includes
+``compiled_backward.c``), off by default.
 
 Turned on by ``MESHOP_COMPILED_KERNELS=1`` or :func:`use_compiled`. It is built at first use with
 the system C compiler (``cc``, OpenMP) into ``$XDG_CACHE_HOME/meshop`` (default ``~/.cache``) and
 loaded with ctypes; nothing is downloaded. It sums kernel messages in inference and computes both
 passes of :class:`~meshop.nn.kernel_sum.KernelSum` in training. Its sums and gradients equal the
 pure-PyTorch path to float32 rounding (the forward's GELU takes erf as a rational function, the
-backward's as PyTorch's own approximation, both within 5e-7), not bit for bit, so the default stays the pure-PyTorch path whose outputs the bundled models were
-checked against.
+backward's as PyTorch's own approximation, both within 5e-7), not bit for bit, so the default
+stays the pure-PyTorch path whose outputs the bundled models were checked against.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from ..errors import MeshError
 from .edge_features import BoundEmbedding
 
 _SOURCE = Path(__file__).with_name("compiled_kernel.c")
+#: the files the build reads (the first includes the second): both enter the cache key
+_SOURCES = (_SOURCE, _SOURCE.with_name("compiled_backward.c"))
 _FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-ffp-contract=fast", "-fopenmp", "-shared", "-fPIC"]
 #: hidden and state widths the C kernel holds on its stack
 MAX_WIDTH = 256
@@ -85,7 +88,8 @@ def _build() -> Path:
     if compiler is None:
         raise MeshError("MESHOP_COMPILED_KERNELS=1 needs a C compiler (cc) to build meshop's kernel; "
                         "install gcc or unset it to use the PyTorch path.")
-    key = hashlib.sha256(_SOURCE.read_bytes() + " ".join([compiler, *_FLAGS, _cpu_identity()]).encode()).hexdigest()[:16]
+    sources = b"".join(f.read_bytes() for f in _SOURCES)
+    key = hashlib.sha256(sources + " ".join([compiler, *_FLAGS, _cpu_identity()]).encode()).hexdigest()[:16]
     folder = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "meshop"
     target = folder / f"kernel-{key}.so"
     if not target.exists():
