@@ -265,3 +265,25 @@ def test_compiled_visit_order_is_a_morton_permutation(compiled_on):
     assert torch.equal(torch.sort(order).values, torch.arange(len(grid)))
     steps = (grid[order[1:]] - grid[order[:-1]]).norm(dim=1)
     assert steps.mean() < 2.0
+
+
+def test_compiled_out_edges_list_each_sources_targets(compiled_on):
+    """The backward pass's CSR rows by source (a counting sort in C) hold each source's targets
+    in increasing order, as a stable sort of the edges by source gives them; sources without
+    out-edges get empty rows, and its visit order is a permutation of the sources."""
+    if compiler_missing(compiled_on):
+        return
+    points, index = graph("radius")
+    keep = (index[1] % 3 == 0) & (index[0] < N - 5)              # the last 5 sources send nothing
+    index = torch.stack([index[0, keep], index[1, keep] // 3])
+    bound = EdgeEmbedding(3, 1, 8).bind(torch.from_numpy(points).float(), torch.zeros(N, 1), 0.15,
+                                        None, torch.arange(0, N, 3))
+    edges = Edges(index, bound, -(-N // 3), chunk=64, recompute=True)
+    order, offsets, targets = compiled_on._out_edges(edges)
+    source, target = edges.index
+    by_source = torch.argsort(source, stable=True)
+    assert torch.equal(offsets, torch.cat([torch.zeros(1, dtype=torch.int64),
+                                           torch.bincount(source, minlength=N).cumsum(0)]))
+    assert torch.equal(targets, target[by_source].to(torch.int64))
+    assert (offsets[N - 5:] == offsets[-1]).all()
+    assert torch.equal(torch.sort(order).values, torch.arange(N))

@@ -1,12 +1,13 @@
-"""Optional compiled kernel sum and its backward pass (``compiled_kernel.c``), off by default.
+"""Optional compiled kernel sum and its backward pass (``compiled_kernel.c``, which includes
+``compiled_backward.c``), off by default.
 
 Turned on by ``MESHOP_COMPILED_KERNELS=1`` or :func:`use_compiled`. It is built at first use with
 the system C compiler (``cc``, OpenMP) into ``$XDG_CACHE_HOME/meshop`` (default ``~/.cache``) and
 loaded with ctypes; nothing is downloaded. It sums kernel messages in inference and computes both
 passes of :class:`~meshop.nn.kernel_sum.KernelSum` in training. Its sums and gradients equal the
-pure-PyTorch path to float32 rounding (the GELU's erf is PyTorch's own approximation), not bit
-for bit, so the default stays the pure-PyTorch path whose outputs the bundled models were
-checked against.
+pure-PyTorch path to float32 rounding (the forward's GELU takes erf as a rational function, the
+backward's as PyTorch's own approximation, both within 5e-7), not bit for bit, so the default
+stays the pure-PyTorch path whose outputs the bundled models were checked against.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from ..errors import MeshError
 from .edge_features import BoundEmbedding
 
 _SOURCE = Path(__file__).with_name("compiled_kernel.c")
+#: the files the build reads (the first includes the second): both enter the cache key
+_SOURCES = (_SOURCE, _SOURCE.with_name("compiled_backward.c"))
 _FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-ffp-contract=fast", "-fopenmp", "-shared", "-fPIC"]
 #: hidden and state widths the C kernel holds on its stack
 MAX_WIDTH = 256
@@ -35,6 +38,7 @@ PRIVATE_BYTES = 1 << 28
 _enabled = os.environ.get("MESHOP_COMPILED_KERNELS", "") == "1"
 _library: ctypes.CDLL | None = None
 _plans: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_transposed: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _GRADS = ("value", "source_term", "source_pos", "target_term", "target_pos", "kernel_w", "kernel_bias",
           "relative_t", "relative_bias")
 
@@ -62,7 +66,8 @@ def library() -> ctypes.CDLL:
     global _library
     if _library is None:
         _library = ctypes.CDLL(str(_build()))
-        for function in (_library.kernel_sum_f32, _library.kernel_sum_backward_f32, _library.morton_keys):
+        for function in (_library.kernel_sum_f32, _library.kernel_sum_backward_f32, _library.morton_keys,
+                         _library.transpose_edges):
             function.restype = None
     return _library
 
@@ -83,7 +88,8 @@ def _build() -> Path:
     if compiler is None:
         raise MeshError("MESHOP_COMPILED_KERNELS=1 needs a C compiler (cc) to build meshop's kernel; "
                         "install gcc or unset it to use the PyTorch path.")
-    key = hashlib.sha256(_SOURCE.read_bytes() + " ".join([compiler, *_FLAGS, _cpu_identity()]).encode()).hexdigest()[:16]
+    sources = b"".join(f.read_bytes() for f in _SOURCES)
+    key = hashlib.sha256(sources + " ".join([compiler, *_FLAGS, _cpu_identity()]).encode()).hexdigest()[:16]
     folder = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "meshop"
     target = folder / f"kernel-{key}.so"
     if not target.exists():
@@ -103,7 +109,9 @@ class _Layer(ctypes.Structure):
                 ("width", ctypes.c_int64), ("threads", ctypes.c_int32), ("scale", ctypes.c_float),
                 *((name, ctypes.c_void_p) for name in (
                     "order", "offsets", "sources", "source_pos", "target_pos", "source_term", "target_term",
-                    "relative_t", "relative_bias", "kernel_t", "kernel_w", "kernel_bias", "value"))]
+                    "relative_t", "relative_bias", "kernel_t", "kernel_w", "kernel_bias", "value")),
+                ("n_sources", ctypes.c_int64),
+                *((name, ctypes.c_void_p) for name in ("source_order", "source_offsets", "targets"))]
 
 
 class _Grads(ctypes.Structure):
@@ -128,12 +136,17 @@ def kernel_sum_backward(edges, grad: torch.Tensor, value: torch.Tensor, weight: 
     """Gradients of :func:`kernel_sum` from ``grad (n_targets, width)``, in the order of
     ``value, weight, bias`` and :attr:`BoundEmbedding.tensors` (as
     :class:`~meshop.nn.kernel_sum.KernelSum` takes them). With several threads each keeps
-    private sums of the source rows' gradients, as many threads as fit :data:`PRIVATE_BYTES`."""
+    private sums of the target rows' gradients (the pass visits sources: see
+    ``compiled_kernel.c``), as many threads as fit :data:`PRIVATE_BYTES`."""
     embedding = edges.embedding
     n_sources, dim = embedding.source_pos.shape
     hidden, padded, width = weight.shape[1], _padded(weight.shape[1]), value.shape[1]
-    copy = 4 * n_sources * (padded + width + dim)
+    copy = 4 * edges.n_targets * (padded + dim)
     layer, kept = _layer(edges, value, weight, bias, min(torch.get_num_threads(), 1 + PRIVATE_BYTES // copy))
+    source_order, source_offsets, targets = _out_edges(edges)
+    layer.n_sources = n_sources
+    layer.source_order, layer.source_offsets, layer.targets = (
+        source_order.data_ptr(), source_offsets.data_ptr(), targets.data_ptr())
     shapes = {"value": (n_sources, width), "source_term": (n_sources, padded), "source_pos": (n_sources, dim),
               "target_term": (edges.n_targets, padded), "target_pos": (edges.n_targets, dim),
               "kernel_w": (width, padded), "kernel_bias": (width,), "relative_t": (dim + 1, padded),
@@ -176,6 +189,34 @@ def _layer(edges, value, weight, bias, threads: int) -> tuple[_Layer, list[torch
     return layer, kept
 
 
+def _morton_order(pos: torch.Tensor) -> torch.Tensor:
+    """``(n,)`` the rows of ``pos (n, d)`` in Morton (Z-curve) order."""
+    pos = pos.detach().contiguous()
+    keys = torch.empty(len(pos), dtype=torch.int64)
+    library().morton_keys(ctypes.c_int64(len(pos)), ctypes.c_int64(pos.shape[1]),
+                          ctypes.c_void_p(pos.data_ptr()), ctypes.c_void_p(keys.data_ptr()))
+    return torch.argsort(keys)
+
+
+def _out_edges(edges) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(order (n_sources,), offsets (n_sources + 1,), targets (E,))``: the edges as CSR rows of
+    their sources, which the backward pass visits (in a Morton order of their positions). Computed
+    once per edge set, at its first backward pass, and kept while it lives."""
+    source, offsets, target_order = _plan(edges)
+    plan = _transposed.get(edges)
+    if plan is None:
+        embedding = edges.embedding
+        n_sources = len(embedding.source_pos)
+        source_offsets, targets = torch.empty(n_sources + 1, dtype=torch.int64), torch.empty_like(source)
+        library().transpose_edges(ctypes.c_int64(edges.n_targets), ctypes.c_int64(n_sources),
+                                  ctypes.c_void_p(offsets.data_ptr()), ctypes.c_void_p(source.data_ptr()),
+                                  ctypes.c_void_p(source_offsets.data_ptr()), ctypes.c_void_p(targets.data_ptr()))
+        same_nodes = embedding.source_pos is embedding.target_pos          # one node set: one order
+        order = target_order if same_nodes else _morton_order(embedding.source_pos)
+        plan = _transposed[edges] = (order, source_offsets, targets)
+    return plan
+
+
 def _plan(edges) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(sources (E,), offsets (n_targets + 1,), order (n_targets,))`` of target-sorted edges:
     CSR rows and the order the kernel visits targets in, a Morton (Z-curve) order of their
@@ -188,9 +229,5 @@ def _plan(edges) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         source, target = edges.index[0].to(torch.int64).contiguous(), edges.index[1]
         offsets = torch.zeros(edges.n_targets + 1, dtype=torch.int64)
         torch.cumsum(torch.bincount(target, minlength=edges.n_targets), 0, out=offsets[1:])
-        pos = edges.embedding.target_pos.detach().contiguous()
-        keys = torch.empty(len(pos), dtype=torch.int64)
-        library().morton_keys(ctypes.c_int64(len(pos)), ctypes.c_int64(pos.shape[1]),
-                              ctypes.c_void_p(pos.data_ptr()), ctypes.c_void_p(keys.data_ptr()))
-        plan = _plans[edges] = (source, offsets, torch.argsort(keys))
+        plan = _plans[edges] = (source, offsets, _morton_order(edges.embedding.target_pos))
     return plan

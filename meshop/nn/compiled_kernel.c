@@ -7,9 +7,15 @@
  * block's kernels come from a register-blocked GEMM micro-kernel and are multiplied into the sum
  * at once. Targets are visited in the order given (meshop.nn.compiled passes a Morton order of
  * their positions), so consecutive targets share most sources and their rows stay in cache.
- * The backward pass (kernel_sum_backward_f32) recomputes each block the same way and takes every
- * gradient from it: two more micro-kernel GEMMs per block (the kernel weights' gradient and the
- * embedding's), the rest per edge; source rows' gradients go to per-thread private sums.
+ * The backward pass (kernel_sum_backward_f32, compiled_backward.c) visits sources instead, over
+ * their out-edges (CSR rows from transpose_edges, in a Morton order), recomputes each block's
+ * embeddings and their
+ * GELU slopes and takes every gradient from them with two micro-kernel GEMMs per block: the
+ * embedding's gradient and M_j = sum g_i h_ij^T, from which the value and kernel-weight
+ * gradients follow once per source (see backward_source); the kernels are not recomputed, the
+ * source rows' gradients stay in registers and the target rows' go to per-thread private sums.
+ * The forward pass's GELU uses a rational erf (no exp), the backward's the erf whose exp its
+ * slope shares.
  * Hand-written because no library fuses a gather, an MLP and a segment sum (torch-scatter, pyg-lib
  * do the sum alone) and a GEMM call per 12 edges would cost more than the arithmetic.
  * Widths: the hidden width H (padded by the caller) and the state width W are multiples of 8.
@@ -34,6 +40,22 @@ ALWAYS v8 load8(const float *p) { v8 v; memcpy(&v, p, sizeof v); return v; }
 ALWAYS void store8(float *p, v8 v) { memcpy(p, &v, sizeof v); }
 ALWAYS v8 splat(float x) { return (v8){x, x, x, x, x, x, x, x}; }
 
+typedef float v4 __attribute__((vector_size(16)));
+
+ALWAYS int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+/* rows rounded up to the micro-kernel's TILE_ROWS */
+ALWAYS int64_t tile_rows(int64_t rows) { return (rows + TILE_ROWS - 1) / TILE_ROWS * TILE_ROWS; }
+
+/* (sum of a0's lanes, of a1's, of a2's, of a3's): two rounds of pairwise sums (vhaddps) and the
+ * two halves added, instead of 28 scalar additions */
+ALWAYS v4 sum4(v8 a0, v8 a1, v8 a2, v8 a3) {
+#define PAIRS(x, y) (__builtin_shufflevector(x, y, 0, 2, 8, 10, 4, 6, 12, 14) \
+                     + __builtin_shufflevector(x, y, 1, 3, 9, 11, 5, 7, 13, 15))
+    v8 t = PAIRS(PAIRS(a0, a1), PAIRS(a2, a3));
+#undef PAIRS
+    return __builtin_shufflevector(t, t, 0, 1, 2, 3) + __builtin_shufflevector(t, t, 4, 5, 6, 7);
+}
+
 /* One layer's inputs. Row-major: source_term (N_s, H), target_term (N_t, H), relative_t
  * (d + 1, H), kernel_t (H, W) = W_k^T, kernel_w (W, H) = W_k, value (N_s, W); d <= 3. */
 typedef struct {
@@ -43,6 +65,9 @@ typedef struct {
     const int64_t *order, *offsets, *sources;
     const float *source_pos, *target_pos, *source_term, *target_term, *relative_t, *relative_bias,
         *kernel_t, *kernel_w, *kernel_bias, *value;
+    /* backward pass only: the sources' out-edges (transpose_edges) and the order to visit them */
+    int64_t n_sources;
+    const int64_t *source_order, *source_offsets, *targets;
 } Layer;
 
 /* Gradients of every input of Layer, same shapes (relative_t: (d + 1, H), kernel_w: (W, H)). */
@@ -74,8 +99,8 @@ ALWAYS v8 exp_negative(v8 x) {
     return y * (v8)((n + 127) << 23);
 }
 
-/* 1 / x for x >= 1: the approximate reciprocal and one Newton step, relative error < 1e-7 (a
- * division would take longer than the rest of the GELU) */
+/* 1 / x for normal x: the approximate reciprocal and one Newton step, relative error < 1e-7
+ * (a division would take longer than the rest of the GELU) */
 ALWAYS v8 reciprocal(v8 x) {
 #ifdef __AVX__
     v8 y = __builtin_ia32_rcpps256(x);
@@ -85,8 +110,36 @@ ALWAYS v8 reciprocal(v8 x) {
 #endif
 }
 
+/* GELU(x) = x Phi(x) with erf as a rational function, no exp (Eigen's and XLA's float erf: odd
+ * numerator of degree 13 over an even denominator of degree 8 in z = x / sqrt 2, |z| clamped at
+ * 4), Phi within 2.5e-7 of float64 on [-8, 8] (A&S below: 3.8e-7): the forward pass, which
+ * needs no slope. */
+ALWAYS v8 gelu_rational(v8 x) {
+    v8 z = x * 0.70710678118654752f;
+#ifdef __AVX__
+    z = __builtin_ia32_maxps256(__builtin_ia32_minps256(z, splat(4.0f)), splat(-4.0f));
+#else
+    z = z > 4.0f ? splat(4.0f) : z < -4.0f ? splat(-4.0f) : z;
+#endif
+    v8 z2 = z * z;
+    v8 p = splat(-2.72614225801306e-10f);
+    p = p * z2 + 2.77068142495902e-08f;
+    p = p * z2 - 2.10102402082508e-06f;
+    p = p * z2 - 5.69250639462346e-05f;
+    p = p * z2 - 7.34990630326855e-04f;
+    p = p * z2 - 2.95459980854025e-03f;
+    p = p * z2 - 1.60960333262415e-02f;
+    v8 q = splat(-1.45660718464996e-05f);
+    q = q * z2 - 2.13374055278905e-04f;
+    q = q * z2 - 1.68282697438203e-03f;
+    q = q * z2 - 7.37332916720468e-03f;
+    q = q * z2 - 1.42647390514189e-02f;
+    return x * (0.5f * (z * p * reciprocal(q)) + 0.5f);                 /* no division */
+}
+
 /* GELU(x) = x Phi(x) with erf as in PyTorch's vectorized float kernel (Abramowitz & Stegun
- * 7.1.26, |error| < 1.5e-7); *slope (if given) = GELU'(x) = Phi(x) + x phi(x). */
+ * 7.1.26, |error| < 1.5e-7); *slope = GELU'(x) = Phi(x) + x phi(x): the backward pass, whose
+ * slope needs phi's exp, which this erf shares. */
 ALWAYS v8 gelu(v8 x, v8 *slope) {
     v8 z = x * 0.70710678118654752f;
     v8i sign = (v8i)z & (int32_t)0x80000000;
@@ -97,7 +150,7 @@ ALWAYS v8 gelu(v8 x, v8 *slope) {
     v8 e = exp_negative(-(a * a));
     v8 erf = (v8)((v8i)(1.0f - r * e) | sign);
     v8 cdf = 0.5f * erf + 0.5f;
-    if (slope) *slope = cdf + x * e * 0.39894228040143268f;
+    *slope = cdf + x * e * 0.39894228040143268f;
     return x * cdf;
 }
 
@@ -125,64 +178,74 @@ ALWAYS void gemm_block(int64_t rows, int64_t k, int64_t nb, const float *a, int6
     }
 }
 
-/* c (m x 8 nb, row-major) += a^T b for a (BLOCK x m), b (BLOCK x 8 nb): 4 rows x 2 vectors */
-ALWAYS void gemm_block_tn(int64_t m, int64_t nb, const float *a, const float *b, float *c) {
-    for (int64_t r0 = 0; r0 < m; r0 += 4) {
-        for (int64_t v = 0; v < nb; v += 2) {
-            int two = v + 1 < nb;
-            v8 acc[4][2];
-            for (int t = 0; t < 4; t++) {
-                acc[t][0] = load8(c + (r0 + t) * 8 * nb + 8 * v);
-                acc[t][1] = two ? load8(c + (r0 + t) * 8 * nb + 8 * v + 8) : acc[t][0];
-            }
-            for (int q = 0; q < BLOCK; q++) {
-                v8 b0 = load8(b + q * 8 * nb + 8 * v), b1 = two ? load8(b + q * 8 * nb + 8 * v + 8) : b0;
-                for (int t = 0; t < 4; t++) {
-                    float x = a[q * m + r0 + t];
-                    acc[t][0] += b0 * x;
-                    acc[t][1] += b1 * x;
-                }
-            }
-            for (int t = 0; t < 4; t++) {
-                store8(c + (r0 + t) * 8 * nb + 8 * v, acc[t][0]);
-                if (two) store8(c + (r0 + t) * 8 * nb + 8 * v + 8, acc[t][1]);
-            }
+/* c rows r0 .. r0 + count of c (m x 8 nb, row-major) += a^T b, vectors v0 .. v0 + vectors:
+ * count x vectors accumulators, each b row loaded once */
+ALWAYS void gemm_tile_tn(int64_t rows, int64_t m, int64_t nb, const float *a, const float *b, float *c, int64_t r0,
+                         int count, int64_t v0, int vectors) {
+    v8 acc[TILE_ROWS][TILE_VECTORS];
+    for (int t = 0; t < count; t++)
+        for (int u = 0; u < vectors; u++) acc[t][u] = load8(c + (r0 + t) * 8 * nb + 8 * (v0 + u));
+    for (int64_t q = 0; q < rows; q++) {
+        v8 row[TILE_VECTORS];
+        for (int u = 0; u < vectors; u++) row[u] = load8(b + q * 8 * nb + 8 * (v0 + u));
+        for (int t = 0; t < count; t++) {
+            float x = a[q * m + r0 + t];
+            for (int u = 0; u < vectors; u++) acc[t][u] += row[u] * x;
+        }
+    }
+    for (int t = 0; t < count; t++)
+        for (int u = 0; u < vectors; u++) store8(c + (r0 + t) * 8 * nb + 8 * (v0 + u), acc[t][u]);
+}
+
+/* c (m x 8 nb, row-major) += a^T b for a (rows x m), b (rows x 8 nb): tiles of TILE_ROWS x
+ * TILE_VECTORS accumulators as in gemm_block (the tiles' sizes constant where they can be) */
+ALWAYS void gemm_block_tn(int64_t rows, int64_t m, int64_t nb, const float *a, const float *b, float *c) {
+    for (int64_t v0 = 0; v0 < nb; v0 += TILE_VECTORS) {
+        int vectors = nb - v0 < TILE_VECTORS ? nb - v0 : TILE_VECTORS;
+        int64_t r0 = 0;
+        if (vectors == TILE_VECTORS)
+            for (; r0 + TILE_ROWS <= m; r0 += TILE_ROWS)
+                gemm_tile_tn(rows, m, nb, a, b, c, r0, TILE_ROWS, v0, TILE_VECTORS);
+        for (; r0 < m; r0++) gemm_tile_tn(rows, m, nb, a, b, c, r0, 1, v0, vectors);
+    }
+}
+
+/* The scaled offset rel (d + 1) of an edge from the node at x_from to the node at x_to and its
+ * length; the embedding's pre-activation base + row + W_r rel (base: the relative layer's bias
+ * and one end's node term, row: the other end's) through GELU into h (H), its slope into slope
+ * (H) when given. */
+ALWAYS void embed_pair(const Layer *L, int64_t d, int64_t H, const float *x_from, const float *x_to, const v8 *base,
+                       const float *row, float *rel, float *h, float *slope) {
+    float norm2 = 0.0f, inverse_scale = 1.0f / L->scale;
+    for (int64_t c = 0; c < d; c++) {
+        rel[c] = (x_from[c] - x_to[c]) * inverse_scale;
+        norm2 += rel[c] * rel[c];
+    }
+    rel[d] = sqrtf(norm2);
+    for (int64_t v = 0; v < H / 8; v++) {
+        v8 pre = base[v] + load8(row + 8 * v);
+        for (int64_t c = 0; c <= d; c++) pre += load8(L->relative_t + c * H + 8 * v) * rel[c];
+        if (slope) {
+            v8 d;
+            store8(h + 8 * v, gelu(pre, &d));
+            store8(slope + 8 * v, d);
+        } else {
+            store8(h + 8 * v, gelu_rational(pre));
         }
     }
 }
 
-/* The scaled offset and distance of edge j -> i into rel (d + 1); returns h's pre-activation
- * base + S_j + W_r rel through GELU into h (H), its slope into slope (H) when given. */
-ALWAYS void embed_edge(const Layer *L, int64_t d, int64_t H, int64_t j, const float *x_i, const v8 *base,
-                       float *rel, float *h, float *slope) {
-    float norm2 = 0.0f, inverse_scale = 1.0f / L->scale;
-    for (int64_t c = 0; c < d; c++) {
-        rel[c] = (L->source_pos[j * d + c] - x_i[c]) * inverse_scale;
-        norm2 += rel[c] * rel[c];
-    }
-    rel[d] = sqrtf(norm2);
-    const float *s_j = L->source_term + j * H;
-    for (int64_t v = 0; v < H / 8; v++) {
-        v8 pre = base[v] + load8(s_j + 8 * v);
-        for (int64_t c = 0; c <= d; c++) pre += load8(L->relative_t + c * H + 8 * v) * rel[c];
-        v8 d;
-        store8(h + 8 * v, gelu(pre, slope ? &d : NULL));
-        if (slope) store8(slope + 8 * v, d);
-    }
-}
-
 /* One block of up to BLOCK in-edges of target i from edge e: embeddings h (BLOCK x H, zero rows
- * past the block), optional slopes, offsets rel (BLOCK x 4) and kernels (BLOCK x W / 8 vectors,
+ * up to the micro-kernel's tile), offsets rel (BLOCK x 4) and kernels (BLOCK x W / 8 vectors,
  * without the bias) */
 ALWAYS void block_kernels(const Layer *L, int64_t d, int64_t H, int64_t W, int64_t i, int64_t e, int64_t block,
-                          const v8 *base, float *rel, float *h, float *slope, v8 *kernel) {
+                          const v8 *base, float *rel, float *h, v8 *kernel) {
     const float *x_i = L->target_pos + i * d;
-    for (int64_t q = 0; q < BLOCK; q++) {
-        if (q < block)
-            embed_edge(L, d, H, L->sources[e + q], x_i, base, rel + 4 * q, h + q * H, slope ? slope + q * H : NULL);
-        else
-            memset(h + q * H, 0, H * sizeof(float));
+    for (int64_t q = 0; q < block; q++) {
+        int64_t j = L->sources[e + q];
+        embed_pair(L, d, H, L->source_pos + j * d, x_i, base, L->source_term + j * H, rel + 4 * q, h + q * H, NULL);
     }
+    memset(h + block * H, 0, (tile_rows(block) - block) * H * sizeof(float));
     gemm_block(block, H, W / 8, h, H, L->kernel_t, W, kernel);
 }
 
@@ -195,8 +258,6 @@ ALWAYS void prefetch_rows(const Layer *L, int64_t H, int64_t W, int64_t from, in
         __builtin_prefetch(L->source_pos + j * L->dim);
     }
 }
-
-ALWAYS int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 /* ask for the rows of the n-th target to visit and the source rows of its first AHEAD edges (the
  * block loop asks for the rest, AHEAD edges ahead: all of a high-degree target's rows at once
@@ -242,7 +303,7 @@ ALWAYS void forward_target(const Layer *L, int64_t d, int64_t H, int64_t W, int6
     for (int64_t e = L->offsets[i]; e < L->offsets[i + 1]; e += BLOCK) {
         int64_t block = min64(L->offsets[i + 1] - e, BLOCK);
         prefetch_ahead(L, H, W, i, e);
-        block_kernels(L, d, H, W, i, e, block, base, rel, h, NULL, kernel);
+        block_kernels(L, d, H, W, i, e, block, base, rel, h, kernel);
         for (int64_t q = 0; q < block; q++) {
             const float *v_j = L->value + L->sources[e + q] * W;
             for (int64_t v = 0; v < W / 8; v++)
@@ -258,138 +319,6 @@ void kernel_sum_f32(const Layer *L, float *out) {
         int64_t i = L->order ? L->order[n] : n;
         prefetch_target(L, n + 1, L->hidden, L->width);
         SPECIALIZED(forward_target, i, out);
-    }
-}
-
-/* Private gradient buffers of one thread: the source rows (shared with thread 0's outputs) and
- * the weights (always private). */
-typedef struct {
-    float *value, *source_term, *source_pos, *kernel_w, *kernel_bias, *relative_t, *relative_bias;
-} Partial;
-
-static Partial partial_alloc(const Layer *L, const Grads *G, int own_rows) {
-    int64_t H = L->hidden, W = L->width, d = L->dim;
-    Partial p = {0};
-    if (own_rows) {
-        p.value = G->value, p.source_term = G->source_term, p.source_pos = G->source_pos;
-    } else {
-        p.value = calloc(G->n_sources * W, sizeof(float));
-        p.source_term = calloc(G->n_sources * H, sizeof(float));
-        p.source_pos = calloc(G->n_sources * d, sizeof(float));
-    }
-    p.kernel_w = calloc(W * H, sizeof(float));
-    p.kernel_bias = calloc(W, sizeof(float));
-    p.relative_t = calloc((d + 1) * H, sizeof(float));
-    p.relative_bias = calloc(H, sizeof(float));
-    return p;
-}
-
-static void add_into(float *to, const float *from, int64_t n) {
-    for (int64_t k = 0; k < n; k++) to[k] += from[k];
-}
-
-/* gradient of one edge's embedding: pre-activation gradient g_pre (H) of edge j -> i with scaled
- * offset rel (d + 1) into the source row, the target's sums and the relative weights */
-ALWAYS void embedding_grads(const Layer *L, int64_t d, int64_t H, int64_t j, const float *rel, const v8 *g_pre,
-                            Partial *p, v8 *g_target, v8 *g_relative, float *g_x_i) {
-    float *s_j = p->source_term + j * H;
-    v8 g_rel[4] = {{0}};
-    for (int64_t v = 0; v < H / 8; v++) {
-        store8(s_j + 8 * v, load8(s_j + 8 * v) + g_pre[v]);
-        g_target[v] += g_pre[v];
-        for (int64_t c = 0; c <= d; c++) {
-            g_relative[c * (H / 8) + v] += g_pre[v] * rel[c];
-            g_rel[c] += load8(L->relative_t + c * H + 8 * v) * g_pre[v];
-        }
-    }
-    float g[4], unit = rel[d] > 0.0f ? 1.0f / rel[d] : 0.0f;
-    for (int64_t c = 0; c <= d; c++) {
-        g[c] = 0.0f;
-        for (int k = 0; k < 8; k++) g[c] += g_rel[c][k];
-    }
-    for (int64_t c = 0; c < d; c++) {   /* |r| contributes nothing at r = 0, as in torch's norm */
-        float g_offset = (g[c] + g[d] * rel[c] * unit) / L->scale;
-        p->source_pos[j * d + c] += g_offset;
-        g_x_i[c] -= g_offset;
-    }
-}
-
-ALWAYS void backward_target(const Layer *L, int64_t d, int64_t H, int64_t W, int64_t i, const float *grad,
-                            Partial *p, Grads *G) {
-    float h[BLOCK * MAX_VECTORS * 8] __attribute__((aligned(32))), slope[BLOCK * MAX_VECTORS * 8],
-        g_kernel[BLOCK * MAX_VECTORS * 8] __attribute__((aligned(32))), rel[4 * BLOCK], g_x_i[3] = {0};
-    v8 base[MAX_VECTORS], kernel[BLOCK * MAX_VECTORS], g_h[BLOCK * MAX_VECTORS], g_i[MAX_VECTORS],
-        g_target[MAX_VECTORS], g_pre[MAX_VECTORS], g_relative[4 * MAX_VECTORS] = {{0}},
-        g_bias[MAX_VECTORS] = {{0}};
-    target_base(L, H, i, base);
-    for (int64_t v = 0; v < W / 8; v++) g_i[v] = load8(grad + i * W + 8 * v);
-    for (int64_t v = 0; v < H / 8; v++) g_target[v] = splat(0.0f);
-    for (int64_t e = L->offsets[i]; e < L->offsets[i + 1]; e += BLOCK) {
-        int64_t block = min64(L->offsets[i + 1] - e, BLOCK);
-        prefetch_ahead(L, H, W, i, e);
-        block_kernels(L, d, H, W, i, e, block, base, rel, h, slope, kernel);
-        for (int64_t q = 0; q < BLOCK; q++) {           /* message gradients: value and kernel */
-            int64_t j = q < block ? L->sources[e + q] : 0;
-            for (int64_t v = 0; v < W / 8; v++) {
-                if (q >= block) { store8(g_kernel + q * W + 8 * v, splat(0.0f)); continue; }
-                v8 b = load8(L->kernel_bias + 8 * v), g_k = g_i[v] * load8(L->value + j * W + 8 * v);
-                store8(g_kernel + q * W + 8 * v, g_k);
-                v8 g_v = load8(p->value + j * W + 8 * v) + g_i[v] * (kernel[q * (W / 8) + v] + b);
-                store8(p->value + j * W + 8 * v, g_v);
-                g_bias[v] += g_k;
-            }
-        }
-        gemm_block_tn(W, H / 8, g_kernel, h, p->kernel_w);   /* dL/dW_k += g_kernel^T h */
-        gemm_block(block, W, H / 8, g_kernel, W, L->kernel_w, H, g_h);  /* dL/dh = g_kernel W_k */
-        for (int64_t q = 0; q < block; q++) {
-            for (int64_t v = 0; v < H / 8; v++) g_pre[v] = g_h[q * (H / 8) + v] * load8(slope + q * H + 8 * v);
-            embedding_grads(L, d, H, L->sources[e + q], rel + 4 * q, g_pre, p, g_target, g_relative, g_x_i);
-        }
-    }
-    for (int64_t v = 0; v < H / 8; v++) {  /* the relative layer's bias gets every edge's g_pre */
-        store8(G->target_term + i * H + 8 * v, g_target[v]);
-        store8(p->relative_bias + 8 * v, load8(p->relative_bias + 8 * v) + g_target[v]);
-        for (int64_t c = 0; c <= d; c++)
-            store8(p->relative_t + c * H + 8 * v, load8(p->relative_t + c * H + 8 * v) + g_relative[c * (H / 8) + v]);
-    }
-    for (int64_t v = 0; v < W / 8; v++) store8(p->kernel_bias + 8 * v, load8(p->kernel_bias + 8 * v) + g_bias[v]);
-    for (int64_t c = 0; c < d; c++) G->target_pos[i * d + c] = g_x_i[c];
-}
-
-void kernel_sum_backward_f32(const Layer *L, const float *grad, Grads *G) {
-    int64_t H = L->hidden, W = L->width, d = L->dim;
-    Partial partials[L->threads];
-    memset(partials, 0, sizeof partials);
-    #pragma omp parallel num_threads(L->threads)
-    {
-        int t = omp_get_thread_num();
-        Partial p = partial_alloc(L, G, t == 0);
-        #pragma omp for schedule(dynamic, 64)
-        for (int64_t n = 0; n < L->n_targets; n++) {
-            int64_t i = L->order ? L->order[n] : n;
-            prefetch_target(L, n + 1, H, W);
-            SPECIALIZED(backward_target, i, grad, &p, G);
-        }
-        partials[t] = p;
-        #pragma omp barrier
-        #pragma omp for schedule(static)
-        for (int64_t j = 0; j < G->n_sources; j++) {
-            for (int s = 1; s < omp_get_num_threads(); s++) {
-                add_into(G->value + j * W, partials[s].value + j * W, W);
-                add_into(G->source_term + j * H, partials[s].source_term + j * H, H);
-                add_into(G->source_pos + j * d, partials[s].source_pos + j * d, d);
-            }
-        }
-    }
-    for (int s = 0; s < L->threads; s++) {   /* threads that never started left their slot unset */
-        if (s > 0 && !partials[s].kernel_w) continue;
-        add_into(G->kernel_w, partials[s].kernel_w, W * H);
-        add_into(G->kernel_bias, partials[s].kernel_bias, W);
-        add_into(G->relative_t, partials[s].relative_t, (d + 1) * H);
-        add_into(G->relative_bias, partials[s].relative_bias, H);
-        free(partials[s].kernel_w), free(partials[s].kernel_bias);
-        free(partials[s].relative_t), free(partials[s].relative_bias);
-        if (s > 0) free(partials[s].value), free(partials[s].source_term), free(partials[s].source_pos);
     }
 }
 
@@ -413,3 +342,6 @@ void morton_keys(int64_t n, int64_t d, const float *pos, int64_t *keys) {
         keys[k] = (int64_t)key;
     }
 }
+
+/* the backward pass, in its own file for its size; one translation unit with the helpers above */
+#include "compiled_backward.c"
