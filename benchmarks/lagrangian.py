@@ -20,6 +20,7 @@ time does not depend on them).
 
     python benchmarks/lagrangian.py --gns RUN/best.safetensors --giorom RUN/best.safetensors
     python benchmarks/lagrangian.py ... --full     # 3 scenes per set, 30k particles too
+    python benchmarks/lagrangian.py --only queries # query scaling alone (bundled mpm2d or --giorom)
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from meshop import models as registry  # noqa: E402
 from meshop.checkpoint import load  # noqa: E402
 from meshop.data.dataset import read_manifest  # noqa: E402
 from meshop.models.gns import constant_velocity_rollout  # noqa: E402
+from meshop.prediction import bundled_models  # noqa: E402
 from meshop.training.particles import particle_windows  # noqa: E402
 from meshop.training.steps import noisy_one_step  # noqa: E402
 
@@ -178,11 +180,25 @@ def mpm_seconds_per_frame(particles: int, frames: int = 3) -> float:
     return (time.perf_counter() - began) / frames
 
 
-def speed_rows(gns, giorom, sizes: list[int], queries: list[int], mpm: dict[int, float]) -> list[str]:
-    q_times = [seconds_per_query_step(giorom, 4000, q) for q in queries]
+def query_row(giorom, queries: list[int], repeats: int = 3) -> str:
+    """GIOROM's step + query time at each number of query points, and the ratio last / first."""
+    q_times = [seconds_per_query_step(giorom, 4000, q, repeats) for q in queries]
     cells = ", ".join(f"{1e3 * t:.1f} ms at {q:,}" for q, t in zip(queries, q_times))
-    rows = [f"GIOROM step + query on a 4,000-particle cloud ({giorom.sparse_nodes} sparse nodes): {cells} "
-            f"query points ({q_times[-1] / q_times[0]:.2f}× from {queries[0]:,} to {queries[-1]:,})"]
+    return (f"GIOROM step + query on a 4,000-particle cloud ({giorom.sparse_nodes} sparse nodes): {cells} "
+            f"query points ({q_times[-1] / q_times[0]:.2f}× from {queries[0]:,} to {queries[-1]:,})")
+
+
+def query_rows(giorom, queries=(1000, 10000, 100000)) -> None:
+    """``--only queries``: the query-scaling rows alone, for ``giorom`` and at the published size."""
+    print(f"machine: {machine()}")
+    print(f"{giorom.config.get('decoder', 'query')} decoder, latent {giorom.config['latent']}:")
+    print(query_row(giorom, list(queries), repeats=5))
+    print("published sizes (latent 128, 10 message-passing steps, 1,000 sparse nodes, query decoder), random weights:")
+    print(query_row(published("giorom", giorom), list(queries), repeats=5))
+
+
+def speed_rows(gns, giorom, sizes: list[int], queries: list[int], mpm: dict[int, float]) -> list[str]:
+    rows = [query_row(giorom, queries)]
     for n in sizes:
         t_gns, t_giorom = seconds_per_step(gns, n, repeats=1 if n > 20000 else 2), seconds_per_step(giorom, n)
         rows.append(f"per rollout step at {n:,} particles: GNS {1e3 * t_gns:.0f} ms, GIOROM {1e3 * t_giorom:.0f} ms "
@@ -235,11 +251,14 @@ def main():
     parser.add_argument("--giorom", nargs="+", default=[], help="GIOROM checkpoints (one per training seed)")
     parser.add_argument("--data", nargs="*", help="test folders (default: generated here, see TEST_SETS)")
     parser.add_argument("--full", action="store_true", help="3 scenes per test set, 30k-particle speed row")
-    parser.add_argument("--only", choices=["accuracy", "speed"], help="one half of the table")
+    parser.add_argument("--only", choices=["accuracy", "speed", "queries"],
+                        help="one half of the table, or only the query-scaling rows (GIOROM: --giorom or the bundled mpm2d)")
     args = parser.parse_args()
+    torch.set_num_threads(1)
+    if args.only == "queries":
+        return query_rows(load(args.giorom[0] if args.giorom else bundled_models()["mpm2d"]).model.eval())
     if not (args.gns and args.giorom) and args.only != "accuracy":
         parser.error("the speed rows need a --gns and a --giorom checkpoint (or pass --only accuracy)")
-    torch.set_num_threads(1)
     scenes = 3 if args.full else 1
     checkpoints = {name: [load(p).model.eval() for p in paths] for name, paths in
                    (("gns", args.gns), ("giorom", args.giorom)) if paths}
