@@ -13,7 +13,7 @@ from meshop.data.problems.darcy2d import square_mesh
 from meshop.errors import MeshError
 from meshop.models.dmm import DMM, monge_ampere_step, prepare
 from meshop.nn.monge_ampere import convexity_penalty, monge_ampere_residual
-from meshop.nn.heat_potential import WIDTHS, ScaleGrid, heat_potential, potential_grids
+from meshop.nn.heat_potential import WIDTHS, heat_potential, potential_grids
 
 
 def front(x):
@@ -39,9 +39,7 @@ def test_heat_potential_matches_the_exact_gaussian_sum_and_its_derivatives():
         r2 = ((xi - pos) ** 2).sum(1)
         return sum(4.0 / (4 * np.pi) * (weights * sources[:, s] * torch.exp(-r2 / (2 * w ** 2))).sum()
                    for s, w in enumerate(WIDTHS))
-    grids = [ScaleGrid(g.corners, g.shares.double(), g.nodes.double(), g.pairs)
-             for g in potential_grids(pos.numpy())]
-    phi, gradient, hessian = heat_potential(pos, grids, sources, weights, 4.0)
+    phi, gradient, hessian = heat_potential(pos, potential_grids(pos.numpy()), sources, weights, 4.0)
     for k in range(0, 300, 37):
         xi = pos[k].clone().requires_grad_(True)
         value = exact(xi)

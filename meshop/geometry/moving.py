@@ -151,26 +151,29 @@ class BoundarySlider:
 def boundary_loops(triangles: np.ndarray, n_points: int) -> list[np.ndarray]:
     """Closed boundary loops of a triangle mesh as ordered node ids (edges used by one triangle)."""
     edges = np.sort(np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]]), axis=1)
-    unique, counts = np.unique(edges, axis=0, return_counts=True)
-    boundary = unique[counts == 1]
+    keys, counts = np.unique(edges[:, 0].astype(np.int64) * n_points + edges[:, 1], return_counts=True)
+    boundary = np.column_stack(np.divmod(keys[counts == 1], n_points))     # sorted (a, b), a < b
     graph = coo_matrix((np.ones(2 * len(boundary)), (boundary.ravel(), boundary[:, ::-1].ravel())),
                        shape=(n_points, n_points)).tocsr()
     if np.any(np.diff(graph.indptr)[np.unique(boundary)] != 2):
         raise MeshError("the mesh boundary is not a set of simple closed curves (a node has more than "
                         "two boundary edges); it cannot be moved with sliding boundary nodes.")
-    seen, loops = np.zeros(n_points, dtype=bool), []
-    for start in np.unique(boundary):
-        if seen[start]:
+    nodes = np.unique(boundary)
+    ends = graph.indptr[nodes]                                          # each node's two neighbours
+    neighbours = dict(zip(nodes.tolist(), zip(graph.indices[ends].tolist(), graph.indices[ends + 1].tolist())))
+    seen, loops = set(), []
+    for start in nodes.tolist():                                        # Python ints: a fast walk
+        if start in seen:
             continue
         loop, previous, node = [start], -1, start
-        seen[start] = True
+        seen.add(start)
         while True:
-            a, b = graph.indices[graph.indptr[node]:graph.indptr[node + 1]]
+            a, b = neighbours[node]
             nxt = a if a != previous else b
             if nxt == start:
                 break
             loop.append(nxt)
-            seen[nxt] = True
+            seen.add(nxt)
             previous, node = node, nxt
         loops.append(np.array(loop, dtype=np.int64))
     return loops
