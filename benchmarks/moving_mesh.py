@@ -4,8 +4,8 @@ and the one-step / 10-step rollout error of mmpde (two branches, moved mesh) vs 
 Mesh rows: circular tanh fronts (width 0.03 of the domain size, known analytically, so the
 interpolation error ``||f - Π f|| / ||f||`` of the P1 interpolant is exact) on the unit square and
 on random domains with holes; per mesh the equidistribution (relative std of m × cell area), that
-error, the time per mesh (each mover's set-up included; the fastest of ``--repeats`` runs, both
-movers alike), the classical mover's relaxation steps, inverted cells and the min angle.
+error, the time per mesh (each mover's set-up included; CPU and wall seconds, each the least of
+``--repeats`` runs, both movers alike; the speed-up is the mean over meshes of classical / DMM), the classical mover's relaxation steps, inverted cells and the min angle.
 Solver rows: burgers2d datasets (square, random domains), mppde and mmpde with parameter counts
 within 10 % and the same epochs, batch size and learning rate; errors of rollouts from frame 0
 of the test trajectories (relative L2 at step 1 and step 10).
@@ -37,14 +37,17 @@ from meshop.training import train
 
 
 def best_of(move, repeats: int):
-    """``(result, seconds)``: the result of ``move()`` and its fastest wall time of ``repeats``
-    runs (the same protocol for both movers: the least disturbed by other load on the machine)."""
-    times = []
+    """``(result, cpu seconds, wall seconds)``: the result of ``move()`` and the fewest CPU seconds
+    (of this process, all threads) and wall seconds of ``repeats`` runs; the same protocol for
+    both movers. CPU time is the work itself; wall time also counts waiting for a core shared
+    with other jobs."""
+    cpu, wall = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         result = move()
-        times.append(time.perf_counter() - start)
-    return result, min(times)
+        cpu.append(time.process_time() - start_cpu)
+        wall.append(time.perf_counter() - start)
+    return result, min(cpu), min(wall)
 
 
 def mesh_rows(model, seed: int, cases: int, nodes: int, repeats: int) -> list[dict]:
@@ -58,16 +61,18 @@ def mesh_rows(model, seed: int, cases: int, nodes: int, repeats: int) -> list[di
         values = f(points)
         norm = l2_error(points, triangles, np.zeros(len(points)), f)
         m_nodes = monitor(points, triangles, values)
-        classical, classical_seconds = best_of(lambda: monge_ampere_move(points, triangles, values), repeats)
-        (moved, quality), dmm_seconds = best_of(
+        classical, classical_cpu, classical_wall = best_of(lambda: monge_ampere_move(points, triangles, values),
+                                                           repeats)
+        (moved, quality), dmm_cpu, dmm_wall = best_of(
             lambda: model.move(prepare(points, triangles, values, beta=model.beta)), repeats)
-        for method, x, seconds, q, steps in (
-                ("original", points, 0.0, mesh_quality(points, triangles), ""),
-                ("dmm", moved, dmm_seconds, quality, "1"),
-                ("classical", classical.points, classical_seconds, classical.quality, str(classical.iterations))):
+        for method, x, seconds, wall, q, steps in (
+                ("original", points, 0.0, 0.0, mesh_quality(points, triangles), ""),
+                ("dmm", moved, dmm_cpu, dmm_wall, quality, "1"),
+                ("classical", classical.points, classical_cpu, classical_wall, classical.quality,
+                 str(classical.iterations))):
             rows.append({"seed": seed, "domain": "square" if square else "holes", "nodes": len(points),
                          "method": method, "equi": equidistribution(points, triangles, m_nodes, x),
-                         "error": l2_error(x, triangles, f(x), f) / norm, "seconds": seconds,
+                         "error": l2_error(x, triangles, f(x), f) / norm, "seconds": seconds, "wall": wall,
                          "inverted": q.n_inverted, "angle": q.min_angle, "steps": steps})
     return rows
 
@@ -100,25 +105,27 @@ def solver_rows(domain: str, seed: int, args, root: Path) -> list[dict]:
 
 
 def print_mesh_table(rows: list[dict]) -> None:
-    print("| seed | domain | nodes | method | equidistribution | interpolation error | × original | time per mesh s | steps | inverted | min angle ° |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| seed | domain | nodes | method | equidistribution | interpolation error | × original | CPU s per mesh | wall s | steps | inverted | min angle ° |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     base = {}
     for r in rows:
         key = (r["seed"], r["domain"], r["nodes"])
         base.setdefault(key, r["error"])
         print(f"| {r['seed']} | {r['domain']} | {r['nodes']} | {r['method']} | {r['equi']:.3f} | {r['error']:.4f} | "
-              f"{r['error'] / base[key]:.2f} | {r['seconds']:.4f} | {r['steps']} | {r['inverted']} | {r['angle']:.1f} |")
-    print("\n| domain | method | mean × original | mean × classical | mean time s | speed-up vs classical | inverted |")
-    print("|---|---|---|---|---|---|---|")
+              f"{r['error'] / base[key]:.2f} | {r['seconds']:.4f} | {r['wall']:.4f} | {r['steps']} | {r['inverted']} | {r['angle']:.1f} |")
+    print("\n| domain | method | mean × original | mean × classical | mean CPU s | speed-up (CPU) | mean wall s | "
+          "speed-up (wall) | inverted |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for domain in ("square", "holes"):
         group = [r for r in rows if r["domain"] == domain]
         by = {m: [r for r in group if r["method"] == m] for m in ("original", "dmm", "classical")}
         for method in ("dmm", "classical"):
             ratio = np.mean([r["error"] / o["error"] for r, o in zip(by[method], by["original"])])
             versus = np.mean([r["error"] / c["error"] for r, c in zip(by[method], by["classical"])])
-            speed = np.mean([c["seconds"] / r["seconds"] for r, c in zip(by[method], by["classical"])])
+            speed = {k: np.mean([c[k] / r[k] for r, c in zip(by[method], by["classical"])]) for k in ("seconds", "wall")}
             print(f"| {domain} | {method} | {ratio:.2f} | {versus:.2f} | {np.mean([r['seconds'] for r in by[method]]):.4f} | "
-                  f"{speed:.0f}× | {sum(r['inverted'] for r in by[method])} |")
+                  f"{speed['seconds']:.0f}× | {np.mean([r['wall'] for r in by[method]]):.4f} | {speed['wall']:.0f}× | "
+                  f"{sum(r['inverted'] for r in by[method])} |")
 
 
 def print_solver_table(rows: list[dict]) -> None:
@@ -163,7 +170,7 @@ def main():
         model = load(args.dmm or BUNDLED_DMM).model.eval()
         print(f"\nDMM {args.dmm or 'bundled'} ({model.n_parameters()} parameters); {args.seeds} seeds × {args.cases} "
               f"meshes of ~{args.nodes} nodes; fronts of width 0.03 × domain size; time per mesh: fastest of "
-              f"{args.repeats} runs after one untimed warm-up move of each mover; steps: relaxation steps "
+              f"{args.repeats} runs (CPU and wall) after one untimed warm-up move of each mover; steps: relaxation steps "
               f"(classical), forward passes (dmm)\n")
         warm_up(model)
         print_mesh_table([r for seed in range(args.seeds)

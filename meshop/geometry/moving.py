@@ -71,8 +71,8 @@ class MeshQuality:
                f"smallest area ratio {self.min_area_ratio:.3g}",
                f"min-angle histogram (deg:cells) {bars}"]
         if self.halvings:
-            out.append(f"the full move would have tangled the mesh: it was halved near the tangled "
-                       f"cells, {self.halvings} round(s)")
+            out.append(f"the full move would have tangled the mesh: it was scaled back, {self.halvings} "
+                       f"round(s) (halved near the tangled cells, or shrunk as a whole)")
         return out
 
 
@@ -224,14 +224,17 @@ def _at_arclength(polyline: np.ndarray, s: np.ndarray) -> np.ndarray:
 
 
 def safe_move(points: np.ndarray, triangles: np.ndarray, target: np.ndarray,
-              slider: BoundarySlider | None = None, max_halvings: int = 30
+              slider: BoundarySlider | None = None, max_halvings: int = 30, shrink: float | None = None
               ) -> tuple[np.ndarray, MeshQuality]:
     """Move ``points`` towards ``target`` as far as the mesh stays valid.
 
     Boundary nodes are projected onto their chains (``slider``, built here when None). While a
-    triangle would invert or degenerate, the displacement of its three nodes is halved (only
-    there: the rest of the mesh keeps its move); after ``max_halvings`` rounds the whole
-    displacement is halved instead. Returns the moved points and their :class:`MeshQuality`
+    triangle would invert or degenerate, the move backs off: by default the displacement of its
+    three nodes is halved (only there: the rest of the mesh keeps its move), and after
+    ``max_halvings`` rounds the whole displacement is halved instead. With ``shrink`` (a factor
+    in (0, 1)) the whole displacement is multiplied by it each round instead: the map keeps its
+    shape (a local halving leaves a kink in it, squeezing the cells around the tangle), for
+    at most ``2 max_halvings`` rounds. Returns the moved points and their :class:`MeshQuality`
     (``halvings``: rounds of backing off, 0 when the move was applied in full; the original mesh
     if nothing else is valid).
     """
@@ -243,7 +246,9 @@ def safe_move(points: np.ndarray, triangles: np.ndarray, target: np.ndarray,
         bad = signed_areas(moved, triangles) / reference < MIN_AREA_RATIO
         if not bad.any():
             return moved, mesh_quality(moved, triangles, points, halvings)
-        if halvings < max_halvings:
+        if shrink is not None:
+            displacement *= shrink
+        elif halvings < max_halvings:
             displacement[np.unique(triangles[bad])] *= 0.5
         else:
             displacement *= 0.5
