@@ -152,7 +152,7 @@ def test_adapt_classical_and_with_a_checkpoint(square, tmp_path):
     assert result.method == "dmm" and result.quality.n_inverted == 0    # the bundled mover
     moved = result.mesh.points
     ratio = l2_error(moved, fine_cells, front(moved), front) / l2_error(fine, fine_cells, front(fine), front)
-    assert ratio < 0.85, ratio                                          # measured 0.78
+    assert ratio < 0.85, ratio                                          # measured 0.80
     np.testing.assert_allclose(result.mesh.point_data["displacement"], moved - fine)
     result = meshop.adapt(mesh, "u", method="classical")
     assert result.method == "classical" and result.quality.n_inverted == 0
@@ -212,4 +212,4 @@ def test_bundled_mover_on_a_domain_with_holes():
     slider = BoundarySlider(points, triangles)
     np.testing.assert_allclose(slider.project(moved)[slider.boundary], moved[slider.boundary], atol=1e-9)
     ratio = l2_error(moved, triangles, f(moved), f) / l2_error(points, triangles, f(points), f)
-    assert ratio < 0.95, ratio
+    assert ratio < 0.95, ratio                                          # measured 0.60
