@@ -31,7 +31,8 @@ FEATURE_OCTAVES = 2
 FEATURES = 2 + 8 * FEATURE_OCTAVES
 #: while the learned move would tangle the mesh, all of it shrinks by this factor per round (a
 #: uniform back-off keeps the map's shape; halving it only around the tangle left a kink that
-#: squeezed the cells there: interpolation error 0.83x -> 0.69x on the one benchmark mesh that backs off)
+#: squeezed the cells there: on the one benchmark mesh where the bundled mover backs off, its
+#: interpolation error went from 1.09x to 0.60x the original mesh's, min angle 0.2 -> 9.4 deg)
 SHRINK = 0.8
 #: weights of the loss terms of :func:`monge_ampere_step`
 LOSS_WEIGHTS = {"monge_ampere": 1.0, "convexity": 1.0, "boundary": 10.0, "cells": 1.0}
