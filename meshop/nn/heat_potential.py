@@ -11,8 +11,8 @@ sums the Gaussians of the grid nodes within ``CUTOFF × σ_s``: a fixed number o
 so the cost is linear in the nodes however fine the mesh. Those grid nodes lie in a square
 window of k × k grid nodes around the node's grid cell (k = 2 ⌊CUTOFF / SPACING⌋ + 2 = 20), and
 on a grid the Gaussian factors, ``exp(-|ξ - X|² / 2σ²) = exp(-Δx² / 2σ²) exp(-Δy² / 2σ²)``: per
-node, the window of grid charges (masked to the disc of the cutoff) times the k row factors is a
-small matrix product (batched over the nodes), then dotted with the k column factors. Everything
+node, the k column factors times the window of grid charges (masked to the disc of the cutoff)
+is a small matrix product (batched over the nodes), then dotted with the k row factors. Everything
 that depends on positions only (factors, masks, windows) is computed once per mesh by
 :func:`potential_grids`. Written by hand: no library offers a Gaussian sum with its gradient and
 Hessian from a grid to scattered points.
