@@ -73,6 +73,11 @@ def test_safe_move_backs_off():
     assert quality.halvings >= 2 and quality.n_inverted == 0
     assert np.all(signed_areas(moved, triangles) / signed_areas(points, triangles) > 0)
     assert any("halved" in line for line in quality.lines())
+    uniform, quality = safe_move(points, triangles, target, shrink=0.8)   # the whole move shrinks
+    assert quality.halvings >= 1 and quality.n_inverted == 0
+    np.testing.assert_allclose(uniform - points, 0.8 ** quality.halvings * (target - points), atol=1e-12)
+    previous = points + 0.8 ** (quality.halvings - 1) * (target - points)   # one round less: tangled
+    assert np.any(signed_areas(previous, triangles) / signed_areas(points, triangles) < 1e-4)
 
 
 def test_classical_mover_equidistributes_and_cuts_interpolation_error():

@@ -71,8 +71,8 @@ class MeshQuality:
                f"smallest area ratio {self.min_area_ratio:.3g}",
                f"min-angle histogram (deg:cells) {bars}"]
         if self.halvings:
-            out.append(f"the full move would have tangled the mesh: it was halved near the tangled "
-                       f"cells, {self.halvings} round(s)")
+            out.append(f"the full move would have tangled the mesh: it was scaled back, {self.halvings} "
+                       f"round(s) (halved near the tangled cells, or shrunk as a whole)")
         return out
 
 
@@ -151,26 +151,29 @@ class BoundarySlider:
 def boundary_loops(triangles: np.ndarray, n_points: int) -> list[np.ndarray]:
     """Closed boundary loops of a triangle mesh as ordered node ids (edges used by one triangle)."""
     edges = np.sort(np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]]), axis=1)
-    unique, counts = np.unique(edges, axis=0, return_counts=True)
-    boundary = unique[counts == 1]
+    keys, counts = np.unique(edges[:, 0].astype(np.int64) * n_points + edges[:, 1], return_counts=True)
+    boundary = np.column_stack(np.divmod(keys[counts == 1], n_points))     # sorted (a, b), a < b
     graph = coo_matrix((np.ones(2 * len(boundary)), (boundary.ravel(), boundary[:, ::-1].ravel())),
                        shape=(n_points, n_points)).tocsr()
     if np.any(np.diff(graph.indptr)[np.unique(boundary)] != 2):
         raise MeshError("the mesh boundary is not a set of simple closed curves (a node has more than "
                         "two boundary edges); it cannot be moved with sliding boundary nodes.")
-    seen, loops = np.zeros(n_points, dtype=bool), []
-    for start in np.unique(boundary):
-        if seen[start]:
+    nodes = np.unique(boundary)
+    ends = graph.indptr[nodes]                                          # each node's two neighbours
+    neighbours = dict(zip(nodes.tolist(), zip(graph.indices[ends].tolist(), graph.indices[ends + 1].tolist())))
+    seen, loops = set(), []
+    for start in nodes.tolist():                                        # Python ints: a fast walk
+        if start in seen:
             continue
         loop, previous, node = [start], -1, start
-        seen[start] = True
+        seen.add(start)
         while True:
-            a, b = graph.indices[graph.indptr[node]:graph.indptr[node + 1]]
+            a, b = neighbours[node]
             nxt = a if a != previous else b
             if nxt == start:
                 break
             loop.append(nxt)
-            seen[nxt] = True
+            seen.add(nxt)
             previous, node = node, nxt
         loops.append(np.array(loop, dtype=np.int64))
     return loops
@@ -221,14 +224,17 @@ def _at_arclength(polyline: np.ndarray, s: np.ndarray) -> np.ndarray:
 
 
 def safe_move(points: np.ndarray, triangles: np.ndarray, target: np.ndarray,
-              slider: BoundarySlider | None = None, max_halvings: int = 30
+              slider: BoundarySlider | None = None, max_halvings: int = 30, shrink: float | None = None
               ) -> tuple[np.ndarray, MeshQuality]:
     """Move ``points`` towards ``target`` as far as the mesh stays valid.
 
     Boundary nodes are projected onto their chains (``slider``, built here when None). While a
-    triangle would invert or degenerate, the displacement of its three nodes is halved (only
-    there: the rest of the mesh keeps its move); after ``max_halvings`` rounds the whole
-    displacement is halved instead. Returns the moved points and their :class:`MeshQuality`
+    triangle would invert or degenerate, the move backs off: by default the displacement of its
+    three nodes is halved (only there: the rest of the mesh keeps its move), and after
+    ``max_halvings`` rounds the whole displacement is halved instead. With ``shrink`` (a factor
+    in (0, 1)) the whole displacement is multiplied by it each round instead: the map keeps its
+    shape (a local halving leaves a kink in it, squeezing the cells around the tangle), for
+    at most ``2 max_halvings`` rounds. Returns the moved points and their :class:`MeshQuality`
     (``halvings``: rounds of backing off, 0 when the move was applied in full; the original mesh
     if nothing else is valid).
     """
@@ -240,7 +246,9 @@ def safe_move(points: np.ndarray, triangles: np.ndarray, target: np.ndarray,
         bad = signed_areas(moved, triangles) / reference < MIN_AREA_RATIO
         if not bad.any():
             return moved, mesh_quality(moved, triangles, points, halvings)
-        if halvings < max_halvings:
+        if shrink is not None:
+            displacement *= shrink
+        elif halvings < max_halvings:
             displacement[np.unique(triangles[bad])] *= 0.5
         else:
             displacement *= 0.5

@@ -7,9 +7,15 @@ the sources are, and its gradient and Hessian are closed forms.
 
 Cost: the sources of scale s are first spread onto a regular grid of spacing ``SPACING × σ_s``
 (bilinear cloud-in-cell weights, which keep each source's total and centre), then every node
-sums the Gaussians of the grid nodes within ``CUTOFF × σ_s``: a fixed number of terms per node
-(~250 per scale), so the cost is linear in the nodes however fine the mesh. Written by hand: no
-library offers a Gaussian sum with its gradient and Hessian from a grid to scattered points.
+sums the Gaussians of the grid nodes within ``CUTOFF × σ_s``: a fixed number of terms per node,
+so the cost is linear in the nodes however fine the mesh. Those grid nodes lie in a square
+window of k × k grid nodes around the node's grid cell (k = 2 ⌊CUTOFF / SPACING⌋ + 2 = 20), and
+on a grid the Gaussian factors, ``exp(-|ξ - X|² / 2σ²) = exp(-Δx² / 2σ²) exp(-Δy² / 2σ²)``: per
+node, the k column factors times the window of grid charges (masked to the disc of the cutoff)
+is a small matrix product (batched over the nodes), then dotted with the k row factors. Everything
+that depends on positions only (factors, masks, windows) is computed once per mesh by
+:func:`potential_grids`. Written by hand: no library offers a Gaussian sum with its gradient and
+Hessian from a grid to scattered points.
 """
 
 from __future__ import annotations
@@ -33,21 +39,30 @@ class ScaleGrid:
     """Where the sources of one scale go and which grid nodes each node reads.
 
     Attributes:
-        corners ``(N, 4)`` int64: grid nodes of each node's grid cell; shares ``(N, 4)``: its
-        bilinear weights (sum 1); nodes ``(G, 2)``: grid node positions; pairs ``(2, P)`` int64:
-        (node i, grid node g) closer than ``CUTOFF × σ``.
+        size: grid nodes (padded by ``R = ⌊CUTOFF / SPACING⌋`` nodes on every side, so that the
+        window of ``k = 2R + 2`` grid nodes per axis around every node's grid cell fits), plus
+        one that stays empty; corners ``(N, 4)`` int64: flat ids of the grid nodes of each
+        node's grid cell; shares ``(N, 4)``: their bilinear weights (sum 1); window ``(N, k, k)``
+        int32: flat ids of the grid nodes of each node's window, the empty one where farther than
+        ``CUTOFF × σ``; dx, dy ``(N, k)``: ξ - X of the window's columns and rows; ex, ey
+        ``(N, k)``: their Gaussian factors ``exp(-Δ² / 2σ²)``. Float tensors are float64.
     """
 
+    size: int
     corners: torch.Tensor
     shares: torch.Tensor
-    nodes: torch.Tensor
-    pairs: torch.Tensor
+    window: torch.Tensor
+    dx: torch.Tensor
+    dy: torch.Tensor
+    ex: torch.Tensor
+    ey: torch.Tensor
 
 
 def potential_grids(pos: np.ndarray, widths=WIDTHS) -> list[ScaleGrid]:
-    """One :class:`ScaleGrid` per width for nodes ``pos (N, 2)`` (numpy; scipy cKDTree)."""
-    from scipy.spatial import cKDTree
-
+    """One :class:`ScaleGrid` per width for nodes ``pos (N, 2)`` (numpy)."""
+    pos = np.asarray(pos, dtype=np.float64)
+    reach = int(math.floor(CUTOFF / SPACING + 1e-9))                    # R
+    offsets = np.arange(-reach, reach + 2)                              # window: cell corner - R .. + R + 1
     grids = []
     for sigma in widths:
         step = SPACING * sigma
@@ -56,17 +71,18 @@ def potential_grids(pos: np.ndarray, widths=WIDTHS) -> list[ScaleGrid]:
         scaled = (pos - lower) / step
         cell = np.minimum(np.floor(scaled).astype(int), shape - 2)
         fx, fy = (scaled - cell).T
-        cx, cy = cell.T
-        corners = np.stack([cx * shape[1] + cy, (cx + 1) * shape[1] + cy,
-                            cx * shape[1] + cy + 1, (cx + 1) * shape[1] + cy + 1], axis=1)
+        rows = shape[1] + 2 * reach                                     # padded grid: (shape + 2R) nodes
+        cx, cy = (cell + reach).T
+        corners = np.stack([cx * rows + cy, (cx + 1) * rows + cy, cx * rows + cy + 1, (cx + 1) * rows + cy + 1], axis=1)
         shares = np.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], axis=1)
-        used, corners = np.unique(corners, return_inverse=True)                     # only fed grid nodes
-        nodes = lower + step * np.column_stack([used // shape[1], used % shape[1]])
-        near = cKDTree(pos).sparse_distance_matrix(cKDTree(nodes), CUTOFF * sigma, output_type="ndarray")
-        grids.append(ScaleGrid(torch.as_tensor(corners.reshape(-1, 4), dtype=torch.int64),
-                               torch.as_tensor(shares, dtype=torch.float32),
-                               torch.as_tensor(nodes, dtype=torch.float32),
-                               torch.as_tensor(np.stack([near["i"], near["j"]]), dtype=torch.int64)))
+        dx = pos[:, :1] - (lower[0] + step * (cell[:, :1] + offsets))   # (N, k)
+        dy = pos[:, 1:] - (lower[1] + step * (cell[:, 1:] + offsets))
+        size = int((shape[0] + 2 * reach) * rows)
+        window = (cell[:, 0] * rows + cell[:, 1]).astype(np.int32)[:, None, None] \
+            + (rows * offsets[:, None] + offsets + reach * (rows + 1)).astype(np.int32)   # (N, k, k)
+        window[dy[:, None, :] ** 2 > (CUTOFF * sigma) ** 2 - dx[:, :, None] ** 2] = size    # outside the cutoff
+        ex, ey = np.exp(-dx ** 2 / (2 * sigma ** 2)), np.exp(-dy ** 2 / (2 * sigma ** 2))
+        grids.append(ScaleGrid(size, *(torch.as_tensor(a) for a in (corners, shares, window, dx, dy, ex, ey))))
     return grids
 
 
@@ -78,31 +94,30 @@ def heat_potential(pos: torch.Tensor, grids: list[ScaleGrid], sources: torch.Ten
     .. math:: \phi(\xi) = \sum_s \frac{\sigma_s^2}{2} \sum_j |\Omega| w_j \rho_{js}
               \frac{e^{-|\xi - \xi_j|^2 / 2\sigma_s^2}}{2\pi\sigma_s^2}
 
-    (the sources spread onto each scale's grid first, see the module docstring).
+    (the sources spread onto each scale's grid first, see the module docstring). Summed in
+    float64, returned in the dtype of ``pos``.
 
     Args:
         pos: ``(N, 2)`` node positions; grids: :func:`potential_grids` of ``pos``;
         sources: ``(N, S)`` ρ per node and scale; weights: ``(N,)`` quadrature weights summing to 1;
         area: |Ω| in the units of ``pos``; hessian: False leaves H out (None), to move faster.
     """
-    n, dtype = len(pos), pos.dtype
-    strength = (area / (4 * math.pi)) * weights[:, None] * sources      # (N, S): σ²/2 · 1/(2πσ²)
-    phi, gradient = torch.zeros(n, dtype=dtype), torch.zeros(n, 2, dtype=dtype)
-    second = torch.zeros(n, 3, dtype=dtype) if hessian else None        # xx, xy, yy
+    strength = ((area / (4 * math.pi)) * weights[:, None] * sources).to(torch.float64)  # σ²/2 · 1/(2πσ²)
+    phi, gradient, second = 0.0, 0.0, 0.0                               # second: xx, xy, yy
     for s, (sigma, grid) in enumerate(zip(widths, grids)):
-        charge = torch.zeros(len(grid.nodes), dtype=dtype).index_add_(
+        charge = strength.new_zeros(grid.size + 1).index_add_(
             0, grid.corners.flatten(), (grid.shares * strength[:, s:s + 1]).flatten())
-        i, g = grid.pairs
-        d = pos.index_select(0, i) - grid.nodes.index_select(0, g)      # (P, 2)
-        value = torch.exp(-(d ** 2).sum(1) / (2 * sigma ** 2)) * charge.index_select(0, g)
-        phi.index_add_(0, i, value)
-        gradient.index_add_(0, i, -d * (value / sigma ** 2)[:, None])
+        near = charge.index_select(0, grid.window.flatten()).view(grid.window.shape)  # (N, k, k)
+        columns = [grid.ex, grid.ex * grid.dx] + ([grid.ex * (grid.dx ** 2 / sigma ** 2 - 1.0)] if hessian else [])
+        by_row = torch.bmm(torch.stack(columns, 1), near).unbind(1)     # (N, k) each: Σ over the columns
+        ey_dy = grid.ey * grid.dy
+        phi = phi + (by_row[0] * grid.ey).sum(1)
+        gradient = gradient - torch.stack([(by_row[1] * grid.ey).sum(1), (by_row[0] * ey_dy).sum(1)], 1) / sigma ** 2
         if hessian:
-            curvature = value / sigma ** 4
-            second.index_add_(0, i, torch.stack([d[:, 0] ** 2 * curvature - value / sigma ** 2,
-                                                 d[:, 0] * d[:, 1] * curvature,
-                                                 d[:, 1] ** 2 * curvature - value / sigma ** 2], dim=1))
+            second = second + torch.stack([(by_row[2] * grid.ey).sum(1), (by_row[1] * ey_dy).sum(1) / sigma ** 2,
+                                           (by_row[0] * grid.ey * (grid.dy ** 2 / sigma ** 2 - 1.0)).sum(1)], 1) / sigma ** 2
+    dtype = pos.dtype
     if not hessian:
-        return phi, gradient, None
-    xx, xy, yy = second.unbind(1)
-    return phi, gradient, torch.stack([torch.stack([xx, xy], 1), torch.stack([xy, yy], 1)], 1)
+        return phi.to(dtype), gradient.to(dtype), None
+    xx, xy, yy = second.to(dtype).unbind(1)
+    return phi.to(dtype), gradient.to(dtype), torch.stack([torch.stack([xx, xy], 1), torch.stack([xy, yy], 1)], 1)
