@@ -245,3 +245,17 @@ def test_cli_predicts_200_steps_of_a_particle_cloud_and_renders_a_gif(tmp_path):
     assert done.exit_code == 0, done.output
     gif = tmp_path / "scene.vtp.pred.gif"
     assert gif.is_file() and gif.read_bytes()[:6] == b"GIF89a"
+
+
+def test_query_stencil_neighbours_do_not_depend_on_the_query_order():
+    """Queries are searched in grid-cell order; each gets the k-d tree's own k nearest, in the
+    caller's order, and an empty query set gives an empty stencil."""
+    from scipy.spatial import cKDTree
+
+    from meshop.nn.query_decoder import QueryStencil
+
+    rng = np.random.default_rng(3)
+    nodes, queries = torch.as_tensor(rng.random((200, 2))), torch.as_tensor(rng.random((5000, 2)) * [3.0, 0.5])
+    stencil = QueryStencil.build(queries, nodes, 6, 0.1)
+    np.testing.assert_array_equal(stencil.neighbors.numpy(), cKDTree(nodes.numpy()).query(queries.numpy(), k=6)[1])
+    assert len(QueryStencil.build(queries[:0], nodes, 6, 0.1)) == 0

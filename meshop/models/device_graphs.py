@@ -45,10 +45,10 @@ def radius_graph_on_device(points: torch.Tensor, radius: float, scene: torch.Ten
     if n < 2:
         return torch.zeros((2, 0), dtype=torch.long, device=device)
     scene = torch.zeros(n, dtype=torch.long, device=device) if scene is None else scene.to(device, torch.long)
-    # cells of side r, shifted by one so that the neighbour cells (-1..+1) of every point exist;
-    # the scene id is the slowest-varying coordinate, so no neighbour cell crosses scenes
     if not bool(torch.isfinite(points).all()):
         raise MeshError("radius graph: some points have NaN or infinite coordinates (a diverged rollout?).")
+    # cells of side r, shifted by one so that the neighbour cells (-1..+1) of every point exist;
+    # the scene id is the slowest-varying coordinate, so no neighbour cell crosses scenes
     scaled = (points - points.min(dim=0).values) / radius
     extents = scaled.max(dim=0).values.tolist()
     strides = _strides([int(scene.max()) + 1] + [int(extent) + 3 for extent in extents], device)

@@ -63,6 +63,8 @@ def _cell_order(points: np.ndarray, cells: int) -> np.ndarray:
     """An order of ``points (M, d)`` by cells of a grid of about ``cells`` cells over their
     bounding box: queries that follow it walk the k-d tree's leaves in turn (measured: 100k
     queries among 1,000 nodes 1.7x faster than in random order, 7 ms for the sort)."""
+    if len(points) == 0 or not np.isfinite(points).all():     # nothing to order; the search says what is wrong
+        return np.arange(len(points))
     low, span = points.min(axis=0), np.ptp(points, axis=0)
     per_axis = max(1, int(round(cells ** (1 / points.shape[1]))))
     cell = np.minimum((points - low) / np.where(span > 0, span, 1.0) * per_axis, per_axis - 1).astype(np.int64)
