@@ -136,7 +136,7 @@ def node_data(mesh, spec: FieldSpec, *, with_targets: bool = True) -> tuple[Data
     blocks.extend(spec.encode(name, raw[name], length, amplitude) for name in spec.inputs)
     blocks.extend(spec.encode(name, extend_boundary_values(mesh, raw[name], pos), length, amplitude)
                   for name in dirichlet_inputs(spec))
-    prior = _encoded_prior(mesh, spec, raw, length, amplitude)
+    prior = _encoded_prior(mesh, spec, raw, pos, length, amplitude)
     if prior is not None:
         blocks.append(prior)
     data = Data(
@@ -155,13 +155,15 @@ def node_data(mesh, spec: FieldSpec, *, with_targets: bool = True) -> tuple[Data
     return data, defaulted
 
 
-def _encoded_prior(mesh, spec: FieldSpec, raw: dict, length: float, amplitude: float) -> np.ndarray | None:
-    """``(N, T)`` the coarse prior of the targets in normalized units, None without one."""
+def _encoded_prior(mesh, spec: FieldSpec, raw: dict, pos: np.ndarray, length: float, amplitude: float
+                   ) -> np.ndarray | None:
+    """``(N, T)`` the coarse prior of the targets in normalized units (solved on the node
+    positions ``pos``), None without one."""
     if not spec.prior:
         return None
     from .priors import coarse_prior
 
-    physical = coarse_prior(mesh, spec, raw)
+    physical = coarse_prior(mesh, spec, raw, pos)
     widths = np.cumsum([0] + [len(spec.mean[t]) for t in spec.targets])
     return np.hstack([spec.encode(t, physical[:, a:b], length, amplitude)
                       for t, a, b in zip(spec.targets, widths[:-1], widths[1:])])

@@ -11,16 +11,15 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import MeshError
+from .estimate import ESTIMATORS
 from .geometry.boundary import enclosed_measure, facet_simplices
 from .geometry.voxel_poisson import DEFAULT_VOXELS, voxel_poisson
 
-#: problem name -> the prior of its bundled-model fields (the PDE meshop knows for it)
-PRIORS = {
-    "heat3d": {"temperature": {"pde": "poisson", "source": "source", "boundary": "boundary_temperature",
-                               "voxels": DEFAULT_VOXELS}},
-    "poisson2d": {"u": {"pde": "poisson", "source": "source", "boundary": "boundary_value",
-                        "voxels": DEFAULT_VOXELS}},
-}
+#: problem name -> the prior of its fields: the PDE meshop knows for it, named as the error
+#: estimate names it (:data:`meshop.estimate.ESTIMATORS`, the one table of known PDEs)
+PRIORS = {problem: {pde.target: {"pde": "poisson", "source": pde.source, "boundary": pde.boundary,
+                                 "voxels": DEFAULT_VOXELS}}
+          for problem, pde in ESTIMATORS.items()}
 
 
 def known_prior(problem: str | None, spec, where) -> dict:
@@ -37,9 +36,10 @@ def known_prior(problem: str | None, spec, where) -> dict:
     return {target: dict(p) for target, p in prior.items()}
 
 
-def coarse_prior(mesh, spec, raw: dict[str, np.ndarray]) -> np.ndarray:
+def coarse_prior(mesh, spec, raw: dict[str, np.ndarray], positions: np.ndarray | None = None) -> np.ndarray:
     """``(N, T)`` physical prior of every target of ``spec`` on ``mesh``; ``raw``: input name ->
-    ``(N, 1)`` values as the mesh gives them (defaults filled in).
+    ``(N, 1)`` values as the mesh gives them (defaults filled in); ``positions``: the mesh's
+    :func:`~meshop.graph.node_positions` when the caller has them (computed here otherwise).
 
     Solved on the graphs' positions (:func:`~meshop.graph.node_positions`: centred, in units of
     the bounding-box diagonal D, snapped to a grid) with the source scaled by D²: voxel centres
@@ -47,7 +47,7 @@ def coarse_prior(mesh, spec, raw: dict[str, np.ndarray]) -> np.ndarray:
     part lies, and the prior of a part far from the origin is the prior near it."""
     from .graph import node_positions
 
-    points, diagonal = node_positions(mesh), mesh.size
+    points, diagonal = node_positions(mesh) if positions is None else positions, mesh.size
     facets = None if mesh.is_point_cloud else facet_simplices(mesh.boundary, mesh.dim)
     measure = None if facets is None else enclosed_measure(mesh.centred_points, mesh.boundary) / diagonal ** mesh.dim
     columns = []
