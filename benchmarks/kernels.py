@@ -7,9 +7,9 @@ Three implementations compute one kernel integral over a radius graph of uniform
 cube (mean degree ~27), ``CHANNELS`` channels, a kernel MLP with one hidden layer of ``HIDDEN``:
 meshop's ``EdgeEmbedding`` + ``KernelIntegral`` (edge MLP ``(d + 1) -> HIDDEN -> CHANNELS`` with
 node terms gathered, mean aggregation) in pure PyTorch (``meshop``: chunked inference; training
-through the recomputing ``KernelSum``), the same with the optional compiled kernel
-(``meshop-compiled``, ``MESHOP_COMPILED_KERNELS=1``, both passes in C; its build is left out of
-the time) and the peer's ``GNOBlock(transform_type="linear",
+through the recomputing ``KernelSum``; ``MESHOP_COMPILED_KERNELS=0``), the same with the compiled
+kernel (``meshop-compiled``, meshop's default where a C compiler exists, both passes in C; its
+build is left out of the time) and the peer's ``GNOBlock(transform_type="linear",
 pos_embedding_type=None, channel_mlp_layers=[HIDDEN], reduction="mean")`` (edge MLP
 ``2d -> HIDDEN -> CHANNELS``), in its fastest setup that installs here: torch-scatter's
 ``segment_csr`` when installed (else its ``segment_csr`` swapped for ``torch.segment_reduce``, the
@@ -91,10 +91,10 @@ def run_case(impl: str, n: int, mode: str, threads: int) -> dict:
     search = time.perf_counter() - started
     pos = torch.from_numpy(points).float()
     f = torch.randn(n, CHANNELS, requires_grad=mode == "backward")
-    if impl == "meshop-compiled":
-        from meshop.nn import compiled
+    from meshop.nn import compiled
 
-        compiled.use_compiled(True)
+    compiled.use_compiled(impl == "meshop-compiled")                    # "meshop": the pure-PyTorch path
+    if impl == "meshop-compiled":
         compiled.library()                                              # built outside the timing
     layer = peer_layer(pos, f, edges, r) if impl == "peer" else meshop_layer(pos, f, edges, r)
     if impl == "peer" and importlib.util.find_spec("open3d") is None:

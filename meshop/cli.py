@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
@@ -52,6 +53,12 @@ def _show_version(value: bool) -> None:
 def _root(version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
                                        help="Print meshop's version and exit.")):
     """Geometry-aware neural operators on meshes and point clouds."""
+    warnings.formatwarning = _one_line_warning
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Library warnings as the CLI's other lines: ``meshop: warning: ...``, no source line."""
+    return f"meshop: warning: {message}\n"
 
 
 def say(line: str) -> None:

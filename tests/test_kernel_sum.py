@@ -124,14 +124,14 @@ def kernel_cache(tmp_path_factory):
 
 @pytest.fixture
 def compiled_on(monkeypatch, kernel_cache):
-    """The opt-in compiled kernel, built into a fresh cache folder."""
+    """The compiled kernel required ("on"), built into a fresh cache folder; the mode is restored after."""
     from meshop.nn import compiled
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(kernel_cache))
     monkeypatch.setattr(compiled, "_library", None)
-    compiled.use_compiled(True)
-    yield compiled
-    compiled.use_compiled(False)
+    monkeypatch.setattr(compiled, "_unavailable", None)
+    monkeypatch.setattr(compiled, "_mode", "on")
+    return compiled
 
 
 @pytest.mark.parametrize("width, hidden", [(8, 10), (16, 32)])
@@ -287,3 +287,68 @@ def test_compiled_out_edges_list_each_sources_targets(compiled_on):
     assert torch.equal(targets, target[by_source].to(torch.int64))
     assert (offsets[N - 5:] == offsets[-1]).all()
     assert torch.equal(torch.sort(order).values, torch.arange(N))
+
+
+@pytest.fixture
+def compiled_auto(monkeypatch, kernel_cache):
+    """The default mode ("auto", from an unset MESHOP_COMPILED_KERNELS), nothing built yet."""
+    from meshop.nn import compiled
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(kernel_cache))
+    monkeypatch.delenv("MESHOP_COMPILED_KERNELS", raising=False)
+    for name, value in (("_library", None), ("_unavailable", None), ("_mode", None)):
+        monkeypatch.setattr(compiled, name, value)
+    return compiled
+
+
+def _inference(seed: int = 5):
+    torch.manual_seed(seed)
+    points, index = graph("radius")
+    embedding, layer = EdgeEmbedding(3, CHANNELS, HIDDEN), KernelIntegral(8, HIDDEN)
+    pos, a, v = torch.from_numpy(points).float(), torch.randn(N, CHANNELS), torch.randn(N, 8)
+    with torch.no_grad():
+        return layer(v, Edges(index, embedding.bind(pos, a, 0.15), N))
+
+
+def test_default_mode_uses_the_compiled_kernel_where_a_compiler_exists(compiled_auto):
+    """Unset, the mode is "auto": with a compiler the C kernel is built and sums the layer; the
+    sums are the PyTorch path's to float32 rounding."""
+    assert compiled_auto.mode() == "auto"
+    ours = _inference()
+    if shutil.which("cc") is None:
+        assert compiled_auto._library is None and not compiled_auto.available()
+        return
+    assert compiled_auto._library is not None                       # built and used by default
+    compiled_auto.use_compiled(False)
+    reference = _inference()
+    assert (ours - reference).abs().max() <= 1e-6 * reference.abs().max()
+
+
+def test_default_mode_without_a_compiler_falls_back_silently(compiled_auto, monkeypatch, recwarn):
+    monkeypatch.setenv("CC", "no-such-compiler-meshop")
+    ours = _inference()
+    assert not compiled_auto.available() and compiled_auto._library is None
+    assert not [w for w in recwarn if "compiled kernel" in str(w.message)]
+    compiled_auto.use_compiled(False)
+    assert torch.equal(ours, _inference())                          # the PyTorch path ran, bit for bit
+
+
+def test_default_mode_with_a_failing_build_warns_once_and_falls_back(compiled_auto, monkeypatch):
+    monkeypatch.setenv("CC", "false")                               # a "compiler" that always fails
+    with pytest.warns(RuntimeWarning, match="building meshop's compiled kernel failed"):
+        ours = _inference()
+    assert not compiled_auto.available()                            # no second build, no second warning
+    compiled_auto.use_compiled(False)
+    assert torch.equal(ours, _inference())
+
+
+def test_required_kernel_without_a_compiler_is_an_error_at_first_use(compiled_on, monkeypatch):
+    monkeypatch.setenv("CC", "no-such-compiler-meshop")
+    with pytest.raises(MeshError, match="needs a C compiler"):
+        _inference()
+
+
+def test_an_unknown_mode_is_named(compiled_auto, monkeypatch):
+    monkeypatch.setenv("MESHOP_COMPILED_KERNELS", "yes")
+    with pytest.raises(MeshError, match="must be auto, 1 or 0, not 'yes'"):
+        compiled_auto.mode()

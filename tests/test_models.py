@@ -159,7 +159,7 @@ def test_inference_in_edge_chunks_equals_all_edges_at_once(name, monkeypatch):
     spec = spec_for([mesh])
     model = make_model(name, spec, 3).eval()
     graph = graphs_for(model, [mesh], spec)[0]
-    monkeypatch.setattr("meshop.nn.compiled._enabled", False)          # the PyTorch path, whatever the flag
+    monkeypatch.setattr("meshop.nn.compiled._mode", "off")          # the PyTorch path, whatever the flag
     chunks = []
     original = meshop.nn.edges.Edges.chunks
     monkeypatch.setattr(meshop.nn.edges.Edges, "chunks",

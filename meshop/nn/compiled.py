@@ -1,13 +1,16 @@
-"""Optional compiled kernel sum and its backward pass (``compiled_kernel.c``, which includes
-``compiled_backward.c``), off by default.
+"""Compiled kernel sum and its backward pass (``compiled_kernel.c``, which includes
+``compiled_backward.c``), used where it builds.
 
-Turned on by ``MESHOP_COMPILED_KERNELS=1`` or :func:`use_compiled`. It is built at first use with
-the system C compiler (``cc``, OpenMP) into ``$XDG_CACHE_HOME/meshop`` (default ``~/.cache``) and
-loaded with ctypes; nothing is downloaded. It sums kernel messages in inference and computes both
+``MESHOP_COMPILED_KERNELS`` chooses: ``auto`` (the default) uses it when the system C compiler
+(``cc``, OpenMP) builds it and falls back to the pure-PyTorch path when there is no compiler
+(silently) or the build fails (with one warning); ``1`` requires it (no compiler is an error);
+``0`` turns it off. :func:`use_compiled` does the same from Python. It is built at first use
+(about 3 s, once per machine) into ``$XDG_CACHE_HOME/meshop`` (default ``~/.cache``) and loaded
+with ctypes; nothing is downloaded. It sums kernel messages in inference and computes both
 passes of :class:`~meshop.nn.kernel_sum.KernelSum` in training. Its sums and gradients equal the
 pure-PyTorch path to float32 rounding (the forward's GELU takes erf as a rational function, the
-backward's as PyTorch's own approximation, both within 5e-7), not bit for bit, so the default
-stays the pure-PyTorch path whose outputs the bundled models were checked against.
+backward's as PyTorch's own approximation, both within 5e-7), not bit for bit: the bundled
+models' outputs stay within 1e-6 of those they were recorded with on either path (tests).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import os
 import platform
 import shutil
 import subprocess
+import warnings
 import weakref
 from pathlib import Path
 
@@ -35,30 +39,68 @@ _FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-ffp-contract=fast", "-fop
 MAX_WIDTH = 256
 #: memory the backward pass's threads may take for their private sums of source-row gradients
 PRIVATE_BYTES = 1 << 28
-_enabled = os.environ.get("MESHOP_COMPILED_KERNELS", "") == "1"
+#: ``MESHOP_COMPILED_KERNELS`` values and the modes they select
+_MODES = {"": "auto", "auto": "auto", "1": "on", "0": "off"}
+#: "auto", "on" or "off" once chosen; None: read from the environment at first use
+_mode: str | None = None
 _library: ctypes.CDLL | None = None
+#: why the kernel could not be built in "auto" mode (then the PyTorch path runs)
+_unavailable: str | None = None
 _plans: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _transposed: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _GRADS = ("value", "source_term", "source_pos", "target_term", "target_pos", "kernel_w", "kernel_bias",
           "relative_t", "relative_bias")
 
 
-def use_compiled(on: bool = True) -> None:
-    """Sum kernel messages (and their gradients) in the compiled kernel (``on``) or in PyTorch."""
-    global _enabled
-    _enabled = on
+def use_compiled(on: bool | None = True) -> None:
+    """Sum kernel messages (and their gradients) in the compiled kernel (``True``: required), in
+    PyTorch (``False``), or in the compiled kernel where it builds (``None``, the default mode)."""
+    global _mode, _unavailable
+    _mode, _unavailable = {True: "on", False: "off", None: "auto"}[on], None
+
+
+def mode() -> str:
+    """``"auto"``, ``"on"`` or ``"off"``: :func:`use_compiled`'s choice, else ``MESHOP_COMPILED_KERNELS``'s."""
+    global _mode
+    if _mode is None:
+        value = os.environ.get("MESHOP_COMPILED_KERNELS", "").strip().lower()
+        if value not in _MODES:
+            raise MeshError(f"MESHOP_COMPILED_KERNELS must be auto, 1 or 0, not {value!r}.")
+        _mode = _MODES[value]
+    return _mode
+
+
+def available() -> bool:
+    """Whether the compiled kernel runs: built (now, on first call) unless turned off. In "auto"
+    mode a machine without a C compiler falls back to PyTorch silently, a failed build with one
+    warning; in "on" mode both are a :class:`~meshop.errors.MeshError`."""
+    global _unavailable
+    if mode() == "off" or _unavailable is not None:
+        return False
+    if _library is None:
+        try:
+            library()
+        except MeshError as error:
+            if mode() == "on":
+                raise
+            _unavailable = str(error)
+            if _compiler() is not None:
+                warnings.warn(f"{error} meshop uses its PyTorch path instead (MESHOP_COMPILED_KERNELS=0 "
+                              "silences this).", RuntimeWarning, stacklevel=2)
+            return False
+    return True
 
 
 def applies(edges, value: torch.Tensor, hidden: int) -> bool:
-    """Whether the compiled kernel sums this layer: turned on, float32 on the CPU, no autograd
+    """Whether the compiled kernel sums this layer: :func:`available`, float32 on the CPU, no autograd
     (inference, or either pass of :class:`~meshop.nn.kernel_sum.KernelSum`), target-sorted
     edges with a float32 :class:`~meshop.nn.edge_features.BoundEmbedding` in at most 3
     dimensions, a state width that is a multiple of 8 (one AVX register)."""
-    return (_enabled and not torch.is_grad_enabled() and value.dtype == torch.float32
+    return (not torch.is_grad_enabled() and value.dtype == torch.float32
             and value.device.type == "cpu" and max(hidden, value.shape[1]) <= MAX_WIDTH
             and value.shape[1] % 8 == 0 and edges.sorted and isinstance(edges.embedding, BoundEmbedding)
             and edges.embedding.source_pos.shape[1] <= 3
-            and all(t.dtype == torch.float32 for t in edges.embedding.tensors))
+            and all(t.dtype == torch.float32 for t in edges.embedding.tensors) and available())
 
 
 def library() -> ctypes.CDLL:
@@ -83,11 +125,16 @@ def _cpu_identity() -> str:
     return "\n".join(dict.fromkeys(wanted)) or platform.machine()
 
 
+def _compiler() -> str | None:
+    """The C compiler's path (``$CC``, default ``cc``), or None."""
+    return shutil.which(os.environ.get("CC", "cc"))
+
+
 def _build() -> Path:
-    compiler = shutil.which(os.environ.get("CC", "cc"))
+    compiler = _compiler()
     if compiler is None:
-        raise MeshError("MESHOP_COMPILED_KERNELS=1 needs a C compiler (cc) to build meshop's kernel; "
-                        "install gcc or unset it to use the PyTorch path.")
+        raise MeshError("meshop's compiled kernel needs a C compiler (cc) to build; install gcc, or set "
+                        "MESHOP_COMPILED_KERNELS=0 to use the PyTorch path.")
     sources = b"".join(f.read_bytes() for f in _SOURCES)
     key = hashlib.sha256(sources + " ".join([compiler, *_FLAGS, _cpu_identity()]).encode()).hexdigest()[:16]
     folder = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "meshop"
@@ -98,8 +145,8 @@ def _build() -> Path:
             done = subprocess.run([compiler, *_FLAGS, str(_SOURCE), "-o", str(tmp), "-lm"],
                                   capture_output=True, text=True)
             if done.returncode:
-                raise MeshError(f"building meshop's compiled kernel failed ({compiler}): "
-                                f"{done.stderr.strip().splitlines()[-1] if done.stderr.strip() else '?'}")
+                reason = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit status {done.returncode}"
+                raise MeshError(f"building meshop's compiled kernel failed ({compiler}: {reason}).")
     return target
 
 

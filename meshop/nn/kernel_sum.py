@@ -37,7 +37,7 @@ class KernelSum(torch.autograd.Function):
         ctx.edges, ctx.scale = edges, scale
         ctx.save_for_backward(value, weight, bias, *embedding_tensors)
         embedding = BoundEmbedding(*embedding_tensors, scale)
-        if compiled.applies(edges, value, weight.shape[1]):             # opt-in C forward
+        if compiled.applies(edges, value, weight.shape[1]):             # the C forward where it builds
             return compiled.kernel_sum(edges, value, weight, bias)
         total = value.new_zeros(edges.n_targets, weight.shape[0])
         for index, targets in edges.index_chunks():
@@ -52,7 +52,7 @@ class KernelSum(torch.autograd.Function):
         value, weight, bias, *embedding_tensors = ctx.saved_tensors
         edges = ctx.edges
         needs = ctx.needs_input_grad[2:]
-        if compiled.applies(edges, value, weight.shape[1]):             # opt-in C backward
+        if compiled.applies(edges, value, weight.shape[1]):             # the C backward where it builds
             grads = compiled.kernel_sum_backward(edges, grad, value, weight, bias)
             return None, None, *(g if need else None for g, need in zip(grads, needs, strict=True))
         embedding = BoundEmbedding(*embedding_tensors, ctx.scale)

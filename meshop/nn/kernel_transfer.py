@@ -43,7 +43,7 @@ class KernelTransfer(nn.Module):
         value = self.value(source)
         if edges.fused:                                                 # training: recomputing sum
             integral = kernel_sum(edges, value, self.kernel) / edges.mean_divisor
-        elif compiled.applies(edges, value, self.kernel.in_features):   # opt-in compiled inference
+        elif compiled.applies(edges, value, self.kernel.in_features):   # compiled inference where it builds
             integral = compiled.kernel_sum(edges, value, self.kernel.weight, self.kernel.bias)
             integral /= edges.mean_divisor                              # in place: no autograd here
         else:
