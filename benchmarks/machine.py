@@ -24,6 +24,17 @@ def machine() -> str:
         text += f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
     except ImportError:
         pass
+    else:
+        text += f", kernel sums {kernel_sums()}"
     if hasattr(os, "getloadavg"):
         text += f", load average {os.getloadavg()[0]:.1f} at start"
     return text
+
+
+def kernel_sums() -> str:
+    """Which path meshop's kernel layers sum messages in: its compiled C kernel or PyTorch."""
+    from meshop.nn import compiled
+
+    if compiled.available():
+        return "in C (compiled kernel)"
+    return "in PyTorch (" + ("MESHOP_COMPILED_KERNELS=0" if compiled.mode() == "off" else compiled._unavailable) + ")"
