@@ -72,6 +72,30 @@ def test_moved_mesh_and_interpolation_lists(burgers):
         ckpt.model.step(graph, state)
 
 
+
+def test_rollout_moves_the_mesh_to_the_state_before_every_step(burgers, monkeypatch):
+    """As in the paper, step k of a rollout runs on the mesh moved to the state it starts from
+    (the first on attach_window's, moved to the initial state)."""
+    from meshop.graph import build_graph
+
+    data, runs = burgers
+    ckpt = checkpoint.load(runs["mmpde"].best)
+    reference = meshop.read_series(next(data.glob("*.pvd")))
+    seen, step = [], type(ckpt.model).step
+
+    def spy(model, graph, state, k=0, operators=None):
+        seen.append((graph.moved_pos.clone(), state.clone()))
+        return step(model, graph, state, k, operators)
+
+    monkeypatch.setattr(type(ckpt.model), "step", spy)
+    meshop.predict(reference, model=ckpt, steps=3, write=False)
+    mesh = reference.frame(0)
+    graph = build_graph(mesh, ckpt.fields, ckpt.graph, with_targets=False)
+    assert len(seen) == 3
+    for moved_pos, state in seen:
+        torch.testing.assert_close(moved_pos, ckpt.model.attach_moved(graph, mesh, state).moved_pos, atol=1e-6, rtol=0)
+    assert float((seen[2][0] - seen[0][0]).abs().max()) > 1e-4          # the mesh followed the state
+
 def _front_dataset(folder, n=4):
     """Square meshes carrying tanh fronts (field ``u``) at different places: a steady dataset."""
     folder.mkdir(parents=True)

@@ -13,8 +13,9 @@ Monge–Ampère mover when no DMM is bundled):
 inverse-distance weights from the ``NEIGHBOURS`` nearest nodes of the other mesh plus a learned
 kernel correction). The moved positions come from :meth:`MMPDE.attach_moved` (mover in numpy,
 no gradient), which :meth:`MMPDE.attach_window` calls once per training window from its first
-state and once per rollout from the initial state, not at every step as in the paper (a
-simplification to keep training cheap).
+state; in a rollout the mesh is moved again before every step to the state it starts from
+(:meth:`MMPDE.before_step`), as in the paper. Within a training window of several unrolled
+steps it stays put (a simplification that keeps training cheap: a batch holds many meshes).
 """
 
 from __future__ import annotations
@@ -100,21 +101,33 @@ class MMPDE(MPPDE):
 
     def attach_moved(self, data, mesh, state: torch.Tensor):
         """``data`` with ``moved_pos`` (the mesh moved to resolve ``state (N, S)``, in the
-        normalized coordinates of ``data.pos``) and the interpolation neighbour lists; ``mesh``
-        is the :class:`~meshop.Mesh` ``data`` was built from (its triangles are moved)."""
+        normalized coordinates of ``data.pos``), the interpolation neighbour lists and ``face
+        (3, T)``, the triangles of ``mesh``, the :class:`~meshop.Mesh` ``data`` was built from."""
+        data = data.clone()
+        data.face = torch.as_tensor(np.ascontiguousarray(mesh.cells["triangle"].T), dtype=torch.int64,
+                                    device=data.pos.device)
+        return self._moved_to(data, state)
+
+    def before_step(self, data, state: torch.Tensor, k: int):
+        """As in the paper, the mesh follows the state: before every rollout step after the first
+        (the first uses :meth:`attach_window`'s), moved again to the state it starts from."""
+        return data if k == 0 else self._moved_to(data.clone(), state)
+
+    def _moved_to(self, data, state: torch.Tensor):
+        """``data`` (with ``face``) given ``moved_pos`` and the neighbour lists for ``state``."""
         from scipy.spatial import cKDTree
 
         from ..adaptation import adapt
+        from ..mesh import Mesh
 
         method = None if self.mover == "auto" else self.mover
-        bare = type(mesh)(mesh.points[:, :2], {"triangle": mesh.cells["triangle"]})
-        moved = adapt(bare, state.detach().cpu().numpy().astype(np.float64), method=method).mesh.points[:, :2]
-        data = data.clone()
-        data.moved_pos = data.pos + torch.as_tensor((moved - bare.points) / mesh.size, dtype=data.pos.dtype,
-                                                   device=data.pos.device)
-        pos, moved_pos = data.pos.double().cpu().numpy(), data.moved_pos.double().cpu().numpy()
-        data.to_moved_index = _nearest(cKDTree(pos), moved_pos)
-        data.to_original_index = _nearest(cKDTree(moved_pos), pos)
+        pos = data.pos.double().cpu().numpy()
+        triangles = data.face.T.cpu().numpy()
+        moved = adapt(Mesh(pos, {"triangle": triangles}), state.detach().cpu().numpy().astype(np.float64),
+                      method=method).mesh.points[:, :2]
+        data.moved_pos = torch.as_tensor(moved, dtype=data.pos.dtype, device=data.pos.device)
+        data.to_moved_index = _nearest(cKDTree(pos), moved)
+        data.to_original_index = _nearest(cKDTree(moved), pos)
         return data
 
 

@@ -133,6 +133,12 @@ class TimeStepper(NeuralOperator):
             return data
         return with_source_on(data, drive.get(FIELDS["on"]), steps, mesh.n_points, state.device)
 
+    def before_step(self, data, state: torch.Tensor, k: int):
+        """``data`` for step ``k`` of a rollout (from :meth:`attach_window`, or as the previous
+        step left it), given the normalized ``state (N, S)`` it starts from; unchanged by default
+        (MM-PDE moves its mesh to the state here)."""
+        return data
+
     def features(self, data, k: int = 0) -> torch.Tensor:
         """``(N, F)`` node features of step ``k``: ``data.x`` with the varying inputs of that step."""
         if not len(self.varying_index) or not hasattr(data, "varying"):
@@ -174,6 +180,7 @@ class TimeStepper(NeuralOperator):
         """
         states, operators = [], self.operators(data)
         for k in range(steps):
+            data = self.before_step(data, state, k)
             state = self.step(data, state, k, operators)
             states.append(state)
             if callback is not None:
