@@ -212,10 +212,9 @@ ALWAYS void gemm_block_tn(int64_t rows, int64_t m, int64_t nb, const float *a, c
 
 /* The scaled offset rel (d + 1) of an edge from the node at x_from to the node at x_to and its
  * length; the embedding's pre-activation base + row + W_r rel (base: the relative layer's bias
- * and one end's node term, row: the other end's) through GELU into h (H), its slope into slope
- * (H) when given. */
-ALWAYS void embed_pair(const Layer *L, int64_t d, int64_t H, const float *x_from, const float *x_to, const v8 *base,
-                       const float *row, float *rel, float *h, float *slope) {
+ * and one end's node term, row: the other end's) into pre (H). */
+ALWAYS void pre_activation(const Layer *L, int64_t d, int64_t H, const float *x_from, const float *x_to,
+                           const v8 *base, const float *row, float *rel, float *pre) {
     float norm2 = 0.0f, inverse_scale = 1.0f / L->scale;
     for (int64_t c = 0; c < d; c++) {
         rel[c] = (x_from[c] - x_to[c]) * inverse_scale;
@@ -223,14 +222,23 @@ ALWAYS void embed_pair(const Layer *L, int64_t d, int64_t H, const float *x_from
     }
     rel[d] = sqrtf(norm2);
     for (int64_t v = 0; v < H / 8; v++) {
-        v8 pre = base[v] + load8(row + 8 * v);
-        for (int64_t c = 0; c <= d; c++) pre += load8(L->relative_t + c * H + 8 * v) * rel[c];
+        v8 sum = base[v] + load8(row + 8 * v);
+        for (int64_t c = 0; c <= d; c++) sum += load8(L->relative_t + c * H + 8 * v) * rel[c];
+        store8(pre + 8 * v, sum);
+    }
+}
+
+/* h (n floats, n a multiple of 8) = GELU(h), its slope into slope when given: a block's
+ * embeddings at once, after their pre-activations (one GELU is a chain of ~20 dependent
+ * operations: many side by side keep both FMA pipes busy, one edge's four would not) */
+ALWAYS void activate(int64_t n, float *h, float *slope) {
+    for (int64_t k = 0; k < n; k += 8) {
         if (slope) {
             v8 d;
-            store8(h + 8 * v, gelu(pre, &d));
-            store8(slope + 8 * v, d);
+            store8(h + k, gelu(load8(h + k), &d));
+            store8(slope + k, d);
         } else {
-            store8(h + 8 * v, gelu_rational(pre));
+            store8(h + k, gelu_rational(load8(h + k)));
         }
     }
 }
@@ -243,8 +251,9 @@ ALWAYS void block_kernels(const Layer *L, int64_t d, int64_t H, int64_t W, int64
     const float *x_i = L->target_pos + i * d;
     for (int64_t q = 0; q < block; q++) {
         int64_t j = L->sources[e + q];
-        embed_pair(L, d, H, L->source_pos + j * d, x_i, base, L->source_term + j * H, rel + 4 * q, h + q * H, NULL);
+        pre_activation(L, d, H, L->source_pos + j * d, x_i, base, L->source_term + j * H, rel + 4 * q, h + q * H);
     }
+    activate(block * H, h, NULL);
     memset(h + block * H, 0, (tile_rows(block) - block) * H * sizeof(float));
     gemm_block(block, H, W / 8, h, H, L->kernel_t, W, kernel);
 }
