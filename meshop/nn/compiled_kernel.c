@@ -28,7 +28,8 @@
 
 #define MAX_VECTORS 32 /* widths up to 256 */
 #define BLOCK 12       /* edges per block: a multiple of TILE_ROWS */
-#define TILE_ROWS 3    /* 3 x 4 accumulators of 8 floats: 12 of the 16 AVX registers */
+#define TILE_ROWS 2    /* 2 x 4 accumulators of 8 floats and the 4 vectors of a b row: 12 of the 16 AVX
+                        * registers (3 x 4 would leave none for the row, reloaded per row) */
 #define TILE_VECTORS 4
 #define AHEAD (2 * BLOCK) /* edges whose source rows are asked for before their block */
 
@@ -154,6 +155,12 @@ ALWAYS v8 gelu(v8 x, v8 *slope) {
     return x * cdf;
 }
 
+/* keeps a b row's vectors in registers: gcc would otherwise fold their loads into every FMA,
+ * loading each TILE_ROWS times (the loads, not the FMAs, then bound the micro-kernel) */
+ALWAYS void in_registers(v8 *row) {
+    for (int u = 0; u < TILE_VECTORS; u++) __asm__("" : "+x"(row[u]));
+}
+
 /* out (rows x nb vectors) = a (rows x k, row stride lda) @ b (k x 8 nb, row stride ldb), rows
  * rounded up to TILE_ROWS: TILE_ROWS x TILE_VECTORS accumulators, each b row loaded once per
  * TILE_ROWS rows, as in a GEMM micro-kernel */
@@ -167,6 +174,7 @@ ALWAYS void gemm_block(int64_t rows, int64_t k, int64_t nb, const float *a, int6
                 v8 row[TILE_VECTORS];
                 for (int u = 0; u < TILE_VECTORS; u++)
                     row[u] = u < vectors ? load8(b + m * ldb + 8 * (c + u)) : splat(0.0f);
+                in_registers(row);
                 for (int t = 0; t < TILE_ROWS; t++) {
                     float x = a[(q0 + t) * lda + m];
                     for (int u = 0; u < TILE_VECTORS; u++) acc[t][u] += row[u] * x;
@@ -188,6 +196,7 @@ ALWAYS void gemm_tile_tn(int64_t rows, int64_t m, int64_t nb, const float *a, co
     for (int64_t q = 0; q < rows; q++) {
         v8 row[TILE_VECTORS];
         for (int u = 0; u < vectors; u++) row[u] = load8(b + q * 8 * nb + 8 * (v0 + u));
+        in_registers(row);
         for (int t = 0; t < count; t++) {
             float x = a[q * m + r0 + t];
             for (int u = 0; u < vectors; u++) acc[t][u] += row[u] * x;
