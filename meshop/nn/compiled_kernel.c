@@ -158,7 +158,9 @@ ALWAYS v8 gelu(v8 x, v8 *slope) {
 /* keeps a b row's vectors in registers: gcc would otherwise fold their loads into every FMA,
  * loading each TILE_ROWS times (the loads, not the FMAs, then bound the micro-kernel) */
 ALWAYS void in_registers(v8 *row) {
-    for (int u = 0; u < TILE_VECTORS; u++) __asm__("" : "+x"(row[u]));
+    v8 r0 = row[0], r1 = row[1], r2 = row[2], r3 = row[3];   /* TILE_VECTORS of them */
+    __asm__("" : "+x"(r0), "+x"(r1), "+x"(r2), "+x"(r3));
+    row[0] = r0, row[1] = r1, row[2] = r2, row[3] = r3;
 }
 
 /* out (rows x nb vectors) = a (rows x k, row stride lda) @ b (k x 8 nb, row stride ldb), rows
