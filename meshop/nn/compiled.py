@@ -207,7 +207,7 @@ def _out_edges(edges) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     if plan is None:
         embedding = edges.embedding
         n_sources = len(embedding.source_pos)
-        source_offsets, targets = torch.empty(n_sources + 1, dtype=torch.int64), torch.empty_like(source)
+        source_offsets, targets = torch.empty(n_sources + 1, dtype=torch.int64), torch.empty(len(source), dtype=torch.int32)
         library().transpose_edges(ctypes.c_int64(edges.n_targets), ctypes.c_int64(n_sources),
                                   ctypes.c_void_p(offsets.data_ptr()), ctypes.c_void_p(source.data_ptr()),
                                   ctypes.c_void_p(source_offsets.data_ptr()), ctypes.c_void_p(targets.data_ptr()))

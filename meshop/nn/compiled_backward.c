@@ -221,13 +221,13 @@ void kernel_sum_backward_f32(const Layer *L, const float *grad, Grads *G) {
  * source_offsets (n_sources + 1) and targets (E), each source's targets in increasing order (a
  * counting sort) */
 void transpose_edges(int64_t n_targets, int64_t n_sources, const int64_t *offsets, const int64_t *sources,
-                     int64_t *source_offsets, int64_t *targets) {
+                     int64_t *source_offsets, int32_t *targets) {
     memset(source_offsets, 0, (n_sources + 1) * sizeof(int64_t));
     for (int64_t e = 0; e < offsets[n_targets]; e++) source_offsets[sources[e] + 1]++;
     for (int64_t j = 0; j < n_sources; j++) source_offsets[j + 1] += source_offsets[j];
     int64_t *next = malloc(n_sources * sizeof(int64_t));
     memcpy(next, source_offsets, n_sources * sizeof(int64_t));
     for (int64_t i = 0; i < n_targets; i++)
-        for (int64_t e = offsets[i]; e < offsets[i + 1]; e++) targets[next[sources[e]]++] = i;
+        for (int64_t e = offsets[i]; e < offsets[i + 1]; e++) targets[next[sources[e]]++] = (int32_t)i;
     free(next);
 }

@@ -68,7 +68,8 @@ typedef struct {
         *kernel_t, *kernel_w, *kernel_bias, *value;
     /* backward pass only: the sources' out-edges (transpose_edges) and the order to visit them */
     int64_t n_sources;
-    const int64_t *source_order, *source_offsets, *targets;
+    const int64_t *source_order, *source_offsets;
+    const int32_t *targets;
 } Layer;
 
 /* Gradients of every input of Layer, same shapes (relative_t: (d + 1, H), kernel_w: (W, H)). */
