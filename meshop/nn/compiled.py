@@ -199,7 +199,7 @@ def _morton_order(pos: torch.Tensor) -> torch.Tensor:
 
 
 def _out_edges(edges) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(order (n_sources,), offsets (n_sources + 1,), targets (E,))``: the edges as CSR rows of
+    """``(order (n_sources,), offsets (n_sources + 1,), targets (E,) int32)``: the edges as CSR rows of
     their sources, which the backward pass visits (in a Morton order of their positions). Computed
     once per edge set, at its first backward pass, and kept while it lives."""
     source, offsets, target_order = _plan(edges)
@@ -207,7 +207,11 @@ def _out_edges(edges) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     if plan is None:
         embedding = edges.embedding
         n_sources = len(embedding.source_pos)
-        source_offsets, targets = torch.empty(n_sources + 1, dtype=torch.int64), torch.empty(len(source), dtype=torch.int32)
+        if edges.n_targets >= 2**31:
+            raise MeshError(f"meshop's compiled backward pass numbers targets in 32 bits: {edges.n_targets} "
+                            "are too many; unset MESHOP_COMPILED_KERNELS for this graph.")
+        source_offsets = torch.empty(n_sources + 1, dtype=torch.int64)
+        targets = torch.empty(len(source), dtype=torch.int32)                 # half a counting sort's writes
         library().transpose_edges(ctypes.c_int64(edges.n_targets), ctypes.c_int64(n_sources),
                                   ctypes.c_void_p(offsets.data_ptr()), ctypes.c_void_p(source.data_ptr()),
                                   ctypes.c_void_p(source_offsets.data_ptr()), ctypes.c_void_p(targets.data_ptr()))
