@@ -37,6 +37,8 @@ def graph(kind: str):
         index = radius_graph(points, 0.15)
     elif kind == "knn":
         index = knn_graph(points, 7)
+    elif kind == "dense":                           # degrees ~10-110: several 24-edge blocks
+        index = radius_graph(points, 0.4)
     else:                                           # shuffled: the fused path sorts by target
         index = radius_graph(points, 0.15)
         index = index[:, np.random.default_rng(6).permutation(index.shape[1])]
@@ -134,14 +136,15 @@ def compiled_on(monkeypatch, kernel_cache):
     return compiled
 
 
-@pytest.mark.parametrize("width, hidden", [(8, 10), (16, 32)])
-def test_compiled_kernel_equals_the_pytorch_path(compiled_on, width, hidden):
+@pytest.mark.parametrize("width, hidden, kind", [(8, 10, "shuffled"), (16, 32, "shuffled"), (32, 32, "dense")])
+def test_compiled_kernel_equals_the_pytorch_path(compiled_on, width, hidden, kind):
     """Inference through the C kernel against the pure-PyTorch chunks: same sums to float32
-    rounding (degrees 1..~30 exercise the 8-edge blocks' tails), bipartite edges included."""
+    rounding (the dense graph's degrees span several 24-edge blocks and their tails), bipartite edges
+    included."""
     if compiler_missing(compiled_on):
         return
     torch.manual_seed(3)
-    points, index = graph("shuffled")
+    points, index = graph(kind)
     embedding, layer = EdgeEmbedding(3, CHANNELS, hidden), KernelIntegral(width, hidden)
     pos, a, v = torch.from_numpy(points).float(), torch.randn(N, CHANNELS), torch.randn(N, width)
     with torch.no_grad():
@@ -180,6 +183,14 @@ def test_small_edge_sets_train_through_plain_autograd():
     points, index = graph("radius")
     embedding, v = EdgeEmbedding(3, CHANNELS, HIDDEN), torch.randn(N, CHANNELS)
     assert not Edges(index, embedding.bind(torch.from_numpy(points).float(), v, 0.15), N).fused
+
+
+def test_dense_graph_spans_several_c_blocks():
+    """The "dense" graph of the C kernel's tests has targets of one, two and more 24-edge blocks
+    (the C passes' BLOCK), with and without a partial last block."""
+    degrees = torch.bincount(graph("dense")[1][1], minlength=N)
+    assert degrees.min() < 24 and degrees.max() > 72
+    assert ((degrees > 24) & (degrees % 24 != 0)).any() and ((degrees > 48) & (degrees % 24 != 0)).any()
 
 
 def c_backward_against_float64(compiled_on, monkeypatch, width, hidden, kind, threads=1):
@@ -224,7 +235,7 @@ def c_backward_against_float64(compiled_on, monkeypatch, width, hidden, kind, th
 
 
 @pytest.mark.parametrize("width, hidden, kind", [(8, 10, "radius"), (32, 32, "radius"), (16, 32, "knn"),
-                                                 (8, 12, "subset")])
+                                                 (8, 12, "subset"), (32, 32, "dense")])
 def test_compiled_backward_equals_float64_autograd(compiled_on, monkeypatch, width, hidden, kind):
     """The C backward pass of KernelSum against plain float64 autograd: every gradient (positions,
     states, node terms through the embedding's weights, kernel and value weights) within 1e-5 of
@@ -284,7 +295,7 @@ def test_compiled_out_edges_list_each_sources_targets(compiled_on):
     by_source = torch.argsort(source, stable=True)
     assert torch.equal(offsets, torch.cat([torch.zeros(1, dtype=torch.int64),
                                            torch.bincount(source, minlength=N).cumsum(0)]))
-    assert torch.equal(targets, target[by_source].to(torch.int64))
+    assert targets.dtype == torch.int32 and torch.equal(targets, target[by_source].to(torch.int32))
     assert (offsets[N - 5:] == offsets[-1]).all()
     assert torch.equal(torch.sort(order).values, torch.arange(N))
 

@@ -158,8 +158,7 @@ ALWAYS void backward_source(const Layer *L, int64_t d, int64_t H, int64_t W, int
         if (e + AHEAD < end) prefetch_ends(L, p, grad, H, W, e + AHEAD, min64(end, e + AHEAD + BLOCK));
         for (int64_t q = 0; q < block; q++) {      /* embeddings, slopes, output and kernel gradients */
             int64_t i = L->targets[e + q];
-            embed_pair(L, d, H, x_j, L->target_pos + i * d, base, L->target_term + i * H, rel + 4 * q, h + q * H,
-                       slope + q * H);
+            pre_activation(L, d, H, x_j, L->target_pos + i * d, base, L->target_term + i * H, rel + 4 * q, h + q * H);
             for (int64_t v = 0; v < W / 8; v++) {
                 v8 g = load8(grad + i * W + 8 * v);
                 store8(g_rows + q * W + 8 * v, g);
@@ -167,6 +166,7 @@ ALWAYS void backward_source(const Layer *L, int64_t d, int64_t H, int64_t W, int
                 g_sum[v] += g;
             }
         }
+        activate(block * H, h, slope);
         memset(g_kernel + block * W, 0, (tile_rows(block) - block) * W * sizeof(float));
         gemm_block_tn(block, W, H / 8, g_rows, h, p->m);                 /* M_j += g^T h */
         gemm_block(block, W, H / 8, g_kernel, W, L->kernel_w, H, g_h);  /* dL/dh = (g V_j) W_k */
@@ -221,13 +221,13 @@ void kernel_sum_backward_f32(const Layer *L, const float *grad, Grads *G) {
  * source_offsets (n_sources + 1) and targets (E), each source's targets in increasing order (a
  * counting sort) */
 void transpose_edges(int64_t n_targets, int64_t n_sources, const int64_t *offsets, const int64_t *sources,
-                     int64_t *source_offsets, int64_t *targets) {
+                     int64_t *source_offsets, int32_t *targets) {
     memset(source_offsets, 0, (n_sources + 1) * sizeof(int64_t));
     for (int64_t e = 0; e < offsets[n_targets]; e++) source_offsets[sources[e] + 1]++;
     for (int64_t j = 0; j < n_sources; j++) source_offsets[j + 1] += source_offsets[j];
     int64_t *next = malloc(n_sources * sizeof(int64_t));
     memcpy(next, source_offsets, n_sources * sizeof(int64_t));
     for (int64_t i = 0; i < n_targets; i++)
-        for (int64_t e = offsets[i]; e < offsets[i + 1]; e++) targets[next[sources[e]]++] = i;
+        for (int64_t e = offsets[i]; e < offsets[i + 1]; e++) targets[next[sources[e]]++] = (int32_t)i;
     free(next);
 }
