@@ -72,6 +72,22 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(params=["pytorch", "compiled"])
+def kernel_path(request, monkeypatch):
+    """Each path the kernel layers sum their messages in: PyTorch (``MESHOP_COMPILED_KERNELS=0``)
+    and the default, the compiled kernel where a C compiler builds it (PyTorch again without one)."""
+    import shutil
+
+    from meshop.nn import compiled
+
+    monkeypatch.setattr(compiled, "_mode", "off" if request.param == "pytorch" else "auto")
+    monkeypatch.setattr(compiled, "_unavailable", None)
+    monkeypatch.setattr(compiled, "_library", None)        # loaded again (from the disk cache) if used
+    yield request.param
+    used = compiled._library is not None
+    assert used == (request.param == "compiled" and shutil.which("cc") is not None)
+
+
 @pytest.fixture(scope="session")
 def unit_square():
     """Factory: ``unit_square(n, "triangle" | "quad")`` -> Mesh with n x n nodes."""

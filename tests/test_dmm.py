@@ -85,7 +85,7 @@ def test_heat_potential_sums_every_charged_grid_node_within_the_cutoff():
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12 * np.abs(expected).max())
 
 
-def test_bundled_mover_in_float32_is_its_float64_evaluation_to_1e_6(one_torch_thread):
+def test_bundled_mover_in_float32_is_its_float64_evaluation_to_1e_6(one_torch_thread, kernel_path):
     """The bundled DMM's ∇φ (float32 network, float64 Gaussian sums) is within 1e-6 (relative to
     its largest value) of the same network evaluated in float64: the fast path loses no accuracy."""
     import copy

@@ -233,7 +233,7 @@ def test_cli_predict_writes_and_reports(tmp_path, heat_checkpoint):
     assert picture.std() > 10 and len(np.unique(picture.reshape(-1, 3), axis=0)) > 50
 
 
-def test_bundled_local_model_gives_the_outputs_pinned_in_tests_data():
+def test_bundled_local_model_gives_the_outputs_pinned_in_tests_data(kernel_path):
     """``heat3d-gno``'s predictions on the bracket equal those stored in tests/data to 1e-6 of
     their range: bundled_bracket_tie_band.npz, since kNN near-ties are settled by node id (issue
     18, item 8). That moved them from the outputs of commit f68e3e2 (before the time axis) by
@@ -247,7 +247,7 @@ def test_bundled_local_model_gives_the_outputs_pinned_in_tests_data():
     assert np.linalg.norm(predicted - before) <= 0.015 * np.linalg.norm(before)
 
 
-def test_bundled_default_gives_its_pinned_outputs_and_beats_the_previous_default():
+def test_bundled_default_gives_its_pinned_outputs_and_beats_the_previous_default(kernel_path):
     """The default (``heat3d``, the hybrid with a coarse prior of issue 15) predicts on the
     bracket what bundled_bracket_prior.npz holds, to 1e-6 of the range; it is closer to the
     finite-element solution there than the previous, prior-free default was (its outputs in
@@ -271,7 +271,7 @@ def test_bundled_default_gives_its_pinned_outputs_and_beats_the_previous_default
     assert error(predicted) < 0.04
 
 
-def test_bundled_time_models_give_the_outputs_pinned_in_tests_data():
+def test_bundled_time_models_give_the_outputs_pinned_in_tests_data(kernel_path):
     """The bundled time-dependent models roll out what bundled_time_models.npz holds, to 1e-6 of
     the range: recorded with the code of commit 66dffbe, before the stepper hooks, the device
     radius graphs and the decoder's query order, which were to keep behaviour. ``heat3d-transient``
