@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -69,6 +70,19 @@ class Prediction:
     picture: Path | None = None
 
 
+def _load_pipeline(checkpoint: Checkpoint) -> None:
+    """Load the code a prediction with ``checkpoint`` runs: the modules imported on first use (the
+    boundary distances' libigl, the neighbour search, the coarse prior's scipy.ndimage: about 0.5 s
+    from a cold disk) and the compiled kernel (built once per machine, then loaded), so that loading
+    a model pays for them once and not its first prediction."""
+    from .nn import compiled
+
+    modules = ["igl", "meshop.geometry.neighbors"] + (["meshop.priors"] if checkpoint.fields.prior else [])
+    for module in modules:
+        importlib.import_module(module)
+    compiled.available()
+
+
 class Predictor:
     """Apply a trained model to meshes.
 
@@ -101,6 +115,7 @@ class Predictor:
             raise CheckpointError(
                 f"{ckpt.path or 'checkpoint'}: the model reads {ckpt.model.in_channels} node features but this "
                 f"meshop builds {expected} for its fields (written by meshop {ckpt.meshop_version or '?'}); re-train it.")
+        _load_pipeline(ckpt)
 
     @property
     def spec(self):
