@@ -249,3 +249,20 @@ def test_assembly_in_chunks_equals_assembly_at_once(coefficient):
     chunked = assemble(m.p.T, m.t.T, f, a, chunk=97)      # 640 cells in 7 chunks, the last partial
     assert abs(whole[0] - chunked[0]).max() < 1e-13 * abs(whole[0]).max()
     assert np.allclose(whole[1], chunked[1], rtol=1e-13, atol=0)
+
+
+@pytest.mark.parametrize("mesh", [MeshTri.init_circle(3), MeshTet.init_ball(2)], ids=["triangles", "tetrahedra"])
+def test_assembly_equals_full_quadrature_reference(mesh):
+    """One-point stiffness and the closed-form load equal skfem's default quadrature (order 2):
+    the stiffness matrix with a nodal coefficient, and the mass matrix times the source."""
+    from skfem import Basis
+
+    from meshop.data.fem import _p1_mesh, mass_matrix, stiffness_matrix
+
+    rng = np.random.default_rng(3)
+    points, cells = mesh.p.T * (1 + rng.random()), mesh.t.T
+    a, f = 1 + rng.random(len(points)), rng.normal(size=len(points))
+    stiffness, load = assemble(points, cells, f, a)
+    reference = Basis(*_p1_mesh(points, cells))
+    assert abs(stiffness - stiffness_matrix(reference, a)).max() < 1e-13 * abs(stiffness).max()
+    np.testing.assert_allclose(load, mass_matrix(reference) @ f, rtol=1e-12, atol=1e-14 * np.abs(load).max())
