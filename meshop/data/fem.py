@@ -92,23 +92,31 @@ def _p1_mesh(points: np.ndarray, cells: np.ndarray):
     return mesh, element()
 
 
-def _coefficient_field(basis: Basis, coefficient) -> np.ndarray | float:
-    """Nodal (N,) -> interpolated P1 field; per-cell (M,) or (M, 1) -> constant per cell; the
-    cells of a basis on some cells only (a chunk) take a ``(cells of the chunk, 1)`` array."""
+def _coefficient_kind(coefficient, n_points: int, n_cells: int) -> str | None:
+    """``"nodal"`` for a coefficient of shape ``(N,)``, ``"cell"`` for ``(M,)`` or ``(M, 1)``, None for
+    None (a = 1)."""
     if coefficient is None:
-        return 1.0
-    a = np.asarray(coefficient, dtype=np.float64)
-    n_points, n_cells = basis.N, basis.mesh.t.shape[1]
-    n_quad = basis.X.shape[1]
-    if a.shape == (basis.nelems, 1) or (a.shape == (n_cells,) and n_cells != n_points):
-        return np.repeat(a.reshape(-1, 1), n_quad, axis=1)
-    if a.shape == (n_points,) and n_cells != n_points:
-        return a
-    if a.shape == (n_points,):
-        raise MeshError(f"coefficient of length {len(a)} is ambiguous (the mesh has as many points as "
+        return None
+    shape = np.shape(coefficient)
+    if shape == (n_cells, 1) or (shape == (n_cells,) and n_cells != n_points):
+        return "cell"
+    if shape == (n_points,) and n_cells != n_points:
+        return "nodal"
+    if shape == (n_points,):
+        raise MeshError(f"coefficient of length {n_points} is ambiguous (the mesh has as many points as "
                         "cells); pass a per-cell coefficient with shape (M, 1).")
-    raise MeshError(f"coefficient has shape {a.shape}; expected ({n_points},) nodal or "
-                    f"({n_cells},) per-cell values.")
+    raise MeshError(f"coefficient has shape {shape}; expected ({n_points},) nodal or ({n_cells},) per-cell values.")
+
+
+def _field(basis: Basis, values: np.ndarray | None, kind: str | None):
+    """The coefficient at ``basis``' quadrature points: nodal values of its nodes interpolated
+    (P1), per-cell values of its cells held constant, 1 without any."""
+    if kind is None:
+        return 1.0
+    values = np.asarray(values, dtype=np.float64)
+    if kind == "nodal":
+        return basis.interpolate(values)
+    return np.repeat(values.reshape(-1, 1), basis.X.shape[1], axis=1)
 
 
 def assemble(points: np.ndarray, cells: np.ndarray, source: np.ndarray,
@@ -130,24 +138,27 @@ def assemble(points: np.ndarray, cells: np.ndarray, source: np.ndarray,
     source = np.asarray(source, dtype=np.float64)
     if source.shape != (len(points),):
         raise MeshError(f"source has shape {source.shape}; expected ({len(points)},) nodal values.")
-    n_cells = len(cells)
+    n_points, n_cells = len(points), len(cells)
+    kind = _coefficient_kind(coefficient, n_points, n_cells)
+    values = None if kind is None else np.asarray(coefficient, dtype=np.float64).reshape(-1)
     # one quadrature point: the integrands (P1 gradients, a constant or P1 a) are at most linear
     if n_cells <= chunk:
-        return _assemble_cells(Basis(mesh, element, intorder=1), source, coefficient)
-    first = Basis(mesh, element, intorder=1, elements=np.arange(chunk))
-    stiffness, load = _assemble_cells(first, source, _cell_rows(coefficient, 0, chunk, n_cells))
-    for start in range(chunk, n_cells, chunk):
-        stop = min(start + chunk, n_cells)
-        basis = Basis(mesh, element, mapping=first.mapping, dofs=first.dofs, elements=np.arange(start, stop),
-                      intorder=1)
-        part = _assemble_cells(basis, source, _cell_rows(coefficient, start, stop, n_cells))
-        stiffness, load = stiffness + part[0], load + part[1]
-    return stiffness.tocsr(), load
-
-
-def _assemble_cells(basis: Basis, source: np.ndarray, coefficient) -> tuple[sp.csr_matrix, np.ndarray]:
-    """Stiffness and load of the cells of ``basis`` (a per-cell coefficient given for those only)."""
-    return stiffness_matrix(basis, coefficient), p1_load(basis, source)
+        basis = Basis(mesh, element, intorder=1)
+        return _diffusion.assemble(basis, a=_field(basis, values, kind)).tocsr(), p1_load(basis, source)
+    # each chunk on a mesh of its own cells: a basis on some cells of the whole mesh maps the
+    # quadrature points of every cell (measured: 15 of 24 s at 2.3M tetrahedra in 9 chunks)
+    stiffness, load = sp.csr_matrix((n_points, n_points)), np.zeros(n_points)
+    for start in range(0, n_cells, chunk):
+        part = cells[start:start + chunk]
+        nodes, local = np.unique(part, return_inverse=True)
+        basis = Basis(type(mesh)(np.ascontiguousarray(points[nodes].T),
+                                 np.ascontiguousarray(local.reshape(part.shape).T.astype(np.int32))), element, intorder=1)
+        chunk_values = None if kind is None else values[nodes] if kind == "nodal" else values[start:start + chunk]
+        entries = _diffusion.coo_data(basis, a=_field(basis, chunk_values, kind))      # local numbering
+        stiffness = stiffness + sp.csr_matrix((entries.data, (nodes[entries.indices[0]], nodes[entries.indices[1]])),
+                                              shape=(n_points, n_points))
+        load[nodes] += p1_load(basis, source[nodes])
+    return stiffness, load
 
 
 def p1_load(basis: Basis, source: np.ndarray) -> np.ndarray:
@@ -164,18 +175,10 @@ def p1_load(basis: Basis, source: np.ndarray) -> np.ndarray:
     return np.bincount(cells.ravel(), weights=per_corner.ravel(), minlength=basis.N)
 
 
-def _cell_rows(coefficient, start: int, stop: int, n_cells: int):
-    """A per-cell coefficient's rows ``start:stop``; a nodal one (or None) as it is."""
-    if coefficient is None:
-        return None
-    a = np.asarray(coefficient)
-    per_cell = a.shape == (n_cells, 1) or (a.ndim == 1 and len(a) == n_cells)
-    return a.reshape(-1, 1)[start:stop] if per_cell else a
-
-
 def stiffness_matrix(basis: Basis, coefficient: np.ndarray | None = None) -> sp.csr_matrix:
     """``(N, N)`` P1 stiffness matrix ``∫ a ∇φ_j · ∇φ_i`` (a: see :func:`assemble`)."""
-    return _diffusion.assemble(basis, a=_coefficient_field(basis, coefficient)).tocsr()
+    kind = _coefficient_kind(coefficient, basis.N, basis.nelems)
+    return _diffusion.assemble(basis, a=_field(basis, coefficient, kind)).tocsr()
 
 
 def mass_matrix(basis: Basis) -> sp.csr_matrix:
