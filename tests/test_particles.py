@@ -73,6 +73,24 @@ def test_zero_acceleration_model_rolls_out_free_flight(name):
     np.testing.assert_allclose(out.numpy(), constant_velocity_rollout(frames[:3], 8), atol=2e-6)
 
 
+@pytest.mark.parametrize("name", ["gns", "giorom"])
+def test_rollouts_stay_in_the_box_and_slide_along_its_walls(name):
+    """Particles flying at the floor and the right wall stop on them; their motion along the wall
+    goes on at the velocity they had (zero acceleration), so every position is the free flight
+    projected into the box, and free flight alone would have left it."""
+    rng = np.random.default_rng(4)
+    start = rng.uniform(0.7, 0.9, (60, 2)) * [1.0, 0.2]                 # near the right wall, low
+    velocity = np.column_stack([rng.uniform(0.01, 0.03, 60), rng.uniform(-0.03, -0.01, 60)])
+    frames = start + np.arange(3)[:, None, None] * velocity
+    model = without_acceleration(small_model(name)).eval()
+    data = Data(material=torch.as_tensor(rng.integers(0, 4, 60)), num_nodes=60)
+    out = model.rollout(data, torch.as_tensor(frames, dtype=torch.float32).transpose(0, 1), 12).numpy()
+    free = constant_velocity_rollout(frames, 12)
+    assert (free < 0).any() and (free > 1).any()
+    np.testing.assert_allclose(out, np.clip(free, 0.0, 1.0), atol=2e-6)
+    assert out.min() >= 0.0 and out.max() <= 1.0
+
+
 def test_gns_is_translation_invariant():
     frames, material = free_flight(frames=3)
     frames[-1] += np.random.default_rng(3).normal(0, 0.002, frames[-1].shape)     # not all straight lines
