@@ -5,6 +5,9 @@ same run on the same frames (rollouts start from the first ``history + 1`` frame
 - one-step MSE of the normalized accelerations (noise-free inputs);
 - rollout position MSE (m²) averaged over every frame of the whole rollout;
 - Chamfer distance (m, symmetric mean nearest-neighbour distance, scipy cKDTree) at the last frame.
+The models roll out inside the box (a particle stops on the wall it would cross); so does the
+second baseline, "constant velocity in the box" (the free flight clipped to the box), which
+tells how much of a model's gain over the plain extrapolation is the walls alone.
 Test sets (generated here, seeded, unless ``--data`` names folders): one per material (elastic
 jelly, fluid water, sand, plasticine) of random polygons at speed 1 m/s, and an "unseen" set of
 mixed materials with the shape family (discs) and initial speeds (2 m/s) that the training data
@@ -91,12 +94,13 @@ def constant_velocity_one_step(acc_std: np.ndarray, trajectories, history: int) 
     return float(np.mean(errors))
 
 
-def rollout_errors(model, traj, h: int) -> tuple[float, float]:
+def rollout_errors(model, traj, h: int, bounds=None) -> tuple[float, float]:
     """Rollout position MSE over the whole rollout from frames 0..h and Chamfer distance at the
-    last frame; ``model`` None: the constant-velocity extrapolation."""
+    last frame; ``model`` None: the constant-velocity extrapolation (in the box ``bounds``, as
+    the models roll out, when given)."""
     steps = traj.n_frames - h - 1
     if model is None:
-        predicted = constant_velocity_rollout(traj.positions[: h + 1], steps)
+        predicted = constant_velocity_rollout(traj.positions[: h + 1], steps, bounds)
     else:
         data = Data(material=torch.as_tensor(traj.mesh.point_data["material"], dtype=torch.long),
                     num_nodes=traj.n_points)
@@ -109,21 +113,25 @@ def rollout_errors(model, traj, h: int) -> tuple[float, float]:
 def accuracy_rows(checkpoints: dict[str, list], sets: dict[str, list]) -> list[str]:
     """Markdown rows: per test set, each model (mean ± spread over its checkpoints) and the baseline."""
     rows = ["| test set | model | seeds | one-step MSE (normalized acc.) | rollout position MSE (m²) | "
-            "× better than const. velocity | Chamfer at last frame (m) |", "|---|---|---|---|---|---|---|"]
+            "× better than const. velocity | × better than const. velocity in the box | Chamfer at last frame (m) |",
+            "|---|---|---|---|---|---|---|---|"]
     first = next(iter(checkpoints.values()))[0]
-    h = first.history
+    h, bounds = first.history, first.bounds.numpy()
     for name, test in sets.items():
         cv = np.array([rollout_errors(None, t, h) for t in test]).mean(axis=0)
+        box = np.array([rollout_errors(None, t, h, bounds) for t in test]).mean(axis=0)
         for label, models in checkpoints.items():
             scores = []
             for model in models:
                 errors = np.array([rollout_errors(model, t, h) for t in test]).mean(axis=0)
-                scores.append([one_step_mse(model, test), errors[0], cv[0] / errors[0], errors[1]])
+                scores.append([one_step_mse(model, test), errors[0], cv[0] / errors[0], box[0] / errors[0], errors[1]])
             mean, spread = np.mean(scores, axis=0), np.std(scores, axis=0)
             cells = [f"{m:.3g}" + (f" ± {s:.2g}" if len(scores) > 1 else "") for m, s in zip(mean, spread)]
             rows.append(f"| {name} | {label} | {len(scores)} | " + " | ".join(cells) + " |")
         zero = constant_velocity_one_step(first.acc_std.numpy(), test, h)
-        rows.append(f"| {name} | constant velocity | - | {zero:.3g} | {cv[0]:.3g} | 1 | {cv[1]:.3g} |")
+        rows.append(f"| {name} | constant velocity | - | {zero:.3g} | {cv[0]:.3g} | 1 | {box[0] / cv[0]:.3g} | {cv[1]:.3g} |")
+        rows.append(f"| {name} | constant velocity in the box | - | {zero:.3g} | {box[0]:.3g} | {cv[0] / box[0]:.3g} | 1 "
+                    f"| {box[1]:.3g} |")
     return rows
 
 

@@ -88,6 +88,7 @@ def test_rollouts_stay_in_the_box_and_slide_along_its_walls(name):
     free = constant_velocity_rollout(frames, 12)
     assert (free < 0).any() and (free > 1).any()
     np.testing.assert_allclose(out, np.clip(free, 0.0, 1.0), atol=2e-6)
+    np.testing.assert_allclose(out, constant_velocity_rollout(frames, 12, model.bounds.numpy()), atol=2e-6)
     assert out.min() >= 0.0 and out.max() <= 1.0
 
 

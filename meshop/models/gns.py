@@ -162,9 +162,15 @@ def scene_radius_graph(points: torch.Tensor, scenes, radius: float) -> torch.Ten
     return torch.as_tensor(edges, dtype=torch.long)
 
 
-def constant_velocity_rollout(positions, steps: int) -> np.ndarray:
+def constant_velocity_rollout(positions, steps: int, bounds=None) -> np.ndarray:
     """``(steps, N, d)`` the baseline a learned simulator must beat: every particle keeps its last
-    velocity, :math:`x_{t+k} = x_t + k (x_t - x_{t-1})`, from ``positions (T >= 2, N, d)``."""
+    velocity, :math:`x_{t+k} = x_t + k (x_t - x_{t-1})`, from ``positions (T >= 2, N, d)``. With
+    ``bounds (d, 2)``, inside that box as the models roll out: a particle stops on the wall it
+    reaches and slides along it, which is the free flight clipped to the box."""
     positions = np.asarray(positions, dtype=np.float64)
     velocity = positions[-1] - positions[-2]
-    return positions[-1] + np.arange(1, steps + 1)[:, None, None] * velocity
+    free = positions[-1] + np.arange(1, steps + 1)[:, None, None] * velocity
+    if bounds is None:
+        return free
+    bounds = np.asarray(bounds, dtype=np.float64)
+    return np.clip(free, bounds[:, 0], bounds[:, 1])
