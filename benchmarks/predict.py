@@ -8,7 +8,8 @@ its kernel layers summing messages over edge chunks to bound memory.
 Both timings start from a mesh in memory whose boundary has been found (the FEM needs it too):
 prediction time is then node features (distance to boundary, extended boundary values), the
 graphs (mesh graph when the model reads it, hierarchy levels) and the model, each also printed
-alone; FEM time is assembly and solve. Imports and checkpoint loading are left out. Each row
+alone; FEM time is assembly and solve. Imports and checkpoint loading are left out (a Predictor loads
+the modules and the compiled kernel its predictions run when it is constructed). Each row
 also gives the prediction's relative L2 error against that FEM solution (nodal norm): a speed
 is only worth quoting at a resolution where the model is still right.
 
