@@ -128,8 +128,8 @@ def assemble(points: np.ndarray, cells: np.ndarray, source: np.ndarray,
         cells: ``(M, d + 1)`` triangles or tetrahedra.
         source: ``(N,)`` nodal f, interpolated as a P1 field (the load is the P1 mass matrix times f).
         coefficient: None (a = 1), ``(N,)`` nodal (P1-interpolated) or ``(M,)`` per-cell a.
-        chunk: cells assembled at a time; bounds the memory of the quadrature data on big
-            meshes (550k tetrahedra: 280 MB in chunks of 2^18, 400 MB at once, and no faster).
+        chunk: cells assembled at a time, each chunk on a mesh of its own cells; bounds the
+            memory of the quadrature data on big meshes (~0.3 GB in chunks of 2^18 tetrahedra).
 
     Returns:
         ``(A, b)``: ``(N, N)`` CSR stiffness matrix and ``(N,)`` load vector.
