@@ -140,7 +140,12 @@ ALWAYS void close_source(const Layer *L, int64_t H, int64_t W, int64_t j, const 
 ALWAYS void backward_source(const Layer *L, int64_t d, int64_t H, int64_t W, int64_t j, const float *grad,
                             Partial *p, Grads *G) {
     int64_t first = L->source_offsets[j], end = L->source_offsets[j + 1];
-    if (first == end) return;                      /* no out-edges: its gradients stay zero */
+    if (first == end) {                            /* no out-edges: its gradients are zero */
+        memset(G->value + j * W, 0, W * sizeof(float));
+        memset(G->source_term + j * H, 0, H * sizeof(float));
+        memset(G->source_pos + j * d, 0, d * sizeof(float));
+        return;
+    }
     float h[BLOCK * MAX_VECTORS * 8] __attribute__((aligned(32))), slope[BLOCK * MAX_VECTORS * 8],
         g_rows[BLOCK * MAX_VECTORS * 8] __attribute__((aligned(32))),
         g_kernel[BLOCK * MAX_VECTORS * 8] __attribute__((aligned(32))), rel[4 * BLOCK] = {0};
