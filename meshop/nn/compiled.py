@@ -275,9 +275,10 @@ def _out_edges(edges) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     if plan is None:
         embedding = edges.embedding
         n_sources = len(embedding.source_pos)
-        if edges.n_targets >= 2**31:
-            raise MeshError(f"meshop's compiled backward pass numbers targets in 32 bits: {edges.n_targets} "
-                            "are too many; set MESHOP_COMPILED_KERNELS=0 for this graph.")
+        if max(edges.n_targets, len(source)) >= 2**31:
+            raise MeshError(f"meshop's compiled backward pass numbers targets and edges in 32 bits: "
+                            f"{edges.n_targets} targets, {len(source)} edges are too many; set "
+                            "MESHOP_COMPILED_KERNELS=0 for this graph.")
         source_offsets = torch.empty(n_sources + 1, dtype=torch.int64)
         targets = torch.empty(len(source), dtype=torch.int32)                 # half a counting sort's writes
         library().transpose_edges(ctypes.c_int64(edges.n_targets), ctypes.c_int64(n_sources),
