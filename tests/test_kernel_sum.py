@@ -368,7 +368,8 @@ def test_an_unknown_mode_is_named(compiled_auto, monkeypatch):
 def test_compiled_means_divide_by_the_in_degree_of_the_edges(compiled_on):
     """The C passes' means: their divisor from the plan's CSR rows equals Edges.mean_divisor
     (targets without in-edges count 1), and the C forward's means are its sums divided by it,
-    bit for bit, as the PyTorch path divides them."""
+    bit for bit, as the PyTorch path divides them; added into a tensor, they are that tensor
+    plus them, bit for bit."""
     if compiler_missing(compiled_on):
         return
     points, index = graph("radius")
@@ -386,5 +387,8 @@ def test_compiled_means_divide_by_the_in_degree_of_the_edges(compiled_on):
     with torch.no_grad():
         sums = compiled_on.kernel_sum(edges, value, kernel.weight, kernel.bias)
         means = compiled_on.kernel_sum(edges, value, kernel.weight, kernel.bias, mean=True)
+        base = torch.randn(n_targets, 16)
+        added = compiled_on.kernel_sum(edges, value, kernel.weight, kernel.bias, mean=True, into=base.clone())
     assert (sums[-10:] == 0).all()
     assert torch.equal(means, sums / edges.mean_divisor)
+    assert torch.equal(added, base + means)

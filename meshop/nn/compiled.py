@@ -162,7 +162,7 @@ class _Layer(ctypes.Structure):
                     "relative_t", "relative_bias", "kernel_t", "kernel_w", "kernel_bias", "value")),
                 ("n_sources", ctypes.c_int64),
                 *((name, ctypes.c_void_p) for name in ("source_order", "source_offsets", "targets")),
-                ("mean", ctypes.c_int32)]
+                ("mean", ctypes.c_int32), ("accumulate", ctypes.c_int32)]
 
 
 class _Grads(ctypes.Structure):
@@ -171,14 +171,20 @@ class _Grads(ctypes.Structure):
 
 
 def kernel_sum(edges, value: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-               mean: bool = False) -> torch.Tensor:
+               mean: bool = False, into: torch.Tensor | None = None) -> torch.Tensor:
     r"""``(n_targets, width)`` sums over each target's in-edges of :math:`\kappa(h_{ij}) \odot
     V_j`, :math:`\kappa = W h + b` (``weight (width, hidden)``, ``bias (width,)``), as
     :func:`meshop.nn.kernel_sum.kernel_sum` computes them, for target-sorted
     :class:`~meshop.nn.Edges` whose embedding is a :class:`~meshop.nn.edge_features.BoundEmbedding`;
-    ``mean``: divided by :attr:`Edges.mean_divisor` (each target's in-degree, at least 1), in C."""
+    ``mean``: divided by :attr:`Edges.mean_divisor` (each target's in-degree, at least 1), in C;
+    ``into``: a contiguous ``(n_targets, width)`` float32 tensor they are added into (and returned)."""
     layer, kept = _layer(edges, value, weight, bias, torch.get_num_threads(), mean)
-    out = value.new_empty(edges.n_targets, value.shape[1])
+    out = value.new_empty(edges.n_targets, value.shape[1]) if into is None else into
+    if into is not None:
+        if into.shape != (edges.n_targets, value.shape[1]) or into.dtype != torch.float32 or not into.is_contiguous():
+            raise ValueError(f"kernel_sum adds into a contiguous float32 ({edges.n_targets}, {value.shape[1]}) "
+                             f"tensor, not a {into.dtype} {tuple(into.shape)} one.")
+        layer.accumulate = 1
     library().kernel_sum_f32(ctypes.byref(layer), ctypes.c_void_p(out.data_ptr()))
     del kept
     return out

@@ -74,6 +74,8 @@ typedef struct {
     const int32_t *targets;
     /* nonzero: the means over each target's in-edges (the sums divided by the in-degree, at least 1) */
     int32_t mean;
+    /* nonzero: the forward adds its sums (means) into out instead of writing them */
+    int32_t accumulate;
 } Layer;
 
 /* Gradients of every input of Layer, same shapes (relative_t: (d + 1, H), kernel_w: (W, H)). */
@@ -332,7 +334,8 @@ ALWAYS void forward_target(const Layer *L, int64_t d, int64_t H, int64_t W, int6
         }
     }
     v8 divisor = splat(L->mean ? in_degree(L, i) : 1.0f);    /* a division, as torch's mean takes it */
-    for (int64_t v = 0; v < W / 8; v++) store8(out + i * W + 8 * v, acc[v] / divisor);
+    for (int64_t v = 0; v < W / 8; v++)
+        store8(out + i * W + 8 * v, L->accumulate ? load8(out + i * W + 8 * v) + acc[v] / divisor : acc[v] / divisor);
 }
 
 void kernel_sum_f32(const Layer *L, float *out) {
