@@ -61,9 +61,10 @@ class KernelTransfer(nn.Module):
         return kernel * source_values if torch.is_grad_enabled() else kernel.mul_(source_values)
 
     def update_node(self, v: torch.Tensor, integral: torch.Tensor) -> torch.Tensor:
-        # in place on fresh tensors whose backward needs neither (the linear's, the GELU's output;
-        # without autograd the GELU's input too): up to three (N_t, width) tensors fewer, each a
-        # page fault per 4 kB when fresh (~2 us each: 70 ms per tensor at 1M nodes), same numbers
+        """``v + σ(W v + integral)``, in place on the fresh tensors whose backward needs neither
+        (the linear's output, the GELU's; without autograd the GELU's input too): up to three
+        ``(N_t, width)`` tensors fewer, each a page fault per 4 kB when fresh (~2 us each, 70 ms
+        per tensor at 1M nodes), the same numbers."""
         return self._activate(v, self.self_weight(v).add_(integral))
 
     def _activate(self, v: torch.Tensor, update: torch.Tensor) -> torch.Tensor:
