@@ -2,6 +2,7 @@
 
     python benchmarks/kernels.py                          # 100k and 1M forward, 100k backward
     python benchmarks/kernels.py --sizes 100000 --modes forward
+    python benchmarks/kernels.py --sizes 100000 --modes backward --calls 3   # a later call: steady state
 
 Three implementations compute one kernel integral over a radius graph of uniform random points in the unit
 cube (mean degree ~27), ``CHANNELS`` channels, a kernel MLP with one hidden layer of ``HIDDEN``:
@@ -21,7 +22,10 @@ its own. ``forward``: inference (no autograd); ``backward``: forward + backward 
 squares, as in training. ``kernel s`` is wall time, ``cpu s`` the process's CPU time (all its
 threads) over the same span: on a shared machine the second says more about the work done.
 GFLOP/s counts the two edge matmuls, the product and the sum (``flops`` column); ``limit`` is
-that count at the fp32 matmul rate measured at start (a 2048^3 sgemm).
+that count at the fp32 matmul rate measured at start (a 2048^3 sgemm). ``--calls N`` runs the layer
+N times in each case's process and times the last call (default 1: the first, which also pays for
+the process's fresh memory, a page fault per 4 kB page touched first; a training loop pays that
+once, a later call shows a step's cost).
 
 neuraloperator is an optional benchmark dependency (``pip install --no-deps neuraloperator
 tensorly tensorly-torch opt_einsum``): without it the peer rows say "peer not installed".
@@ -76,7 +80,7 @@ def matmul_rate() -> float:
     return 2 * 2048**3 / best / 1e9
 
 
-def run_case(impl: str, n: int, mode: str, threads: int) -> dict:
+def run_case(impl: str, n: int, mode: str, threads: int, calls: int = 1) -> dict:
     import torch
 
     if threads:
@@ -99,13 +103,15 @@ def run_case(impl: str, n: int, mode: str, threads: int) -> dict:
     layer = peer_layer(pos, f, edges, r) if impl == "peer" else meshop_layer(pos, f, edges, r)
     if impl == "peer" and importlib.util.find_spec("open3d") is None:
         search = None
-    started, cpu = time.perf_counter(), time.process_time()
-    if mode == "forward":
-        with torch.no_grad():
-            layer()
-    else:
-        layer().square().sum().backward()
-    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    for _ in range(calls):                                              # the last call is timed
+        f.grad = None
+        started, cpu = time.perf_counter(), time.process_time()
+        if mode == "forward":
+            with torch.no_grad():
+                layer()
+        else:
+            layer().square().sum().backward()
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     return {"search": search, "seconds": seconds, "cpu": cpu, "edges": edges.shape[1],
             "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
 
@@ -141,8 +147,9 @@ def peer_layer(pos, f, edges, r):
     return lambda: block.integral_transform(y=pos, x=pos, neighbors=neighbors, f_y=f)
 
 
-def case_in_subprocess(impl: str, n: int, mode: str, threads: int, timeout: float) -> dict | str:
-    command = [sys.executable, __file__, "--case", impl, str(n), mode, "--threads", str(threads)]
+def case_in_subprocess(impl: str, n: int, mode: str, threads: int, timeout: float, calls: int) -> dict | str:
+    command = [sys.executable, __file__, "--case", impl, str(n), mode, "--threads", str(threads),
+               "--calls", str(calls)]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -161,10 +168,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads in every case (default: torch's); on a loaded machine "
                              "1 avoids OpenMP threads waiting on each other")
+    parser.add_argument("--calls", type=int, default=1,
+                        help="calls of the layer per case, the last one timed (default 1: the first)")
     parser.add_argument("--case", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.calls < 1:
+        parser.error("--calls must be at least 1")
     if args.case:
-        print(json.dumps(run_case(args.case[0], int(args.case[1]), args.case[2], args.threads)))
+        print(json.dumps(run_case(args.case[0], int(args.case[1]), args.case[2], args.threads, args.calls)))
         return
     if args.threads:
         import torch
@@ -173,6 +184,8 @@ def main() -> None:
     peer, rate = peer_setup(), matmul_rate()
     print(f"machine: {machine()}; fp32 sgemm {rate:.0f} GFLOP/s")
     print(f"peer: {'neuraloperator GNOBlock, ' + peer if peer else 'peer not installed'}")
+    if args.calls > 1:
+        print(f"timed: call {args.calls} of {args.calls} in each case's process")
     header = ("mode", "points", "edges", "impl", "search s", "kernel s", "cpu s", "GFLOP/s",
               "x limit", "peak GiB", "peer/this time", "peer/this memory")
     rows = [header]
@@ -181,8 +194,9 @@ def main() -> None:
             if mode == "backward" and n > args.backward_max:
                 continue
             impls = ["meshop", "meshop-compiled"]
-            ours = {impl: case_in_subprocess(impl, n, mode, args.threads, args.timeout) for impl in impls}
-            theirs = (case_in_subprocess("peer", n, mode, args.threads, args.timeout) if peer
+            ours = {impl: case_in_subprocess(impl, n, mode, args.threads, args.timeout, args.calls)
+                    for impl in impls}
+            theirs = (case_in_subprocess("peer", n, mode, args.threads, args.timeout, args.calls) if peer
                       else "peer not installed")
             rows += table_rows(mode, n, ours, theirs, rate)
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]

@@ -363,3 +363,32 @@ def test_an_unknown_mode_is_named(compiled_auto, monkeypatch):
     monkeypatch.setenv("MESHOP_COMPILED_KERNELS", "yes")
     with pytest.raises(MeshError, match="must be auto, 1 or 0, not 'yes'"):
         compiled_auto.mode()
+
+
+def test_compiled_means_divide_by_the_in_degree_of_the_edges(compiled_on):
+    """The C passes' means: their divisor from the plan's CSR rows equals Edges.mean_divisor
+    (targets without in-edges count 1), and the C forward's means are its sums divided by it,
+    bit for bit, as the PyTorch path divides them; added into a tensor, they are that tensor
+    plus them, bit for bit."""
+    if compiler_missing(compiled_on):
+        return
+    points, index = graph("radius")
+    keep = (index[1] % 3 == 0) & (index[1] < N - 30)               # the last 10 targets get no edges
+    index = torch.stack([index[0, keep], index[1, keep] // 3])
+    n_targets = -(-N // 3)
+    torch.manual_seed(6)
+    bound = EdgeEmbedding(3, CHANNELS, HIDDEN).bind(torch.from_numpy(points).float(), torch.randn(N, CHANNELS),
+                                                    0.15, None, torch.arange(0, N, 3))
+    edges = Edges(index, bound, n_targets, chunk=64)
+    divisor = compiled_on.mean_divisor(edges)
+    assert torch.equal(divisor, edges.mean_divisor) and (divisor[-10:] == 1).all()
+    assert compiled_on._plan(edges)[1][-11:].unique().numel() == 1      # empty CSR rows at the end
+    kernel, value = torch.nn.Linear(HIDDEN, 16), torch.randn(N, 16)
+    with torch.no_grad():
+        sums = compiled_on.kernel_sum(edges, value, kernel.weight, kernel.bias)
+        means = compiled_on.kernel_sum(edges, value, kernel.weight, kernel.bias, mean=True)
+        base = torch.randn(n_targets, 16)
+        added = compiled_on.kernel_sum(edges, value, kernel.weight, kernel.bias, mean=True, into=base.clone())
+    assert (sums[-10:] == 0).all()
+    assert torch.equal(means, sums / edges.mean_divisor)
+    assert torch.equal(added, base + means)

@@ -48,8 +48,11 @@ _library: ctypes.CDLL | None = None
 _unavailable: str | None = None
 _plans: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _transposed: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_divisors: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _GRADS = ("value", "source_term", "source_pos", "target_term", "target_pos", "kernel_w", "kernel_bias",
           "relative_t", "relative_bias")
+#: the gradients whose every row the backward pass writes (the others it adds into: zeros first)
+_WRITTEN = ("value", "source_term", "source_pos")
 
 
 def use_compiled(on: bool | None = True) -> None:
@@ -158,7 +161,8 @@ class _Layer(ctypes.Structure):
                     "order", "offsets", "sources", "source_pos", "target_pos", "source_term", "target_term",
                     "relative_t", "relative_bias", "kernel_t", "kernel_w", "kernel_bias", "value")),
                 ("n_sources", ctypes.c_int64),
-                *((name, ctypes.c_void_p) for name in ("source_order", "source_offsets", "targets"))]
+                *((name, ctypes.c_void_p) for name in ("source_order", "source_offsets", "targets")),
+                ("mean", ctypes.c_int32), ("accumulate", ctypes.c_int32)]
 
 
 class _Grads(ctypes.Structure):
@@ -166,13 +170,21 @@ class _Grads(ctypes.Structure):
     _fields_ = [("n_sources", ctypes.c_int64), *((name, ctypes.c_void_p) for name in _GRADS)]
 
 
-def kernel_sum(edges, value: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+def kernel_sum(edges, value: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+               mean: bool = False, into: torch.Tensor | None = None) -> torch.Tensor:
     r"""``(n_targets, width)`` sums over each target's in-edges of :math:`\kappa(h_{ij}) \odot
     V_j`, :math:`\kappa = W h + b` (``weight (width, hidden)``, ``bias (width,)``), as
     :func:`meshop.nn.kernel_sum.kernel_sum` computes them, for target-sorted
-    :class:`~meshop.nn.Edges` whose embedding is a :class:`~meshop.nn.edge_features.BoundEmbedding`."""
-    layer, kept = _layer(edges, value, weight, bias, torch.get_num_threads())
-    out = value.new_empty(edges.n_targets, value.shape[1])
+    :class:`~meshop.nn.Edges` whose embedding is a :class:`~meshop.nn.edge_features.BoundEmbedding`;
+    ``mean``: divided by :attr:`Edges.mean_divisor` (each target's in-degree, at least 1), in C;
+    ``into``: a contiguous ``(n_targets, width)`` float32 tensor they are added into (and returned)."""
+    layer, kept = _layer(edges, value, weight, bias, torch.get_num_threads(), mean)
+    out = value.new_empty(edges.n_targets, value.shape[1]) if into is None else into
+    if into is not None:
+        if into.shape != (edges.n_targets, value.shape[1]) or into.dtype != torch.float32 or not into.is_contiguous():
+            raise ValueError(f"kernel_sum adds into a contiguous float32 ({edges.n_targets}, {value.shape[1]}) "
+                             f"tensor, not a {into.dtype} {tuple(into.shape)} one.")
+        layer.accumulate = 1
     library().kernel_sum_f32(ctypes.byref(layer), ctypes.c_void_p(out.data_ptr()))
     del kept
     return out
@@ -198,7 +210,8 @@ def kernel_sum_backward(edges, grad: torch.Tensor, value: torch.Tensor, weight: 
               "target_term": (edges.n_targets, padded), "target_pos": (edges.n_targets, dim),
               "kernel_w": (width, padded), "kernel_bias": (width,), "relative_t": (dim + 1, padded),
               "relative_bias": (padded,)}
-    grads = {name: value.new_zeros(shapes[name]) for name in _GRADS}
+    grads = {name: value.new_empty(shapes[name]) if name in _WRITTEN else value.new_zeros(shapes[name])
+             for name in _GRADS}
     sums = _Grads(n_sources, *(g.data_ptr() for g in grads.values()))
     library().kernel_sum_backward_f32(ctypes.byref(layer), ctypes.c_void_p(grad.contiguous().data_ptr()),
                                       ctypes.byref(sums))
@@ -208,12 +221,25 @@ def kernel_sum_backward(edges, grad: torch.Tensor, value: torch.Tensor, weight: 
             grads["relative_t"][:, :hidden].t(), grads["relative_bias"][:hidden])
 
 
+def mean_divisor(edges) -> torch.Tensor | int:
+    """:attr:`Edges.mean_divisor <meshop.nn.Edges.mean_divisor>`, the same numbers, from the CSR
+    rows of the compiled passes' plan (no second count of the edges)."""
+    if edges.fixed_degree:
+        return edges.fixed_degree
+    divisor = _divisors.get(edges)
+    if divisor is None:
+        offsets = _plan(edges)[1]
+        divisor = _divisors[edges] = (offsets[1:] - offsets[:-1]).clamp_(min=1).unsqueeze(1).to(
+            torch.get_default_dtype())
+    return divisor
+
+
 def _padded(hidden: int) -> int:
     """The hidden width rounded up to a multiple of 8 (one AVX register): the C kernel's rows."""
     return -(-hidden // 8) * 8
 
 
-def _layer(edges, value, weight, bias, threads: int) -> tuple[_Layer, list[torch.Tensor]]:
+def _layer(edges, value, weight, bias, threads: int, mean: bool = False) -> tuple[_Layer, list[torch.Tensor]]:
     """The C ``Layer`` of these edges and weights, and the tensors it points into (keep them alive
     until the call returns). The hidden width is padded with zeros to a multiple of 8: padded
     embeddings are GELU(0) = 0 and meet zero kernel weights."""
@@ -233,6 +259,7 @@ def _layer(edges, value, weight, bias, threads: int) -> tuple[_Layer, list[torch
             value.detach().contiguous()]
     layer = _Layer(edges.n_targets, embedding.source_pos.shape[1], _padded(hidden), value.shape[1],
                    threads, float(embedding.scale), *(t.data_ptr() for t in kept))
+    layer.mean = mean
     return layer, kept
 
 
@@ -254,9 +281,10 @@ def _out_edges(edges) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     if plan is None:
         embedding = edges.embedding
         n_sources = len(embedding.source_pos)
-        if edges.n_targets >= 2**31:
-            raise MeshError(f"meshop's compiled backward pass numbers targets in 32 bits: {edges.n_targets} "
-                            "are too many; set MESHOP_COMPILED_KERNELS=0 for this graph.")
+        if max(edges.n_targets, len(source)) >= 2**31:
+            raise MeshError(f"meshop's compiled backward pass numbers targets and edges in 32 bits: "
+                            f"{edges.n_targets} targets, {len(source)} edges are too many; set "
+                            "MESHOP_COMPILED_KERNELS=0 for this graph.")
         source_offsets = torch.empty(n_sources + 1, dtype=torch.int64)
         targets = torch.empty(len(source), dtype=torch.int32)                 # half a counting sort's writes
         library().transpose_edges(ctypes.c_int64(edges.n_targets), ctypes.c_int64(n_sources),
@@ -277,8 +305,9 @@ def _plan(edges) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     Computed once per edge set and kept while it lives, for every layer."""
     plan = _plans.get(edges)
     if plan is None:
-        source, target = edges.index[0].to(torch.int64).contiguous(), edges.index[1]
-        offsets = torch.zeros(edges.n_targets + 1, dtype=torch.int64)
-        torch.cumsum(torch.bincount(target, minlength=edges.n_targets), 0, out=offsets[1:])
+        source, target = (edges.index[k].to(torch.int64).contiguous() for k in (0, 1))
+        offsets = torch.empty(edges.n_targets + 1, dtype=torch.int64)
+        library().csr_offsets(ctypes.c_int64(len(target)), ctypes.c_int64(edges.n_targets),
+                              ctypes.c_void_p(target.data_ptr()), ctypes.c_void_p(offsets.data_ptr()))
         plan = _plans[edges] = (source, offsets, _morton_order(edges.embedding.target_pos))
     return plan

@@ -140,7 +140,12 @@ ALWAYS void close_source(const Layer *L, int64_t H, int64_t W, int64_t j, const 
 ALWAYS void backward_source(const Layer *L, int64_t d, int64_t H, int64_t W, int64_t j, const float *grad,
                             Partial *p, Grads *G) {
     int64_t first = L->source_offsets[j], end = L->source_offsets[j + 1];
-    if (first == end) return;                      /* no out-edges: its gradients stay zero */
+    if (first == end) {                            /* no out-edges: its gradients are zero */
+        memset(G->value + j * W, 0, W * sizeof(float));
+        memset(G->source_term + j * H, 0, H * sizeof(float));
+        memset(G->source_pos + j * d, 0, d * sizeof(float));
+        return;
+    }
     float h[BLOCK * MAX_VECTORS * 8] __attribute__((aligned(32))), slope[BLOCK * MAX_VECTORS * 8],
         g_rows[BLOCK * MAX_VECTORS * 8] __attribute__((aligned(32))),
         g_kernel[BLOCK * MAX_VECTORS * 8] __attribute__((aligned(32))), rel[4 * BLOCK] = {0};
@@ -219,15 +224,19 @@ void kernel_sum_backward_f32(const Layer *L, const float *grad, Grads *G) {
 
 /* out-edges of every source from in-edges (CSR by target: offsets (n_targets + 1), sources (E)):
  * source_offsets (n_sources + 1) and targets (E), each source's targets in increasing order (a
- * counting sort) */
+ * counting sort; its cursors in 32 bits, E < 2^31, and each write's line asked for 16 edges
+ * ahead: 12-13 instead of 17-18 ms at 2.6M edges) */
 void transpose_edges(int64_t n_targets, int64_t n_sources, const int64_t *offsets, const int64_t *sources,
                      int64_t *source_offsets, int32_t *targets) {
-    memset(source_offsets, 0, (n_sources + 1) * sizeof(int64_t));
-    for (int64_t e = 0; e < offsets[n_targets]; e++) source_offsets[sources[e] + 1]++;
-    for (int64_t j = 0; j < n_sources; j++) source_offsets[j + 1] += source_offsets[j];
-    int64_t *next = malloc(n_sources * sizeof(int64_t));
-    memcpy(next, source_offsets, n_sources * sizeof(int64_t));
+    int64_t n_edges = offsets[n_targets];
+    int32_t *next = calloc(n_sources + 1, sizeof(int32_t));
+    for (int64_t e = 0; e < n_edges; e++) next[sources[e] + 1]++;
+    for (int64_t j = 0; j < n_sources; j++) next[j + 1] += next[j];
+    for (int64_t j = 0; j <= n_sources; j++) source_offsets[j] = next[j];
     for (int64_t i = 0; i < n_targets; i++)
-        for (int64_t e = offsets[i]; e < offsets[i + 1]; e++) targets[next[sources[e]]++] = (int32_t)i;
+        for (int64_t e = offsets[i]; e < offsets[i + 1]; e++) {
+            if (e + 16 < n_edges) __builtin_prefetch(targets + next[sources[e + 16]], 1);
+            targets[next[sources[e]]++] = (int32_t)i;
+        }
     free(next);
 }

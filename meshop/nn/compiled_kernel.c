@@ -72,6 +72,10 @@ typedef struct {
     int64_t n_sources;
     const int64_t *source_order, *source_offsets;
     const int32_t *targets;
+    /* nonzero: the means over each target's in-edges (the sums divided by the in-degree, at least 1) */
+    int32_t mean;
+    /* nonzero: the forward adds its sums (means) into out instead of writing them */
+    int32_t accumulate;
 } Layer;
 
 /* Gradients of every input of Layer, same shapes (relative_t: (d + 1, H), kernel_w: (W, H)). */
@@ -295,6 +299,12 @@ ALWAYS void prefetch_ahead(const Layer *L, int64_t H, int64_t W, int64_t i, int6
     if (e + AHEAD < end) prefetch_rows(L, H, W, e + AHEAD, min64(end, e + AHEAD + BLOCK));
 }
 
+/* the in-degree of target i, at least 1 (the divisor of its mean) */
+ALWAYS float in_degree(const Layer *L, int64_t i) {
+    int64_t edges = L->offsets[i + 1] - L->offsets[i];
+    return edges > 0 ? (float)edges : 1.0f;
+}
+
 ALWAYS void target_base(const Layer *L, int64_t H, int64_t i, v8 *base) {
     for (int64_t v = 0; v < H / 8; v++)
         base[v] = load8(L->relative_bias + 8 * v) + load8(L->target_term + i * H + 8 * v);
@@ -323,7 +333,9 @@ ALWAYS void forward_target(const Layer *L, int64_t d, int64_t H, int64_t W, int6
                 acc[v] += (kernel[q * (W / 8) + v] + load8(L->kernel_bias + 8 * v)) * load8(v_j + 8 * v);
         }
     }
-    for (int64_t v = 0; v < W / 8; v++) store8(out + i * W + 8 * v, acc[v]);
+    v8 divisor = splat(L->mean ? in_degree(L, i) : 1.0f);    /* a division, as torch's mean takes it */
+    for (int64_t v = 0; v < W / 8; v++)
+        store8(out + i * W + 8 * v, L->accumulate ? load8(out + i * W + 8 * v) + acc[v] / divisor : acc[v] / divisor);
 }
 
 void kernel_sum_f32(const Layer *L, float *out) {
@@ -333,6 +345,14 @@ void kernel_sum_f32(const Layer *L, float *out) {
         prefetch_target(L, n + 1, L->hidden, L->width);
         SPECIALIZED(forward_target, i, out);
     }
+}
+
+/* offsets (n + 1) of the CSR rows of n nodes from the sorted targets (E) of their in-edges */
+void csr_offsets(int64_t n_edges, int64_t n, const int64_t *targets, int64_t *offsets) {
+    int64_t row = 0;
+    for (int64_t e = 0; e < n_edges; e++)
+        while (row <= targets[e]) offsets[row++] = e;
+    while (row <= n) offsets[row++] = n_edges;
 }
 
 /* keys (n,) of Morton order (bits interleaved, 63 / d per axis) of pos (n, d), d <= 3 */

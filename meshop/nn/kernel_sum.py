@@ -20,41 +20,45 @@ from .edge_features import BoundEmbedding
 from .edges import Edges, local_index, target_sums
 
 
-def kernel_sum(edges: Edges, value: torch.Tensor, kernel: nn.Linear) -> torch.Tensor:
+def kernel_sum(edges: Edges, value: torch.Tensor, kernel: nn.Linear, mean: bool = False) -> torch.Tensor:
     r"""``(n_targets, width)``: :math:`\sum_{j \in N(i)} \kappa(h_{ij}) \odot V_j` for edges whose
     embedding is a :class:`BoundEmbedding`, ``value (N_s, width)`` the rows :math:`V_j`,
-    ``kernel`` the linear map from embedding to kernel."""
+    ``kernel`` the linear map from embedding to kernel; ``mean``: divided by
+    :attr:`Edges.mean_divisor` (in the compiled passes, without another ``(N_t, width)`` tensor)."""
     embedding = edges.embedding
-    return KernelSum.apply(edges, embedding.scale, value, kernel.weight, kernel.bias, *embedding.tensors)
+    return KernelSum.apply(edges, embedding.scale, mean, value, kernel.weight, kernel.bias, *embedding.tensors)
 
 
 class KernelSum(torch.autograd.Function):
-    """Inputs: ``edges``, ``scale``, ``value (N_s, W)``, the kernel's ``weight (W, H)`` and
-    ``bias (W,)``, then :attr:`BoundEmbedding.tensors`. Output ``(N_t, W)``."""
+    """Inputs: ``edges``, ``scale``, ``mean``, ``value (N_s, W)``, the kernel's ``weight (W, H)``
+    and ``bias (W,)``, then :attr:`BoundEmbedding.tensors`. Output ``(N_t, W)``."""
 
     @staticmethod
-    def forward(ctx, edges: Edges, scale: float, value, weight, bias, *embedding_tensors):
-        ctx.edges, ctx.scale = edges, scale
+    def forward(ctx, edges: Edges, scale: float, mean: bool, value, weight, bias, *embedding_tensors):
+        ctx.edges, ctx.scale, ctx.mean = edges, scale, mean
         ctx.save_for_backward(value, weight, bias, *embedding_tensors)
         embedding = BoundEmbedding(*embedding_tensors, scale)
         if compiled.applies(edges, value, weight.shape[1]):             # the C forward where it builds
-            return compiled.kernel_sum(edges, value, weight, bias)
+            return compiled.kernel_sum(edges, value, weight, bias, mean)
         total = value.new_zeros(edges.n_targets, weight.shape[0])
         for index, targets in edges.index_chunks():
             local = local_index(index, targets)
             kernel = torch.addmm(bias, embedding(index, _broadcast(edges, targets)), weight.t())
             part = kernel.mul_(value.index_select(0, index[0]))         # (e, W)
             total[targets] += target_sums(edges, part, local[1], targets)
-        return total
+        return total.div_(edges.mean_divisor) if mean else total
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         value, weight, bias, *embedding_tensors = ctx.saved_tensors
         edges = ctx.edges
-        needs = ctx.needs_input_grad[2:]
-        if compiled.applies(edges, value, weight.shape[1]):             # the C backward where it builds
+        needs = ctx.needs_input_grad[3:]
+        in_c = compiled.applies(edges, value, weight.shape[1])          # the C backward where it builds
+        if ctx.mean:
+            grad = grad / (compiled.mean_divisor(edges) if in_c else edges.mean_divisor)
+        if in_c:
             grads = compiled.kernel_sum_backward(edges, grad, value, weight, bias)
-            return None, None, *(g if need else None for g, need in zip(grads, needs, strict=True))
+            return None, None, None, *(g if need else None for g, need in zip(grads, needs, strict=True))
         embedding = BoundEmbedding(*embedding_tensors, ctx.scale)
         grads = [torch.zeros_like(t) if need else None
                  for t, need in zip((value, weight, bias, *embedding_tensors), needs)]
@@ -87,7 +91,7 @@ class KernelSum(torch.autograd.Function):
                     g_source_pos.index_add_(0, source, g_rel)
                 if g_target_pos is not None:
                     g_target_pos[targets] -= target_sums(edges, g_rel, local, targets)
-        return None, None, *grads
+        return None, None, None, *grads
 
 
 def _relative_grad(g_relative: torch.Tensor, relative: torch.Tensor) -> torch.Tensor:

@@ -42,10 +42,12 @@ class KernelTransfer(nn.Module):
     def forward(self, source: torch.Tensor, target: torch.Tensor, edges: Edges) -> torch.Tensor:
         value = self.value(source)
         if edges.fused:                                                 # training: recomputing sum
-            integral = kernel_sum(edges, value, self.kernel) / edges.mean_divisor
+            integral = kernel_sum(edges, value, self.kernel, mean=True)
         elif compiled.applies(edges, value, self.kernel.in_features):   # compiled inference where it builds
-            integral = compiled.kernel_sum(edges, value, self.kernel.weight, self.kernel.bias)
-            integral /= edges.mean_divisor                              # in place: no autograd here
+            # the means added into the node's own term in C, as update_node adds them: no tensor for them
+            update = compiled.kernel_sum(edges, value, self.kernel.weight, self.kernel.bias, mean=True,
+                                         into=self.self_weight(target).contiguous())
+            return self._activate(target, update)
         else:
             integral = kernel_mean(edges, lambda index, embedding: self.messages(value, index, embedding))
         return self.update_node(target, integral)                       # (N_t, width)
@@ -59,5 +61,14 @@ class KernelTransfer(nn.Module):
         return kernel * source_values if torch.is_grad_enabled() else kernel.mul_(source_values)
 
     def update_node(self, v: torch.Tensor, integral: torch.Tensor) -> torch.Tensor:
-        update = self.self_weight(v) + integral
-        return v + (update if self.linear else nn.functional.gelu(update))
+        """``v + σ(W v + integral)``, in place on the fresh tensors whose backward needs neither
+        (the linear's output, the GELU's; without autograd the GELU's input too): up to three
+        ``(N_t, width)`` tensors fewer, each a page fault per 4 kB when fresh (~2 us each, 70 ms
+        per tensor at 1M nodes), the same numbers."""
+        return self._activate(v, self.self_weight(v).add_(integral))
+
+    def _activate(self, v: torch.Tensor, update: torch.Tensor) -> torch.Tensor:
+        """``v + σ(update)`` (``v + update`` when linear), in place on ``update``."""
+        if not self.linear:
+            update = nn.functional.gelu(update) if torch.is_grad_enabled() else torch.ops.aten.gelu_(update)
+        return update.add_(v)
