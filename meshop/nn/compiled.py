@@ -106,6 +106,13 @@ def applies(edges, value: torch.Tensor, hidden: int) -> bool:
             and all(t.dtype == torch.float32 for t in edges.embedding.tensors) and available())
 
 
+def trains(edges, state: torch.Tensor, hidden: int) -> bool:
+    """Whether both passes of a training layer on these :attr:`Edges.fused <meshop.nn.Edges.fused>`
+    edges and ``state (N, width)`` run in C: :func:`applies` as it will inside them (no autograd)."""
+    with torch.no_grad():
+        return edges.fused and applies(edges, state, hidden)
+
+
 def library() -> ctypes.CDLL:
     """The built kernel, compiled on first use (a few seconds) and cached on disk."""
     global _library

@@ -8,6 +8,7 @@ from torch import nn
 from . import compiled
 from .edges import Edges, kernel_mean
 from .kernel_sum import kernel_sum
+from .kernel_update import kernel_update
 
 
 class KernelTransfer(nn.Module):
@@ -40,6 +41,8 @@ class KernelTransfer(nn.Module):
         self.self_weight = nn.Linear(width, width, bias=not linear)
 
     def forward(self, source: torch.Tensor, target: torch.Tensor, edges: Edges) -> torch.Tensor:
+        if compiled.trains(edges, source, self.kernel.in_features):    # training, both passes in C
+            return kernel_update(self, source, target, edges)
         value = self.value(source)
         if edges.fused:                                                 # training: recomputing sum
             integral = kernel_sum(edges, value, self.kernel, mean=True)
