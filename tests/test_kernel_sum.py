@@ -193,9 +193,10 @@ def test_dense_graph_spans_several_c_blocks():
     assert ((degrees > 24) & (degrees % 24 != 0)).any() and ((degrees > 48) & (degrees % 24 != 0)).any()
 
 
-def c_backward_against_float64(compiled_on, monkeypatch, width, hidden, kind, threads=1):
-    """Gradients of one layer through the C backward pass (float32) and through plain autograd
-    in float64, and how many times the C backward ran."""
+def c_backward_against_float64(compiled_on, monkeypatch, width, hidden, kind, threads=1, linear=False):
+    """Gradients of one layer (``linear``: without σ and the node term's bias) through the C
+    backward pass (float32) and through plain autograd in float64, and how many times the C
+    backward ran."""
     calls = []
     backward = compiled_on.kernel_sum_backward
     monkeypatch.setattr(compiled_on, "kernel_sum_backward", lambda *a: calls.append(1) or backward(*a))
@@ -206,12 +207,12 @@ def c_backward_against_float64(compiled_on, monkeypatch, width, hidden, kind, th
         keep = index[1] % 3 == 0
         index = torch.stack([index[0, keep], index[1, keep] // 3])
     embedding = EdgeEmbedding(3, CHANNELS, hidden)
-    layer = KernelIntegral(width, hidden) if targets is None else KernelTransfer(width, hidden)
+    layer = (KernelIntegral if targets is None else KernelTransfer)(width, hidden, linear=linear)
     pos, v = torch.from_numpy(points).float().requires_grad_(True), torch.randn(N, width, requires_grad=True)
     a = torch.randn(N, CHANNELS)                     # node inputs of the embedding
     embedding_64 = EdgeEmbedding(3, CHANNELS, hidden).double()
     embedding_64.load_state_dict(embedding.state_dict())
-    layer_64 = type(layer)(width, hidden).double()
+    layer_64 = type(layer)(width, hidden, linear=linear).double()
     layer_64.load_state_dict(layer.state_dict())
 
     def run(embedding, layer, pos, v, fused):
@@ -220,6 +221,7 @@ def c_backward_against_float64(compiled_on, monkeypatch, width, hidden, kind, th
         if not fused:
             edges = Edges(index, lambda i, t=None: bound(i, t), edges.n_targets)
         out = layer(v, edges) if targets is None else layer(v, v[targets], edges)
+        assert fused == (type(out.grad_fn).__name__ == "KernelUpdateBackward")   # one autograd node
         weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(9)).to(out.dtype)
         return torch.autograd.grad((out * weights).sum(), [pos, v, *embedding.parameters(), *layer.parameters()])
 
@@ -234,15 +236,18 @@ def c_backward_against_float64(compiled_on, monkeypatch, width, hidden, kind, th
     return ours, reference, len(calls)
 
 
-@pytest.mark.parametrize("width, hidden, kind", [(8, 10, "radius"), (32, 32, "radius"), (16, 32, "knn"),
-                                                 (8, 12, "subset"), (32, 32, "dense")])
-def test_compiled_backward_equals_float64_autograd(compiled_on, monkeypatch, width, hidden, kind):
-    """The C backward pass of KernelSum against plain float64 autograd: every gradient (positions,
-    states, node terms through the embedding's weights, kernel and value weights) within 1e-5 of
-    the largest; padded hidden widths (10, 12), fixed-degree and bipartite edges included."""
+@pytest.mark.parametrize("width, hidden, kind, linear", [
+    (8, 10, "radius", False), (32, 32, "radius", False), (16, 32, "knn", False), (8, 12, "subset", False),
+    (32, 32, "dense", False), (16, 10, "radius", True), (8, 12, "subset", True)])
+def test_compiled_backward_equals_float64_autograd(compiled_on, monkeypatch, width, hidden, kind, linear):
+    """The compiled training step (:class:`~meshop.nn.kernel_update.KernelUpdate`, both kernel passes in C) against plain
+    float64 autograd: every gradient (positions, states, node terms through the embedding's
+    weights, kernel, value and node-term weights) within 1e-5 of the largest; padded hidden
+    widths (10, 12), fixed-degree and bipartite edges, linear layers (BENO's) included."""
     if compiler_missing(compiled_on):
         return
-    ours, reference, calls = c_backward_against_float64(compiled_on, monkeypatch, width, hidden, kind)
+    ours, reference, calls = c_backward_against_float64(compiled_on, monkeypatch, width, hidden, kind,
+                                                        linear=linear)
     assert calls == 1
     for a, b in zip(ours, reference, strict=True):
         assert b.abs().max() > 0
