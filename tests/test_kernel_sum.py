@@ -199,7 +199,7 @@ def c_backward_against_float64(compiled_on, monkeypatch, width, hidden, kind, th
     backward ran."""
     calls = []
     backward = compiled_on.kernel_sum_backward
-    monkeypatch.setattr(compiled_on, "kernel_sum_backward", lambda *a: calls.append(1) or backward(*a))
+    monkeypatch.setattr(compiled_on, "kernel_sum_backward", lambda *a, **k: calls.append(1) or backward(*a, **k))
     torch.manual_seed(5)
     points, index = graph("radius" if kind == "subset" else kind)
     targets = torch.arange(0, N, 3) if kind == "subset" else None
@@ -252,6 +252,21 @@ def test_compiled_backward_equals_float64_autograd(compiled_on, monkeypatch, wid
     for a, b in zip(ours, reference, strict=True):
         assert b.abs().max() > 0
         assert (a.double() - b).abs().max() <= 1e-5 * b.abs().max()
+
+
+def test_compiled_training_step_backward_runs_once(compiled_on):
+    """The compiled training step writes the value gradient over the values: a second backward
+    pass through its graph (``retain_graph``) is an error that says why, not wrong gradients."""
+    if compiler_missing(compiled_on):
+        return
+    points, index = graph("radius")
+    embedding, layer = EdgeEmbedding(3, 8, HIDDEN), KernelIntegral(8, HIDDEN)
+    v = torch.randn(N, 8, requires_grad=True)
+    out = layer(v, Edges(index, embedding.bind(torch.from_numpy(points).float(), v, 0.15), N, recompute=True))
+    out.sum().backward(retain_graph=True)
+    assert v.grad.abs().max() > 0
+    with pytest.raises(RuntimeError, match="runs once per forward pass"):
+        out.sum().backward()
 
 
 def test_compiled_backward_threads_sum_their_private_rows(compiled_on, monkeypatch):

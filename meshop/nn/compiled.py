@@ -198,10 +198,12 @@ def kernel_sum(edges, value: torch.Tensor, weight: torch.Tensor, bias: torch.Ten
 
 
 def kernel_sum_backward(edges, grad: torch.Tensor, value: torch.Tensor, weight: torch.Tensor,
-                        bias: torch.Tensor) -> tuple[torch.Tensor, ...]:
+                        bias: torch.Tensor, value_grad: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
     """Gradients of :func:`kernel_sum` from ``grad (n_targets, width)``, in the order of
     ``value, weight, bias`` and :attr:`BoundEmbedding.tensors` (as
-    :class:`~meshop.nn.kernel_sum.KernelSum` takes them). With several threads each keeps
+    :class:`~meshop.nn.kernel_sum.KernelSum` takes them). ``value_grad``: a contiguous float32
+    tensor shaped as ``value`` that the value's gradient is written into, ``value`` itself
+    included (each row is read before its gradient is written). With several threads each keeps
     private sums of the target rows' gradients (the pass visits sources: see
     ``compiled_kernel.c``), as many threads as fit :data:`PRIVATE_BYTES`."""
     embedding = edges.embedding
@@ -218,7 +220,12 @@ def kernel_sum_backward(edges, grad: torch.Tensor, value: torch.Tensor, weight: 
               "kernel_w": (width, padded), "kernel_bias": (width,), "relative_t": (dim + 1, padded),
               "relative_bias": (padded,)}
     grads = {name: value.new_empty(shapes[name]) if name in _WRITTEN else value.new_zeros(shapes[name])
-             for name in _GRADS}
+             for name in _GRADS if name != "value" or value_grad is None}
+    if value_grad is not None:
+        if value_grad.shape != value.shape or value_grad.dtype != torch.float32 or not value_grad.is_contiguous():
+            raise ValueError(f"kernel_sum_backward writes the value gradient into a contiguous float32 "
+                             f"{tuple(value.shape)} tensor, not a {value_grad.dtype} {tuple(value_grad.shape)} one.")
+        grads = {"value": value_grad, **grads}
     sums = _Grads(n_sources, *(g.data_ptr() for g in grads.values()))
     library().kernel_sum_backward_f32(ctypes.byref(layer), ctypes.c_void_p(grad.contiguous().data_ptr()),
                                       ctypes.byref(sums))

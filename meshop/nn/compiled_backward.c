@@ -114,8 +114,17 @@ ALWAYS void block_embedding_grads(const Layer *L, int64_t d, int64_t H, int64_t 
     }
 }
 
-/* the source's value and kernel gradients from M_j (p->m) and sum g_sum of its targets' g_i */
+/* the source's value and kernel gradients from M_j (p->m) and sum g_sum of its targets' g_i; V_j is
+   read before dL/dV_j is written, so the value gradient may be written over the values */
 ALWAYS void close_source(const Layer *L, int64_t H, int64_t W, int64_t j, const v8 *g_sum, Partial *p, Grads *G) {
+    for (int64_t c = 0; c < W; c++) {              /* dL/dW_k += diag(V_j) M_j */
+        float v_jc = L->value[j * W + c];
+        for (int64_t v = 0; v < H / 8; v++)
+            store8(p->kernel_w + c * H + 8 * v,
+                   load8(p->kernel_w + c * H + 8 * v) + load8(p->m + c * H + 8 * v) * v_jc);
+    }
+    for (int64_t v = 0; v < W / 8; v++)            /* dL/db_k += V_j g_sum */
+        store8(p->kernel_bias + 8 * v, load8(p->kernel_bias + 8 * v) + load8(L->value + j * W + 8 * v) * g_sum[v]);
     for (int64_t c0 = 0; c0 < W; c0 += 8) {       /* dL/dV_j = rowwise <W_k, M_j> + b_k g_sum */
         v8 dot[8];
         for (int t = 0; t < 8; t++) {
@@ -127,14 +136,6 @@ ALWAYS void close_source(const Layer *L, int64_t H, int64_t W, int64_t j, const 
         v8 rows = __builtin_shufflevector(low, high, 0, 1, 2, 3, 4, 5, 6, 7);
         store8(G->value + j * W + c0, rows + load8(L->kernel_bias + c0) * g_sum[c0 / 8]);
     }
-    for (int64_t c = 0; c < W; c++) {              /* dL/dW_k += diag(V_j) M_j */
-        float v_jc = L->value[j * W + c];
-        for (int64_t v = 0; v < H / 8; v++)
-            store8(p->kernel_w + c * H + 8 * v,
-                   load8(p->kernel_w + c * H + 8 * v) + load8(p->m + c * H + 8 * v) * v_jc);
-    }
-    for (int64_t v = 0; v < W / 8; v++)            /* dL/db_k += V_j g_sum */
-        store8(p->kernel_bias + 8 * v, load8(p->kernel_bias + 8 * v) + load8(L->value + j * W + 8 * v) * g_sum[v]);
 }
 
 ALWAYS void backward_source(const Layer *L, int64_t d, int64_t H, int64_t W, int64_t j, const float *grad,

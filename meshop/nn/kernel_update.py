@@ -41,13 +41,17 @@ class KernelUpdate(torch.autograd.Function):
         update = target @ self_w.t() if self_b is None else torch.addmm(self_b, target, self_w.t())
         compiled.kernel_sum(edges, value, kernel_w, kernel_b, mean=True, into=update)
         ctx.edges, ctx.linear, ctx.same = edges, linear, source is target
-        ctx.save_for_backward(source, target, value, None if linear else update, value_w, self_w,
-                              kernel_w, kernel_b)
+        ctx.save_for_backward(source, target, None if linear else update, value_w, self_w, kernel_w, kernel_b)
+        ctx.value = value                   # outside save_for_backward: its gradient is written over it
         return update.add_(target) if linear else nn.functional.gelu(update).add_(target)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        source, target, value, update, value_w, self_w, kernel_w, kernel_b = ctx.saved_tensors
+        source, target, update, value_w, self_w, kernel_w, kernel_b = ctx.saved_tensors
+        value, ctx.value = ctx.value, None
+        if value is None:
+            raise RuntimeError("a kernel layer's compiled backward pass runs once per forward pass (it writes "
+                               "the value gradient over the values): backward with retain_graph is not supported.")
         needs = ctx.needs_input_grad
         g_update = grad if ctx.linear else torch.ops.aten.gelu_backward(grad, update)   # (N_t, W)
         g_self_w = g_update.t() @ target if needs[5] else None
@@ -55,7 +59,8 @@ class KernelUpdate(torch.autograd.Function):
         g_target = torch.addmm(grad, g_update, self_w) if needs[3] or needs[2] and ctx.same else None
         divisor = compiled.mean_divisor(ctx.edges)
         g_mean = g_update / divisor if ctx.linear else g_update.div_(divisor)  # grad is not ours to change
-        g_value, *kernel_grads = compiled.kernel_sum_backward(ctx.edges, g_mean, value, kernel_w, kernel_b)
+        g_value, *kernel_grads = compiled.kernel_sum_backward(ctx.edges, g_mean, value, kernel_w, kernel_b,
+                                                              value_grad=value)   # one (N_s, W) tensor fewer
         g_value_w = g_value.t() @ source if needs[4] else None
         g_source = None
         if needs[2] and ctx.same:                                       # one tensor: its gradient once
