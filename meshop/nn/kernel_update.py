@@ -8,8 +8,9 @@ tensor that the engine then adds into the state's gradient (a page fault per 4 k
 in C, and in its backward pass divides the update's gradient in place and adds ``g V`` into the
 target's gradient in place, and has the C backward write the value gradient over the values
 (its own tensor): four ``(N, width)`` tensors fewer and no separate passes for the division and
-the sums. So its backward pass runs once per forward pass (``retain_graph`` is refused). The numbers are those of the layer's modules in the same order (the
-forward's bit for bit; the gradients to float32 rounding: ``a + b @ c`` as one ``addmm``).
+the sums. So its backward pass runs once per forward pass (``retain_graph`` is refused). The
+numbers are those of the layer's modules in the same order (the forward's bit for bit; the
+gradients to float32 rounding: ``a + b @ c`` as one ``addmm``).
 """
 
 from __future__ import annotations
