@@ -1,4 +1,4 @@
-"""The fast paths of issue 19 against plain references: the key sort of edges, the CSR segment
+"""The fast paths of issue 19 against plain references: the CSR and key sorts of edges, the CSR segment
 sum of kernel messages (forward and backward), and the fast FPS's covering radius."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from meshop.nn import EdgeEmbedding, Edges, KernelIntegral
 from meshop.nn.edges import kernel_mean
 
 
-@pytest.mark.parametrize("n", [7, 1000, 2**30])
+@pytest.mark.parametrize("n", [7, 300, 1000, 2**30])       # <= 400 edges: merged through a CSR matrix
 @pytest.mark.parametrize("dtype", [np.int32, np.int64])
 def test_sort_edges_equals_lexsort_and_unique(n, dtype):
     rng = np.random.default_rng(n)
@@ -31,6 +31,23 @@ def test_radius_graph_with_loops_equals_brute_force():
     dist = np.linalg.norm(points[:, None] - points[None], axis=2)
     dst, src = np.nonzero(dist <= 0.2)                           # self pairs included, by target
     np.testing.assert_array_equal(radius_graph(points, 0.2, loop=True), np.stack([src, dst]))
+
+
+@pytest.mark.parametrize("loop", [False, True])
+def test_radius_graph_assembled_in_c_equals_the_csr_path(monkeypatch, loop):
+    from meshop.geometry import neighbors
+    from meshop.nn import compiled
+
+    if not compiled.available():
+        pytest.skip(f"meshop's compiled library does not run here: {compiled._unavailable or 'turned off'}")
+    points = np.random.default_rng(4).random((3000, 3))
+    monkeypatch.setattr(neighbors, "COMPILED_PAIRS", 1 << 62)
+    expected = radius_graph(points, 0.12, loop=loop)                 # scipy's CSR conversion
+    monkeypatch.setattr(neighbors, "COMPILED_PAIRS", 0)
+    edges = radius_graph(points, 0.12, loop=loop)                    # the counting sort in C
+    assert expected.shape[1] > 50_000                               # ~19 neighbours a node
+    np.testing.assert_array_equal(edges, expected)
+    assert edges.dtype == np.int64
 
 
 def test_segment_sum_matches_index_add_forward_and_backward():

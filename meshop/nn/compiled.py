@@ -1,5 +1,5 @@
 """Compiled kernel sum and its backward pass (``compiled_kernel.c``, which includes
-``compiled_backward.c``), used where it builds.
+``compiled_backward.c``), and the radius graph's edge sort (``compiled_graphs.c``), used where it builds.
 
 ``MESHOP_COMPILED_KERNELS`` chooses: ``auto`` (the default) uses it when the system C compiler
 (``cc``, OpenMP) builds it and falls back to the pure-PyTorch path when there is no compiler
@@ -32,8 +32,8 @@ from ..errors import MeshError
 from .edge_features import BoundEmbedding
 
 _SOURCE = Path(__file__).with_name("compiled_kernel.c")
-#: the files the build reads (the first includes the second): both enter the cache key
-_SOURCES = (_SOURCE, _SOURCE.with_name("compiled_backward.c"))
+#: the files the build reads (the first includes the others): all enter the cache key
+_SOURCES = (_SOURCE, _SOURCE.with_name("compiled_backward.c"), _SOURCE.with_name("compiled_graphs.c"))
 _FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-ffp-contract=fast", "-fopenmp", "-shared", "-fPIC"]
 #: hidden and state widths the C kernel holds on its stack
 MAX_WIDTH = 256
@@ -119,7 +119,7 @@ def library() -> ctypes.CDLL:
     if _library is None:
         _library = ctypes.CDLL(str(_build()))
         for function in (_library.kernel_sum_f32, _library.kernel_sum_backward_f32, _library.morton_keys,
-                         _library.transpose_edges):
+                         _library.transpose_edges, _library.pair_edges):
             function.restype = None
     return _library
 
@@ -233,6 +233,21 @@ def kernel_sum_backward(edges, grad: torch.Tensor, value: torch.Tensor, weight: 
     return (grads["value"], grads["kernel_w"][:, :hidden], grads["kernel_bias"], grads["source_pos"],
             grads["target_pos"], grads["source_term"][:, :hidden], grads["target_term"][:, :hidden],
             grads["relative_t"][:, :hidden].t(), grads["relative_bias"][:hidden])
+
+
+def pair_edges(pairs, n: int, loops: bool):
+    """``(2, E)`` int64 numpy edge index of the ``(P, 2)`` int64 ``pairs`` of an undirected graph
+    on ``n`` nodes in both directions (and every node's self loop with ``loops``), sorted by
+    target then source: what :func:`meshop.geometry.neighbors.sort_edges` gives, in C."""
+    import numpy as np
+
+    pairs = np.ascontiguousarray(pairs, dtype=np.int64)
+    # torch's allocator: numpy advises huge pages for large arrays, whose first touch was 4-6x slower
+    # than 4 kB pages on the development machine (docs/geometry.md); the edges are torch's to free
+    out = torch.empty((2, 2 * len(pairs) + (n if loops else 0)), dtype=torch.int64).numpy()
+    library().pair_edges(ctypes.c_int64(n), ctypes.c_int64(len(pairs)), ctypes.c_void_p(pairs.ctypes.data),
+                         ctypes.c_int32(bool(loops)), ctypes.c_void_p(out.ctypes.data))
+    return out
 
 
 def mean_divisor(edges) -> torch.Tensor | int:
