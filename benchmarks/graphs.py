@@ -7,8 +7,9 @@ Rows: radius graph (~16 neighbours per node) and kNN graph (k=16) vs a bare scip
 query of the same pairs (tree build + ``query_pairs(output_type="ndarray")``, tree build +
 ``query(k=17, workers=-1)``): the ratio is what meshop's sorting and conversion cost on top;
 farthest-point sampling (N/10 -> N/40 points), exact and fast (``exact=False``, fpsample's
-QuickFPS; its covering radius relative to the exact one's in the note), and a 3-level FPS
-hierarchy vs the plain numpy FPS loop; K-D-tree decomposition into <= 50,000-point sub-domains
+QuickFPS; its covering radius relative to the exact one's in the note), the exact one also
+against fpsample's exact QuickFPS (N/10 -> N/40 and N -> N/100), and a 3-level FPS hierarchy vs
+the plain numpy FPS loop; K-D-tree decomposition into <= 50,000-point sub-domains
 with halos, density criterion vs median splits. Times are wall-clock seconds, the best of
 ``--repeat`` runs (meshop and baseline alternate); ratio = baseline seconds / meshop seconds
 (> 1: meshop is faster). The cpu columns add up the CPU time of all this process's threads
@@ -108,6 +109,20 @@ def bench_fps(points: np.ndarray):
             base.scaled(m / steps), note)
 
 
+def bench_fps_against_fpsample(points: np.ndarray, samples: int, repeat: int):
+    """Exact FPS against fpsample's exact QuickFPS (bucket k-d tree, float64 input) from the same
+    start: the same covering radius (note), not always the same order (fpsample starts where it
+    chooses and breaks near-ties in float32)."""
+    import fpsample
+
+    ours_ids, ours, theirs_ids, base = best_of(
+        repeat, lambda: farthest_point_sampling(points, samples),
+        lambda: fpsample.bucket_fps_kdtree_sampling(points, samples, start_idx=0))
+    covering = [cKDTree(points[s]).query(points, workers=-1)[0].max() for s in (ours_ids, theirs_ids)]
+    return ("farthest_point_sampling (exact)", f"{len(points):,} -> {samples:,}", ours,
+            "fpsample QuickFPS (exact)", base, f"covering radius {covering[0] / covering[1]:.4f}x fpsample's")
+
+
 def bench_hierarchy(points: np.ndarray, fps_loop: Timing):
     h, ours = timed(hierarchy, points, levels=3, ratio=4, method="fps")
     sizes = " -> ".join(f"{len(i):,}" for i in h.indices)
@@ -145,6 +160,8 @@ def main() -> None:
     rows = [bench_radius(points, args.repeat), bench_knn(points, args.repeat)]
     rows.append(bench_fps(fps_points))
     rows.append(bench_fast_fps(fps_points, args.repeat))
+    rows.append(bench_fps_against_fpsample(fps_points, len(fps_points) // 4, args.repeat))
+    rows.append(bench_fps_against_fpsample(points, args.size // 100, args.repeat))
     rows.append(bench_hierarchy(fps_points, rows[2][4]))
     rows.append(bench_decompose(points))
     header = ("task", "size", "meshop s", "cpu s", "baseline", "baseline s", "cpu s", "ratio",

@@ -50,6 +50,25 @@ def test_radius_graph_assembled_in_c_equals_the_csr_path(monkeypatch, loop):
     assert edges.dtype == np.int64
 
 
+@pytest.mark.parametrize("shape, picks", [((6000, 3), 1500), ((3000, 2), 3000), ((20000, 3), 700)])
+def test_exact_fps_in_c_picks_what_the_numpy_loop_picks(monkeypatch, shape, picks):
+    import sys
+
+    from meshop.nn import compiled
+
+    if not compiled.available():
+        pytest.skip(f"meshop's compiled library does not run here: {compiled._unavailable or 'turned off'}")
+    module = sys.modules["meshop.geometry.hierarchy"]
+    rng = np.random.default_rng(picks)
+    points = rng.random(shape)
+    points[: len(points) // 4] = np.round(points[: len(points) // 4] * 6) / 6   # lattice: ties, coincident points
+    monkeypatch.setattr(module, "COMPILED_FPS_WORK", 1 << 62)
+    expected = farthest_point_sampling(points, picks, start=5)                  # numpy
+    monkeypatch.setattr(module, "COMPILED_FPS_WORK", 0)
+    np.testing.assert_array_equal(farthest_point_sampling(points, picks, start=5), expected)
+    assert len(np.unique(expected)) == picks
+
+
 def test_segment_sum_matches_index_add_forward_and_backward():
     torch.manual_seed(0)
     target = torch.sort(torch.randint(0, 30, (500,))).values      # node 29 may have none

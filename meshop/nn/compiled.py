@@ -1,5 +1,6 @@
 """Compiled kernel sum and its backward pass (``compiled_kernel.c``, which includes
-``compiled_backward.c``), and the radius graph's edge sort (``compiled_graphs.c``), used where it builds.
+``compiled_backward.c``), and the radius graph's edge sort and exact farthest-point sampling
+(``compiled_graphs.c``), used where it builds.
 
 ``MESHOP_COMPILED_KERNELS`` chooses: ``auto`` (the default) uses it when the system C compiler
 (``cc``, OpenMP) builds it and falls back to the pure-PyTorch path when there is no compiler
@@ -119,7 +120,8 @@ def library() -> ctypes.CDLL:
     if _library is None:
         _library = ctypes.CDLL(str(_build()))
         for function in (_library.kernel_sum_f32, _library.kernel_sum_backward_f32, _library.morton_keys,
-                         _library.transpose_edges, _library.pair_edges):
+                         _library.transpose_edges, _library.pair_edges,
+                         _library.farthest_point_blocks):
             function.restype = None
     return _library
 
@@ -247,6 +249,23 @@ def pair_edges(pairs, n: int, loops: bool):
     out = torch.empty((2, 2 * len(pairs) + (n if loops else 0)), dtype=torch.int64).numpy()
     library().pair_edges(ctypes.c_int64(n), ctypes.c_int64(len(pairs)), ctypes.c_void_p(pairs.ctypes.data),
                          ctypes.c_int32(bool(loops)), ctypes.c_void_p(out.ctypes.data))
+    return out
+
+
+def farthest_point_blocks(points, ids, coords, slot, n_samples: int, start: int):
+    """``(n_samples,)`` int64: the exact farthest-point order of
+    :func:`meshop.geometry.hierarchy.farthest_point_sampling` from its blocks (``ids (nb, B)``,
+    ``coords (nb, d, B)``, ``slot (N,)``), in C, the same picks."""
+    import numpy as np
+
+    points, ids, coords, slot = (np.ascontiguousarray(a) for a in (points, ids, coords, slot))
+    out = np.empty(n_samples, dtype=np.int64)
+    out[0] = start
+    pointer = ctypes.c_void_p
+    library().farthest_point_blocks(
+        ctypes.c_int64(len(points)), ctypes.c_int64(points.shape[1]), ctypes.c_int64(ids.shape[0]),
+        ctypes.c_int64(ids.shape[1]), pointer(coords.ctypes.data), pointer(ids.ctypes.data),
+        pointer(slot.ctypes.data), pointer(points.ctypes.data), ctypes.c_int64(n_samples), pointer(out.ctypes.data))
     return out
 
 
