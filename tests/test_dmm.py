@@ -85,6 +85,33 @@ def test_heat_potential_sums_every_charged_grid_node_within_the_cutoff():
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12 * np.abs(expected).max())
 
 
+def test_compiled_heat_potential_equals_the_pytorch_path():
+    """The C sums (inference) give the PyTorch path's φ, ∇φ and H(φ) to float64 rounding (1e-12
+    of the largest value), on a wide mesh whose windows reach past its grid's first rows, with
+    and without H; and a training step (autograd through the sources) still takes the PyTorch path."""
+    from meshop.nn import compiled
+
+    if not compiled.available():
+        pytest.skip(f"meshop's compiled library does not run here: {compiled._unavailable or 'turned off'}")
+    rng = np.random.default_rng(3)
+    pos = rng.uniform(-1, 1, (500, 2)) * [1.0, 0.3] + [0.2, -0.5]
+    sources = torch.as_tensor(rng.normal(size=(500, len(WIDTHS))))
+    weights = torch.as_tensor(rng.uniform(0.5, 1.5, 500) / 500 / 1.0)
+    compiled.use_compiled(False)
+    try:
+        expected = heat_potential(torch.as_tensor(pos), potential_grids(pos), sources, weights, 0.9)
+    finally:
+        compiled.use_compiled(None)
+    for hessian in (True, False):
+        got = heat_potential(torch.as_tensor(pos), potential_grids(pos), sources, weights, 0.9, hessian=hessian)
+        for value, reference in zip(got[:2 + hessian], expected):
+            assert float((value - reference).abs().max()) < 1e-12 * float(reference.abs().max())
+        assert hessian or got[2] is None
+    grids = potential_grids(pos)
+    trained = heat_potential(torch.as_tensor(pos), grids, sources.clone().requires_grad_(True), weights, 0.9)
+    assert trained[1].requires_grad and grids._scales is not None        # the grids were built for it
+
+
 def test_bundled_mover_in_float32_is_its_float64_evaluation_to_1e_6(one_torch_thread, kernel_path):
     """The bundled DMM's ∇φ (float32 network, float64 Gaussian sums) is within 1e-6 (relative to
     its largest value) of the same network evaluated in float64: the fast path loses no accuracy."""

@@ -22,7 +22,7 @@ from ..geometry.moving import BoundarySlider, MeshQuality, safe_move, signed_are
 from ..geometry.neighbors import mesh_edges
 from ..nn import MLP, EdgeEmbedding, Edges, KernelIntegral
 from ..nn.monge_ampere import cell_equidistribution, convexity_penalty, monge_ampere_residual, p1_at
-from ..nn.heat_potential import WIDTHS, ScaleGrid, heat_potential, potential_grids
+from ..nn.heat_potential import WIDTHS, PotentialGrids, heat_potential, potential_grids
 from .base import NeuralOperator
 
 #: octaves of the Fourier features of the node positions in the node features
@@ -70,7 +70,7 @@ class MoverSample:
     cells: torch.Tensor
     slider: BoundarySlider
     locator: P1Locator | None
-    grids: list[ScaleGrid]
+    grids: PotentialGrids
     area: float
 
     def to_original(self, x: np.ndarray) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Compiled kernel sum and its backward pass (``compiled_kernel.c``, which includes
-``compiled_backward.c``), and the radius graph's edge sort and exact farthest-point sampling
-(``compiled_graphs.c``), used where it builds.
+``compiled_backward.c``), the radius graph's edge sort and exact farthest-point sampling
+(``compiled_graphs.c``) and the DMM's heat-kernel potential (``compiled_potential.c``), used
+where it builds.
 
 ``MESHOP_COMPILED_KERNELS`` chooses: ``auto`` (the default) uses it when the system C compiler
 (``cc``, OpenMP) builds it and falls back to the pure-PyTorch path when there is no compiler
@@ -34,7 +35,7 @@ from .edge_features import BoundEmbedding
 
 _SOURCE = Path(__file__).with_name("compiled_kernel.c")
 #: the files the build reads (the first includes the others): all enter the cache key
-_SOURCES = (_SOURCE, _SOURCE.with_name("compiled_backward.c"), _SOURCE.with_name("compiled_graphs.c"))
+_SOURCES = (_SOURCE, *(_SOURCE.with_name(f"compiled_{name}.c") for name in ("backward", "graphs", "potential")))
 _FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-ffp-contract=fast", "-fopenmp", "-shared", "-fPIC"]
 #: hidden and state widths the C kernel holds on its stack
 MAX_WIDTH = 256
@@ -121,7 +122,7 @@ def library() -> ctypes.CDLL:
         _library = ctypes.CDLL(str(_build()))
         for function in (_library.kernel_sum_f32, _library.kernel_sum_backward_f32, _library.morton_keys,
                          _library.transpose_edges, _library.pair_edges,
-                         _library.farthest_point_blocks):
+                         _library.farthest_point_blocks, _library.heat_potential_f64):
             function.restype = None
     return _library
 
@@ -266,6 +267,28 @@ def farthest_point_blocks(points, ids, coords, slot, n_samples: int, start: int)
         ctypes.c_int64(len(points)), ctypes.c_int64(points.shape[1]), ctypes.c_int64(ids.shape[0]),
         ctypes.c_int64(ids.shape[1]), pointer(coords.ctypes.data), pointer(ids.ctypes.data),
         pointer(slot.ctypes.data), pointer(points.ctypes.data), ctypes.c_int64(n_samples), pointer(out.ctypes.data))
+    return out
+
+
+def heat_potential(pos, widths, strength: torch.Tensor, spacing: float, cutoff: float, reach: int,
+                   hessian: bool) -> torch.Tensor:
+    """``(N, 6)`` float64 φ, ∇φ and (with ``hessian``) H's xx, xy, yy at the nodes ``pos (N, 2)``
+    (float64 numpy) from ``strength (N, S)`` (float64), as
+    :func:`meshop.nn.heat_potential.heat_potential` sums them, in C."""
+    import numpy as np
+
+    pos = np.ascontiguousarray(pos, dtype=np.float64)
+    widths = np.ascontiguousarray(widths, dtype=np.float64)
+    strength = strength.detach().to(torch.float64).contiguous()
+    if strength.shape != (len(pos), len(widths)) or pos.shape[1:] != (2,) or not 0 < 2 * reach + 2 <= 64:
+        raise ValueError(f"heat_potential takes (N, 2) positions and (N, {len(widths)}) strengths with at most "
+                         f"64 grid nodes per window, not {pos.shape}, {tuple(strength.shape)}, reach {reach}.")
+    out = torch.empty((len(pos), 6), dtype=torch.float64)
+    pointer = ctypes.c_void_p
+    library().heat_potential_f64(
+        ctypes.c_int64(len(pos)), pointer(pos.ctypes.data), ctypes.c_int64(len(widths)), pointer(widths.ctypes.data),
+        pointer(strength.data_ptr()), ctypes.c_double(spacing), ctypes.c_double(cutoff), ctypes.c_int64(reach),
+        ctypes.c_int32(bool(hessian)), pointer(out.data_ptr()))
     return out
 
 

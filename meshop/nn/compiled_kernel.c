@@ -379,3 +379,4 @@ void morton_keys(int64_t n, int64_t d, const float *pos, int64_t *keys) {
 /* the backward pass, in its own file for its size; one translation unit with the helpers above */
 #include "compiled_backward.c"
 #include "compiled_graphs.c"
+#include "compiled_potential.c"
