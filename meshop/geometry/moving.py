@@ -36,13 +36,12 @@ def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
 def min_angles(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     """``(M,)`` smallest interior angle of each triangle, degrees."""
     corners = points[triangles]                                          # (M, 3, 2)
-    angles = []
+    cosines = []
     for k in range(3):
         u = corners[:, (k + 1) % 3] - corners[:, k]
         v = corners[:, (k + 2) % 3] - corners[:, k]
-        cos = (u * v).sum(1) / np.maximum(np.linalg.norm(u, axis=1) * np.linalg.norm(v, axis=1), 1e-300)
-        angles.append(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
-    return np.min(angles, axis=0)
+        cosines.append((u * v).sum(1) / np.maximum(np.linalg.norm(u, axis=1) * np.linalg.norm(v, axis=1), 1e-300))
+    return np.degrees(np.arccos(np.clip(np.max(cosines, axis=0), -1.0, 1.0)))     # the largest cosine
 
 
 @dataclass
@@ -80,6 +79,11 @@ def mesh_quality(points: np.ndarray, triangles: np.ndarray, reference: np.ndarra
                  halvings: int = 0) -> MeshQuality:
     """Quality of ``points`` against the ``reference`` node positions (default: itself)."""
     ratio = signed_areas(points, triangles) / signed_areas(points if reference is None else reference, triangles)
+    return _quality(points, triangles, ratio, halvings)
+
+
+def _quality(points: np.ndarray, triangles: np.ndarray, ratio: np.ndarray, halvings: int) -> MeshQuality:
+    """:func:`mesh_quality` from the cells' area ratios ``(M,)`` to their reference."""
     angles = min_angles(points, triangles)
     bins = np.linspace(0.0, 60.0, 13)
     histogram, _ = np.histogram(np.clip(angles, 0.0, 60.0), bins=bins)
@@ -119,11 +123,12 @@ class BoundarySlider:
         # a node near a corner could slide onto it (the projection stops there) or onto another
         # node stopped there, and flatten a cell: on a chain between corners, each node keeps at
         # least CORNER_MARGIN of its original distance (along the chain) to both end corners
-        self._limits = []
+        self._lines, self._limits = [], []
         for sliding, polyline in self.chains:
-            cum = _arclengths(self.points[polyline])
+            line = _Polyline(self.points[polyline])
             open_chain = len(sliding) == len(polyline) - 2          # ends at corners (not a free loop)
-            self._limits.append((CORNER_MARGIN * cum[1:-1], cum[-1] - CORNER_MARGIN * (cum[-1] - cum[1:-1]))
+            self._lines.append(line)
+            self._limits.append((CORNER_MARGIN * line.cum[1:-1], line.cum[-1] - CORNER_MARGIN * (line.cum[-1] - line.cum[1:-1]))
                                 if open_chain and len(sliding) else None)
 
     def tangential(self, vectors: np.ndarray) -> np.ndarray:
@@ -138,13 +143,12 @@ class BoundarySlider:
         """``(N, 2)`` moved positions with boundary nodes on their chain's polyline, corners at home."""
         out = np.array(moved, dtype=np.float64)
         out[self.corners] = self.points[self.corners]
-        for (sliding, polyline), limits in zip(self.chains, self._limits):
+        for (sliding, _), line, limits in zip(self.chains, self._lines, self._limits):
             if not len(sliding):
                 continue
-            line = self.points[polyline]
-            out[sliding], s = _closest_on_polyline(out[sliding], line)
+            out[sliding], s = line.closest(out[sliding])
             if limits is not None:                  # keep clear of the corners at the chain's ends
-                out[sliding] = _at_arclength(line, np.clip(s, *limits))
+                out[sliding] = line.at(np.clip(s, *limits))
         return out
 
 
@@ -200,27 +204,30 @@ def _split_at(loop: np.ndarray, corners: set) -> list[tuple[np.ndarray, np.ndarr
     return [(closed[a + 1:b], closed[a:b + 1]) for a, b in zip(at[:-1], at[1:])]
 
 
-def _closest_on_polyline(x: np.ndarray, polyline: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(n, 2)`` closest points to ``x`` on the segments of ``polyline (k, 2)`` and their
-    arclengths ``(n,)`` along it."""
-    a, b = polyline[:-1], polyline[1:]                                   # (s, 2)
-    ab = b - a
-    t = np.clip(((x[:, None] - a[None]) * ab[None]).sum(-1) / np.maximum((ab ** 2).sum(-1), 1e-300), 0.0, 1.0)
-    foot = a[None] + t[..., None] * ab[None]                             # (n, s, 2)
-    best = ((foot - x[:, None]) ** 2).sum(-1).argmin(axis=1)
-    rows = np.arange(len(x))
-    return foot[rows, best], _arclengths(polyline)[best] + t[rows, best] * np.linalg.norm(ab, axis=1)[best]
+class _Polyline:
+    """A boundary chain's polyline ``(k, 2)``, its segments and arclengths, for projecting onto it."""
 
+    def __init__(self, vertices: np.ndarray):
+        self.start, self.segments = vertices[:-1], np.diff(vertices, axis=0)          # (s, 2)
+        self.lengths = np.linalg.norm(self.segments, axis=1)
+        self.squared = np.maximum(self.lengths ** 2, 1e-300)
+        self.cum = np.concatenate([[0.0], np.cumsum(self.lengths)])                   # (k,) arclengths
+        self.vertices = vertices
 
-def _arclengths(polyline: np.ndarray) -> np.ndarray:
-    """``(k,)`` arclength of each vertex of ``polyline (k, 2)`` from its first."""
-    return np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(polyline, axis=0), axis=1))])
+    def closest(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(n, 2)`` closest points to ``x (n, 2)`` on the segments and their arclengths ``(n,)``."""
+        offset = x[:, None] - self.start[None]                                        # (n, s, 2)
+        t = np.clip((offset[..., 0] * self.segments[:, 0] + offset[..., 1] * self.segments[:, 1])
+                    / self.squared, 0.0, 1.0)
+        gap_x, gap_y = offset[..., 0] - t * self.segments[:, 0], offset[..., 1] - t * self.segments[:, 1]
+        best = (gap_x * gap_x + gap_y * gap_y).argmin(axis=1)
+        rows = np.arange(len(x))
+        foot = self.start[best] + t[rows, best, None] * self.segments[best]
+        return foot, self.cum[best] + t[rows, best] * self.lengths[best]
 
-
-def _at_arclength(polyline: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """``(n, 2)`` points at arclengths ``s (n,)`` along ``polyline (k, 2)``."""
-    cum = _arclengths(polyline)
-    return np.column_stack([np.interp(s, cum, polyline[:, k]) for k in range(2)])
+    def at(self, s: np.ndarray) -> np.ndarray:
+        """``(n, 2)`` points at arclengths ``s (n,)``."""
+        return np.column_stack([np.interp(s, self.cum, self.vertices[:, k]) for k in range(2)])
 
 
 def safe_move(points: np.ndarray, triangles: np.ndarray, target: np.ndarray,
@@ -243,9 +250,10 @@ def safe_move(points: np.ndarray, triangles: np.ndarray, target: np.ndarray,
     reference = signed_areas(points, triangles)
     for halvings in range(2 * max_halvings + 1):
         moved = slider.project(points + displacement)
-        bad = signed_areas(moved, triangles) / reference < MIN_AREA_RATIO
+        ratio = signed_areas(moved, triangles) / reference
+        bad = ratio < MIN_AREA_RATIO
         if not bad.any():
-            return moved, mesh_quality(moved, triangles, points, halvings)
+            return moved, _quality(moved, triangles, ratio, halvings)
         if shrink is not None:
             displacement *= shrink
         elif halvings < max_halvings:
