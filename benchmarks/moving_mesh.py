@@ -8,7 +8,8 @@ error, the time per mesh (each mover's set-up included; CPU and wall seconds, ea
 ``--repeats`` runs, both movers alike; the speed-up is the mean over meshes of classical / DMM), the classical mover's relaxation steps, inverted cells and the min angle.
 Solver rows: burgers2d datasets (square, random domains), mppde and mmpde with parameter counts
 within 10 % and the same epochs, batch size and learning rate; errors of rollouts from frame 0
-of the test trajectories (relative L2 at step 1 and step 10).
+of the test trajectories (relative L2 at step 1 and step 10), beside persistence (the initial
+state kept: the error a stepper that learned nothing has).
 
     nice -n 10 python benchmarks/moving_mesh.py --skip-solver --seeds 3
     nice -n 10 python benchmarks/moving_mesh.py --skip-mesh --solver-seeds 1 --trajectories 6 --solver-nodes 300 --epochs 6
@@ -32,6 +33,7 @@ from meshop.data.generate import generate
 from meshop.geometry.monge_ampere import equidistribution, monge_ampere_move
 from meshop.geometry.monitor import monitor
 from meshop.geometry.moving import mesh_quality
+from meshop.metrics import rollout_errors
 from meshop.models.dmm import prepare
 from meshop.training import train
 
@@ -101,6 +103,12 @@ def solver_rows(domain: str, seed: int, args, root: Path) -> list[dict]:
         rows.append({"domain": domain, "seed": seed, "model": name, "params": ckpt.model.n_parameters(),
                      "one": errors[:, 1].mean(), "ten": errors[:, min(10, args.frames - 1)].mean(),
                      "seconds": seconds, "test": len(test)})
+    # the floor a learned stepper must beat: the state left as it is (the same error per frame)
+    still = np.array([rollout_errors(np.repeat(v[:1], len(v), axis=0), v) for v in
+                      (meshop.read_series(data / f).fields["velocity"] for f in test)])
+    rows.append({"domain": domain, "seed": seed, "model": "persistence (u stays u₀)", "params": 0,
+                 "one": still[:, 1].mean(), "ten": still[:, min(10, args.frames - 1)].mean(), "seconds": 0.0,
+                 "test": len(test)})
     return rows
 
 
@@ -134,13 +142,14 @@ def print_solver_table(rows: list[dict]) -> None:
     for r in rows:
         print(f"| {r['domain']} | {r['seed']} | {r['model']} | {r['params']} | {100 * r['one']:.2f} % | "
               f"{100 * r['ten']:.2f} % | {r['seconds']:.0f} |")
-    print("\n| domain | mmpde / mppde 1-step | mmpde / mppde 10-step |")
-    print("|---|---|---|")
+    print("\n| domain | mmpde / mppde 1-step | mmpde / mppde 10-step | mppde / persistence 1-step | mppde / persistence 10-step |")
+    print("|---|---|---|---|---|")
     for domain in sorted({r["domain"] for r in rows}):
-        pick = {m: [r for r in rows if r["domain"] == domain and r["model"] == m] for m in ("mppde", "mmpde")}
-        one = np.mean([a["one"] for a in pick["mmpde"]]) / np.mean([b["one"] for b in pick["mppde"]])
-        ten = np.mean([a["ten"] for a in pick["mmpde"]]) / np.mean([b["ten"] for b in pick["mppde"]])
-        print(f"| {domain} | {one:.2f} | {ten:.2f} |")
+        mean = {(m, k): np.mean([r[k] for r in rows if r["domain"] == domain and r["model"].split()[0] == m])
+                for m in ("mppde", "mmpde", "persistence") for k in ("one", "ten")}
+        print(f"| {domain} | {mean['mmpde', 'one'] / mean['mppde', 'one']:.2f} | "
+              f"{mean['mmpde', 'ten'] / mean['mppde', 'ten']:.2f} | {mean['mppde', 'one'] / mean['persistence', 'one']:.2f} | "
+              f"{mean['mppde', 'ten'] / mean['persistence', 'ten']:.2f} |")
 
 
 def main():
