@@ -117,12 +117,18 @@ def rollout(checkpoint, source: Mesh | Trajectory, steps: int, *, every: int = 1
 
 def _hold(data, state, mesh: Mesh, spec, held: dict | None, length: float):
     """Give ``data`` the nodes whose state is known (``held_mask``, ``held_value``, normalized) from
-    the checkpoint's ``held_boundary`` rule; the initial state with them imposed."""
+    the checkpoint's ``held_boundary`` rule (:attr:`Problem.held_boundary
+    <meshop.data.problems.Problem.held_boundary>`); the initial state with them imposed."""
     if not held:
         return state
-    mask = mesh.boundary_mask & (np.asarray(mesh.point_data[held["mask"]]).reshape(-1) > 0.5)
-    value = spec.encode(held["state"], as_columns(mesh.point_data[held["value"]]), length)
+    mask = mesh.boundary_mask.copy()
+    if held.get("mask") is not None:
+        mask &= np.asarray(mesh.point_data[held["mask"]]).reshape(-1) > 0.5
     data.held_mask = torch.as_tensor(mask, device=state.device)
+    if held.get("value") is None:                                    # the boundary keeps its initial state
+        data.held_value = state.clone()
+        return state
+    value = spec.encode(held["state"], as_columns(mesh.point_data[held["value"]]), length)
     data.held_value = torch.as_tensor(value, dtype=torch.float32, device=state.device)
     return torch.where(data.held_mask[:, None], data.held_value, state)
 

@@ -52,6 +52,23 @@ def test_training_lowers_the_loss_and_the_checkpoint_round_trips(burgers, name):
     assert one.errors["velocity"][1] < 1.0
 
 
+@pytest.mark.parametrize("name", ["mppde", "mmpde"])
+def test_rollouts_hold_the_boundary_at_its_initial_velocity(burgers, name):
+    """burgers2d keeps every boundary node at its initial velocity (the solver's Dirichlet rule,
+    stored in the dataset as its held boundary): a rollout holds it there exactly, to float32
+    rounding of the coded state, and moves the interior."""
+    data, runs = burgers
+    assert json.loads((data / "dataset.json").read_text())["time"]["held_boundary"]["value"] is None
+    reference = meshop.read_series(sorted(data.glob("*.pvd"))[-1])
+    field = meshop.predict(reference, model=checkpoint.load(runs[name].best), steps=4,
+                           write=False).trajectory.fields["velocity_pred"]
+    wall = reference.mesh.boundary_mask
+    initial = reference.fields["velocity"][0]
+    scale = float(np.abs(initial).max())
+    assert np.abs(field[:, wall] - initial[wall]).max() < 1e-5 * scale
+    assert np.abs(field[-1, ~wall] - initial[~wall]).max() > 1e-3 * scale
+
+
 def test_moved_mesh_and_interpolation_lists(burgers):
     data, runs = burgers
     ckpt = checkpoint.load(runs["mmpde"].best)

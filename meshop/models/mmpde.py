@@ -4,7 +4,7 @@ One step reads the state on the original mesh and on the same mesh with its node
 resolve the state's fronts (the data-free mover of :mod:`meshop.models.dmm`, or the classical
 Monge–Ampère mover when no DMM is bundled):
 
-    h    = E([a, s])                                    encoder, original nodes
+    h    = E([a, s, wall])                              encoder, original nodes (wall: boundary flag)
     h_o  = GNN_o(h; original positions)                 branch on the original mesh
     h_m  = GNN_m(I_o→m h; moved positions)              branch on the moved mesh
     F    = D(h_o + I_m→o h_m)
@@ -26,7 +26,7 @@ from torch import nn
 
 from ..nn import MLP, KernelInterpolation
 from .base import NeuralOperator
-from .mppde import MPPDE, MessagePassing
+from .mppde import MPPDE, MessagePassing, with_walls
 
 #: nodes of the other mesh each interpolation reads
 NEIGHBOURS = 3
@@ -40,7 +40,7 @@ class TwoBranchProcessor(nn.Module):
                  length_unit: float):
         super().__init__()
         self.out_channels, self.length_unit = out_channels, length_unit
-        self.encoder = MLP([in_channels, latent, latent])
+        self.encoder = MLP([in_channels + 1, latent, latent])
         self.original = MessagePassing(latent, layers, dim, out_channels, length_unit)
         self.moved = MessagePassing(latent, layers, dim, out_channels, length_unit)
         self.to_moved = KernelInterpolation(latent, latent, dim)
@@ -52,7 +52,7 @@ class TwoBranchProcessor(nn.Module):
             raise ValueError("mmpde needs the moved mesh: call MMPDE.attach_window (or attach_moved) on the "
                              "graph first.")
         state = x[:, -self.out_channels:]
-        h = self.encoder(x)
+        h = self.encoder(with_walls(data, x))
         radius = 2 * self.length_unit
         on_moved = self.to_moved(data.moved_pos, data.pos, h, h, data.to_moved_index.T, radius)
         state_moved = self.to_moved_state(data, state)

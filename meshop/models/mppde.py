@@ -42,20 +42,28 @@ class MessagePassing(nn.Module):
 
 
 class MessagePassingProcessor(nn.Module):
-    """``F(a, s)``: node encoder, :class:`MessagePassing` on the mesh, decoder.
+    """``F(a, s)``: node encoder (of ``[a, s]`` and the wall flag of :func:`with_walls`),
+    :class:`MessagePassing` on the mesh, decoder.
     Shapes: ``x = [a, s] (N, in_channels)`` -> ``(N, out_channels)``."""
 
     def __init__(self, in_channels: int, out_channels: int, dim: int, latent: int, layers: int,
                  length_unit: float):
         super().__init__()
         self.out_channels = out_channels
-        self.encoder = MLP([in_channels, latent, latent])
+        self.encoder = MLP([in_channels + 1, latent, latent])
         self.mesh = MessagePassing(latent, layers, dim, out_channels, length_unit)
         self.decoder = MLP([latent, latent, out_channels])
 
     def forward(self, data, x: torch.Tensor) -> torch.Tensor:
         state = x[:, -self.out_channels:]
-        return self.decoder(self.mesh(self.encoder(x), data.pos, state, data.edge_index))
+        return self.decoder(self.mesh(self.encoder(with_walls(data, x)), data.pos, state, data.edge_index))
+
+
+def with_walls(data, x: torch.Tensor) -> torch.Tensor:
+    """``[x, wall] (N, C + 1)``: the node features and a flag of the mesh's boundary nodes, where
+    the state obeys its boundary condition instead of the PDE (without it a stepper on a new
+    domain cannot tell a wall node from an interior one)."""
+    return torch.cat([x, data.boundary_mask[:, None].to(x)], dim=1)
 
 
 class MPPDE(TimeStepper):

@@ -90,7 +90,9 @@ class Problem:
     @property
     def held_boundary(self) -> dict:
         """``{"state", "mask", "value"}``: the state equals input ``value`` on boundary nodes where
-        input ``mask`` is set (time-dependent problems with held surfaces; empty otherwise)."""
+        input ``mask`` is set (time-dependent problems with held surfaces; empty otherwise);
+        ``mask`` None: on every boundary node; ``value`` None: the state keeps its initial value
+        there (a rollout holds it at the initial state's)."""
         return dict(getattr(self._module(), "HELD_BOUNDARY", {}))
 
     @property

@@ -31,6 +31,8 @@ from .poisson2d import boundary_loops
 DOMAINS = ("square", "random")
 BOUNDARIES = ("zero", "initial")
 FIELDS = {"velocity": ("target", "u (T, N, 2): the Burgers velocity at every frame (state)")}
+#: the boundary keeps its initial velocity (both ``boundary`` options): rollouts hold it there
+HELD_BOUNDARY = {"state": "velocity", "mask": None, "value": None}
 DEFAULTS = {"resolution": 2000, "domain": "random", "nu": 0.01, "dt": 0.01, "frames": 21,
             "stride": 5, "boundary": "zero"}
 #: peak |u| of the initial condition
