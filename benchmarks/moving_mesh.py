@@ -167,6 +167,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--mover", default="auto", help="mmpde's mover: auto, dmm or classical")
     parser.add_argument("--first-solver-seed", type=int, default=0)
+    parser.add_argument("--domains", default="square,random", help="solver datasets, comma-separated")
     parser.add_argument("--skip-solver", action="store_true")
     parser.add_argument("--skip-mesh", action="store_true")
     args = parser.parse_args()
@@ -191,7 +192,7 @@ def main():
           f"{args.solver_seeds} seed(s)\n")
     with tempfile.TemporaryDirectory() as tmp:
         seeds = range(args.first_solver_seed, args.first_solver_seed + args.solver_seeds)
-        solver = [r for seed in seeds for domain in ("square", "random")
+        solver = [r for seed in seeds for domain in args.domains.split(",")
                   for r in solver_rows(domain, seed, args, Path(tmp))]
     print_solver_table(solver)
 
