@@ -170,6 +170,10 @@ def load(path, device: str = "cpu", with_optimizer: bool = False, allow_unverifi
     except Exception as err:
         raise CheckpointError(f"{path}: the checkpoint's weights are corrupt ({str(err).splitlines()[0][:120]}).") from None
     weights = {k: v for k, v in tensors.items() if not k.startswith(_OPTIMIZER_PREFIX)}
+    misfit = _misfit(model.state_dict(), weights)
+    if misfit:
+        raise CheckpointError(f"{path}: weights do not fit model '{spec['name']}' ({misfit}); the checkpoint "
+                              "was written for another version or configuration of that model.")
     try:
         model.load_state_dict(weights, strict=True)
     except RuntimeError as err:
@@ -249,6 +253,20 @@ def _named_config(model: str, config: dict, layout: dict, dim) -> dict:
                 raise ValueError(f"'{old}' {columns} lies outside the node features")
             config[new] = list(dict.fromkeys(owner[c] for c in columns))
     return config
+
+
+def _misfit(expected: dict, weights: dict) -> str:
+    """The first difference between the model's tensors and the file's, in words ("" if none)."""
+    missing, unexpected = sorted(set(expected) - set(weights)), sorted(set(weights) - set(expected))
+    if missing:
+        return f"tensor '{missing[0]}' is missing" + (f", and {len(missing) - 1} more" if len(missing) > 1 else "")
+    if unexpected:
+        return f"tensor '{unexpected[0]}' is not the model's" + (f", and {len(unexpected) - 1} more" if len(unexpected) > 1 else "")
+    for name, tensor in expected.items():
+        if tuple(weights[name].shape) != tuple(tensor.shape):
+            return (f"tensor '{name}' has shape {tuple(weights[name].shape)} in the file and "
+                    f"{tuple(tensor.shape)} in the model")
+    return ""
 
 
 def _check_finite(path: Path, weights: dict[str, torch.Tensor]) -> None:

@@ -117,6 +117,20 @@ def _foreign_files(tmp_path, good) -> list:
     ]
 
 
+def test_weights_of_another_configuration_name_the_first_tensor_that_differs(tmp_path):
+    """A checkpoint of the same model at another width (or another version of it) says which tensor
+    differs and both shapes, not torch's bare "Error(s) in loading state_dict"."""
+    good = checkpoint.save(tmp_path / "good.safetensors", _checkpoint())
+    _foreign_files(tmp_path, good)
+    with pytest.raises(CheckpointError) as info:
+        checkpoint.load(tmp_path / "misfit.safetensors")
+    message = str(info.value)
+    name = next(k for k, v in _checkpoint(width=24).model.state_dict().items()
+                if v.shape != _checkpoint().model.state_dict()[k].shape)
+    wide, narrow = (tuple(_checkpoint(width=w).model.state_dict()[name].shape) for w in (24, 16))
+    assert f"tensor '{name}' has shape {wide} in the file and {narrow} in the model" in message, message
+
+
 def test_corrupt_foreign_and_incompatible_checkpoints_get_specific_errors(tmp_path):
     good = checkpoint.save(tmp_path / "good.safetensors", _checkpoint())
     for name, phrase in _foreign_files(tmp_path, good):
