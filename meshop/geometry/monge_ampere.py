@@ -56,7 +56,7 @@ from skfem import Basis, BilinearForm
 from ..data.fem import laplace_form, mass_form, p1_basis
 from ..errors import MeshError
 from .monitor import BETA, P1Locator, monitor
-from .moving import BoundarySlider, MeshQuality, is_valid, safe_move, signed_areas
+from .moving import BoundarySlider, MeshQuality, corner_cosines, is_valid, safe_move, signed_areas
 
 #: the displacement is limited within this many mean cell sizes of a re-entrant corner
 CORNER_CELLS = 6.0
@@ -177,11 +177,8 @@ def monge_ampere_move(points: np.ndarray, triangles: np.ndarray, u: np.ndarray, 
 def _corner_limit(points: np.ndarray, triangles: np.ndarray, slider: BoundarySlider) -> np.ndarray:
     """``(N,)`` factor ``min(1, d / (CORNER_CELLS h))`` on the displacement, d the distance to the
     nearest re-entrant corner (interior angle above 180°), h the mean cell size; 1 without one."""
-    angles = np.zeros(len(points))
-    corners = points[triangles]
-    for k in range(3):
-        u, v = corners[:, (k + 1) % 3] - corners[:, k], corners[:, (k + 2) % 3] - corners[:, k]
-        cos = (u * v).sum(1) / np.maximum(np.linalg.norm(u, axis=1) * np.linalg.norm(v, axis=1), 1e-300)
+    angles = np.zeros(len(points))                                      # interior angle at each node
+    for k, cos in enumerate(corner_cosines(points, triangles)):
         np.add.at(angles, triangles[:, k], np.arccos(np.clip(cos, -1.0, 1.0)))
     reentrant = slider.corners[angles[slider.corners] > np.pi + 1e-6]
     if not len(reentrant):

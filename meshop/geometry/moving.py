@@ -33,15 +33,20 @@ def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     return 0.5 * ((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
 
 
-def min_angles(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    """``(M,)`` smallest interior angle of each triangle, degrees."""
+def corner_cosines(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """``(3, M)`` cosine of each triangle's interior angle at its corner k (node ``triangles[:, k]``)."""
     corners = points[triangles]                                          # (M, 3, 2)
     cosines = []
     for k in range(3):
         u = corners[:, (k + 1) % 3] - corners[:, k]
         v = corners[:, (k + 2) % 3] - corners[:, k]
         cosines.append((u * v).sum(1) / np.maximum(np.linalg.norm(u, axis=1) * np.linalg.norm(v, axis=1), 1e-300))
-    return np.degrees(np.arccos(np.clip(np.max(cosines, axis=0), -1.0, 1.0)))     # the largest cosine
+    return np.array(cosines)
+
+
+def min_angles(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """``(M,)`` smallest interior angle of each triangle, degrees."""
+    return np.degrees(np.arccos(np.clip(corner_cosines(points, triangles).max(0), -1.0, 1.0)))   # largest cosine
 
 
 @dataclass
