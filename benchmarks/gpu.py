@@ -8,10 +8,15 @@ training loss against the eager one, torch-scatter against native. A session wit
 device leaves that column empty and says so; nothing is estimated.
 
 - predict: the bundled default model on a unit-cube tetrahedral mesh of N nodes (the meshes of
-  ``benchmarks/predict.py``), timed from the mesh in memory with its boundary found.
+  ``benchmarks/predict.py``), timed from the mesh in memory with its boundary found, without
+  the finite-element error estimate (a CPU solve, timed by ``benchmarks/predict.py``).
 - train: ``--steps`` steps (forward, decode, relative L2, backward, clip, AdamW) of each
-  registered model at its default size on one fixed batch of ``--batch`` samples of
+  steady model at its default size on one fixed batch of ``--batch`` samples of
   ``datasets/samples/heat3d``, after 2 warm-up steps (which include compiling).
+- particles: one rollout step of GNS and GIOROM at their published sizes (latent 128, 10
+  message-passing steps, GIOROM on 1,000 sparse nodes; random weights, the statistics of the
+  bundled mpm2d) on clouds of N particles at rest (``benchmarks/lagrangian.py``'s clouds; GIOROM
+  decodes at every particle); check: the largest position difference, CUDA against CPU.
 - scatter: sum and max of E messages of width 64 onto E/16 nodes, forward and backward: PyG's
   ``torch_geometric.utils.scatter`` as meshop uses it (native ``scatter_add_`` /
   ``scatter_reduce_``) vs ``torch_scatter.scatter`` (the ``scatter`` extra) when installed.
@@ -19,6 +24,7 @@ device leaves that column empty and says so; nothing is estimated.
     python benchmarks/gpu.py                      # 1M and 10M nodes (10M needs ~30 GB)
     python benchmarks/gpu.py --quick              # 10k and 100k nodes, 2 models, small scatter
     python benchmarks/gpu.py --no-compile         # skip the torch.compile rows
+    python benchmarks/gpu.py --sizes 10000000 --models --particles --messages 0   # the 10M prediction alone
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ from predict import cube
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "datasets" / "samples" / "heat3d"
 NO_CUDA = "no CUDA device in this session"
+#: the models the train rows can time on heat3d samples (the time-dependent ones need trajectories)
+STEADY_MODELS = ("gno", "mgno", "beno", "amg")
 
 
 def devices() -> list[str]:
@@ -74,10 +82,10 @@ def predict_rate(n_nodes: int, device: str, cpu_max_nodes: int) -> tuple[float |
     if device == "cpu" and n_nodes > cpu_max_nodes:
         return None, None
     predictor = Predictor(None, device=device, max_nodes=10**12)
-    predictor.predict(cube(1000))                          # warm-up: kernels, CUDA context
+    predictor.predict(cube(1000), estimate=False)          # warm-up: kernels, CUDA context
     mesh = cube(n_nodes)
     mesh.boundary_mask
-    result, seconds = timed(lambda: predictor.predict(mesh), device)
+    result, seconds = timed(lambda: predictor.predict(mesh, estimate=False), device)
     target = f"{predictor.checkpoint.fields.targets[0]}_pred"
     return mesh.n_points / seconds, np.asarray(result.mesh.point_data[target], dtype=np.float64)
 
@@ -111,7 +119,8 @@ def training_batch(data, batch_size: int, model):
 def train_rate(name: str, device: str, compiled: bool, steps: int, batch_size: int) -> tuple[float, float]:
     """(samples/s, loss of the first step) of model ``name`` trained on one fixed batch."""
     from meshop import models
-    from meshop.graph import decode, feature_count, relative_l2
+    from meshop.graph import decode, feature_count
+    from meshop.metrics import relative_l2
     from meshop.training.data import load_training_data
 
     data = load_training_data(SAMPLES)
@@ -161,6 +170,44 @@ def _train_check(losses: dict, eager: dict, compiled: bool) -> str:
     if losses.get("cuda") is not None and losses["cpu"] is not None:
         return f"loss cuda vs cpu {abs(losses['cuda'] - losses['cpu']) / abs(losses['cpu']):.1e}"
     return ""
+
+
+# ---------------------------------------------------------------- particles
+def particle_step(name: str, n: int, device: str) -> tuple[float, np.ndarray]:
+    """(steps/s, positions after the step) of a published-size ``name`` on an ``n``-particle cloud."""
+    from lagrangian import cloud, published
+
+    from meshop.checkpoint import load
+    from meshop.prediction import bundled_models
+
+    template = load(bundled_models()["mpm2d"]).model
+    torch.manual_seed(0)
+    model = published(name, template).to(device)
+    data, start = cloud(n, model.dim, model.history)
+    data, start = data.to(device), start.to(device)
+    with torch.no_grad():
+        plan = model.rollout_plan(data, start)
+        model.step(data, start, plan)                                # warm-up: kernels, caches
+        moved, seconds = timed(lambda: model.step(data, start, plan), device, repeat=3)
+    return 1.0 / seconds, moved.cpu().numpy()
+
+
+def particle_rows(sizes: list[int], cpu_max: int) -> list[list[str]]:
+    rows = []
+    for n in sizes:
+        for name in ("gns", "giorom"):
+            rates, moved = {}, {}
+            for device in devices():
+                if device == "cpu" and n > cpu_max:
+                    rates[device], moved[device] = None, None
+                    continue
+                rates[device], moved[device] = particle_step(name, n, device)
+            check = ""
+            if moved.get("cpu") is not None and moved.get("cuda") is not None:
+                check = f"max |dx| {np.abs(moved['cuda'] - moved['cpu']).max():.1e} m"
+            rows.append(["rollout steps/s", f"{n:,} particles", f"{name} published", *_cells(rates),
+                         check or ("cpu skipped (> --cpu-max-particles)" if rates["cpu"] is None else "")])
+    return rows
 
 
 # ---------------------------------------------------------------- scatter
@@ -246,23 +293,31 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10k and 100k nodes, gno and mgno, 200k messages")
-    parser.add_argument("--sizes", type=int, nargs="+", help="prediction mesh sizes [1M 10M]")
+    parser.add_argument("--sizes", type=int, nargs="*", help="prediction mesh sizes [1M 10M]; none: no rows")
     parser.add_argument("--cpu-max-nodes", type=int, default=2_000_000, help="skip CPU prediction above this")
-    parser.add_argument("--models", nargs="+", help="models to train [all registered]")
+    parser.add_argument("--models", nargs="*", help="models to train [the steady ones]; none: no rows")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--messages", type=int, help="scatter messages [4M; 200k with --quick]")
+    parser.add_argument("--particles", type=int, nargs="*", help="particle counts [10k 100k; 2k with --quick]")
+    parser.add_argument("--cpu-max-particles", type=int, default=20_000, help="skip CPU particle steps above this")
+    parser.add_argument("--messages", type=int, help="scatter messages [4M; 200k with --quick; 0: no rows]")
     parser.add_argument("--no-compile", action="store_true")
     args = parser.parse_args()
-    sizes = args.sizes or ([10_000, 100_000] if args.quick else [1_000_000, 10_000_000])
-    names = args.models or (["gno", "mgno"] if args.quick else models.available())
-    messages = args.messages or (200_000 if args.quick else 4_000_000)
+
+    def chosen(value, quick, full):
+        return value if value is not None else (quick if args.quick else full)
+
+    sizes = chosen(args.sizes, [10_000, 100_000], [1_000_000, 10_000_000])
+    names = chosen(args.models, ["gno", "mgno"], [m for m in models.available() if m in STEADY_MODELS])
+    particles = chosen(args.particles, [2_000], [10_000, 100_000])
+    messages = chosen(args.messages, 200_000, 4_000_000)
 
     print(f"machine: {machine()}")
     print(device_line())
     rows = predict_rows(sizes, args.cpu_max_nodes)
     rows += train_rows(names, not args.no_compile, args.steps, args.batch)
-    rows += scatter_rows(messages)
+    rows += particle_rows(particles, args.cpu_max_particles)
+    rows += scatter_rows(messages) if messages else []
     print_table(rows)
 
 
