@@ -2,11 +2,12 @@
 # benchmarks/lagrangian.table.md, stop 7 "5x the scenes": 200 mpm2d scenes of the generator of
 # datasets/mpm2d.sh (other seed; 192 train, 8 validation; ~95 s on one worker), then GIOROM with the
 # 3-seed recipe of datasets/mpm2d-seeds.sh for 4 epochs (13,440 steps, ~37 min on one core of a
-# 2-core CPU), then the benchmark's accuracy half on its own test sets.
+# 2-core CPU), then the benchmark's accuracy half on its own test sets. SCENES=400 (with other
+# DATA and OUT) is the 10x row of the same table (384 train, 16 validation; ~75 min of training).
 set -euo pipefail
-DATA=${DATA:-data/mpm2d-more}; OUT=${OUT:-runs/mpm2d-more}
+DATA=${DATA:-data/mpm2d-more}; OUT=${OUT:-runs/mpm2d-more}; SCENES=${SCENES:-200}
 mkdir -p "$OUT"
-meshop generate mpm2d --n 200 --out "$DATA" --seed 12 --resolution 1000 --frames 40 \
+meshop generate mpm2d --n "$SCENES" --out "$DATA" --seed 12 --resolution 1000 --frames 40 \
     --shapes polygon --split 0.96,0.04,0 --workers "${WORKERS:-1}"
 cat > "$OUT/giorom-more.yaml" <<YAML
 data: $DATA

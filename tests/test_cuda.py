@@ -96,3 +96,27 @@ def test_particle_model_gradients_on_cuda_equal_cpu(name):
     assert results["cpu"][1].keys() == results["cuda"][1].keys() and len(results["cpu"][1]) > 4
     for key, grad in results["cpu"][1].items():      # per tensor: float32 sums in another order
         assert (results["cuda"][1][key] - grad).norm() <= 1e-4 * grad.norm() + 1e-12, key
+
+
+@pytest.mark.cuda
+def test_giorom_queries_on_cuda_equal_cpu():
+    """The bundled mpm2d (GIOROM) stepped and queried on the GPU, its decoder's neighbour search
+    on the device too: the CPU's accelerations at 5,000 query points."""
+    from torch_geometric.data import Data
+
+    from meshop.prediction import bundled_models
+
+    rng = np.random.default_rng(6)
+    start = torch.as_tensor(np.stack([0.4 + 0.2 * rng.random((800, 2))] * 6, 1), dtype=torch.float32)
+    material = torch.as_tensor(rng.integers(0, 4, 800))
+    queries = 0.35 + 0.3 * rng.random((5000, 2))
+    results = {}
+    for device in ("cpu", "cuda"):
+        model = checkpoint.load(bundled_models()["mpm2d"]).model.to(device).eval()
+        data = Data(material=material.to(device), num_nodes=800)
+        positions = start[:, -model.history - 1:].to(device)
+        with torch.no_grad():
+            model.step(data, positions, model.rollout_plan(data, positions))
+            results[device] = model.query(queries)["acceleration"].cpu()
+    assert results["cpu"].abs().max() > 0
+    torch.testing.assert_close(results["cuda"], results["cpu"], rtol=1e-4, atol=1e-5 * results["cpu"].abs().max().item())

@@ -65,3 +65,29 @@ def test_small_and_degenerate_clouds():
 def test_nan_positions_are_named():
     with pytest.raises(MeshError, match="NaN or infinite"):
         radius_graph_on_device(torch.tensor([[0.0, 0.0], [float("nan"), 1.0]]), 0.5)
+
+
+@pytest.mark.parametrize("dim, k, chunk", [(2, 8, 97), (3, 1, 4096), (2, 30, 1000)])
+def test_nearest_on_device_gives_the_kd_tree_neighbours(dim, k, chunk):
+    """GIOROM's decoder search on the device: cKDTree's k nearest ids, in its order, in float32
+    inputs as in float64, whatever the chunk of queries."""
+    from scipy.spatial import cKDTree
+
+    from meshop.models.device_graphs import nearest_on_device
+
+    rng = np.random.default_rng(dim + k)
+    nodes, queries = rng.random((300, dim)).astype(np.float32), rng.random((2500, dim)).astype(np.float32) * 1.2
+    expected = cKDTree(nodes).query(queries, k=k)[1].reshape(len(queries), k)
+    got = nearest_on_device(torch.as_tensor(queries), torch.as_tensor(nodes), k, chunk=chunk)
+    assert got.dtype == torch.long and got.shape == (2500, k)
+    np.testing.assert_array_equal(got.numpy(), expected)
+
+
+def test_nearest_on_device_refuses_what_it_cannot_answer():
+    from meshop.models.device_graphs import nearest_on_device
+
+    with pytest.raises(MeshError, match="k = 5 nearest nodes asked for among 3"):
+        nearest_on_device(torch.zeros((4, 2)), torch.rand((3, 2)), 5)
+    with pytest.raises(MeshError, match="NaN or infinite"):
+        nearest_on_device(torch.tensor([[float("nan"), 0.0]]), torch.rand((3, 2)), 2)
+    assert nearest_on_device(torch.zeros((0, 2)), torch.rand((3, 2)), 2).shape == (0, 2)

@@ -13,6 +13,10 @@ The edges are those of :func:`~meshop.geometry.neighbors.radius_graph`: ``j -> i
 pair at distance ``<= r``, both directions, no self loops, sorted by target then source — the
 same edge index to the last pair in float64; in float32 a pair within rounding of ``r`` may fall
 on the other side.
+
+:func:`nearest_on_device` is the k-nearest search of GIOROM's decoder (queries among ~1,000
+sparse nodes, every step) on the device: all query-node distances of a chunk of queries and their
+``k`` smallest, the ids cKDTree gives.
 """
 
 from __future__ import annotations
@@ -110,3 +114,20 @@ def _pairs_within(points, start, count, radius: float, max_candidates: int) -> l
         out.append((source[near], target[near]))
         first = last
     return out
+
+
+def nearest_on_device(queries: torch.Tensor, nodes: torch.Tensor, k: int, chunk: int = 4096) -> torch.Tensor:
+    """``(M, k)`` int64 ids of the ``k`` nodes nearest to each query, nearest first, on the
+    queries' device: squared distances of ``chunk`` queries to all ``nodes (S, d)`` in float64
+    (cKDTree's arithmetic on the same coordinates) and ``torch.topk`` of them. Brute force, M x S
+    distances: meant for a few thousand nodes (GIOROM's sparse graph), where a GPU does them
+    faster than a tree search on the host and the host round trip; k <= S."""
+    if not 1 <= k <= len(nodes):
+        raise MeshError(f"k = {k} nearest nodes asked for among {len(nodes)}.")
+    if not (torch.isfinite(queries).all() and torch.isfinite(nodes).all()):
+        raise MeshError("the query points or the nodes hold NaN or infinite coordinates.")
+    nodes = nodes.to(queries.device, torch.float64)
+    ids = [torch.topk(torch.cdist(rows.to(torch.float64), nodes, compute_mode="donot_use_mm_for_euclid_dist"),
+                      k, dim=1, largest=False, sorted=True).indices
+           for rows in torch.split(queries, chunk)]
+    return torch.cat(ids) if ids else torch.zeros((0, k), dtype=torch.long, device=queries.device)

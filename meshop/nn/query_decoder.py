@@ -34,14 +34,15 @@ class QueryStencil:
 
     @classmethod
     def build(cls, queries: torch.Tensor, nodes: torch.Tensor, k: int, radius: float) -> "QueryStencil":
-        """One cKDTree query of ``queries (M, d)`` among ``nodes (S, d)`` (m), on every core."""
+        """The stencil of ``queries (M, d)`` among ``nodes (S, d)`` (m): one cKDTree query on
+        every core for CPU tensors, a brute-force search on the device for others (a GPU)."""
         k = min(int(k), len(nodes))
-        tree = cKDTree(nodes.detach().cpu().numpy())
-        points = queries.detach().cpu().numpy()
-        order = _cell_order(points, len(nodes))
-        ids = np.empty((len(points), k), dtype=np.int64)
-        ids[order] = tree.query(points[order], k=k, workers=-1)[1].reshape(len(points), k)
-        neighbors = torch.as_tensor(ids, device=queries.device)
+        if queries.device.type == "cpu":
+            neighbors = torch.as_tensor(_nearest(queries.detach().numpy(), nodes.detach().cpu().numpy(), k))
+        else:
+            from ..models.device_graphs import nearest_on_device
+
+            neighbors = nearest_on_device(queries.detach(), nodes.detach(), k)
         offset = (queries[:, None, :] - gather(nodes, neighbors)) / radius
         distance2 = (offset ** 2).sum(dim=2, keepdim=True)
         weights = 1.0 / (distance2 + _EPS)
@@ -58,6 +59,14 @@ class QueryStencil:
     def interpolate(self, values: torch.Tensor) -> torch.Tensor:
         """``(M, c)`` Shepard interpolation of the node ``values (S, c)``."""
         return (self.weights * gather(values, self.neighbors)).sum(dim=1)
+
+
+def _nearest(points: np.ndarray, nodes: np.ndarray, k: int) -> np.ndarray:
+    """``(M, k)`` ids of the ``k`` ``nodes`` nearest to each of ``points``, nearest first (cKDTree)."""
+    order = _cell_order(points, len(nodes))
+    ids = np.empty((len(points), k), dtype=np.int64)
+    ids[order] = cKDTree(nodes).query(points[order], k=k, workers=-1)[1].reshape(len(points), k)
+    return ids
 
 
 def _cell_order(points: np.ndarray, cells: int) -> np.ndarray:
