@@ -90,25 +90,25 @@ def solver_rows(domain: str, seed: int, args, root: Path) -> list[dict]:
     """Train mppde and mmpde on one burgers2d dataset; their rollout errors on its test split."""
     data = generate("burgers2d", args.trajectories, root / f"{domain}-{seed}", seed=seed, resolution=args.solver_nodes,
                     progress=False, domain=domain, nu=args.nu, frames=args.frames, stride=5)
-    rows = []
+    rows, series = [], None
     for name, options in (("mppde", {}), ("mmpde", {"mover": args.mover})):
         start = time.perf_counter()
         result = train(data, model=name, epochs=args.epochs, batch_size=4, lr=1e-3, unroll=2, seed=seed,
                        out=root / f"{domain}-{seed}-{name}", progress=False, **options)
         seconds = time.perf_counter() - start
         ckpt = meshop.checkpoint.load(result.best)
-        test = ckpt.data["split"]["test"]
-        errors = np.array([meshop.predict(meshop.read_series(data / f), model=ckpt, steps=args.frames - 1,
-                                          write=False).errors["velocity"] for f in test])
+        series = series or [meshop.read_series(data / f) for f in ckpt.data["split"]["test"]]
+        errors = np.array([meshop.predict(trajectory, model=ckpt, steps=args.frames - 1,
+                                          write=False).errors["velocity"] for trajectory in series])
         rows.append({"domain": domain, "seed": seed, "model": name, "params": ckpt.model.n_parameters(),
                      "one": errors[:, 1].mean(), "ten": errors[:, min(10, args.frames - 1)].mean(),
-                     "seconds": seconds, "test": len(test)})
+                     "seconds": seconds, "test": len(series)})
     # the floor a learned stepper must beat: the state left as it is (the same error per frame)
     still = np.array([rollout_errors(np.repeat(v[:1], len(v), axis=0), v) for v in
-                      (meshop.read_series(data / f).fields["velocity"] for f in test)])
+                      (trajectory.fields["velocity"] for trajectory in series)])
     rows.append({"domain": domain, "seed": seed, "model": "persistence (u stays u₀)", "params": 0,
                  "one": still[:, 1].mean(), "ten": still[:, min(10, args.frames - 1)].mean(), "seconds": 0.0,
-                 "test": len(test)})
+                 "test": len(series)})
     return rows
 
 
