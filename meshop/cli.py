@@ -193,16 +193,19 @@ def predict(
 
 def _predict_series(mesh: Path, model, out, device: str, render: bool, overwrite: bool, steps, dt) -> None:
     """`meshop predict --steps`: a rollout of a time-dependent model, written as a .pvd series."""
-    from .preflight import DEFAULT_TIME_MODEL, check_device, checkpoint_path
+    from .io import read, read_series
+    from .io.series import is_series
+    from .preflight import check_device, checkpoint_path, default_time_model
 
-    model = model or DEFAULT_TIME_MODEL
     with user_errors():
         check_device(device)
+        source = read_series(mesh) if is_series(mesh) else read(mesh)
+        model = model or default_time_model(source.mesh if is_series(mesh) else source, mesh)   # by what the input is
         checkpoint_path(model)
         say("loading torch ...")
         from .prediction import predict as run_prediction
 
-        result = run_prediction(mesh, model, out=out, device=device, render=render, overwrite=overwrite,
+        result = run_prediction(source, model, out=out, device=device, render=render, overwrite=overwrite,
                                 progress=say, steps=steps, dt=dt)
     for note in result.notes:
         typer.echo(f"meshop: {note}", err=True)

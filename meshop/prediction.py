@@ -19,7 +19,8 @@ from .graph import decode, feature_count, mesh_edges, model_input, node_data, no
 from .mesh import Mesh
 from .metrics import relative_l2_np
 from .outputs import is_meshop_result, picture_path, prediction_output
-from .preflight import DEFAULT_MODEL, DEFAULT_TIME_MODEL, POINT_CLOUD_REFUSAL, bundled_models, check_device, checkpoint_path
+from .preflight import (DEFAULT_MODEL, POINT_CLOUD_REFUSAL, bundled_models, check_device, checkpoint_path,
+                        default_time_model)
 from .trajectory import Trajectory
 
 #: sub-domain size of models with a finite receptive field when ``max_nodes`` is not given
@@ -280,7 +281,8 @@ def predict(mesh, model=None, *, out=None, device: str = "cpu", mesh_size: float
     show another prediction). ``progress`` receives a short line before each slow step.
     ``estimate``, ``refine``: see :meth:`Predictor.predict`.
 
-    A time-dependent model (default with ``steps``: the bundled ``heat3d-transient``) is rolled out ``steps`` frames from the state the mesh holds (or from
+    A time-dependent model (default with ``steps``: the bundled ``heat3d-transient`` on a mesh,
+    ``mpm2d`` on 2D particles) is rolled out ``steps`` frames from the state the mesh holds (or from
     the first frame of a ``.pvd`` / ``.xdmf`` series, whose later frames then give per-step
     errors) and returns a :class:`~meshop.rollout.RolloutPrediction` whose trajectory is written
     to ``<stem>.pred.pvd``; ``dt`` (a multiple of the model's frame step) thins the saved frames,
@@ -294,7 +296,7 @@ def predict(mesh, model=None, *, out=None, device: str = "cpu", mesh_size: float
     source = mesh if isinstance(mesh, (Mesh, Trajectory)) else (
         io.read_series(mesh) if is_series(mesh) else io.read(mesh))
     if model is None and (steps is not None or isinstance(source, Trajectory)):
-        model = DEFAULT_TIME_MODEL
+        model = default_time_model(source.mesh if isinstance(source, Trajectory) else source, source.source)
     say(f"loading model {_model_label(model)} ...")
     predictor = Predictor(model, device=device, max_nodes=max_nodes)
     if predictor.checkpoint.time_dependent or steps is not None or isinstance(source, Trajectory):

@@ -17,8 +17,29 @@ from .errors import MeshError
 
 #: name of the model used when none is given
 DEFAULT_MODEL = "heat3d"
-#: name of the model used by ``--steps`` when none is given: the bundled transient-heat stepper
+#: name of the model used by ``--steps`` on a mesh when none is given: the bundled transient-heat stepper
 DEFAULT_TIME_MODEL = "heat3d-transient"
+#: the bundled particle simulator (GIOROM on mpm2d), the default for 2D particles with --steps
+DEFAULT_PARTICLE_MODEL = "mpm2d"
+
+
+def default_time_model(mesh, source=None) -> str:
+    """The bundled time-dependent model for the nodes of ``mesh`` (a Mesh, or a series' first
+    frame): :data:`DEFAULT_TIME_MODEL` for a 3D mesh, :data:`DEFAULT_PARTICLE_MODEL` for 2D
+    particles (no cells); for the others none is bundled, which is said (naming the file
+    ``source``) with what to do."""
+    where = f"{source}: " if source else ""
+    if mesh.cells and mesh.dim == 3:
+        return DEFAULT_TIME_MODEL
+    if not mesh.cells and mesh.dim == 2:
+        return DEFAULT_PARTICLE_MODEL
+    if mesh.cells:
+        raise MeshError(f"{where}a {mesh.dim}D mesh: the bundled time stepper ({DEFAULT_TIME_MODEL}) is for 3D parts; "
+                        "train one for your series, e.g. `meshop train --model mppde --data DATA` on "
+                        "`meshop generate burgers2d` data, and pass it with --model.")
+    raise MeshError(f"{where}{mesh.dim}D particles (no cells): meshop bundles a particle simulator for 2D only "
+                    f"(--model {DEFAULT_PARTICLE_MODEL}); train one on your data, e.g. `meshop generate mpm3d` "
+                    "then `meshop train --model giorom --data DATA`, and pass it with --model.")
 
 #: why a point cloud is refused (measured on the bracket's 4,118 nodes without their cells: the
 #: boundary estimated from the points finds half the surface nodes and the default model is off by

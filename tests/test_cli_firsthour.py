@@ -51,6 +51,9 @@ def test_user_errors_answer_without_importing_torch(tmp_path):
     """Each command runs in one fresh interpreter; after each, torch must not be loaded."""
     cloud = tmp_path / "cloud.xyz"
     np.savetxt(cloud, np.random.default_rng(0).random((200, 3)))
+    particles = np.random.default_rng(1).random((30, 3))       # a 3D particle series: no bundled model
+    meshop.write_series(meshop.Trajectory(Mesh(particles, None, {"material": np.zeros(30)}), [0.0, 0.01],
+                                          positions=np.stack([particles, particles + 0.01])), tmp_path / "p3.pvd")
     cases = [
         (["--help"], 0, "Usage: meshop"),
         (["--version"], 0, f"meshop {meshop.__version__}"),
@@ -65,6 +68,7 @@ def test_user_errors_answer_without_importing_torch(tmp_path):
         (["predict", cloud], 2, "a point cloud (no cells)"),
         (["predict", BRACKET, "-o", cloud], 2, "--overwrite"),
         (["predict", BRACKET, "-o", BRACKET], 2, "is the input file"),
+        (["predict", tmp_path / "p3.pvd", "--steps", "2"], 2, "p3.pvd: 3D particles (no cells): meshop bundles"),
     ]
     if not cuda_driver_present():
         cases.append((["predict", BRACKET, "--device", "cuda"], 2, "no NVIDIA driver"))
@@ -273,3 +277,27 @@ def test_a_folder_named_meshop_does_not_shadow_the_package(tmp_path):
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == [str(ROOT / "meshop" / "__init__.py"), "True"]
     assert 'package-dir = {"" = "."}' in (ROOT / "pyproject.toml").read_text()
+
+
+def test_the_default_time_model_follows_the_input():
+    """--steps without --model: heat3d-transient on a 3D mesh, mpm2d on 2D particles; for a 2D
+    mesh and for 3D particles none is bundled, and the message says what to train."""
+    from meshop.errors import MeshError
+    from meshop.preflight import default_time_model
+
+    points, tets = box_tetrahedra(3)
+    assert default_time_model(Mesh(points, {"tetra": tets})) == "heat3d-transient"
+    assert default_time_model(Mesh(np.random.default_rng(0).random((9, 2)), None)) == "mpm2d"
+    square = Mesh(np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), {"triangle": np.array([[0, 1, 2]])})
+    with pytest.raises(MeshError, match="flow.vtu: a 2D mesh: .* --model mppde"):
+        default_time_model(square, "flow.vtu")
+    with pytest.raises(MeshError, match="3D particles .* --model giorom"):
+        default_time_model(Mesh(points, None))
+
+
+def test_a_series_given_where_one_mesh_is_read_is_named_as_such(tmp_path):
+    traj = meshop.Trajectory(Mesh(np.random.default_rng(0).random((5, 2)), None), [0.0, 1.0],
+                             positions=np.zeros((2, 5, 2)))
+    path = meshop.write_series(traj, tmp_path / "s.pvd")
+    with pytest.raises(meshop.MeshError, match="s.pvd: a time series, not one mesh: .* meshop.read_series"):
+        meshop.read(path)

@@ -72,6 +72,9 @@ def read_arrays(path: str | os.PathLike) -> tuple:
         raise MeshError(f"{path}: is a directory, not a mesh file.")
     ext = _extension(path)
     reader = READERS.get(ext)
+    if reader is None and ext == ".pvd":
+        raise MeshError(f"{path}: a time series, not one mesh: pass one of the frame files it lists, or read "
+                        "it with meshop.read_series (a frame: .frame(k)).")
     if reader is None:
         known = " ".join(sorted(READERS))
         raise MeshError(f"{path}: unknown mesh format '{ext or path.name}' (known: {known}).")
