@@ -122,3 +122,24 @@ def test_cell_measures():
     assert simplex_measure(cube, "tetra", np.array([[0, 1, 3, 4]]))[0] == pytest.approx(4.0)
     assert simplex_measure(cube, "quad", np.array([[0, 1, 5, 4]]))[0] == pytest.approx(8.0)
     assert simplex_measure(cube, "triangle", np.array([[0, 1, 2]]))[0] == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("key_bits", [62, 20, 16, 10])
+def test_facets_used_once_whatever_the_key_width(key_bits):
+    """The boundary's facet count: one int64 key per facet, or (too many ids for one key) keys
+    within buckets of the smallest id (10 and 216 buckets here), or (not even two ids fit a key)
+    sorted rows, against a brute-force count of each facet's sorted ids; a tetrahedral cube's
+    boundary facets are its 2 (n-1)^2 x 6 triangles."""
+    from collections import Counter
+
+    from conftest import box_tetrahedra
+    from meshop.geometry.boundary import _sorted_columns, _used_once
+
+    points, tets = box_tetrahedra(6)
+    local = [[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]]
+    parts = [_sorted_columns(tets[:, f], narrow=True) for f in local]
+    once = _used_once(parts, key_bits=key_bits)
+    facets = [tuple(sorted(t[f])) for f in local for t in tets]
+    counts = Counter(facets)
+    np.testing.assert_array_equal(once, [counts[f] == 1 for f in facets])
+    assert once.sum() == 2 * 5 ** 2 * 6
