@@ -118,8 +118,9 @@ def _pairs_within(points, start, count, radius: float, max_candidates: int) -> l
 
 def nearest_on_device(queries: torch.Tensor, nodes: torch.Tensor, k: int, chunk: int = 4096) -> torch.Tensor:
     """``(M, k)`` int64 ids of the ``k`` nodes nearest to each query, nearest first, on the
-    queries' device: squared distances of ``chunk`` queries to all ``nodes (S, d)`` in float64
-    (cKDTree's arithmetic on the same coordinates) and ``torch.topk`` of them. Brute force, M x S
+    queries' device: distances of ``chunk`` queries to all ``nodes (S, d)`` in float64 (the
+    differences squared and summed, as cKDTree does on the same coordinates; no matrix-product
+    shortcut) and ``torch.topk`` of them. Brute force, M x S
     distances: meant for a few thousand nodes (GIOROM's sparse graph), where a GPU does them
     faster than a tree search on the host and the host round trip; k <= S."""
     if not 1 <= k <= len(nodes):
