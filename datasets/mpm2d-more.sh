@@ -3,7 +3,8 @@
 # datasets/mpm2d.sh (other seed; 192 train, 8 validation; ~95 s on one worker), then GIOROM with the
 # 3-seed recipe of datasets/mpm2d-seeds.sh for 4 epochs (13,440 steps, ~37 min on one core of a
 # 2-core CPU), then the benchmark's accuracy half on its own test sets. SCENES=400 (with other
-# DATA and OUT) is the 10x row of the same table (384 train, 16 validation; ~75 min of training).
+# DATA and OUT) is the 10x row of the same table (384 train, 16 validation; ~75 min of training),
+# whose best.safetensors is the bundled mpm2d (meshop/assets/models/mpm2d.safetensors).
 set -euo pipefail
 DATA=${DATA:-data/mpm2d-more}; OUT=${OUT:-runs/mpm2d-more}; SCENES=${SCENES:-200}
 mkdir -p "$OUT"

@@ -273,10 +273,11 @@ def test_bundled_default_gives_its_pinned_outputs_and_beats_the_previous_default
 
 def test_bundled_time_models_give_the_outputs_pinned_in_tests_data(kernel_path):
     """The bundled time-dependent models roll out what bundled_time_models.npz holds, to 1e-6 of
-    the range: recorded with the code of commit 66dffbe, before the stepper hooks, the device
-    radius graphs and the decoder's query order, which were to keep behaviour. ``heat3d-transient``
-    5 steps on the bracket (defaults: 1 K start, surfaces held at 0 K); ``mpm2d`` 4 steps of a
-    jittered 15 x 15 cloud of the four materials thrown sideways. The particles' range is their
+    the range. ``heat3d-transient`` 5 steps on the bracket (defaults: 1 K start, surfaces held at
+    0 K), recorded with the code of commit 66dffbe, before the stepper hooks, the device radius
+    graphs and the decoder's query order, which were to keep behaviour; ``mpm2d`` 4 steps of a
+    jittered 15 x 15 cloud of the four materials thrown sideways, recorded when the model was
+    replaced (stop 8, commit f9cacc5's code: the GIOROM trained on 400 scenes). The particles' range is their
     positions' (float32 arithmetic: a CPU with other SIMD kernels, e.g. AVX-512, rounds a few ulp
     differently, ~1e-7 m at 0.3 m; 1e-6 of the 4-step displacement would be below one ulp)."""
     pinned = np.load(Path(__file__).parent / "data" / "bundled_time_models.npz")
