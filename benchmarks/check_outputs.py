@@ -39,7 +39,13 @@ def outputs() -> dict[str, np.ndarray]:
 
 
 def main() -> None:
-    action, path = sys.argv[1], sys.argv[2]
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["save", "compare"], help="save this checkout's outputs, or compare with saved ones")
+    parser.add_argument("path", help="the .npz file written by save")
+    args = parser.parse_args()
+    action, path = args.action, args.path
     fields = outputs()
     if action == "save":
         np.savez(path, **fields)
