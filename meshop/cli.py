@@ -156,7 +156,7 @@ def predict(
     from .io.series import is_series
     from .estimate import check_tolerance, warning
     from .outputs import prediction_output
-    from .preflight import POINT_CLOUD_REFUSAL, check_device, checkpoint_path
+    from .preflight import check_device, checkpoint_path, point_cloud_refusal
 
     if steps is not None or is_series(mesh):
         return _predict_series(mesh, model, out, device, render, overwrite, steps, dt)
@@ -167,7 +167,7 @@ def predict(
         checkpoint_path(model)   # a bundled name or a file, its metadata readable
         source = read(mesh)
         if source.is_point_cloud:
-            raise MeshError(f"{mesh}: {POINT_CLOUD_REFUSAL}")
+            raise MeshError(f"{mesh}: {point_cloud_refusal(source)}")
         target = prediction_output(mesh, out, render=render, overwrite=overwrite)
         say("loading torch ...")
         from .prediction import predict as run_prediction

@@ -19,8 +19,8 @@ from .graph import decode, feature_count, mesh_edges, model_input, node_data, no
 from .mesh import Mesh
 from .metrics import relative_l2_np
 from .outputs import is_meshop_result, picture_path, prediction_output
-from .preflight import (DEFAULT_MODEL, POINT_CLOUD_REFUSAL, bundled_models, check_device, checkpoint_path,
-                        default_time_model)
+from .preflight import (DEFAULT_MODEL, bundled_models, check_device, checkpoint_path, default_time_model,
+                        point_cloud_refusal)
 from .trajectory import Trajectory
 
 #: sub-domain size of models with a finite receptive field when ``max_nodes`` is not given
@@ -135,7 +135,7 @@ class Predictor:
         if refine is not None:
             check_tolerance(refine)
         if mesh.is_point_cloud:
-            raise MeshError(f"{where}{POINT_CLOUD_REFUSAL}")
+            raise MeshError(f"{where}{point_cloud_refusal(mesh)}")
         if mesh.is_surface:
             raise MeshError(f"{where}Predictor.predict needs a volume mesh; meshop.predict (and the "
                             "command line) fill closed surfaces with tetrahedra first.")

@@ -51,6 +51,16 @@ POINT_CLOUD_REFUSAL = (
     "first (e.g. Open3D's Poisson or ball-pivoting reconstruction).")
 
 
+def point_cloud_refusal(mesh) -> str:
+    """Why a steady prediction refuses the point cloud ``mesh``: :data:`POINT_CLOUD_REFUSAL`, or,
+    for particles (a ``material`` field), that they are rolled out with ``--steps``."""
+    if "material" in mesh.point_data:
+        return ("particles (a point cloud with a 'material' field): a particle simulator rolls them out in "
+                f"time; add --steps N (the bundled {DEFAULT_PARTICLE_MODEL} for 2D particles, or --model with "
+                "your own).")
+    return POINT_CLOUD_REFUSAL
+
+
 def bundled_models() -> dict[str, Path]:
     """Models shipped inside the package: name -> checkpoint path."""
     folder = resources.files("meshop") / "assets" / "models"

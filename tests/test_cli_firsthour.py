@@ -52,6 +52,7 @@ def test_user_errors_answer_without_importing_torch(tmp_path):
     cloud = tmp_path / "cloud.xyz"
     np.savetxt(cloud, np.random.default_rng(0).random((200, 3)))
     particles = np.random.default_rng(1).random((30, 3))       # a 3D particle series: no bundled model
+    meshop.write(Mesh(particles[:, :2], None, {"material": np.zeros(30)}), tmp_path / "p2.vtp")
     meshop.write_series(meshop.Trajectory(Mesh(particles, None, {"material": np.zeros(30)}), [0.0, 0.01],
                                           positions=np.stack([particles, particles + 0.01])), tmp_path / "p3.pvd")
     cases = [
@@ -69,6 +70,7 @@ def test_user_errors_answer_without_importing_torch(tmp_path):
         (["predict", BRACKET, "-o", cloud], 2, "--overwrite"),
         (["predict", BRACKET, "-o", BRACKET], 2, "is the input file"),
         (["predict", tmp_path / "p3.pvd", "--steps", "2"], 2, "p3.pvd: 3D particles (no cells): meshop bundles"),
+        (["predict", tmp_path / "p2.vtp"], 2, "p2.vtp: particles (a point cloud with a 'material' field)"),
     ]
     if not cuda_driver_present():
         cases.append((["predict", BRACKET, "--device", "cuda"], 2, "no NVIDIA driver"))
