@@ -200,7 +200,7 @@ def _predict_series(mesh: Path, model, out, device: str, render: bool, overwrite
     with user_errors():
         check_device(device)
         source = read_series(mesh) if is_series(mesh) else read(mesh)
-        model = model or default_time_model(source.mesh if is_series(mesh) else source, mesh)   # by what the input is
+        model = model or default_time_model(source)        # by what the input is
         checkpoint_path(model)
         say("loading torch ...")
         from .prediction import predict as run_prediction

@@ -296,7 +296,7 @@ def predict(mesh, model=None, *, out=None, device: str = "cpu", mesh_size: float
     source = mesh if isinstance(mesh, (Mesh, Trajectory)) else (
         io.read_series(mesh) if is_series(mesh) else io.read(mesh))
     if model is None and (steps is not None or isinstance(source, Trajectory)):
-        model = default_time_model(source.mesh if isinstance(source, Trajectory) else source, source.source)
+        model = default_time_model(source)
     say(f"loading model {_model_label(model)} ...")
     predictor = Predictor(model, device=device, max_nodes=max_nodes)
     if predictor.checkpoint.time_dependent or steps is not None or isinstance(source, Trajectory):

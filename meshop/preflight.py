@@ -23,12 +23,13 @@ DEFAULT_TIME_MODEL = "heat3d-transient"
 DEFAULT_PARTICLE_MODEL = "mpm2d"
 
 
-def default_time_model(mesh, source=None) -> str:
-    """The bundled time-dependent model for the nodes of ``mesh`` (a Mesh, or a series' first
-    frame): :data:`DEFAULT_TIME_MODEL` for a 3D mesh, :data:`DEFAULT_PARTICLE_MODEL` for 2D
-    particles (no cells); for the others none is bundled, which is said (naming the file
-    ``source``) with what to do."""
-    where = f"{source}: " if source else ""
+def default_time_model(source) -> str:
+    """The bundled time-dependent model for ``source``, a Mesh or a Trajectory (its frame-0
+    mesh): :data:`DEFAULT_TIME_MODEL` for a 3D mesh, :data:`DEFAULT_PARTICLE_MODEL` for 2D
+    particles (no cells); for the others none is bundled, which is said (naming the file it was
+    read from) with what to do."""
+    where = f"{source.source}: " if source.source else ""
+    mesh = getattr(source, "mesh", source)               # a Trajectory's nodes, or the Mesh itself
     if mesh.cells and mesh.dim == 3:
         return DEFAULT_TIME_MODEL
     if not mesh.cells and mesh.dim == 2:

@@ -290,9 +290,10 @@ def test_the_default_time_model_follows_the_input():
     points, tets = box_tetrahedra(3)
     assert default_time_model(Mesh(points, {"tetra": tets})) == "heat3d-transient"
     assert default_time_model(Mesh(np.random.default_rng(0).random((9, 2)), None)) == "mpm2d"
-    square = Mesh(np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), {"triangle": np.array([[0, 1, 2]])})
+    square = Mesh(np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), {"triangle": np.array([[0, 1, 2]])},
+                  source="flow.vtu")
     with pytest.raises(MeshError, match="flow.vtu: a 2D mesh: .* --model mppde"):
-        default_time_model(square, "flow.vtu")
+        default_time_model(square)
     with pytest.raises(MeshError, match="3D particles .* --model giorom"):
         default_time_model(Mesh(points, None))
 
