@@ -119,18 +119,20 @@ def _pairs_within(points, start, count, radius: float, max_candidates: int) -> l
 def nearest_on_device(queries: torch.Tensor, nodes: torch.Tensor, k: int, chunk: int | None = None) -> torch.Tensor:
     """``(M, k)`` int64 ids of the ``k`` nodes nearest to each query, nearest first, on the
     queries' device: distances of ``chunk`` queries to all ``nodes (S, d)`` in float64 (the
-    differences squared and summed, as cKDTree does on the same coordinates; no matrix-product
-    shortcut) and ``torch.topk`` of them. Brute force, M x S
-    distances: meant for a few thousand nodes (GIOROM's sparse graph), where a GPU does them
-    faster than a tree search on the host and the host round trip; k <= S. ``chunk`` (default:
-    2^25 / S queries, 256 MB of distances) bounds the memory."""
+    differences squared and summed, as cKDTree does on the same coordinates) and ``torch.topk``
+    of them. Brute force, M x S distances: meant for a few thousand nodes (GIOROM's sparse graph),
+    where a GPU does them faster than a tree search on the host and the host round trip; k <= S.
+    ``chunk`` (default: 2^25 / (S d) queries, 256 MB of differences) bounds the memory.
+
+    The differences are broadcast elementwise kernels: ``torch.cdist`` without its matrix-product
+    shortcut took 14 ms for 10k queries among 1,000 nodes on an H200, most of a GIOROM step."""
     if not 1 <= k <= len(nodes):
         raise MeshError(f"k = {k} nearest nodes asked for among {len(nodes)}.")
     if not (torch.isfinite(queries).all() and torch.isfinite(nodes).all()):
         raise MeshError("the query points or the nodes hold NaN or infinite coordinates.")
     nodes = nodes.to(queries.device, torch.float64)
-    chunk = chunk or max(1, 2 ** 25 // len(nodes))
-    ids = [torch.topk(torch.cdist(rows.to(torch.float64), nodes, compute_mode="donot_use_mm_for_euclid_dist"),
+    chunk = chunk or max(1, 2 ** 25 // nodes.numel())
+    ids = [torch.topk(((rows.to(torch.float64)[:, None, :] - nodes[None]) ** 2).sum(dim=2),
                       k, dim=1, largest=False, sorted=True).indices
            for rows in torch.split(queries, chunk)]
     return torch.cat(ids) if ids else torch.zeros((0, k), dtype=torch.long, device=queries.device)
