@@ -10,6 +10,7 @@ to the field's largest magnitude, and exits 1 above the tolerance.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -39,18 +40,15 @@ def outputs() -> dict[str, np.ndarray]:
 
 
 def main() -> None:
-    import argparse
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=["save", "compare"], help="save this checkout's outputs, or compare with saved ones")
     parser.add_argument("path", help="the .npz file written by save")
     args = parser.parse_args()
-    action, path = args.action, args.path
     fields = outputs()
-    if action == "save":
-        np.savez(path, **fields)
+    if args.action == "save":
+        np.savez(args.path, **fields)
         return
-    before, worst = np.load(path), 0.0
+    before, worst = np.load(args.path), 0.0
     for name, field in fields.items():
         diff = np.abs(field - before[name]).max() / max(np.abs(before[name]).max(), 1e-30)
         worst = max(worst, diff)

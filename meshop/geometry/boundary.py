@@ -77,11 +77,12 @@ def boundary_facets(points: np.ndarray, cells: dict[str, np.ndarray]) -> Boundar
             conn = cells[cell_type]
             hit = np.flatnonzero(once[start:start + len(conn)])
             start += len(conn)
+            owning = conn[hit]                  # the cells of the boundary facets, gathered once
             row = np.full((len(hit), 4), -1, dtype=np.int64)
-            row[:, :size] = conn[hit][:, local]
+            row[:, :size] = owning[:, local]
             rows.append(row)
-            extras.append(conn[hit][:, list(facet_nodes(cell_type)[j][1])])
-            owners.append(points[corners(cell_type, conn[hit])].mean(axis=1))
+            extras.append(owning[:, list(facet_nodes(cell_type)[j][1])])
+            owners.append(points[corners(cell_type, owning)].mean(axis=1))
     if not rows:
         return BoundaryFacets(np.empty((0, 4), np.int64), np.empty((0, dim)), np.empty(0))
     width = max(e.shape[1] for e in extras)
