@@ -343,13 +343,26 @@ def view(
         viz.view(file, field=field)
 
 
+def _resolution(text: str | None) -> int | tuple[int, int] | None:
+    """``--resolution``: ``"3000"`` -> 3000, ``"1000:12000"`` -> (1000, 12000)."""
+    if text is None:
+        return None
+    try:
+        counts = tuple(int(part) for part in text.split(":"))
+    except ValueError:
+        counts = ()
+    if len(counts) not in (1, 2):
+        raise MeshError(f"--resolution {text!r}: expected a count like 3000 or a range LOW:HIGH like 1000:12000.")
+    return counts[0] if len(counts) == 1 else counts
+
+
 @command
 def generate(
     problem: str = typer.Argument(..., help="poisson2d, darcy2d, heat3d, mpm2d or mpm3d."),
     n: int = typer.Option(..., "--n", help="Number of samples."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (sample_00000.vtu, ..., dataset.json)."),
     seed: int = typer.Option(0, help="Master seed; the same seed gives the same data bit for bit."),
-    resolution: Optional[int] = typer.Option(None, help="Target nodes (poisson2d, heat3d), nodes per side (darcy2d) or particles (mpm2d, mpm3d) (default: the problem's)."),
+    resolution: Optional[str] = typer.Option(None, help="Target nodes (poisson2d, heat3d), nodes per side (darcy2d) or particles (mpm2d, mpm3d) (default: the problem's); LOW:HIGH spreads the samples log-uniformly over a range, e.g. 1000:12000 for a model that works on coarse and fine meshes alike."),
     workers: int = typer.Option(1, help="Parallel worker processes."),
     scheduler: Optional[str] = typer.Option(None, help="Dask distributed instead of --workers: local:N (a LocalCluster of N processes) or a scheduler address like tcp://host:8786 (needs the dask extra)."),
     domain: Optional[str] = typer.Option(None, help="darcy2d only: square or random."),
@@ -373,7 +386,7 @@ def generate(
             fractions = tuple(float(f) for f in split.split(","))
         except ValueError:
             raise MeshError(f"--split {split!r}: expected three fractions like 0.8,0.1,0.1.") from None
-        path = generate_dataset(problem, n, out, seed=seed, resolution=resolution, workers=workers,
+        path = generate_dataset(problem, n, out, seed=seed, resolution=_resolution(resolution), workers=workers,
                                 split=fractions, progress=not quiet, overwrite=overwrite, scheduler=scheduler,
                                 **options)
     sizes = {part: len(files) for part, files in json.loads((path / "dataset.json").read_text())["split"].items()}

@@ -41,6 +41,46 @@ def test_same_seed_same_arrays_whatever_the_workers(tmp_path):
     assert (one / "dataset.json").read_text() == (two / "dataset.json").read_text()
 
 
+def test_a_resolution_range_spreads_every_split_over_it_log_uniformly(tmp_path):
+    from meshop.data.generate import sample_resolutions
+
+    targets = np.array(sample_resolutions((1000, 16000), 500))
+    assert targets.min() == 1000 and 15000 < targets.max() <= 16000
+    # log-uniform: each quarter of log(range) holds a quarter of the samples, in every split
+    for part in (targets[:400], targets[400:450], targets[450:]):
+        counts, _ = np.histogram(np.log(part), bins=4, range=(np.log(1000), np.log(16000)))
+        assert np.abs(counts - len(part) / 4).max() <= 0.05 * len(part) + 1
+    assert sample_resolutions(300, 3) == [300, 300, 300] and sample_resolutions(None, 2) == [None, None]
+
+    out = generate("poisson2d", 4, tmp_path / "ds", seed=2, resolution=(150, 600), progress=False)
+    manifest = json.loads((out / "dataset.json").read_text())
+    assert manifest["parameters"]["resolution"] == [150, 600]
+    nodes = [entry["n_points"] for entry in manifest["samples"]]
+    expected = sample_resolutions((150, 600), 4)          # 150, 353, 208, 490 nodes asked
+    # (poisson2d lands within ~35 % of a target this small; the order of the sizes is exact)
+    assert np.allclose(nodes, expected, rtol=0.4) and (np.argsort(nodes) == np.argsort(expected)).all(), nodes
+    # each sample is the one a fixed resolution draws from the same seed stream
+    alone = generate("poisson2d", 2, tmp_path / "alone", seed=2, resolution=150, progress=False)
+    assert _same(_arrays(out, 1), _arrays(alone, 1))
+
+
+@pytest.mark.parametrize("resolution", [(600, 600), (0, 10), (10,), (1, 2, 3), 2.5, True])
+def test_bad_resolutions_are_refused_with_the_expected_form(tmp_path, resolution):
+    with pytest.raises(MeshError, match="expected a positive count"):
+        generate("poisson2d", 2, tmp_path / "ds", resolution=resolution, progress=False)
+
+
+def test_cli_reads_a_resolution_range_and_refuses_a_malformed_one(tmp_path):
+    runner = CliRunner()
+    good = runner.invoke(app, ["generate", "poisson2d", "--n", "3", "--out", str(tmp_path / "ds"),
+                               "--resolution", "150:300", "--quiet"])
+    assert good.exit_code == 0, good.output
+    assert json.loads((tmp_path / "ds" / "dataset.json").read_text())["parameters"]["resolution"] == [150, 300]
+    bad = runner.invoke(app, ["generate", "poisson2d", "--n", "3", "--out", str(tmp_path / "bad"),
+                              "--resolution", "150-300", "--quiet"])
+    assert bad.exit_code == 2 and "LOW:HIGH" in bad.output and not (tmp_path / "bad").exists()
+
+
 def test_manifest_describes_problem_fields_split_and_samples(tmp_path):
     out = generate("poisson2d", 5, tmp_path / "ds", seed=4, resolution=150, progress=False,
                    split=(0.6, 0.2, 0.2))

@@ -29,7 +29,7 @@ FORMAT = "meshop-dataset/1"
 
 
 def generate(problem: str | Problem, n: int, out: str | os.PathLike, seed: int = 0,
-             resolution: int | None = None, workers: int = 1,
+             resolution: int | tuple[int, int] | None = None, workers: int = 1,
              split: tuple[float, float, float] = (0.8, 0.1, 0.1), progress: bool = True,
              overwrite: bool = False, scheduler: str | None = None, **options) -> Path:
     """Draw and solve ``n`` samples of ``problem`` into the folder ``out``.
@@ -40,7 +40,9 @@ def generate(problem: str | Problem, n: int, out: str | os.PathLike, seed: int =
         out: output folder; created if needed. A non-empty folder must already hold a meshop
             dataset (its samples and manifest are replaced) unless ``overwrite=True``.
         seed: master seed; the same seed gives the same files byte for byte.
-        resolution: problem resolution (see ``Problem.resolution``); None for its default.
+        resolution: problem resolution (see ``Problem.resolution``); None for its default; a pair
+            ``(low, high)`` spreads the samples over that range (:func:`sample_resolutions`), so a
+            model learns answers that do not depend on how finely a part is meshed.
         workers: parallel processes (``spawn`` context, one gmsh per process).
         split: train / val / test fractions; val and test are rounded, train gets the rest,
             but a non-zero fraction gets at least one sample while two are left for training
@@ -65,6 +67,9 @@ def generate(problem: str | Problem, n: int, out: str | os.PathLike, seed: int =
 
     problem = get_problem(problem) if isinstance(problem, str) else problem
     _check_arguments(problem, n, workers, scheduler, options)
+    resolution = check_resolution(resolution)
+    if isinstance(resolution, tuple) and options.get("solver") == "recycle":
+        raise MeshError("--solver recycle solves one grid size for the whole family; give one resolution, not a range.")
     split = _split_counts(n, split)
     _check_out(Path(out), overwrite)
     run = {"problem": problem.name, "n": n, "seed": seed, "resolution": resolution, "options": options,
@@ -72,7 +77,7 @@ def generate(problem: str | Problem, n: int, out: str | os.PathLike, seed: int =
     staging = Staging(Path(out).absolute(), run)
     staging.open()
     try:
-        tasks = staging.tasks(problem.name, n, seed, resolution, options)
+        tasks = staging.tasks(problem.name, seed, sample_resolutions(resolution, n), options)
         if options.get("solver") == "recycle":
             samples = _run_recycled(problem, tasks, resolution, options)
         else:
@@ -81,6 +86,32 @@ def generate(problem: str | Problem, n: int, out: str | os.PathLike, seed: int =
     finally:
         staging.discard_if_empty()
     return Path(out)
+
+
+def check_resolution(resolution) -> int | tuple[int, int] | None:
+    """``resolution`` as None, a positive int or an increasing pair of them; :class:`MeshError` otherwise."""
+    if resolution is None:
+        return None
+    ranged = isinstance(resolution, (tuple, list))
+    pair = tuple(resolution) if ranged else (resolution,)
+    if (len(pair) != (2 if ranged else 1) or not all(isinstance(r, (int, np.integer)) and not isinstance(r, bool)
+                                           and r >= 1 for r in pair) or (len(pair) == 2 and pair[0] >= pair[1])):
+        raise MeshError(f"resolution {resolution!r}: expected a positive count like 3000 or a range "
+                        "(low, high) with 1 <= low < high, like (1000, 12000).")
+    return int(pair[0]) if len(pair) == 1 else (int(pair[0]), int(pair[1]))
+
+
+def sample_resolutions(resolution: int | tuple[int, int] | None, n: int) -> list[int | None]:
+    """The resolution of each of ``n`` samples: ``resolution`` itself, or for a range ``(low, high)``
+    a log-uniform spread over it, ``low (high / low)^t_i`` with ``t_i`` the fractional parts of
+    ``i`` times the golden ratio (a low-discrepancy sequence: every run of consecutive samples,
+    hence each contiguous train / val / test split, covers the range evenly, and the numbers depend
+    on nothing but ``i``, so the seed's random streams are untouched)."""
+    if not isinstance(resolution, tuple):
+        return [resolution] * n
+    low, high = resolution
+    fractions = (np.arange(n) * (np.sqrt(5.0) - 1.0) / 2.0) % 1.0
+    return [int(round(low * (high / low) ** t)) for t in fractions]
 
 
 def _check_arguments(problem: Problem, n: int, workers: int, scheduler: str | None, options: dict) -> None:
@@ -223,7 +254,7 @@ def _run(tasks: list[SampleTask], workers: int, bar) -> dict[int, dict]:
     return results
 
 
-def _manifest(problem: Problem, seed: int, resolution: int | None, options: dict,
+def _manifest(problem: Problem, seed: int, resolution: int | tuple[int, int] | None, options: dict,
               samples: list[dict], split: dict[str, int]) -> dict:
     from .. import __version__
 
@@ -232,7 +263,7 @@ def _manifest(problem: Problem, seed: int, resolution: int | None, options: dict
               for name, (role, meaning) in problem.fields.items()}
     parameters = {**problem.defaults, **options}
     if resolution is not None:
-        parameters["resolution"] = int(resolution)
+        parameters["resolution"] = list(resolution) if isinstance(resolution, tuple) else int(resolution)
     files = [s["file"] for s in samples]
     bounds = np.cumsum([0, split["train"], split["val"], split["test"]])
     return _jsonable({

@@ -76,10 +76,11 @@ class Staging:
         with atomic_path(self.folder / RUN) as tmp:
             tmp.write_text(self.run_text + "\n")
 
-    def tasks(self, problem: str, n: int, seed: int, resolution: int | None, options: dict) -> list[SampleTask]:
-        """One task per sample; sample ``i`` draws from ``SeedSequence(seed).spawn(n)[i]``."""
+    def tasks(self, problem: str, seed: int, resolutions: list[int | None], options: dict) -> list[SampleTask]:
+        """One task per sample, at ``resolutions[i]``; sample ``i`` draws from ``SeedSequence(seed).spawn(n)[i]``."""
+        n = len(resolutions)
         width = max(5, len(str(n - 1)))
-        return [SampleTask(problem, i, child, resolution, options, str(self.folder / f"sample_{i:0{width}d}.vtu"))
+        return [SampleTask(problem, i, child, resolutions[i], options, str(self.folder / f"sample_{i:0{width}d}.vtu"))
                 for i, child in enumerate(np.random.SeedSequence(seed).spawn(n))]
 
     def done(self, tasks: list[SampleTask]) -> dict[int, dict]:
