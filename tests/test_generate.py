@@ -64,7 +64,7 @@ def test_a_resolution_range_spreads_every_split_over_it_log_uniformly(tmp_path):
     assert _same(_arrays(out, 1), _arrays(alone, 1))
 
 
-@pytest.mark.parametrize("resolution", [(600, 600), (0, 10), (10,), (1, 2, 3), 2.5, True])
+@pytest.mark.parametrize("resolution", [(600, 600), (0, 10), (10,), (1, 2, 3), 2.5, True, (10, float("nan"))])
 def test_bad_resolutions_are_refused_with_the_expected_form(tmp_path, resolution):
     with pytest.raises(MeshError, match="expected a positive count"):
         generate("poisson2d", 2, tmp_path / "ds", resolution=resolution, progress=False)

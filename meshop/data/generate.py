@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import numbers
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -89,16 +90,17 @@ def generate(problem: str | Problem, n: int, out: str | os.PathLike, seed: int =
 
 
 def check_resolution(resolution) -> int | tuple[int, int] | None:
-    """``resolution`` as None, a positive int or an increasing pair of them; :class:`MeshError` otherwise."""
+    """``resolution`` as None, a positive whole number or an increasing pair of them; :class:`MeshError` otherwise."""
     if resolution is None:
         return None
     ranged = isinstance(resolution, (tuple, list))
-    pair = tuple(resolution) if ranged else (resolution,)
-    if (len(pair) != (2 if ranged else 1) or not all(isinstance(r, (int, np.integer)) and not isinstance(r, bool)
-                                           and r >= 1 for r in pair) or (len(pair) == 2 and pair[0] >= pair[1])):
+    counts = list(resolution) if ranged else [resolution]
+    whole = all(isinstance(c, numbers.Real) and not isinstance(c, bool) and c >= 1 and float(c).is_integer()
+                for c in counts)
+    if not whole or len(counts) != (2 if ranged else 1) or (ranged and counts[0] >= counts[1]):
         raise MeshError(f"resolution {resolution!r}: expected a positive count like 3000 or a range "
                         "(low, high) with 1 <= low < high, like (1000, 12000).")
-    return int(pair[0]) if len(pair) == 1 else (int(pair[0]), int(pair[1]))
+    return (int(counts[0]), int(counts[1])) if ranged else int(counts[0])
 
 
 def sample_resolutions(resolution: int | tuple[int, int] | None, n: int) -> list[int | None]:
