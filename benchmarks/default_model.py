@@ -194,7 +194,7 @@ def prior_error(predictor: Predictor, mesh: meshop.Mesh, truth: np.ndarray) -> s
     fields = predictor.checkpoint.fields
     if not fields.prior:
         return "-"
-    raw = {name: np.full((mesh.n_points, 1), fields.input_defaults[name]) for name in fields.inputs}
+    raw = {name: fields.input_array(mesh, name)[0] for name in fields.inputs}   # the defaults: q = 1, T = 0
     prior = coarse_prior(mesh, fields, raw)[:, 0]
     return f"{np.linalg.norm(prior - truth) / np.linalg.norm(truth):.4f}"
 

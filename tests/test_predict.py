@@ -305,7 +305,7 @@ def test_bundled_default_gives_its_pinned_outputs_and_beats_its_prior(kernel_pat
     truth = uniform_heating(mesh)
     error = lambda u: np.linalg.norm(u - truth) / np.linalg.norm(truth)
     fields = predictor.checkpoint.fields
-    prior = coarse_prior(mesh, fields, {n: np.full((mesh.n_points, 1), fields.input_defaults[n]) for n in fields.inputs})
+    prior = coarse_prior(mesh, fields, {n: fields.input_array(mesh, n)[0] for n in fields.inputs})
     assert error(predicted) < 0.08 and error(prior[:, 0]) > 0.12
     ball = MeshTet.init_ball(4)
     ball = meshop.Mesh(ball.p.T * 0.05, {"tetra": ball.t.T})       # 5 cm, 6,017 nodes

@@ -67,10 +67,8 @@ def generate(problem: str | Problem, n: int, out: str | os.PathLike, seed: int =
     from .. import __version__
 
     problem = get_problem(problem) if isinstance(problem, str) else problem
-    _check_arguments(problem, n, workers, scheduler, options)
     resolution = check_resolution(resolution)
-    if isinstance(resolution, tuple) and options.get("solver") == "recycle":
-        raise MeshError("--solver recycle solves one grid size for the whole family; give one resolution, not a range.")
+    _check_arguments(problem, n, workers, scheduler, options, resolution)
     split = _split_counts(n, split)
     _check_out(Path(out), overwrite)
     run = {"problem": problem.name, "n": n, "seed": seed, "resolution": resolution, "options": options,
@@ -116,7 +114,8 @@ def sample_resolutions(resolution: int | tuple[int, int] | None, n: int) -> list
     return [int(round(low * (high / low) ** t)) for t in fractions]
 
 
-def _check_arguments(problem: Problem, n: int, workers: int, scheduler: str | None, options: dict) -> None:
+def _check_arguments(problem: Problem, n: int, workers: int, scheduler: str | None, options: dict,
+                     resolution: int | tuple[int, int] | None) -> None:
     unknown = sorted(set(options) - set(problem.options))
     if unknown:
         raise MeshError(f"{problem.name} has no option '{unknown[0]}' "
@@ -127,6 +126,8 @@ def _check_arguments(problem: Problem, n: int, workers: int, scheduler: str | No
         raise MeshError("give either workers (local processes) or a Dask scheduler, not both.")
     if scheduler is not None and options.get("solver") == "recycle":
         raise MeshError("--solver recycle solves the whole family in one process; drop --scheduler.")
+    if isinstance(resolution, tuple) and options.get("solver") == "recycle":
+        raise MeshError("--solver recycle solves one grid size for the whole family; give one resolution, not a range.")
     if scheduler is not None:
         from .dask_cluster import import_distributed, parse_scheduler
 
