@@ -158,6 +158,32 @@ def test_windows_targets_and_a_few_steps_lower_the_loss(mpm_data):
     assert losses[-1] < 0.95 * losses[0] and min(losses) == losses[-1]
 
 
+@pytest.mark.parametrize("name", ["gns", "giorom"])
+def test_unrolled_loss_is_the_rollouts_position_error_in_units_of_acc_std(mpm_data, name):
+    from meshop import read_series
+
+    traj = read_series(mpm_data / "sample_00000.pvd")
+    history, unroll = 2, 3
+    windows = particle_windows(traj, history=history, unroll=unroll)
+    assert len(windows) == traj.n_frames - history - unroll
+    np.testing.assert_allclose(windows[1].positions.transpose(0, 1).numpy(), traj.positions[1:7], atol=1e-6)
+    model = small_model(name, radius=traj.metadata["default_connectivity_radius"]).eval()
+    model.set_statistics(bounds=traj.metadata["bounds"], **motion_statistics([traj]))
+    batch = next(iter(DataLoader(windows[2:3], batch_size=1)))
+    with torch.no_grad():
+        loss, logs = noisy_one_step(0.0, unroll)(model, batch)
+        single, _ = noisy_one_step(0.0)(model, batch)
+        start = batch.positions[:, : history + 1]
+        rolled = model.rollout(Data(material=batch.material, num_nodes=batch.num_nodes), start, unroll)
+    truth = batch.positions[:, history + 1:].transpose(0, 1)                       # (K, N, d)
+    expected = (((rolled - truth) / model.acc_std) ** 2).mean(dim=(1, 2))
+    # float32 positions (~0.5 m) against errors of ~1e-4 m: agreement to ~1e-3
+    np.testing.assert_allclose([logs[f"step{k + 1}"] for k in range(unroll)], expected.numpy(), rtol=3e-3)
+    assert loss.item() == pytest.approx(expected.mean().item(), rel=3e-3)
+    assert logs["step1"] == pytest.approx(single.item(), rel=1e-6)                 # step 1 is the one-step loss
+    assert expected[2] > expected[0]                                               # the drift grows
+
+
 @pytest.mark.slow
 def test_train_and_predict_a_particle_series(mpm_data, tmp_path):
     from meshop import predict

@@ -3,8 +3,8 @@ for the learned simulators :class:`~meshop.models.gns.GNS` and :class:`~meshop.m
 the training windows, the motion statistics and the run's set-up.
 
 A window is one start frame ``t >= history`` of one trajectory: the positions of frames
-``t - history .. t + 1`` (the model's inputs and the next frame, whose acceleration
-:math:`x_{t+1} - 2 x_t + x_{t-1}` is the target) and the material ids.
+``t - history .. t + unroll`` (the model's inputs and the next ``unroll`` frames, whose
+accelerations :math:`x_{t+1} - 2 x_t + x_{t-1}` are the targets) and the material ids.
 """
 
 from __future__ import annotations
@@ -39,13 +39,14 @@ def is_particle_dataset(root) -> bool:
     return bool(read_manifest(root).get("time", {}).get("moving"))
 
 
-def particle_windows(traj: Trajectory, history: int, every: int = 1) -> list[Data]:
-    """Training samples of one trajectory: ``positions (N, history + 2, d)`` float32 (m; views of
-    one tensor) and ``material (N,)`` for start frames ``history, history + every, ...``."""
+def particle_windows(traj: Trajectory, history: int, every: int = 1, unroll: int = 1) -> list[Data]:
+    """Training samples of one trajectory: ``positions (N, history + 1 + unroll, d)`` float32 (m;
+    views of one tensor) and ``material (N,)`` for start frames ``history, history + every, ...``
+    (the last one leaving ``unroll`` frames after it)."""
     positions = torch.as_tensor(traj.positions, dtype=torch.float32)                 # (T, N, d)
     material = torch.as_tensor(np.asarray(traj.mesh.point_data["material"]), dtype=torch.long)
-    return [Data(positions=positions[t - history: t + 2].transpose(0, 1), material=material,
-                 num_nodes=traj.n_points) for t in range(history, traj.n_frames - 1, every)]
+    return [Data(positions=positions[t - history: t + 1 + unroll].transpose(0, 1), material=material,
+                 num_nodes=traj.n_points) for t in range(history, traj.n_frames - unroll, every)]
 
 
 def motion_statistics(trajectories: list[Trajectory], noise: float = 0.0) -> dict:
@@ -63,7 +64,8 @@ def motion_statistics(trajectories: list[Trajectory], noise: float = 0.0) -> dic
 def setup(run):
     """Set ``run.data``, ``run.fields``, ``run.model`` and ``run.graphs`` for a particle dataset;
     return the step function (:func:`~meshop.training.steps.noisy_one_step` with ``run.noise``
-    in m) and the validation (the same step without noise)."""
+    in m and ``run.unroll`` steps, default 1) and the validation (one step without noise, on the
+    same windows)."""
     if not models.model_class(run.model_name).particles:
         raise MeshError(f"{run.data_path} holds particle trajectories; model '{run.model_name}' cannot learn "
                         "them: use --model gns or --model giorom.")
@@ -78,7 +80,7 @@ def setup(run):
                         "model's radius in m (--model-option radius=0.02).")
     fixed = {} if "radius" in run.model_overrides else {"radius": float(meta["default_connectivity_radius"])}
     run.model = run._build_model(n_materials, data.dim, data.dim, **fixed)
-    history = run.model.history
+    history, run.unroll = run.model.history, 1 if run.unroll is None else run.unroll
     statistics = motion_statistics(train, run.noise)
     run.model.set_statistics(bounds=meta["bounds"], **statistics)
     time = data.card["time"]
@@ -89,9 +91,10 @@ def setup(run):
     run.data = ParticleData(data.trajectories, data.fields, data.card, data.varying, dynamics)
     run.fields = data.fields
     run.val_metric = "acc_mse"
-    run.graphs = {split: [w for t in data.trajectories[split] for w in particle_windows(t, history, run.window_every)]
+    run.graphs = {split: [window for traj in data.trajectories[split]
+                          for window in particle_windows(traj, history, run.window_every, run.unroll)]
                   for split in SPLITS}
     if not run.graphs["train"] or not run.graphs["val"]:
-        raise MeshError(f"{run.data_path}: the trajectories are too short for history {history}: "
-                        f"they need at least {history + 2} frames.")
-    return noisy_one_step(run.noise), validation(noisy_one_step(0.0), run.batch_size, run.device)
+        raise MeshError(f"{run.data_path}: the trajectories are too short for history {history} and unroll "
+                        f"{run.unroll}: they need at least {history + 1 + run.unroll} frames.")
+    return noisy_one_step(run.noise, run.unroll), validation(noisy_one_step(0.0), run.batch_size, run.device)

@@ -86,9 +86,10 @@ class Run:
         save_every: write ``RUN/last.safetensors`` every this many epochs (and after the last);
             an interrupted run resumes from the last one written.
         unroll, noise, window_every: time-dependent models on trajectory datasets only: steps
-            each training window is rolled out (:func:`~meshop.training.unrolled_step`), the
-            standard deviation of the noise on its initial state (normalized units), and the
-            frame spacing of the windows' start frames.
+            each training window is rolled out (:func:`~meshop.training.unrolled_step`; default 2;
+            particle simulators :func:`~meshop.training.noisy_one_step`, default 1), the
+            standard deviation of the noise on its initial state (normalized units; particles:
+            m), and the frame spacing of the windows' start frames.
         prior: steady models of a problem whose PDE meshop knows (``heat3d``, ``poisson2d``): read
             the coarse voxel solve of that PDE as an input and learn its difference to the
             targets (:mod:`meshop.priors`).
@@ -104,17 +105,20 @@ class Run:
                  lr: float = 1e-3, weight_decay: float = 1e-4, schedule: str = "onecycle",
                  graph: GraphSettings | None = None, out=None, resume: bool = False, seed: int = 0,
                  device: str = "cpu", progress: bool = True, max_train: int | None = None,
-                 grad_clip: float = 1.0, save_every: int = 1, unroll: int = 2, noise: float = 0.0,
+                 grad_clip: float = 1.0, save_every: int = 1, unroll: int | None = None, noise: float = 0.0,
                  window_every: int = 1, prior: bool = False, **model_overrides):
         _check_options(model, epochs, batch_size, lr, weight_decay, schedule, grad_clip, device, save_every)
         for name, value in (("unroll", unroll), ("window_every", window_every)):
+            if name == "unroll" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise MeshError(f"{name} must be a positive integer, got {value!r}.")
         if not isinstance(noise, (int, float)) or isinstance(noise, bool) or not 0 <= noise < math.inf:
             raise MeshError(f"noise must be a non-negative number, got {noise!r}.")
         if not isinstance(prior, bool):
             raise MeshError(f"prior must be true or false, got {prior!r}.")
-        self.unroll, self.noise, self.window_every, self.prior = int(unroll), float(noise), int(window_every), prior
+        self.unroll = None if unroll is None else int(unroll)     # None: the family's default, set in setup
+        self.noise, self.window_every, self.prior = float(noise), int(window_every), prior
         self.data_path = Path(data)
         self.model_name, self.model_overrides = model, model_overrides
         self.inputs, self.targets = inputs, targets
@@ -212,6 +216,7 @@ class Run:
         if cls.particles:
             raise MeshError(f"model '{self.model_name}' learns moving particles and {self.data_path} holds fields "
                             "on fixed nodes; use --model stepper.")
+        self.unroll = 2 if self.unroll is None else self.unroll
         self.data = load_trajectory_data(self.data_path, self.seed, self.max_train)
         self.fields, dim = self.data.fields, self.data.dim
         self.model = self._build_model(feature_count(self.fields, dim), self.fields.channels(self.fields.targets),

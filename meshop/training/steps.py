@@ -8,7 +8,8 @@ step                     loss
 :func:`unrolled_step`    relative L2 over ``k`` steps of a time stepper fed its own output
                          (pushforward), with noise on the first input state
 :func:`noisy_one_step`   MSE of a particle simulator's normalized accelerations, random-walk
-                         noise on the input positions (GNS)
+                         noise on the input positions (GNS); optionally over ``k`` steps
+                         fed its own positions
 =======================  ===============================================================
 
 A physics-residual step with no target lives with the model whose residual it is (e.g. the
@@ -64,24 +65,37 @@ def random_walk_noise(positions: torch.Tensor, noise_std: float) -> torch.Tensor
     return torch.cat([torch.zeros_like(positions[:, :1]), steps.cumsum(dim=1)], dim=1)
 
 
-def noisy_one_step(noise_std: float = 0.0):
+def noisy_one_step(noise_std: float = 0.0, unroll: int = 1):
     """One-step training of a particle simulator (GNS, GIOROM): MSE of the normalized acceleration.
 
-    ``batch.positions (N, history + 2, d)`` holds the input frames and the next one (m). During
-    training, :func:`random_walk_noise` of ``noise_std`` (m) perturbs the inputs, and the next
-    position moves with the last input's noise, so the target acceleration
-    :math:`x_{t+1} - 2 x_t + x_{t-1}` corrects the noisy velocity. The model offers
-    ``accelerations(batch, positions)`` and the buffers ``acc_mean``, ``acc_std``.
+    ``batch.positions (N, history + 1 + K, d)`` holds the input frames and the next K >= 1 (m).
+    During training, :func:`random_walk_noise` of ``noise_std`` (m) perturbs the inputs, and the
+    following frames move with the last input's noise, so the target acceleration
+    :math:`x_{t+1} - 2 x_t + x_{t-1}` corrects the noisy velocity. With ``unroll`` > 1 the model
+    is then fed its own next positions (semi-implicit Euler, detached: the pushforward trick of
+    MP-PDE, and no gradient through the norm of two particles the walls clamped together) for
+    ``unroll`` steps; step k's target brings the model's own drift back to the true frame, so its
+    loss is the position error after k steps in units of ``acc_std``, squared. The loss is the
+    mean over the steps (GIOROM keeps one sparse sample through them, as in a rollout). The model offers ``accelerations(batch, positions, plan)``, ``rollout_plan``,
+    ``integrate`` and the buffers ``acc_mean``, ``acc_std``.
     """
 
     def step(model, batch):
-        inputs, following = batch.positions[:, :-1], batch.positions[:, -1]
+        inputs = batch.positions[:, : model.history + 1]
+        following = batch.positions[:, model.history + 1: model.history + 1 + unroll]     # (N, K, d)
         if noise_std > 0 and model.training:
             noise = random_walk_noise(inputs, noise_std)
-            inputs, following = inputs + noise, following + noise[:, -1]
-        target = (following - 2 * inputs[:, -1] + inputs[:, -2] - model.acc_mean) / model.acc_std
-        loss = ((model.accelerations(batch, inputs) - target) ** 2).mean()
-        return loss, {}
+            inputs, following = inputs + noise, following + noise[:, -1:]
+        plan, losses = model.rollout_plan(batch, inputs), []
+        for k in range(unroll):
+            target = (following[:, k] - 2 * inputs[:, -1] + inputs[:, -2] - model.acc_mean) / model.acc_std
+            acceleration = model.accelerations(batch, inputs, plan)
+            losses.append(((acceleration - target) ** 2).mean())
+            if k + 1 < unroll:
+                predicted = model.integrate(inputs, acceleration.detach())
+                inputs = torch.cat([inputs[:, 1:], predicted[:, None]], dim=1)
+        loss = torch.stack(losses).mean()
+        return loss, {f"step{k + 1}": v.item() for k, v in enumerate(losses)} if unroll > 1 else {}
 
     return step
 
