@@ -184,6 +184,20 @@ def test_unrolled_loss_is_the_rollouts_position_error_in_units_of_acc_std(mpm_da
     assert expected[2] > expected[0]                                               # the drift grows
 
 
+def test_particle_runs_train_one_step_unless_told_to_unroll(mpm_data, tmp_path):
+    from meshop.training import Run
+
+    options = dict(model="gns", epochs=1, batch_size=2, progress=False, history=2, latent=8, message_passing_steps=1)
+    default, unrolled = Run(mpm_data, out=tmp_path / "a", **options), Run(mpm_data, out=tmp_path / "b", unroll=3, **options)
+    default.setup(), unrolled.setup()
+    assert default.unroll == 1 and default.options["unroll"] == 1 and unrolled.options["unroll"] == 3
+    assert default.graphs["train"][0].positions.shape[1] == 2 + 2                    # history + 1 inputs, 1 target
+    assert unrolled.graphs["train"][0].positions.shape[1] == 2 + 4                   # history + 1 inputs, 3 targets
+    assert len(unrolled.graphs["train"]) == len(default.graphs["train"]) - 2 * len(default.data.trajectories["train"])
+    _, logs = unrolled.trainer.step(unrolled.model, next(iter(DataLoader(unrolled.graphs["train"][:2], batch_size=2))))
+    assert sorted(logs) == ["step1", "step2", "step3"]
+
+
 @pytest.mark.slow
 def test_train_and_predict_a_particle_series(mpm_data, tmp_path):
     from meshop import predict

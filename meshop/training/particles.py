@@ -64,7 +64,7 @@ def motion_statistics(trajectories: list[Trajectory], noise: float = 0.0) -> dic
 def setup(run):
     """Set ``run.data``, ``run.fields``, ``run.model`` and ``run.graphs`` for a particle dataset;
     return the step function (:func:`~meshop.training.steps.noisy_one_step` with ``run.noise``
-    in m and ``run.unroll`` steps, default 1) and the validation (one step without noise, on the
+    in m and ``run.unroll`` steps) and the validation (one step without noise, on the
     same windows)."""
     if not models.model_class(run.model_name).particles:
         raise MeshError(f"{run.data_path} holds particle trajectories; model '{run.model_name}' cannot learn "
@@ -80,7 +80,7 @@ def setup(run):
                         "model's radius in m (--model-option radius=0.02).")
     fixed = {} if "radius" in run.model_overrides else {"radius": float(meta["default_connectivity_radius"])}
     run.model = run._build_model(n_materials, data.dim, data.dim, **fixed)
-    history, run.unroll = run.model.history, 1 if run.unroll is None else run.unroll
+    history = run.model.history
     statistics = motion_statistics(train, run.noise)
     run.model.set_statistics(bounds=meta["bounds"], **statistics)
     time = data.card["time"]

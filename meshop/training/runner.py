@@ -117,7 +117,7 @@ class Run:
             raise MeshError(f"noise must be a non-negative number, got {noise!r}.")
         if not isinstance(prior, bool):
             raise MeshError(f"prior must be true or false, got {prior!r}.")
-        self.unroll = None if unroll is None else int(unroll)     # None: the family's default, set in setup
+        self.unroll = None if unroll is None else int(unroll)     # None: the family's default, set by setup()
         self.noise, self.window_every, self.prior = float(noise), int(window_every), prior
         self.data_path = Path(data)
         self.model_name, self.model_overrides = model, model_overrides
@@ -146,9 +146,12 @@ class Run:
         """Read the data, fit the field statistics, build the model, the graphs (once), the step
         function, the optimizer and schedule, and hand them to a :class:`Trainer`."""
         moving = mover.is_mover(self.model_name)
+        particle_data = not moving and is_particle_dataset(self.data_path)
+        if self.unroll is None:                       # the family's default (steady models ignore it)
+            self.unroll = 1 if particle_data else 2
         if moving:
             step, validate = mover.setup(self)
-        elif is_particle_dataset(self.data_path):
+        elif particle_data:
             step, validate = particles.setup(self)
         elif is_trajectory_dataset(self.data_path):
             step, validate = self._setup_time()
@@ -216,7 +219,6 @@ class Run:
         if cls.particles:
             raise MeshError(f"model '{self.model_name}' learns moving particles and {self.data_path} holds fields "
                             "on fixed nodes; use --model stepper.")
-        self.unroll = 2 if self.unroll is None else self.unroll
         self.data = load_trajectory_data(self.data_path, self.seed, self.max_train)
         self.fields, dim = self.data.fields, self.data.dim
         self.model = self._build_model(feature_count(self.fields, dim), self.fields.channels(self.fields.targets),
