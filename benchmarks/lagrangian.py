@@ -23,6 +23,7 @@ time does not depend on them).
 
     python benchmarks/lagrangian.py --gns RUN/best.safetensors --giorom RUN/best.safetensors
     python benchmarks/lagrangian.py ... --full     # 3 scenes per set, 30k particles too
+    python benchmarks/lagrangian.py ... --plot curves.png   # and the error of every rollout frame
     python benchmarks/lagrangian.py --only queries # query scaling alone (bundled mpm2d or --giorom)
 """
 
@@ -94,10 +95,10 @@ def constant_velocity_one_step(acc_std: np.ndarray, trajectories, history: int) 
     return float(np.mean(errors))
 
 
-def rollout_errors(model, traj, h: int, bounds=None) -> tuple[float, float]:
-    """Rollout position MSE over the whole rollout from frames 0..h and Chamfer distance at the
-    last frame; ``model`` None: the constant-velocity extrapolation (in the box ``bounds``, as
-    the models roll out, when given)."""
+def rollout_errors(model, traj, h: int, bounds=None) -> tuple[float, float, np.ndarray]:
+    """Rollout position MSE over the whole rollout from frames 0..h, Chamfer distance at the
+    last frame and the position MSE of every rolled-out frame (m²); ``model`` None: the
+    constant-velocity extrapolation (in the box ``bounds``, as the models roll out, when given)."""
     steps = traj.n_frames - h - 1
     if model is None:
         predicted = constant_velocity_rollout(traj.positions[: h + 1], steps, bounds)
@@ -106,24 +107,34 @@ def rollout_errors(model, traj, h: int, bounds=None) -> tuple[float, float]:
                     num_nodes=traj.n_points)
         start = torch.as_tensor(traj.positions[: h + 1], dtype=torch.float32).transpose(0, 1)
         predicted = model.rollout(data, start, steps).numpy()
-    truth = traj.positions[h + 1:]
-    return float(((predicted - truth) ** 2).sum(axis=2).mean()), chamfer(predicted[-1], truth[-1])
+    per_frame = ((predicted - traj.positions[h + 1:]) ** 2).sum(axis=2).mean(axis=1)
+    return float(per_frame.mean()), chamfer(predicted[-1], traj.positions[-1]), per_frame
 
 
-def accuracy_rows(checkpoints: dict[str, list], sets: dict[str, list]) -> list[str]:
-    """Markdown rows: per test set, each model (mean ± spread over its checkpoints) and the baseline."""
+def accuracy_rows(checkpoints: dict[str, list], sets: dict[str, list], curves: dict | None = None) -> list[str]:
+    """Markdown rows: per test set, each model (mean ± spread over its checkpoints) and the
+    baseline; ``curves`` (when given) gets ``{(set, label): mean position MSE per frame}``."""
     rows = ["| test set | model | seeds | one-step MSE (normalized acc.) | rollout position MSE (m²) | "
             "× better than const. velocity | × better than const. velocity in the box | Chamfer at last frame (m) |",
             "|---|---|---|---|---|---|---|---|"]
+    curves = {} if curves is None else curves
     first = next(iter(checkpoints.values()))[0]
     h, bounds = first.history, first.bounds.numpy()
+
+    def errors_of(model, name, box=None, label=None):
+        """Mean rollout MSE and Chamfer over the set ``name``; its per-frame curve kept as ``label``."""
+        runs = [rollout_errors(model, t, h, box) for t in sets[name]]
+        if label is not None:
+            curves[(name, label)] = np.mean([r[2] for r in runs], axis=0)
+        return np.array([r[:2] for r in runs]).mean(axis=0)
+
     for name, test in sets.items():
-        cv = np.array([rollout_errors(None, t, h) for t in test]).mean(axis=0)
-        box = np.array([rollout_errors(None, t, h, bounds) for t in test]).mean(axis=0)
+        cv = errors_of(None, name, label="constant velocity")
+        box = errors_of(None, name, bounds, label="constant velocity in the box")
         for label, models in checkpoints.items():
             scores = []
-            for model in models:
-                errors = np.array([rollout_errors(model, t, h) for t in test]).mean(axis=0)
+            for k, model in enumerate(models):
+                errors = errors_of(model, name, label=label if k == 0 else None)
                 scores.append([one_step_mse(model, test), errors[0], cv[0] / errors[0], box[0] / errors[0], errors[1]])
             mean, spread = np.mean(scores, axis=0), np.std(scores, axis=0)
             cells = [f"{m:.3g}" + (f" ± {s:.2g}" if len(scores) > 1 else "") for m, s in zip(mean, spread)]
@@ -133,6 +144,31 @@ def accuracy_rows(checkpoints: dict[str, list], sets: dict[str, list]) -> list[s
         rows.append(f"| {name} | constant velocity in the box | - | {zero:.3g} | {box[0]:.3g} | {cv[0] / box[0]:.3g} | 1 "
                     f"| {box[1]:.3g} |")
     return rows
+
+
+def plot_curves(curves: dict, path: Path) -> None:
+    """One panel per test set: the position MSE (m², log scale) of each rollout frame, per model
+    (its first checkpoint) and baseline."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(dict.fromkeys(name for name, _ in curves))
+    figure, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.0), sharey=True, squeeze=False)
+    for ax, name in zip(axes[0], names):
+        for (set_name, label), curve in curves.items():
+            if set_name == name:
+                ax.semilogy(np.arange(1, len(curve) + 1), curve, label=label,
+                            linestyle="--" if label.startswith("constant") else "-")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("rollout step (frame)")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0][0].set_ylabel("position MSE (m²)")
+    axes[0][-1].legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    print(f"wrote {path}")
 
 
 def cloud(n: int, dim: int, history: int, seed: int = 0):
@@ -225,7 +261,7 @@ def published(name: str, template):
     return model
 
 
-def accuracy(checkpoints: dict[str, list], data: list[str] | None, scenes: int) -> None:
+def accuracy(checkpoints: dict[str, list], data: list[str] | None, scenes: int, plot: Path | None = None) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         folders = {Path(d).name: Path(d) for d in data} if data else \
             generate_test_sets(Path(scratch), scenes, 1000, 40)
@@ -239,7 +275,10 @@ def accuracy(checkpoints: dict[str, list], data: list[str] | None, scenes: int) 
               f"{m.config['message_passing_steps']} message-passing steps"
               + (f", {m.sparse_nodes} sparse nodes" if label == "giorom" else ""))
     print()
-    print("\n".join(accuracy_rows(checkpoints, sets)))
+    curves = {}
+    print("\n".join(accuracy_rows(checkpoints, sets, curves)))
+    if plot is not None:
+        plot_curves(curves, plot)
 
 
 def speed(gns, giorom, full: bool) -> None:
@@ -259,6 +298,7 @@ def main():
     parser.add_argument("--giorom", nargs="+", default=[], help="GIOROM checkpoints (one per training seed)")
     parser.add_argument("--data", nargs="*", help="test folders (default: generated here, see TEST_SETS)")
     parser.add_argument("--full", action="store_true", help="3 scenes per test set, 30k-particle speed row")
+    parser.add_argument("--plot", type=Path, help="also draw each test set's position error per rollout frame (PNG)")
     parser.add_argument("--only", choices=["accuracy", "speed", "queries"],
                         help="one half of the table, or only the query-scaling rows (GIOROM: --giorom or the bundled mpm2d)")
     args = parser.parse_args()
@@ -272,7 +312,7 @@ def main():
                    (("gns", args.gns), ("giorom", args.giorom)) if paths}
     print(f"machine: {machine()}")
     if args.only != "speed":
-        accuracy(checkpoints, args.data, scenes)
+        accuracy(checkpoints, args.data, scenes, args.plot)
     if args.only != "accuracy":
         speed(checkpoints["gns"][0], checkpoints["giorom"][0], args.full)
 
