@@ -81,3 +81,27 @@ def test_sample_is_a_trajectory(domain):
 def test_bad_options():
     with pytest.raises(MeshError, match="domain"):
         get_problem("burgers2d").sample(np.random.default_rng(0), domain="cube")
+    with pytest.raises(MeshError, match="refine"):
+        get_problem("burgers2d").sample(np.random.default_rng(0), refine=5)
+
+
+@pytest.mark.parametrize("domain", ["square", "random"])
+def test_a_refined_solve_converges_at_the_stored_nodes(domain):
+    """refine=K solves on the mesh split K times and stores the mesh's own nodes: the stored
+    trajectory approaches the finest solve's as K grows, and keeps the mesh, the boundary rule
+    and (K = 0) the plain solve."""
+    from meshop.data.problems.burgers2d import refined
+
+    problem, options = get_problem("burgers2d"), dict(resolution=150, domain=domain, frames=6, stride=4, nu=0.02)
+    runs = [problem.sample(np.random.default_rng(9), refine=k, **options) for k in range(4)]
+    mesh = runs[0].mesh
+    fine = refined(mesh, 2)
+    np.testing.assert_array_equal(fine.points[: mesh.n_points, :2], mesh.points[:, :2])   # own nodes first
+    assert fine.n_points > 10 * mesh.n_points and runs[2].metadata["solved_nodes"] == fine.n_points
+    assert "refine" not in runs[0].metadata and runs[3].metadata["refine"] == 3
+    finest = runs[3].fields["velocity"][-1]
+    gaps = [np.linalg.norm(r.fields["velocity"][-1] - finest) / np.linalg.norm(finest) for r in runs[:3]]
+    assert gaps[0] > gaps[1] > gaps[2] and gaps[2] < 0.5 * gaps[0], gaps
+    for r in runs:
+        np.testing.assert_array_equal(r.mesh.points, mesh.points)
+        assert np.all(r.fields["velocity"][:, mesh.boundary_mask] == 0.0)                  # boundary="zero"
