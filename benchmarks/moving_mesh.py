@@ -13,6 +13,7 @@ state kept: the error a stepper that learned nothing has).
 
     nice -n 10 python benchmarks/moving_mesh.py --skip-solver --seeds 3
     nice -n 10 python benchmarks/moving_mesh.py --skip-mesh --solver-seeds 1 --trajectories 6 --solver-nodes 300 --epochs 6
+    ... --refine 2    # the data solved on the mesh split twice (the reference resolves the fronts)
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def warm_up(model) -> None:
 def solver_rows(domain: str, seed: int, args, root: Path) -> list[dict]:
     """Train mppde and mmpde on one burgers2d dataset; their rollout errors on its test split."""
     data = generate("burgers2d", args.trajectories, root / f"{domain}-{seed}", seed=seed, resolution=args.solver_nodes,
-                    progress=False, domain=domain, nu=args.nu, frames=args.frames, stride=5)
+                    progress=False, domain=domain, nu=args.nu, frames=args.frames, stride=5, refine=args.refine)
     rows, series = [], None
     for name, options in (("mppde", {}), ("mmpde", {"mover": args.mover})):
         start = time.perf_counter()
@@ -164,6 +165,8 @@ def main():
     parser.add_argument("--solver-nodes", type=int, default=400)
     parser.add_argument("--frames", type=int, default=12)
     parser.add_argument("--nu", type=float, default=0.005)
+    parser.add_argument("--refine", type=int, default=0,
+                        help="burgers2d solved on the mesh split this many times, stored at its nodes")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--mover", default="auto", help="mmpde's mover: auto, dmm or classical")
     parser.add_argument("--first-solver-seed", type=int, default=0)
@@ -188,7 +191,8 @@ def main():
     if args.skip_solver:
         return
     print(f"\nburgers2d ν = {args.nu}: {args.trajectories} trajectories of {args.frames} frames, ~{args.solver_nodes} "
-          f"nodes; {args.epochs} epochs, batch 4, lr 1e-3, unroll 2; mmpde mover: {args.mover}; "
+          f"nodes{f', solved {args.refine}x refined' if args.refine else ''}; {args.epochs} epochs, batch 4, lr 1e-3, "
+          f"unroll 2; mmpde mover: {args.mover}; "
           f"{args.solver_seeds} seed(s)\n")
     with tempfile.TemporaryDirectory() as tmp:
         seeds = range(args.first_solver_seed, args.first_solver_seed + args.solver_seeds)
