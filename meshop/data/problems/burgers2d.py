@@ -141,7 +141,8 @@ def burgers2d_sample(rng: np.random.Generator, resolution: int = 2000, domain: s
 
     Returns:
         A :class:`~meshop.Trajectory` with field ``velocity (frames, N, 2)`` and metadata
-        ``dt, stride, state, nu, domain, boundary`` (and ``refine, solved_nodes`` when refined); and ``{"n_holes", "max_speed"}``.
+        ``dt, stride, state, nu, domain, boundary`` (and ``refine, solved_nodes`` when refined);
+        and ``{"n_holes", "max_speed"}``.
     """
     if domain not in DOMAINS or boundary not in BOUNDARIES:
         raise MeshError(f"burgers2d: domain must be one of {DOMAINS} and boundary one of "
