@@ -157,6 +157,8 @@ class Distributed:
 
     def explain(self, err: Exception) -> Exception:
         """A failure on this rank as one clear sentence naming the rank (other errors unchanged)."""
+        global _failed
+        _failed = True                  # the other ranks may be gone: leave without waiting for them
         if isinstance(err, MeshError):
             return MeshError(f"rank {self.rank} of {self.world}: {err}")
         if not (isinstance(err, dist.DistError) or "gloo" in str(err) or "NCCL" in str(err)):
@@ -166,6 +168,20 @@ class Distributed:
                          f"answering within {timeout_s():g} s (MESHOP_DDP_TIMEOUT); see its message.")
 
 
+#: set when a run of this process failed, so that :func:`_leave` does not wait for the other ranks
+_failed = False
+
+
 def _leave() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    """Leave the process group at exit. After a clean run every rank first waits for the others,
+    so that all of them tear down gloo together: a rank still inside a collective or its teardown
+    when another (rank 0 hosts the rendezvous store) has exited can abort (seen once in CI:
+    ``terminate called without an active exception``). After a failure the group is left at once."""
+    if not dist.is_initialized():
+        return
+    if not _failed:
+        try:
+            dist.barrier()
+        except Exception:       # a rank that died without a Python error: nothing to wait for
+            pass
+    dist.destroy_process_group()
