@@ -301,8 +301,11 @@ def main():
     parser.add_argument("--plot", type=Path, help="also draw each test set's position error per rollout frame (PNG)")
     parser.add_argument("--only", choices=["accuracy", "speed", "queries"],
                         help="one half of the table, or only the query-scaling rows (GIOROM: --giorom or the bundled mpm2d)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: both models alike on a shared machine; the k-d tree "
+                             "search of GIOROM's decoder uses as many OpenMP threads)")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     if args.only == "queries":
         return query_rows(load(args.giorom[0] if args.giorom else bundled_models()["mpm2d"]).model.eval())
     if not (args.gns and args.giorom) and args.only != "accuracy":

