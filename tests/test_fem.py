@@ -8,7 +8,7 @@ import pytest
 from skfem import MeshTet, MeshTri
 
 import meshop
-from meshop.data.fem import assemble, l2_error, reduce_dirichlet, relative_residual, solve_poisson
+from meshop.data.fem import assemble, l2_error, reduce_dirichlet, relative_residual, solve_poisson, solve_poisson_p2
 from meshop.data.grf import grf_fine_resolution, grf_on_grid, smooth_random_field
 from meshop.data.problems.darcy2d import cell_mean, darcy2d_sample, square_mesh
 
@@ -92,6 +92,28 @@ def test_order_two_on_unit_cube_tetrahedra(solver):
     meshes = [MeshTet.init_tensor(*[np.linspace(0, 1, n)] * 3) for n in (7, 13, 25)]
     order = convergence_order(meshes, solver, u_3d, source_3d)
     assert 1.8 <= order <= 2.3
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_quadratic_elements_reproduce_a_quadratic_solution_where_linear_ones_do_not(dim):
+    """-Δu = 1 with u = -|x|²/(2d) + x y: P2 is exact at the nodes of an unstructured mesh (interior
+    nodes jittered), P1 is not, so P2 on the same mesh can serve as the more accurate reference."""
+    mesh = (MeshTri if dim == 2 else MeshTet).init_tensor(*(np.linspace(0, 1, 6),) * dim)
+    points, cells = mesh.p.T.copy(), mesh.t.T
+    held = np.unique(mesh.facets[:, mesh.boundary_facets()])
+    inner = np.setdiff1d(np.arange(len(points)), held)
+    points[inner] += np.random.default_rng(0).uniform(-0.04, 0.04, (len(inner), dim))
+
+    def exact(x):
+        return -(x ** 2).sum(axis=1) / (2 * dim) + x[:, 0] * x[:, 1]
+
+    for solver in ("direct", "cg"):
+        quadratic = solve_poisson_p2(points, cells, 1.0, exact, solver=solver)
+        np.testing.assert_allclose(quadratic, exact(points), atol=1e-9)
+    linear = solve_poisson(points, cells, np.ones(len(points)), held, exact(points[held])).u
+    assert np.abs(linear - exact(points)).max() > 1e-4
+    zero = solve_poisson_p2(points, cells, 2.0)                      # u = 0 on the boundary by default
+    assert np.abs(zero[held]).max() == 0.0 and zero[inner].min() > 0.0
 
 
 def test_constant_coefficient_scales_solution():

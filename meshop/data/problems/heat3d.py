@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...mesh import Mesh
-from ..fem import solve_poisson
+from ..fem import solve_poisson, solve_poisson_p2
 from ..grf import smooth_random_field
 from ..shapes import random_part_3d
 
@@ -80,9 +80,14 @@ def heat3d_sample(rng: np.random.Generator, resolution: int = 5000, solver: str 
                   "source_strength": strength, "residual": solution.residual}
 
 
-def uniform_heating(mesh: Mesh, solver: str = "direct") -> np.ndarray:
+def uniform_heating(mesh: Mesh, solver: str = "direct", degree: int = 1) -> np.ndarray:
     """FEM temperature ``(N,)`` of ``mesh`` for the default model's use case: q = 1, T = 0 on the
-    boundary (the ground truth the bundled model is measured against)."""
+    boundary (the ground truth the bundled model is measured against); ``degree`` 2: quadratic
+    elements on the same tetrahedra, its values at the nodes (:func:`~meshop.data.fem.solve_poisson_p2`)."""
+    if degree == 2:
+        return solve_poisson_p2(mesh.points, mesh.cells["tetra"], 1.0, solver=solver)
+    if degree != 1:
+        raise ValueError(f"degree must be 1 or 2, got {degree!r}.")
     boundary = np.flatnonzero(mesh.boundary_mask)
     return solve_poisson(mesh.points, mesh.cells["tetra"], np.ones(mesh.n_points), boundary,
                          np.zeros(len(boundary)), solver=solver).u
