@@ -114,7 +114,30 @@ def _inputs(mesh: Mesh, field) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if values.shape[0] != mesh.n_points or values.ndim > 2 or not np.isfinite(values).all():
         raise MeshError(f"{where}the field to adapt to must be finite nodal values ({mesh.n_points},) "
                         f"or ({mesh.n_points}, c); got shape {values.shape}.")
+    _check_triangulation(mesh, where)
     return mesh.points, mesh.cells["triangle"], values
+
+
+def _check_triangulation(mesh: Mesh, where: str) -> None:
+    """Refuse what the movers' point location cannot take: points no triangle uses, two nodes at
+    one place, triangles that overlap."""
+    unused = mesh.unreferenced
+    if unused.any():
+        first = int(np.argmax(unused))
+        raise MeshError(f"{where}{int(unused.sum())} point(s) belong to no triangle (first: point {first}); "
+                        "adapt moves the nodes of a triangle mesh: remove the unused points.")
+    _, first, inverse = np.unique(mesh.points, axis=0, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    twins = np.flatnonzero(first[inverse] != np.arange(mesh.n_points))
+    if len(twins):
+        a, b = int(first[inverse[twins[0]]]), int(twins[0])
+        raise MeshError(f"{where}{len(twins)} node(s) sit where another node is (first: nodes {a} and {b} at "
+                        f"({', '.join(f'{c:.6g}' for c in mesh.points[b])})); merge the duplicate points.")
+    try:
+        P1Locator(mesh.points, mesh.cells["triangle"])
+    except MeshError:
+        raise MeshError(f"{where}the triangles overlap (the mesh folds over itself, or has overlapping "
+                        "copies); adapt needs a valid triangle mesh.") from None
 
 
 def _choose(method: str | None, model) -> tuple[str, object, list[str]]:

@@ -358,7 +358,7 @@ def _resolution(text: str | None) -> int | tuple[int, int] | None:
 
 @command
 def generate(
-    problem: str = typer.Argument(..., help="poisson2d, darcy2d, heat3d, mpm2d or mpm3d."),
+    problem: str = typer.Argument(..., help="poisson2d, darcy2d, heat3d, heat3d-transient, burgers2d, mpm2d or mpm3d."),
     n: int = typer.Option(..., "--n", help="Number of samples."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (sample_00000.vtu, ..., dataset.json)."),
     seed: int = typer.Option(0, help="Master seed; the same seed gives the same data bit for bit."),
@@ -368,7 +368,7 @@ def generate(
     domain: Optional[str] = typer.Option(None, help="darcy2d only: square or random."),
     solver: Optional[str] = typer.Option(None, help="Linear solver: direct, cg, amg, or recycle (Krylov recycling; darcy2d on the square) (default: direct)."),
     material: Optional[str] = typer.Option(None, help="mpm2d/mpm3d only: elastic, fluid, sand, plasticine or mixed (default: mixed)."),
-    frames: Optional[int] = typer.Option(None, help="mpm2d/mpm3d only: frames of 0.01 s after the initial one (default: 100)."),
+    frames: Optional[int] = typer.Option(None, help="Time series: mpm2d/mpm3d frames of 0.01 s after the initial one (default 100); heat3d-transient (101) and burgers2d (21) count the initial frame."),
     walls: Optional[str] = typer.Option(None, help="mpm2d/mpm3d only: sticky or slip box walls (default: slip)."),
     shapes: Optional[str] = typer.Option(None, help="mpm2d/mpm3d only: body shapes, mixed or one family (2D: disc, polygon; 3D: ball, part) (default: mixed)."),
     speed: Optional[float] = typer.Option(None, help="mpm2d/mpm3d only: standard deviation of the bodies' initial velocity per axis, m/s (default: 1)."),
@@ -405,19 +405,27 @@ def adapt(
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="DMM checkpoint (default: the bundled one, if any)."),
     method: Optional[str] = typer.Option(None, "--method", help="dmm or classical (default: dmm with a checkpoint, else classical)."),
     picture: Optional[Path] = typer.Option(None, "--picture", help="Also write a PNG: original | moved mesh."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output, even the input mesh."),
 ):
     """Move the nodes of a 2D mesh towards a field's fronts (Monge-Ampere r-adaptation)."""
     from .adaptation import adapt as run_adapt
     from .io import read, write
+    from .outputs import check_output
 
     with user_errors():
+        for target in (out, picture) if picture is not None else (out,):
+            check_output(target, overwrite, source=mesh)
         original = read(mesh)
         result = run_adapt(original, field, model=model, method=method)
-        path = write(result.mesh, out)
+        path = write(result.mesh, out, overwrite=True)     # checked above
         if picture is not None:
             from .viz import plot_adaptation
 
-            plot_adaptation(original, result.mesh, picture, field=field)
+            try:
+                plot_adaptation(original, result.mesh, picture, field=field)
+            except BaseException:
+                path.unlink(missing_ok=True)                # no moved mesh without the picture asked for
+                raise
     for note in result.notes:
         typer.echo(f"meshop: {note}", err=True)
     typer.echo(f"wrote {path} ({result.mesh.n_points} nodes moved by the {result.method} mover in "

@@ -77,11 +77,22 @@ class FieldSpec:
     def input_array(self, mesh, name: str) -> tuple[np.ndarray, bool]:
         """``(N, c)`` values of input ``name`` on ``mesh`` and whether the default was used."""
         if name in mesh.point_data:
-            return as_columns(mesh.point_data[name]), False
+            return self.point_columns(mesh, name), False
         if name in self.input_defaults:
             return np.full((mesh.n_points, 1), float(self.input_defaults[name])), True
         mesh.require(name)  # raises MeshError naming the field
         raise AssertionError("unreachable")
+
+    def point_columns(self, mesh, name: str) -> np.ndarray:
+        """``(N, c)`` values of the point field ``name`` of ``mesh``, refused when a fitted spec
+        knows another number of channels ``c`` for it (a vector where the model reads a scalar)."""
+        values = as_columns(mesh.point_data[name])
+        width = len(self.mean.get(name, ()))
+        if width and values.shape[1] != width:
+            where = f"{mesh.source}: " if mesh.source else ""
+            raise MeshError(f"{where}point field '{name}' has {values.shape[1]} component(s) per point but the "
+                            f"model reads {width}; give it {width} value(s) per point.")
+        return values
 
     def scaled(self, name: str, values: np.ndarray, length: float, amplitude: float = 1.0) -> np.ndarray:
         """``values * L**p / A`` (``A`` only for linear inputs and targets)."""

@@ -224,13 +224,16 @@ class Mesh:
             new.point_data[name] = _validate_field(name, values, self.n_points, where)
         return new
 
-    def with_points(self, points, point_data=None) -> "Mesh":
+    def with_points(self, points, point_data=None, *, source: str | Path | None = None) -> "Mesh":
         """A new Mesh on these cells at other node ``points`` (a moving mesh's next frame) with
-        ``point_data``. The points and fields are checked; the cells are not checked again
-        (their indices stay valid), and derived geometry is computed afresh."""
-        where = f"{self.source}: " if self.source else ""
+        ``point_data``, read from the file ``source`` (default: this mesh's). The points and fields
+        are checked; the cells are not checked again (their indices stay valid), and derived
+        geometry is computed afresh."""
         new = Mesh.__new__(Mesh)
         new.__dict__.update(self.__dict__)
+        if source is not None:
+            new.source = Path(source)
+        where = f"{new.source}: " if new.source else ""
         new.points, new.planar_z = _validate_points(points, where)
         if new.points.shape != self.points.shape:
             raise MeshError(f"{where}{len(new.points)} points of dimension {new.dim} given for a mesh of "

@@ -241,7 +241,7 @@ class Predictor:
             pred = pred[:, 0] if width == 1 else pred
             fields[f"{target}_pred"] = pred
             if target in mesh.point_data:
-                truth = np.asarray(mesh.point_data[target], dtype=np.float64).reshape(pred.shape)
+                truth = self.spec.point_columns(mesh, target).reshape(pred.shape)
                 error = pred - truth
                 fields[f"{target}_error"] = error
                 metrics[target] = {
@@ -339,6 +339,9 @@ def _predict_series(predictor: Predictor, source, steps, dt, out, write: bool, r
     frame_dt = float(ckpt.dynamics.get("frame_dt") or 1.0)
     every = 1
     if dt is not None:
+        if not np.isfinite(dt) or dt <= 0:
+            raise MeshError(f"--dt {dt:g}: expected a positive time between saved frames, a multiple of the "
+                            f"model's frame step {frame_dt:g}.")
         every = int(round(dt / frame_dt))
         if every < 1 or not np.isclose(every * frame_dt, dt, rtol=1e-6):
             raise MeshError(f"--dt {dt:g} is not a multiple of the model's frame step {frame_dt:g}.")

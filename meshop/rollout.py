@@ -84,7 +84,7 @@ def rollout(checkpoint, source: Mesh | Trajectory, steps: int, *, every: int = 1
     varying = dynamics.get("varying_inputs", [])
     drive = _drive(mesh, reference, varying, steps)                    # name -> (steps, N, ...) physical
     length = physical_length(mesh)
-    state = torch.as_tensor(np.hstack([spec.encode(n, as_columns(mesh.point_data[n]), length) for n in spec.targets]),
+    state = torch.as_tensor(np.hstack([spec.encode(n, spec.point_columns(mesh, n), length) for n in spec.targets]),
                             dtype=torch.float32, device=device)
     if varying:
         coded = np.stack([np.hstack([spec.encode(n, as_columns(drive[n][k]), length) for n in varying])
@@ -176,5 +176,7 @@ def _decode_states(frames: np.ndarray, spec, length: float) -> dict[str, np.ndar
 
 def _compare(reference: Trajectory, traj: Trajectory, fields: dict, every: int) -> dict[str, np.ndarray]:
     count = min(traj.n_frames, (reference.n_frames - 1) // every + 1)
+    if count < 2:       # frame 0 is given: a one-frame reference has no error to measure
+        return {}
     return {name: rollout_errors(values[:count], reference.fields[name][::every][:count])
             for name, values in fields.items() if name in reference.fields}

@@ -83,6 +83,8 @@ def test_bad_options():
         get_problem("burgers2d").sample(np.random.default_rng(0), domain="cube")
     with pytest.raises(MeshError, match="refine"):
         get_problem("burgers2d").sample(np.random.default_rng(0), refine=5)
+    with pytest.raises(MeshError, match="needs nu > 0 and dt > 0, got nu = nan"):    # was a singular factor
+        get_problem("burgers2d").sample(np.random.default_rng(0), nu=float("nan"))
 
 
 @pytest.mark.parametrize("domain", ["square", "random"])

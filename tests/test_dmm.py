@@ -256,3 +256,54 @@ def test_bundled_mover_gives_the_moves_pinned_in_tests_data(kernel_path):
     moved = adapt(Mesh(points, {"triangle": pinned["triangles"]}), pinned["u"]).mesh.points[:, :2]
     assert np.abs(moved - pinned["moved"]).max() <= 1e-6 * float(np.ptp(points, axis=0).max())
     assert np.abs(pinned["moved"] - points).max() > 1e-2 * float(np.ptp(points, axis=0).max())   # it does move
+
+
+def test_adapt_refuses_meshes_its_point_location_cannot_take(square):
+    """Unused points (an IndexError before), duplicate nodes and overlapping triangles (a sentence
+    without the file or the cause before): each named."""
+    points, triangles = square
+    u = front(points)
+    spare = meshop.Mesh(np.vstack([points, [[0.5, 0.51]]]), {"triangle": triangles}, {"u": np.append(u, 0.0)},
+                        source="spare.vtu")
+    with pytest.raises(MeshError, match=r"spare.vtu: 1 point\(s\) belong to no triangle \(first: point 169\)"):
+        adapt(spare, "u")
+    seam = triangles.copy()
+    seam[0, np.argmax(seam[0] == triangles[0].min())] = len(points)     # a copy of a node, used by one triangle
+    twin = meshop.Mesh(np.vstack([points, points[triangles[0].min()]]), {"triangle": seam}, {"u": np.append(u, 0.0)})
+    with pytest.raises(MeshError, match=f"1 node\\(s\\) sit where another node is \\(first: nodes {triangles[0].min()} "
+                                        f"and 169"):
+        adapt(twin, "u")
+    folded = points.copy()
+    folded[14] = [0.9, 0.9]                                             # an inner node dragged over its neighbours
+    with pytest.raises(MeshError, match="the triangles overlap"):
+        adapt(meshop.Mesh(folded, {"triangle": triangles}, {"u": u}), "u", method="classical")
+
+
+def test_cli_adapt_keeps_the_input_and_other_files_unless_told(square, tmp_path, monkeypatch):
+    """`--out` on the input mesh (or any file meshop did not write) replaced it silently; and a
+    picture that could not be written left the moved mesh behind with a traceback."""
+    points, triangles = square
+    source = meshop.write(meshop.Mesh(points, {"triangle": triangles}, {"u": front(points)}), tmp_path / "front.vtu")
+    before = source.read_bytes()
+    runner = CliRunner()
+    for out in (source, tmp_path / "notes.vtu"):
+        out.touch()
+        run = runner.invoke(app, ["adapt", str(source), "--field", "u", "--out", str(out), "--method", "classical"])
+        assert run.exit_code == 2 and "Traceback" not in run.output, run.output
+        assert "pass --overwrite" in run.stderr and str(out) in run.stderr
+    assert source.read_bytes() == before
+    run = runner.invoke(app, ["adapt", str(source), "--field", "u", "--out", str(tmp_path / "notes.vtu"),
+                              "--method", "classical", "--overwrite"])
+    assert run.exit_code == 0, run.output
+    assert meshop.read(tmp_path / "notes.vtu").n_points == len(points)
+    from meshop.viz import scene
+
+    def read_only(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(scene, "atomic_path", read_only)
+    run = runner.invoke(app, ["adapt", str(source), "--field", "u", "--out", str(tmp_path / "moved.vtu"),
+                              "--method", "classical", "--picture", str(tmp_path / "moved.png")])
+    assert run.exit_code == 2 and "Traceback" not in run.output, run.output
+    assert "moved.png: could not write this .png file" in run.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["front.vtu", "notes.vtu"]

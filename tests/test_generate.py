@@ -182,6 +182,17 @@ def test_bad_arguments_are_clear_errors(tmp_path):
         generate("darcy2d", 1, tmp_path / "a", split=(0.5, 0.2, 0.2))
 
 
+def test_cli_refuses_an_unknown_solver_and_a_negative_frame_count(tmp_path):
+    """Both were tracebacks from inside the first sample (ValueError: unknown solver; high <= 0)."""
+    runner = CliRunner()
+    for args, phrase in [(["heat3d", "--solver", "bogus"], "--solver 'bogus': unknown linear solver (known: direct, cg, amg, recycle)."),
+                         (["heat3d-transient", "--frames", "-1"], "heat3d-transient needs frames >= 1, stride >= 1 and frame_dt > 0, got -1")]:
+        result = runner.invoke(app, ["generate", *args, "--n", "1", "--out", str(tmp_path / "ds"), "--quiet"])
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert phrase in result.stderr
+        assert list(tmp_path.iterdir()) == []
+
+
 def test_registry_lists_fields_of_every_problem():
     assert set(PROBLEMS) == {"poisson2d", "darcy2d", "heat3d", "heat3d-transient", "mpm2d", "mpm3d", "burgers2d"}
     assert set(get_problem("mpm2d").inputs) == {"material"} and set(get_problem("mpm3d").targets) == {"velocity"}

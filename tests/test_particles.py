@@ -324,3 +324,74 @@ def test_query_stencil_neighbours_do_not_depend_on_the_query_order():
     queries[17, 1] = float("nan")
     with pytest.raises(ValueError, match="query points must be finite: 1 of 5000 have NaN"):
         QueryStencil.build(queries, nodes, 6, 0.1)
+
+
+def _bad_cloud(case, n=50):
+    """A 2D particle cloud (.vtp fields) with one defect, for the bundled mpm2d model."""
+    frames, material = free_flight(n=n, frames=1)
+    points, fields = frames[0], {"material": material, "velocity": np.zeros((n, 2))}
+    if case == "fractional material":
+        fields["material"] = material + 0.5
+    elif case == "material vectors":
+        fields["material"] = np.column_stack([material, material])
+    elif case == "scalar velocity":
+        fields["velocity"] = np.zeros(n)
+    elif case == "3D velocity of 2D particles":
+        fields["velocity"] = np.column_stack([np.zeros((n, 2)), np.ones(n)])
+    elif case == "outside the box":
+        points = points + 50.0
+    elif case == "absurd velocity":
+        fields["velocity"] = np.full((n, 2), 1e30)
+    return Mesh(points, None, fields)
+
+
+@pytest.mark.parametrize("case, extra, phrase", [
+    ("fractional material", [], "material ids must be integers; particle 0 has"),
+    ("material vectors", [], "the 'material' point field has shape (50, 2); expected one integer id per particle"),
+    ("scalar velocity", [], "the 'velocity' point field has 1 component(s) per particle; expected 2"),
+    ("3D velocity of 2D particles", [], "the 'velocity' point field has 3 component(s) per particle; expected 2"),
+    ("outside the box", [], "50 particle(s) lie outside the model's box [0, 1] x [0, 1] (m)"),
+    ("absurd velocity", [], "more than the model's whole box (1 m); give 'velocity' in m/s"),
+    ("good", ["--dt", "nan"], "--dt nan: expected a positive time between saved frames"),
+])
+def test_cli_refuses_a_bad_particle_cloud_in_one_sentence(tmp_path, case, extra, phrase):
+    """Each once a traceback, a silent cast or a silent teleport onto the wall: now exit code 2,
+    one sentence naming the cause, and no output."""
+    from typer.testing import CliRunner
+
+    import meshop
+    from meshop.cli import app
+
+    scene = meshop.write(_bad_cloud(case), tmp_path / "scene.vtp")
+    done = CliRunner().invoke(app, ["predict", str(scene), "--model", "mpm2d", "--steps", "2", *extra])
+    assert done.exit_code == 2, done.output
+    assert "Traceback" not in done.output and phrase in done.stderr, done.stderr
+    assert done.stderr.count("error:") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scene.vtp"]
+
+
+def test_planar_cloud_velocity_with_a_zero_z_column_is_read_as_2d():
+    """VTK stores vectors with three components: a planar cloud's z velocity of 0 is dropped."""
+    frames, material = free_flight(frames=1)
+    velocity = np.random.default_rng(1).normal(0, 0.3, frames[0].shape)
+    cloud = Mesh(frames[0], None, {"material": material, "velocity": np.column_stack([velocity, np.zeros(120)])})
+    result = rollout(particle_checkpoint(without_acceleration(small_model("gns")).eval()), cloud, 2)
+    expected = frames[0] + np.arange(3)[:, None, None] * velocity * 0.01
+    np.testing.assert_allclose(result.trajectory.positions, expected, atol=2e-6)
+
+
+def test_cli_rolls_out_a_series_of_just_the_initial_frames(tmp_path):
+    """A series of exactly history + 1 frames leaves no later frame to compare with: the rollout is
+    written and no error line printed (it was an IndexError after the series was written)."""
+    from typer.testing import CliRunner
+
+    import meshop
+    from meshop.cli import app
+
+    frames, material = free_flight(n=60, frames=6)          # mpm2d's history is 5: 6 initial frames
+    series = meshop.write_series(Trajectory(Mesh(frames[0], None, {"material": material}), np.arange(6) * 0.01,
+                                            positions=frames), tmp_path / "scene.pvd")
+    done = CliRunner().invoke(app, ["predict", str(series), "--steps", "2"])
+    assert done.exit_code == 0, done.output
+    assert "Traceback" not in done.output and "against the reference series" not in done.stdout
+    assert meshop.read_series(tmp_path / "scene.pred.pvd").n_frames == 3

@@ -233,6 +233,8 @@ def _bad_cases(tmp_path, heat_checkpoint):
     flat = tmp_path / "flat.vtu"
     square = meshop.Mesh(np.array([[0, 0], [1, 0], [0, 1.0]]), {"triangle": np.array([[0, 1, 2]])})
     meshop.write(square, flat)
+    vector_source = tmp_path / "wide.vtu"      # a vector where the model reads a scalar: was a matmul traceback
+    meshop.write(_cube(5).with_point_data(source=np.ones((_cube(5).n_points, 2))), vector_source)
     return [
         (bare, no_default, "point field 'source' is missing"),
         (tmp_path / "open.stl", heat_checkpoint, "surface is open"),
@@ -241,6 +243,7 @@ def _bad_cases(tmp_path, heat_checkpoint):
         (good, mismatched, "node features but this meshop builds"),
         (flat, heat_checkpoint, "the mesh is 2D but model 'gno' was trained on 3D meshes"),
         (tmp_path / "missing.vtu", heat_checkpoint, "no such file"),
+        (vector_source, heat_checkpoint, "wide.vtu: point field 'source' has 2 component(s) per point but the model reads 1"),
     ]
 
 

@@ -127,7 +127,7 @@ def test_later_frames_are_checked_cheaply_but_their_defects_still_named(tmp_path
     points = frame.points.copy()
     points[5, 0] = np.nan  # frame 0's cells, but a broken coordinate
     _raw_vtu(frame, frame.cells["triangle"], points).write(str(tmp_path / "heat" / "frame_00002.vtu"))
-    with pytest.raises(MeshError, match="1 point\\(s\\) have NaN"):
+    with pytest.raises(MeshError, match="frame_00002.vtu: 1 point\\(s\\) have NaN"):   # its own file named
         meshop.read_series(path)
 
 
@@ -170,10 +170,30 @@ def test_a_failed_write_leaves_no_half_series(tmp_path, monkeypatch):
         return real_write(mesh, path, **kwargs)
 
     monkeypatch.setattr(meshop.io, "write", failing_write)
-    with pytest.raises(OSError):
+    with pytest.raises(MeshError, match="heat.pvd: could not write this .pvd series \\(disk full\\)"):
         series.write_series(_heat_series(frames=7), good)
     assert good.read_text() == before and len(meshop.read_series(good).times) == 5
     assert sorted(p.name for p in tmp_path.iterdir()) == ["heat", "heat.pvd"]
+
+
+def test_cli_rollout_into_an_unwritable_folder_is_one_sentence(tmp_path, monkeypatch):
+    """A folder the series cannot be written to (read-only, full) was a PermissionError traceback."""
+    from typer.testing import CliRunner
+
+    from meshop.cli import app
+    from meshop.io import series
+
+    def read_only(path):
+        raise PermissionError(13, "Permission denied", str(path.parent / f".{path.name}.partial"))
+
+    monkeypatch.setattr(series, "_staging", read_only)
+    frames = np.random.default_rng(0).uniform(0.3, 0.7, (1, 40, 2))
+    scene = meshop.write(meshop.Mesh(frames[0], None, {"material": np.zeros(40, int), "velocity": np.zeros((40, 2))}),
+                         tmp_path / "scene.vtp")
+    run = CliRunner().invoke(app, ["predict", str(scene), "--steps", "1"])
+    assert run.exit_code == 2 and "Traceback" not in run.output, run.output
+    assert "scene.vtp.pred.pvd: could not write this .pvd series ([Errno 13] Permission denied" in run.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scene.vtp"]
 
 
 def test_cli_info_on_a_series(tmp_path):

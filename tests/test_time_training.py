@@ -185,3 +185,44 @@ def test_bundled_transient_model_cools_the_bracket_with_its_surfaces_held():
     reference = fem.fields["temperature"]
     errors = np.linalg.norm(temperature - reference, axis=1) / np.linalg.norm(reference, axis=1)
     assert errors.max() < 0.025, errors
+
+
+def _small_part(tmp_path, **fields):
+    """A 4x4x4-cell tetrahedral cube (m) for the bundled heat3d-transient stepper."""
+    from skfem import MeshTet
+
+    tets = MeshTet.init_tensor(*(np.linspace(0, 0.1, 5),) * 3)
+    mesh = meshop.Mesh(tets.p.T, {"tetra": tets.t.T})
+    return mesh.with_point_data(**{n: f(mesh.points) for n, f in fields.items()})
+
+
+def test_cli_rollout_refuses_a_field_with_the_wrong_number_of_components(tmp_path):
+    """A vector where the model reads a scalar (an input, or the initial state) was a matmul
+    traceback; now one sentence naming the field, exit code 2, and no output."""
+    from typer.testing import CliRunner
+
+    from meshop.cli import app
+
+    for name in ("source", "temperature"):
+        part = meshop.write(_small_part(tmp_path, **{name: lambda x: np.ones((len(x), 2))}), tmp_path / f"{name}.vtu")
+        run = CliRunner().invoke(app, ["predict", str(part), "--steps", "2"])
+        assert run.exit_code == 2 and "Traceback" not in run.output, run.output
+        assert f"{name}.vtu: point field '{name}' has 2 component(s) per point but the model reads 1" in run.stderr
+        assert not list(tmp_path.glob(f"{name}.pred*"))
+
+
+def test_cli_rollout_against_a_one_frame_reference_series(tmp_path):
+    """A reference series of one frame has nothing after the initial state to compare with: the
+    rollout is written, no error line (it was an IndexError after the series was written)."""
+    from typer.testing import CliRunner
+
+    from meshop.cli import app
+
+    part = _small_part(tmp_path)
+    series = meshop.write_series(meshop.Trajectory(part, [0.0], {"temperature": np.ones((1, part.n_points))}),
+                                 tmp_path / "start.pvd")
+    run = CliRunner().invoke(app, ["predict", str(series), "--steps", "2"])
+    assert run.exit_code == 0, run.output
+    assert "Traceback" not in run.output and "against the reference series" not in run.stdout
+    assert meshop.read_series(tmp_path / "start.pred.pvd").n_frames == 3
+    assert meshop.predict(series, steps=2, write=False).errors == {}

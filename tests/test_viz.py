@@ -187,6 +187,22 @@ def test_cli_render_and_errors(disc, tmp_path):
     assert result.exit_code == 2 and "--html" in result.stderr
 
 
+def test_cli_render_into_an_unwritable_folder_is_one_sentence(disc, tmp_path, monkeypatch):
+    """A picture or animation that cannot be written (read-only folder, full disk) was a
+    FileNotFoundError / PermissionError traceback."""
+    from meshop.viz import scene
+
+    def read_only(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(scene, "atomic_path", read_only)
+    path = meshop.write(disc, tmp_path / "disc.vtu")
+    result = CliRunner().invoke(app, ["render", str(path), "--field", "v"])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert "disc.png: could not write this .png file ([Errno 13] Permission denied" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["disc.vtu"]
+
+
 def test_interactive_plotter_builds_off_screen_and_switches_fields(cube, disc):
     for mesh in (cube, disc):
         plotter = interactive_plotter(mesh, "u", off_screen=True, window_size=SMALL)

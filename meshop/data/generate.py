@@ -114,6 +114,10 @@ def sample_resolutions(resolution: int | tuple[int, int] | None, n: int) -> list
     return [int(round(low * (high / low) ** t)) for t in fractions]
 
 
+#: the linear solvers of ``--solver`` (recycle: darcy2d on the square only)
+LINEAR_SOLVERS = ("direct", "cg", "amg", "recycle")
+
+
 def _check_arguments(problem: Problem, n: int, workers: int, scheduler: str | None, options: dict,
                      resolution: int | tuple[int, int] | None) -> None:
     unknown = sorted(set(options) - set(problem.options))
@@ -122,6 +126,8 @@ def _check_arguments(problem: Problem, n: int, workers: int, scheduler: str | No
                         f"(options: {', '.join(problem.options) or 'none'}).")
     if n < 1 or workers < 1:
         raise MeshError(f"need n >= 1 samples and workers >= 1, got n={n}, workers={workers}.")
+    if options.get("solver", "direct") not in LINEAR_SOLVERS:
+        raise MeshError(f"--solver {options['solver']!r}: unknown linear solver (known: {', '.join(LINEAR_SOLVERS)}).")
     if scheduler is not None and workers != 1:
         raise MeshError("give either workers (local processes) or a Dask scheduler, not both.")
     if scheduler is not None and options.get("solver") == "recycle":

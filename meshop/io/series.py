@@ -57,10 +57,14 @@ def write_series(traj: Trajectory, path, *, overwrite: bool = True) -> Path:
     if path.exists() and not overwrite:
         raise MeshError(f"{path}: exists; pass --overwrite (overwrite=True) to replace it.")
     meta = {"format": _MARK, "constant": sorted(traj.mesh.point_data), "metadata": traj.metadata}
-    if ext == ".pvd":
-        _write_pvd(traj, path, meta)
-    else:
-        _write_xdmf(traj, path, meta)
+    try:
+        if ext == ".pvd":
+            _write_pvd(traj, path, meta)
+        else:
+            _write_xdmf(traj, path, meta)
+    except OSError as err:          # an unwritable folder, a full disk: as meshop.write says it
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise MeshError(f"{path}: could not write this {ext} series ({reason}).") from None
     return path
 
 
@@ -211,7 +215,7 @@ def _read_frames(path: Path, files: list[Path]) -> list[Mesh]:
             raise MeshError(f"{path}: frame {k} has {len(points)} nodes but frame 0 has {first.n_points}; "
                             "a series needs one node set.")
         if _same_cells(frame_cells, cells):
-            meshes.append(first.with_points(points, point_data))
+            meshes.append(first.with_points(points, point_data, source=frame))
         else:  # other cells: checked in full, then refused by _assemble when they differ in kind
             meshes.append(Mesh(points, frame_cells, point_data, cell_data, source=frame))
     return meshes

@@ -269,7 +269,12 @@ def new_plotter(window_size, shape=(1, 1), off_screen: bool = True):
 def write_atomically(path: Path, write) -> Path:
     """Call ``write(tmp_path)`` then rename into ``path``, so no half-written file is left."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        write(tmp)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            write(tmp)
+    except OSError as err:          # an unwritable folder, a full disk: as meshop.write says it
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        what = f"this {path.suffix} file" if path.suffix else "the file"
+        raise MeshError(f"{path}: could not write {what} ({reason}).") from None
     return path

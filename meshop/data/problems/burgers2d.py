@@ -57,7 +57,7 @@ class BurgersStepper:
 
     def __init__(self, points: np.ndarray, triangles: np.ndarray, nu: float, dt: float,
                  dirichlet: np.ndarray):
-        if nu <= 0 or dt <= 0:
+        if not (nu > 0 and dt > 0 and np.isfinite(nu) and np.isfinite(dt)):
             raise MeshError(f"burgers2d needs nu > 0 and dt > 0, got nu = {nu}, dt = {dt}.")
         self.basis = p1_basis(points, triangles)
         self.nu, self.dt = float(nu), float(dt)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...errors import MeshError
 from ...mesh import Mesh
 from ...trajectory import Trajectory
 from ..fem_transient import HeatSimulation
@@ -81,6 +82,9 @@ def heat3d_transient_sample(rng: np.random.Generator, resolution: int = 3000, fr
         ``state``, ``inputs``, ``scheme``, ``t_on``, ``length_scale`` (d, m) and the scenario
         parameters; info: the part's description (heat3d's) and the scenario parameters.
     """
+    if frames < 1 or stride < 1 or not frame_dt > 0:
+        raise MeshError(f"heat3d-transient needs frames >= 1, stride >= 1 and frame_dt > 0, got {frames}, "
+                        f"{stride}, {frame_dt}.")
     points, tets, part = random_part_3d(rng, target_nodes=resolution)
     mesh = Mesh(points, {"tetra": tets})
     phi, psi = smooth_random_field(points, rng), smooth_random_field(points, rng)
