@@ -156,8 +156,9 @@ def _choose(method: str | None, model) -> tuple[str, object, list[str]]:
             return "classical", None, ["no bundled DMM checkpoint yet: used the classical Monge-Ampere mover"]
     if isinstance(model, (str, Path)):
         from .checkpoint import CheckpointError, load
+        from .preflight import checkpoint_path
 
-        ckpt = load(model)
+        ckpt = load(checkpoint_path(model))    # a file, or a bundled model's name ("dmm", "mpm2d", ...)
         if ckpt.model_name != "dmm":
             raise CheckpointError(f"{model}: a '{ckpt.model_name}' checkpoint, not a mesh mover (dmm).")
         model = ckpt.model

@@ -214,10 +214,31 @@ def _build(path: Path, meta: dict):
     except (KeyError, TypeError, ValueError) as err:
         reason = f"no {err} entry" if isinstance(err, KeyError) else str(err).rstrip(".")
         raise CheckpointError(f"{path}: incompatible checkpoint ({reason}).") from None
+    if getattr(model, "time_dependent", False):
+        _check_dynamics(path, spec["name"], meta.get("dynamics"), getattr(model, "particles", False))
     if all(t in fields.mean for t in fields.targets) and model.out_channels != fields.channels(fields.targets):
         raise CheckpointError(f"{path}: incompatible checkpoint (the model writes {model.out_channels} "
                               f"channels, its fields {fields.channels(fields.targets)}).")
     return model, spec, fields, graph
+
+
+def _check_dynamics(path: Path, name: str, dynamics, particles: bool) -> None:
+    """:class:`CheckpointError` when a time-dependent model's ``dynamics`` section is missing or
+    does not say what a rollout reads of it (moving nodes, the frame step)."""
+    import math
+
+    if not dynamics:
+        raise CheckpointError(f"{path}: incompatible checkpoint (model '{name}' steps in time but the metadata "
+                              "has no 'dynamics' section: its state, frame step and motion); re-train it or "
+                              "restore the file.")
+    if particles and not dynamics.get("moving"):
+        raise CheckpointError(f"{path}: incompatible checkpoint (particle model '{name}' but its 'dynamics' "
+                              "section does not say the nodes move: 'moving' is missing or false).")
+    frame_dt = dynamics.get("frame_dt")
+    if frame_dt is not None and (isinstance(frame_dt, bool) or not isinstance(frame_dt, (int, float))
+                                 or not math.isfinite(frame_dt) or frame_dt <= 0):
+        raise CheckpointError(f"{path}: incompatible checkpoint (dynamics 'frame_dt' must be a positive number "
+                              f"of seconds, got {frame_dt!r}).")
 
 
 def _features(meta: dict, fields: FieldSpec, dim) -> dict | None:

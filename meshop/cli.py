@@ -295,6 +295,7 @@ def render(
             target = file.with_suffix(".mp4" if gif is None else ".gif")
         with user_errors():
             check_output(target, overwrite, source=file)
+            _check_picture_path(target, (".gif", ".mp4"), "--mp4" if mp4 is not None and gif is None else "--gif")
             from .viz import animate
 
             path = animate(file, target, field, fps=fps, progress=True)
@@ -306,10 +307,20 @@ def render(
     target = out or file.with_name(file.stem + (".compare.png" if compare else ".png"))
     with user_errors():
         check_output(target, overwrite, source=file)
+        _check_picture_path(target, (".png",), "-o")
         from .viz import render as render_png
 
         path = render_png(file, field, target, compare=compare, reference=reference)
     typer.echo(f"wrote {path}")
+
+
+def _check_picture_path(target: Path, suffixes: tuple[str, ...], flag: str) -> None:
+    """Refuse a picture or animation path render cannot write: another format, a missing folder."""
+    if target.suffix.lower() not in suffixes:
+        raise MeshError(f"{target}: render writes {' or '.join(suffixes)} files, not "
+                        f"'{target.suffix or target.name}'; give {flag} a {' or '.join(suffixes)} name.")
+    if not target.parent.is_dir():
+        raise MeshError(f"{target}: folder {target.parent} does not exist.")
 
 
 @command

@@ -111,6 +111,11 @@ class Predictor:
         if self.max_nodes < 2:
             raise MeshError(f"--max-nodes {self.max_nodes}: expected at least 2 nodes per sub-domain.")
         ckpt = self.checkpoint
+        if getattr(ckpt.model, "mesh_mover", False):
+            name = model if isinstance(model, (str, Path)) else ckpt.path or ckpt.model_name
+            raise CheckpointError(f"{name}: a '{ckpt.model_name}' checkpoint, a mesh mover: it moves the nodes of "
+                                  "a 2D mesh and predicts no fields; use `meshop adapt MESH --field FIELD "
+                                  f"--model {name}` (meshop.adapt in Python).")
         expected = feature_count(ckpt.fields, ckpt.model.dim)
         if ckpt.model.in_channels != expected and not ckpt.dynamics.get("moving"):   # particles: material ids
             raise CheckpointError(
@@ -300,7 +305,8 @@ def predict(mesh, model=None, *, out=None, device: str = "cpu", mesh_size: float
     say(f"loading model {_model_label(model)} ...")
     predictor = Predictor(model, device=device, max_nodes=max_nodes)
     if predictor.checkpoint.time_dependent or steps is not None or isinstance(source, Trajectory):
-        return _predict_series(predictor, source, steps, dt, out if write else None, write, render, overwrite, say)
+        return _predict_series(predictor, source, steps, dt, out if write else None, write, render, overwrite, say,
+                               label=_model_label(model))
     if write:
         out = prediction_output(source.source, out, render=render, overwrite=overwrite)
     volume = source
@@ -325,17 +331,21 @@ def predict(mesh, model=None, *, out=None, device: str = "cpu", mesh_size: float
     return result
 
 
-def _predict_series(predictor: Predictor, source, steps, dt, out, write: bool, render: bool, overwrite: bool, say):
+def _predict_series(predictor: Predictor, source, steps, dt, out, write: bool, render: bool, overwrite: bool, say,
+                    label: str | None = None):
     """Roll a time-dependent checkpoint out (see :func:`predict`); write the series and a GIF."""
     from . import io
     from .rollout import rollout
 
     ckpt = predictor.checkpoint
+    # the model as the user named it, and its architecture when that differs ("heat3d" is an mgno)
+    named = f"'{label}'" + (f" (a '{ckpt.model_name}')" if label and label != ckpt.model_name else "") \
+        if label else f"'{ckpt.model_name}'"
     if not ckpt.time_dependent:
-        raise MeshError(f"model '{ckpt.model_name}' is steady: it predicts one state, not a series; "
+        raise MeshError(f"model {named} is steady: it predicts one state, not a series; "
                         "drop --steps, or use a time-dependent model (e.g. --model heat3d-transient).")
     if steps is None:
-        raise MeshError(f"model '{ckpt.model_name}' steps a state in time; say how far with --steps N.")
+        raise MeshError(f"model {named} steps a state in time; say how far with --steps N.")
     frame_dt = float(ckpt.dynamics.get("frame_dt") or 1.0)
     every = 1
     if dt is not None:

@@ -74,6 +74,11 @@ def rollout(checkpoint, source: Mesh | Trajectory, steps: int, *, every: int = 1
     reference = source if isinstance(source, Trajectory) else None
     mesh = reference.frame(0) if reference is not None else source
     where = f"{mesh.source}: " if mesh.source else ""
+    if reference is not None and reference.moving:
+        where = f"{reference.source}: " if reference.source else where
+        raise MeshError(f"{where}the nodes move from frame to frame (particles) and model '{checkpoint.model_name}' "
+                        "steps fields on fixed nodes; roll particles out with a particle simulator (--model "
+                        "mpm2d, or your own gns / giorom checkpoint).")
     if mesh.dim != model.dim:
         raise MeshError(f"{where}the mesh is {mesh.dim}D but the model was trained on {model.dim}D meshes.")
     started = time.perf_counter()

@@ -241,3 +241,37 @@ def test_a_layout_without_a_feature_the_model_reads_is_one_sentence(tmp_path):
     assert str(err.value) == (f"{tmp_path / 'bad.safetensors'}: incompatible checkpoint (BENO (source) reads node "
                               "feature 'source', which these node features lack (they hold position, distance, "
                               "boundary_flag, normal, g, extended:g, heat)).")
+
+
+def test_time_dependent_checkpoints_without_a_usable_dynamics_section_are_refused(tmp_path):
+    """A time stepper's checkpoint with its dynamics section removed rolled out with a frame step
+    of 1 s (mppde), or failed on a symptom: "the model reads 4 node features but this meshop
+    builds 7" (giorom), "the initial state 'temperature' is missing" (heat stepper); a frame_dt
+    of "fast" was a ValueError traceback."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from meshop.cli import app
+    from meshop.prediction import bundled_models
+
+    bundled = bundled_models()
+    cases = [("mpm2d", lambda meta: meta.pop("dynamics"), "model 'giorom' steps in time but the metadata has no "
+                                                          "'dynamics' section"),
+             ("mpm2d", lambda meta: meta["dynamics"].pop("moving"), "particle model 'giorom' but its 'dynamics' "
+                                                                    "section does not say the nodes move"),
+             ("heat3d-transient", lambda meta: meta.pop("dynamics"), "model 'stepper' steps in time but the "
+                                                                     "metadata has no 'dynamics' section"),
+             ("heat3d-transient", lambda meta: meta["dynamics"].update(frame_dt="fast"),
+              "dynamics 'frame_dt' must be a positive number of seconds, got 'fast'")]
+    for k, (name, edit, phrase) in enumerate(cases):
+        _rewrite(bundled[name], tmp_path / f"{k}.safetensors", edit)
+        with pytest.raises(CheckpointError, match="incompatible checkpoint"):
+            checkpoint.load(tmp_path / f"{k}.safetensors")
+    part = shutil.copy("examples/parts/bracket.vtu", tmp_path / "bracket.vtu")
+    for k, (_, _, phrase) in enumerate(cases):
+        result = CliRunner().invoke(app, ["predict", str(part), "--model", str(tmp_path / f"{k}.safetensors"),
+                                          "--steps", "2"])
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert phrase in result.stderr, result.stderr
+    assert not list(tmp_path.glob("bracket.pred*"))

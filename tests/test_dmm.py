@@ -307,3 +307,21 @@ def test_cli_adapt_keeps_the_input_and_other_files_unless_told(square, tmp_path,
     assert run.exit_code == 2 and "Traceback" not in run.output, run.output
     assert "moved.png: could not write this .png file" in run.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["front.vtu", "notes.vtu"]
+
+
+def test_cli_mover_and_other_checkpoints_in_the_wrong_command(square, tmp_path):
+    """The mesh mover given to `predict` (with or without --steps) was a KeyError traceback; a
+    bundled model of another kind given to `adapt --model` by name said "no such checkpoint file"."""
+    points, triangles = square
+    source = meshop.write(meshop.Mesh(points, {"triangle": triangles}, {"u": front(points)}), tmp_path / "front.vtu")
+    runner = CliRunner()
+    for extra in ([], ["--steps", "2"]):
+        result = runner.invoke(app, ["predict", str(source), "--model", "dmm", *extra])
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert "dmm: a 'dmm' checkpoint, a mesh mover: it moves the nodes of a 2D mesh and predicts no fields; " \
+               "use `meshop adapt MESH --field FIELD --model dmm`" in result.stderr
+    result = runner.invoke(app, ["adapt", str(source), "--field", "u", "--out", str(tmp_path / "x.vtu"),
+                                 "--model", "mpm2d"])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert "mpm2d: a 'giorom' checkpoint, not a mesh mover (dmm)." in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["front.vtu"]

@@ -171,6 +171,28 @@ def test_vtk_polydata_through_pyvista(tmp_path, capfd):
     assert capfd.readouterr() == ("", "")
 
 
+def test_vtp_cloud_with_infinite_values_names_them(tmp_path, capfd):
+    """pyvista records an array's L2-norm range in .vtp files; VTK's reader fails on an infinite one
+    ("Error reading InformationKey ... L2_NORM_RANGE"), which did not say the data holds inf."""
+    import pyvista as pv
+
+    points = np.random.default_rng(0).random((20, 3))
+    points[3, 0] = np.inf
+    pv.PolyData(points).save(tmp_path / "coords.vtp")
+    for binary in (True, False):
+        cloud = pv.PolyData(np.random.default_rng(1).random((20, 3)))
+        velocity = np.ones((20, 3))
+        velocity[2, 1] = -np.inf
+        cloud.point_data["velocity"] = velocity
+        cloud.save(tmp_path / f"field_{binary}.vtp", binary=binary)
+    with pytest.raises(MeshError, match="coords.vtp: some point coordinates are NaN or infinite"):
+        meshop.read(tmp_path / "coords.vtp")
+    for binary in (True, False):
+        with pytest.raises(MeshError, match=f"field_{binary}.vtp: point field 'velocity' has NaN or infinite values"):
+            meshop.read(tmp_path / f"field_{binary}.vtp")
+    assert capfd.readouterr() == ("", "")
+
+
 def test_vtk_image_data_becomes_hexahedra_and_quads(tmp_path):
     import pyvista as pv
 

@@ -395,3 +395,15 @@ def test_cli_rolls_out_a_series_of_just_the_initial_frames(tmp_path):
     assert done.exit_code == 0, done.output
     assert "Traceback" not in done.output and "against the reference series" not in done.stdout
     assert meshop.read_series(tmp_path / "scene.pred.pvd").n_frames == 3
+
+
+def test_particle_models_refuse_steady_data_naming_it(tmp_path):
+    """Steady samples given to gns / giorom said "a particle model predicts a 2D acceleration;
+    out_channels must be 2" (the model was built before the data's kind was checked)."""
+    from meshop.training import train
+
+    for name in ("gns", "giorom"):
+        with pytest.raises(MeshError, match=f"model '{name}' moves particles and datasets/samples/darcy2d holds "
+                                            "steady samples; train it on a trajectory dataset"):
+            train("datasets/samples/darcy2d", model=name, epochs=1, out=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()

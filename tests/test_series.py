@@ -115,6 +115,10 @@ def test_broken_series_get_one_clear_sentence(tmp_path):
     with pytest.raises(MeshError, match="not a valid .pvd collection"):
         meshop.read_series(path)
 
+    (tmp_path / "folder.pvd").mkdir()        # was "no such file"
+    with pytest.raises(MeshError, match="folder.pvd: is a directory, not a time series file"):
+        meshop.read_series(tmp_path / "folder.pvd")
+
 
 def test_later_frames_are_checked_cheaply_but_their_defects_still_named(tmp_path):
     path = meshop.write_series(_heat_series(), tmp_path / "heat.pvd")

@@ -89,7 +89,7 @@ def test_rollout_needs_steps_and_steady_models_refuse_them(decay_run):
     mesh = meshop.read_series(data / "case_3.pvd").frame(0)
     with pytest.raises(MeshError, match="say how far with --steps"):
         meshop.predict(mesh, model=result.best, write=False)
-    with pytest.raises(MeshError, match="is steady"):
+    with pytest.raises(MeshError, match=r"model 'heat3d' \(a 'mgno'\) is steady"):   # as the user named it
         meshop.predict(meshop.read("examples/parts/bracket.vtu"), model="heat3d", steps=3, write=False)
     with pytest.raises(MeshError, match="initial state point field 'temperature' is missing"):
         meshop.predict(meshop.Mesh(mesh.points, mesh.cells, {"rate": mesh.point_data["rate"]}),
@@ -226,3 +226,74 @@ def test_cli_rollout_against_a_one_frame_reference_series(tmp_path):
     assert "Traceback" not in run.output and "against the reference series" not in run.stdout
     assert meshop.read_series(tmp_path / "start.pred.pvd").n_frames == 3
     assert meshop.predict(series, steps=2, write=False).errors == {}
+
+
+def _cli(*args):
+    from typer.testing import CliRunner
+
+    from meshop.cli import app
+
+    run = CliRunner().invoke(app, [str(a) for a in args])
+    assert "Traceback" not in run.output, run.output
+    return run
+
+
+def test_cli_steady_model_with_steps_is_named_as_given(tmp_path):
+    """`predict --model heat3d --steps 3` named the architecture alone ("model 'mgno' is steady")."""
+    import shutil
+
+    part = shutil.copy("examples/parts/bracket.vtu", tmp_path / "bracket.vtu")
+    run = _cli("predict", part, "--model", "heat3d", "--steps", "3")
+    assert run.exit_code == 2 and "model 'heat3d' (a 'mgno') is steady" in run.stderr, run.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bracket.vtu"]
+
+
+def test_cli_train_refuses_a_series_with_a_frame_missing_or_too_short(tmp_path):
+    """A series with a frame left out of its .pvd trained silently on a wrong time step (or, when
+    truncated, on fewer frames than the manifest lists); series too short for the unrolled window
+    were a ZeroDivisionError in validation or a scheduler ValueError. One sentence, exit 2, no run."""
+    gap = _decay_dataset(tmp_path / "gap", n=3, frames=4)
+    pvd = gap / "case_1.pvd"
+    pvd.write_text("\n".join(line for line in pvd.read_text().splitlines() if "frame_00001" not in line))
+    truncated = _decay_dataset(tmp_path / "truncated", n=3, frames=4)
+    manifest = json.loads((truncated / "dataset.json").read_text())
+    manifest["samples"] = [{"file": name, "n_frames": 4} for name in manifest["samples"]]
+    (truncated / "dataset.json").write_text(json.dumps(manifest))
+    pvd = truncated / "case_1.pvd"
+    pvd.write_text("\n".join(line for line in pvd.read_text().splitlines() if "frame_00003" not in line))
+    short = _decay_dataset(tmp_path / "short", n=3, frames=2)
+    for data, phrase in [(gap, "case_1.pvd: frame 1 is at t = 0.2, 0.2 after frame 0, but the dataset's frames "
+                               "are 0.1 apart"),
+                         (truncated, "case_1.pvd: the series has 3 frame(s) but dataset.json lists 4 for it"),
+                         (short, "the train trajectories are too short for unroll 2: they need at least 3 frames")]:
+        run = _cli("train", "--quiet", "--data", data, "--model", "mppde", "--epochs", "1", "--out", tmp_path / "run")
+        assert run.exit_code == 2 and phrase in run.stderr, run.stderr
+        assert len(run.stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+def test_cli_train_stops_when_validation_is_not_finite(tmp_path, monkeypatch):
+    """A model whose validation error was NaN in every epoch (inputs of the validation split far
+    outside the training split's) never wrote best.safetensors and ended "best.safetensors: no such
+    checkpoint file", leaving last.safetensors and metrics.csv behind."""
+    from meshop.training import runner
+
+    monkeypatch.setattr(runner, "validation", lambda *args: (lambda model, graphs: float("nan")))
+    data = _decay_dataset(tmp_path / "data", n=3, frames=4)
+    run = _cli("train", "--quiet", "--data", data, "--model", "mppde", "--epochs", "1", "--model-option", "latent=8",
+               "--out", tmp_path / "run")
+    assert run.exit_code == 2, run.stderr
+    assert "validation diverged in epoch 1 (validation rel_l2 nan)" in run.stderr and "no such" not in run.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_fixed_node_stepper_refuses_moving_particles(decay_run):
+    """A stepper of fields on fixed nodes rolled a particle series out as if its nodes stood still."""
+    _, result = decay_run
+    rng = np.random.default_rng(0)
+    start = rng.uniform(0, 1, (30, 2))
+    positions = start + np.arange(4)[:, None, None] * 0.01
+    particles = meshop.Trajectory(meshop.Mesh(start, None, {"rate": np.ones(30)}), np.arange(4) * FRAME_DT,
+                                  {"temperature": np.ones((4, 30))}, positions=positions, source="cloud.pvd")
+    with pytest.raises(MeshError, match="cloud.pvd: the nodes move from frame to frame .* model 'stepper' steps "
+                                        "fields on fixed nodes"):
+        meshop.predict(particles, model=result.best, steps=2, write=False)

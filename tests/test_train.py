@@ -207,7 +207,17 @@ def test_cli_trains_from_config_with_overrides(tmp_path):
 def test_cli_bad_input_exit_code_2_one_line(tmp_path):
     bad_config = tmp_path / "bad.yaml"
     bad_config.write_text("epochs: [\n")
+    typed = {}     # options of the wrong type in a config file were TypeError / ValueError tracebacks
+    for name, text in [("seed", "seed: 1.5"), ("negseed", "seed: -1"), ("data", f"data: [{DARCY}]"),
+                       ("max_train", "max_train: two"), ("resume", "resume: 'yes'")]:
+        typed[name] = tmp_path / f"{name}.yaml"
+        typed[name].write_text(("" if name == "data" else f"data: {DARCY}\n") + text + "\n")
     cases = [
+        (["--config", typed["seed"]], "seed must be a non-negative integer, got 1.5"),
+        (["--config", typed["negseed"]], "seed must be a non-negative integer, got -1"),
+        (["--config", typed["data"]], "data must be the path of a dataset folder"),
+        (["--config", typed["max_train"]], "max_train must be a positive integer, got 'two'"),
+        (["--config", typed["resume"]], "resume must be true or false, got 'yes'"),
         (["--data", tmp_path / "nowhere"], "no such dataset folder"),
         (["--data", DARCY, "--model", "fno9"], "unknown model 'fno9'"),
         (["--data", DARCY, "--inputs", "conductivity"], "point field 'conductivity' is missing"),

@@ -203,6 +203,24 @@ def test_cli_render_into_an_unwritable_folder_is_one_sentence(disc, tmp_path, mo
     assert sorted(p.name for p in tmp_path.iterdir()) == ["disc.vtu"]
 
 
+def test_cli_render_refuses_a_missing_folder_and_a_format_it_cannot_write(disc, tmp_path):
+    """render made missing folders (-o nodir/x.png, --gif nodir/x.gif) and wrote a PNG named x.abc,
+    where predict and adapt refuse a missing output folder."""
+    path = meshop.write(disc, tmp_path / "disc.vtu")
+    series = meshop.write_series(meshop.Trajectory(disc, [0.0, 1.0], {"w": np.stack([disc.point_data["u"]] * 2)}),
+                                 tmp_path / "disc.pvd")
+    missing = f"folder {tmp_path / 'nodir'} does not exist."
+    for flag, name, phrase in [("-o", "nodir/x.png", missing), ("--gif", "nodir/x.gif", missing),
+                               ("--mp4", "nodir/x.mp4", missing),
+                               ("-o", "x.abc", "x.abc: render writes .png files, not '.abc'; give -o a .png name.")]:
+        source = series if flag in ("--gif", "--mp4") else path
+        result = CliRunner().invoke(app, ["render", str(source), flag, str(tmp_path / name)])
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert f"{name}: " in result.stderr and phrase in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["disc", "disc.pvd", "disc.vtu"]
+
+
 def test_interactive_plotter_builds_off_screen_and_switches_fields(cube, disc):
     for mesh in (cube, disc):
         plotter = interactive_plotter(mesh, "u", off_screen=True, window_size=SMALL)

@@ -8,6 +8,8 @@ reported error or warning becomes a :class:`MeshError` before the data is touche
 
 from __future__ import annotations
 
+import mmap
+import re
 from pathlib import Path
 
 import numpy as np
@@ -92,7 +94,10 @@ def _run_reader(path: Path, ext: str):
     with pv.vtk_verbosity("off"), pv.VtkErrorCatcher(send_to_logging=False) as caught:
         reader.Update()
     if caught.events:
-        raise _sniff.reader_failure(path, ext, RuntimeError(_event_text(caught.events[0])))
+        text = _event_text(caught.events[0])
+        if "InformationKey" in text:       # VTK cannot parse the inf/nan range its writer recorded
+            _refuse_nonfinite_ranges(path)
+        raise _sniff.reader_failure(path, ext, RuntimeError(text))
     output = reader.GetOutput() if ext == ".vtk" else reader.GetOutputDataObject(0)
     if output is None or not isinstance(output, vtkDataSet):
         kind = type(output).__name__ if output is not None else "nothing"
@@ -100,6 +105,39 @@ def _run_reader(path: Path, ext: str):
     if output.GetNumberOfPoints() == 0:
         raise MeshError(f"{path}: the mesh has no points.")
     return output
+
+
+#: the opening tags of a VTK XML file's sections and arrays, in file order
+_XML_TAG = re.compile(rb"<(Points|PointData|CellData|FieldData|Cells|Verts|Lines|Strips|Polys|DataArray)\b([^>]*)>")
+_NONFINITE_RANGE = re.compile(rb'\bRange(?:Min|Max)="\s*[+-]?(?:inf|infinity|nan)\s*"', re.IGNORECASE)
+
+
+def _refuse_nonfinite_ranges(path: Path) -> None:
+    """:class:`MeshError` naming the coordinates or point field whose value range the VTK XML file
+    records as infinite or NaN (its writer's ``RangeMin``/``RangeMax`` of that array): VTK's own
+    reader then fails on the array's L2-norm information key, which does not say why."""
+    try:
+        with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            end = data.find(b"<AppendedData")                   # raw appended bytes hold no tags
+            section = None
+            for match in _XML_TAG.finditer(data, 0, end if end >= 0 else len(data)):
+                tag, attributes = match[1].decode(), match[2]
+                if tag != "DataArray":
+                    section = tag
+                elif _NONFINITE_RANGE.search(attributes):
+                    name = re.search(rb'\bName="([^"]*)"', attributes)
+                    name = name[1].decode("utf-8", "replace") if name else "?"
+                    break
+            else:
+                return
+    except (OSError, ValueError):
+        return
+    if section == "Points":
+        raise MeshError(f"{path}: some point coordinates are NaN or infinite (the file records the range of "
+                        f"its '{name}' array as non-finite).")
+    where = {"PointData": "point field", "CellData": "cell field"}.get(section, "data array")
+    raise MeshError(f"{path}: {where} '{name}' has NaN or infinite values (the file records its range as "
+                    "non-finite).")
 
 
 def _event_text(event) -> str:

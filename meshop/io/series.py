@@ -166,6 +166,8 @@ def read_series(path) -> Trajectory:
             node counts or cells, non-increasing times, a field absent from some frames.
     """
     path = Path(path)
+    if path.is_dir():
+        raise MeshError(f"{path}: is a directory, not a time series file.")
     if not path.is_file():
         raise MeshError(f"{path}: no such file.")
     ext = path.suffix.lower()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,8 +116,16 @@ class Run:
                 raise MeshError(f"{name} must be a positive integer, got {value!r}.")
         if not isinstance(noise, (int, float)) or isinstance(noise, bool) or not 0 <= noise < math.inf:
             raise MeshError(f"noise must be a non-negative number, got {noise!r}.")
-        if not isinstance(prior, bool):
-            raise MeshError(f"prior must be true or false, got {prior!r}.")
+        for name, value in (("prior", prior), ("resume", resume), ("progress", progress)):
+            if not isinstance(value, bool):
+                raise MeshError(f"{name} must be true or false, got {value!r}.")
+        if not isinstance(data, (str, os.PathLike)):
+            raise MeshError(f"data must be the path of a dataset folder, got {data!r}.")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 63:
+            raise MeshError(f"seed must be a non-negative integer, got {seed!r}.")
+        if max_train is not None and (isinstance(max_train, bool) or not isinstance(max_train, (int, np.integer))
+                                      or max_train < 1):
+            raise MeshError(f"max_train must be a positive integer, got {max_train!r}.")
         self.unroll = None if unroll is None else int(unroll)     # None: the family's default, set by setup()
         self.noise, self.window_every, self.prior = float(noise), int(window_every), prior
         self.data_path = Path(data)
@@ -189,6 +198,12 @@ class Run:
 
     def _setup_steady(self):
         """Meshes -> graphs; the supervised step; validation by relative L2."""
+        cls = models.model_class(self.model_name)
+        if cls.time_dependent:
+            kind, example = (("moves particles", "mpm2d") if cls.particles else
+                             ("steps a state in time", "heat3d-transient"))
+            raise MeshError(f"model '{self.model_name}' {kind} and {self.data_path} holds steady samples; "
+                            f"train it on a trajectory dataset (e.g. meshop generate {example}).")
         self.data: TrainingData = load_training_data(self.data_path, self.inputs, self.targets,
                                                      self.seed, self.max_train)
         self.fields = self.data.fields
@@ -197,10 +212,6 @@ class Run:
         self.model = self._build_model(feature_count(self.fields, self.data.dim),
                                        self.fields.channels(self.fields.targets), self.data.dim,
                                        features=feature_layout(self.fields, self.data.dim))
-        if self.model.time_dependent:
-            raise MeshError(f"model '{self.model_name}' steps a state in time and {self.data_path} holds "
-                            "steady samples; train it on a trajectory dataset (e.g. meshop generate "
-                            "heat3d-transient).")
         self.graphs = {split: [build_graph(mesh, self.fields, self.graph, prepare=self.model.prepare,
                                            mesh_graph=self.model.uses_mesh_graph)
                                for mesh in self.data.meshes[split]] for split in SPLITS}
@@ -231,6 +242,12 @@ class Run:
                                   torch.as_tensor(np.concatenate([self.fields.std[n] for n in targets])))
         self.graphs = {split: [window for traj in self.data.trajectories[split] for window in self._windows(traj)]
                        for split in SPLITS}
+        for split in ("train", "val"):
+            if not self.graphs[split]:
+                frames = max(traj.n_frames for traj in self.data.trajectories[split])
+                raise MeshError(f"{self.data_path}: the {split} trajectories are too short for unroll {self.unroll}: "
+                                f"they need at least {self.unroll + 1} frames and the longest has {frames}; "
+                                "generate longer series (--frames) or lower unroll (--model-option unroll=1).")
         return unrolled_step(self.unroll, self.noise), validation(unrolled_step(self.unroll), self.batch_size,
                                                                   self.device)
 
@@ -304,6 +321,11 @@ class Run:
         row[val] = row.pop("val")
         if self.dist is not None:   # the step's losses, averaged over the ranks' equal shards
             self.dist.mean_logs(row, [k for k in row if k not in ("epoch", "lr", "seconds", val)])
+        if not math.isfinite(row[val]):
+            raise MeshError(f"validation diverged in epoch {row['epoch']} (validation {self.val_metric} "
+                            f"{row[val]}): the model's output on {self.data_path}'s validation split is not "
+                            "finite, its inputs may lie far outside the training split's; train on more samples "
+                            f"or with a lower learning rate (lr={self.lr:g}).")
         if row[val] < self.best_val:
             self.best_val, self.best_epoch = row[val], row["epoch"]
             self._save(self.best_path, self.model, {}, with_state=False)

@@ -57,6 +57,10 @@ def load_trajectory_data(root, seed: int = 0, max_train: int | None = None) -> T
     names = [s["file"] if isinstance(s, dict) else s for s in manifest.get("samples", [])]
     split = manifest.get("split") or _random_split(names, seed)
     series = {s: [read_series(root / name) for name in split.get(s, [])] for s in SPLITS}
+    listed = {s["file"]: s for s in manifest.get("samples", []) if isinstance(s, dict) and "file" in s}
+    for s in SPLITS:
+        for name, traj in zip(split.get(s, []), series[s]):
+            _check_frames(root / name, traj, listed.get(name, {}).get("n_frames"), time.get("frame_dt"))
     if max_train is not None:
         series["train"] = series["train"][:max_train]
     for part in ("train", "val"):
@@ -78,6 +82,23 @@ def load_trajectory_data(root, seed: int = 0, max_train: int | None = None) -> T
                          "max": max(t.n_points for t in series["train"])},
             "time": dict(time)}
     return TrajectoryData(series, fields, card, varying)
+
+
+def _check_frames(path: Path, traj: Trajectory, n_frames, frame_dt) -> None:
+    """:class:`MeshError` for a series with fewer or more frames than the manifest lists for it, or
+    whose frames are not ``frame_dt`` (the manifest's ``time.frame_dt``) apart: a truncated series,
+    or one with a frame left out, would teach the model other dynamics."""
+    if isinstance(n_frames, int) and not isinstance(n_frames, bool) and traj.n_frames != n_frames:
+        raise MeshError(f"{path}: the series has {traj.n_frames} frame(s) but dataset.json lists {n_frames} for it; "
+                        "it is truncated or a frame is missing: generate or copy it again.")
+    if isinstance(frame_dt, (int, float)) and not isinstance(frame_dt, bool) and frame_dt > 0 and traj.n_frames > 1:
+        steps = np.diff(np.asarray(traj.times, dtype=np.float64))
+        off = np.flatnonzero(~np.isclose(steps, frame_dt, rtol=1e-4, atol=0))
+        if len(off):
+            k = int(off[0]) + 1
+            raise MeshError(f"{path}: frame {k} is at t = {traj.times[k]:.6g}, {steps[k - 1]:.6g} after frame {k - 1}, "
+                            f"but the dataset's frames are {frame_dt:.6g} apart (dataset.json time.frame_dt); a frame "
+                            "is missing from the series: generate or copy it again.")
 
 
 def _fit_frames(traj: Trajectory):
