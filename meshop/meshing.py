@@ -108,10 +108,13 @@ def tetrahedralize(surface: Mesh, mesh_size: float | None = None) -> Mesh:
     size = float(mesh_size) if mesh_size else default_mesh_size(surface)
     if size <= 0:
         raise MeshError(f"{where}--mesh-size must be positive.")
+    # gmsh meshes the part centred on its bounding box: 1e6 from the origin, the float32 STL
+    # handed to it and gmsh's own geometry tolerances would have no digits left for the part
+    centre = surface.bounds.mean(axis=0)
     fd, stl = tempfile.mkstemp(suffix=".stl")
     os.close(fd)
     try:
-        _write_stl(surface, Path(stl))
+        _write_stl(surface, Path(stl), centre)
         with gmsh_session("meshop-tetrahedralize") as gmsh:
             gmsh.merge(stl)
             # split the triangulation into smooth patches, then rebuild parametrizable surfaces
@@ -131,8 +134,31 @@ def tetrahedralize(surface: Mesh, mesh_size: float | None = None) -> Mesh:
     finally:
         Path(stl).unlink(missing_ok=True)
     if len(tets) == 0:
+        bodies = separate_bodies(surface)
+        if bodies > 1:
+            raise MeshError(f"{where}the surface is {bodies} separate closed bodies; meshop fills one body (with "
+                            "its inner cavities) with tetrahedra: predict each body from its own file, or give a "
+                            "volume mesh of them all (.msh, .vtu).")
         raise MeshError(f"{where}gmsh produced no tetrahedra (is the surface closed and non-self-intersecting?).")
-    return Mesh(points, {"tetra": tets}, source=surface.source)
+    return Mesh(points + centre, {"tetra": tets}, source=surface.source)
+
+
+def separate_bodies(surface: Mesh) -> int:
+    """How many connected shells of the triangle surface lie outside every other one (by bounding
+    box): side-by-side bodies count one each, a cavity's shell inside its body none."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    triangles = surface.cells["triangle"]
+    rows = np.repeat(np.arange(len(triangles)), 3)
+    graph = coo_matrix((np.ones(len(rows)), (rows, triangles.ravel())),
+                       shape=(len(triangles), surface.n_points)).tocsr()
+    count, label = connected_components(graph @ graph.T, directed=False)  # triangles sharing a node
+    boxes = [(surface.points[np.unique(triangles[label == k])].min(axis=0),
+              surface.points[np.unique(triangles[label == k])].max(axis=0)) for k in range(count)]
+    inside = [any(j != k and (lo_j <= lo).all() and (hi <= hi_j).all() for j, (lo_j, hi_j) in enumerate(boxes))
+              for k, (lo, hi) in enumerate(boxes)]
+    return count - sum(inside)
 
 
 #: 80-byte header of the binary STL handed to gmsh. gmsh decides ASCII or binary from the first
@@ -143,9 +169,10 @@ def tetrahedralize(surface: Mesh, mesh_size: float | None = None) -> Mesh:
 _STL_HEADER = b"binary STL written by meshop for gmsh".ljust(80, b" ")
 
 
-def _write_stl(surface: Mesh, path: Path) -> None:
-    """``surface``'s triangles as a binary STL whose header gmsh reads as binary."""
+def _write_stl(surface: Mesh, path: Path, centre=0.0) -> None:
+    """``surface``'s triangles, moved by ``-centre``, as a binary STL whose header gmsh reads as binary."""
     import trimesh
 
-    data = trimesh.exchange.stl.export_stl(trimesh.Trimesh(surface.points, surface.cells["triangle"], process=False))
+    data = trimesh.exchange.stl.export_stl(trimesh.Trimesh(surface.points - centre, surface.cells["triangle"],
+                                                           process=False))
     path.write_bytes(_STL_HEADER + data[80:])

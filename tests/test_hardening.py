@@ -158,6 +158,36 @@ def test_coarse_closed_surfaces_are_filled_with_tetrahedra(tmp_path, name, surfa
     assert abs(np.abs(simplex_measure(tets.points, "tetra", tets.cells["tetra"])).sum() - volume) < 1e-9 * volume
 
 
+def test_a_closed_surface_far_from_the_origin_is_filled_like_one_near_it(tmp_path):
+    """gmsh got the surface in absolute coordinates as a float32 STL: 1e6 from the origin its
+    vertices snapped to a 0.0625 grid (a ball of radius 1 went jagged by 5 %, a part with a hole
+    failed: "Singular matrix 3x3"); it now meshes the part centred and moves the nodes back."""
+    from meshop.meshing import tetrahedralize
+
+    centre = np.array([1e6, 1e6, 1e6])
+    ball = trimesh.creation.icosphere(subdivisions=3)
+    ball.apply_translation(centre)
+    path = tmp_path / "far.stl"
+    ball.export(path, file_type="stl_ascii")              # float64 digits, as an ASCII STL keeps them
+    tets = tetrahedralize(meshop.read(path), 0.25)
+    radius = np.linalg.norm(tets.points[tets.boundary_mask] - centre, axis=1)
+    assert radius.max() < 1 + 1e-6 and radius.min() > 0.99
+
+
+def test_two_separate_bodies_in_one_surface_are_named_and_a_cavity_is_kept(tmp_path):
+    from meshop.meshing import separate_bodies, tetrahedralize
+
+    box = trimesh.creation.box(extents=(1, 1, 1))
+    two = trimesh.util.concatenate([box, box.copy().apply_translation([2, 0, 0])])
+    two.export(tmp_path / "two.stl")
+    with pytest.raises(MeshError, match="the surface is 2 separate closed bodies"):
+        tetrahedralize(meshop.read(tmp_path / "two.stl"), 0.25)
+    inner = trimesh.creation.box(extents=(0.4, 0.4, 0.4))
+    inner.invert()
+    trimesh.util.concatenate([box, inner]).export(tmp_path / "hollow.stl")
+    assert separate_bodies(meshop.read(tmp_path / "hollow.stl")) == 1
+
+
 # ------------------------------------------------------------------ 4. allocation bounded by file size
 def test_corrupt_msh_with_a_huge_node_tag_is_refused_fast_in_bounded_memory(tmp_path):
     tags = [1, 2, 3, 800_000_000]          # a sparse tag: meshio sizes a lookup table by the largest

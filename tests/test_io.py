@@ -327,6 +327,21 @@ def test_cut_files_raise_mesh_error_silently(good_files, tmp_path, capfd):
 
 
 # ---------------------------------------------------------------- atomic writes
+def test_a_reader_missing_its_optional_package_names_it(tmp_path, monkeypatch):
+    """meshio's Exodus reader needs netCDF4: a valid .exo was called "corrupt" when it is absent."""
+    import meshop.io._meshio as meshio_module
+
+    def needs_netcdf(path):
+        raise ModuleNotFoundError("No module named 'netCDF4'", name="netCDF4")
+
+    monkeypatch.setitem(meshio_module.reader_map, "exodus", needs_netcdf)
+    path = tmp_path / "part.exo"
+    path.write_bytes(b"CDF\x01" + bytes(60))
+    with pytest.raises(MeshError, match=r"part.exo: reading .exo files needs the Python package 'netCDF4', which "
+                                        r"is not installed \(pip install netCDF4\)"):
+        meshop.read(path)
+
+
 def test_write_refuses_to_overwrite_its_input(tmp_path):
     path = meshop.write(_volume(), tmp_path / "part.vtu")
     mesh = meshop.read(path)

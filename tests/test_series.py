@@ -218,6 +218,22 @@ def test_cli_info_on_a_series(tmp_path):
     assert bad.exit_code == 2 and "frame 2 file" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_a_single_mesh_xdmf_is_a_mesh_not_a_series(tmp_path):
+    """An .xdmf of one mesh (meshop.write, meshio, FEniCS) goes to meshop.read: `info` and `predict`
+    took it for a time series and refused it ("Couldn't find the mesh grid")."""
+    from typer.testing import CliRunner
+
+    from meshop.cli import app
+    from meshop.io.series import is_series
+
+    single = meshop.write(_square_mesh(), tmp_path / "square.xdmf")
+    series = meshop.write_series(_heat_series(), tmp_path / "heat.xdmf")
+    assert not is_series(single) and is_series(series) and is_series(tmp_path / "missing.xdmf")
+    result = CliRunner().invoke(app, ["info", str(single), "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["n_points"] == 36
+
+
 def test_animation_gif_has_one_image_per_frame(tmp_path):
     from PIL import Image
 

@@ -178,3 +178,14 @@ def test_a_grid_too_large_for_the_box_gets_coarser_voxels_and_a_flat_part_is_ref
     with pytest.raises(ValueError, match="encloses no volume"):
         voxel_poisson(mesh.points, mesh.boundary_mask, np.ones(mesh.n_points), np.zeros(mesh.n_points),
                       distance=mesh.distance_to_boundary, measure=0.0)
+
+
+def test_a_part_thinner_than_one_voxel_gets_the_surface_values_not_an_index_error():
+    """A 1 x 1 x 0.002 plate has no voxel centre inside at 16,384 voxels: the prior was an
+    IndexError (a traceback from `meshop predict`); it is g, the rise the grid cannot resolve."""
+    from conftest import box_tetrahedra
+
+    points, tets = box_tetrahedra(4)
+    plate = meshop.Mesh(points * [1.0, 1.0, 0.002], {"tetra": tets})
+    u = _prior(plate, 1.0, 0.25)
+    np.testing.assert_allclose(u, 0.25)

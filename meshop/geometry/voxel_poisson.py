@@ -76,6 +76,10 @@ def voxel_poisson(points: np.ndarray, boundary_mask: np.ndarray, source: np.ndar
     inside_ids = np.flatnonzero(grid.inside)
     boundary_ids = np.flatnonzero(boundary_mask)
     values_on_surface = _surface_values(points[boundary_ids], boundary_values[boundary_ids])
+    if len(inside_ids) == 0:   # a part thinner than one voxel (a sheet): the grid resolves no rise above g
+        result = values_on_surface(points)
+        result[boundary_ids] = boundary_values[boundary_ids]
+        return result
     u = _solve(grid, inside_ids, _source_at(points, source, grid.centres(inside_ids)), values_on_surface)
     result = _interpolate(grid, inside_ids, u, points, values_on_surface)
     result[boundary_ids] = boundary_values[boundary_ids]

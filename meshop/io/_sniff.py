@@ -126,6 +126,10 @@ def truncated(path: Path, detail: str) -> MeshError:
 
 def reader_failure(path: Path, ext: str, err: BaseException) -> MeshError:
     """The :class:`MeshError` for a reader's exception: truncation when its message says so."""
+    if isinstance(err, ImportError) and err.name:   # an optional dependency of the format's reader
+        return MeshError(f"{path}: reading {ext} files needs the Python package '{err.name.split('.')[0]}', "
+                         f"which is not installed (pip install {err.name.split('.')[0]}); or convert the file "
+                         "to .vtu or .msh.")
     text = str(err).strip()
     reason = (text.splitlines()[0] if text else type(err).__name__)[:200]
     if any(hint in text.lower() for hint in _TRUNCATION_HINTS):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import xml.etree.ElementTree as ET
 from contextlib import contextmanager
@@ -37,8 +38,33 @@ _MARK = "meshop-series/1"
 
 
 def is_series(path) -> bool:
-    """True for a path whose extension is a time-series format (``.pvd``, ``.xdmf``)."""
-    return Path(path).suffix.lower() in SERIES_EXTENSIONS
+    """True for a path whose extension is a time-series format: ``.pvd``, or an ``.xdmf`` /
+    ``.xmf`` holding a temporal collection (one without it is a single mesh, as ``meshop.write``
+    and FEniCS write them, read by :func:`meshop.read`)."""
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in SERIES_EXTENSIONS:
+        return False
+    return ext == ".pvd" or _temporal_xdmf(path)
+
+
+_TEMPORAL = re.compile(rb"""CollectionType\s*=\s*["']Temporal["']""")
+
+
+def _temporal_xdmf(path: Path) -> bool:
+    """True when the XDMF file declares a temporal collection (read in 1 MiB chunks: the data of a
+    single mesh may be inline); also for a file that cannot be opened, so that the series reader
+    says why."""
+    try:
+        with open(path, "rb") as handle:
+            tail = b""
+            while chunk := handle.read(1 << 20):
+                if _TEMPORAL.search(tail + chunk):
+                    return True
+                tail = chunk[-64:]
+    except OSError:
+        return True
+    return False
 
 
 # ---------------------------------------------------------------------- writing
