@@ -151,3 +151,18 @@ def test_field_data_is_written_to_vtu_and_warned_about_elsewhere(tmp_path):
         meshop.write(mesh, tmp_path / "a.vtk")
     with pytest.raises(MeshError, match="field data 'bad'"):
         mesh.with_field_data(bad=np.ones((2, 2)))
+
+
+def test_the_warning_names_coincident_nodes_when_there_are_some():
+    """A mesh cut in two by unmerged duplicate nodes is predicted ~800 % off (its inner faces count
+    as surface); the warning then says so. Below the threshold there is no warning at all."""
+    from meshop.estimate import WARN_ABOVE, ErrorEstimate, warning
+
+    points = np.array([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 0, 0]])
+    high = ErrorEstimate(relative=8.08, error=np.zeros(4), residual=0.5, iterations=4, seconds=0.0)
+    line = warning("temperature", high, points)
+    assert line.startswith("the estimated error of temperature is 808.0 %")
+    assert "The mesh has 1 node(s) on top of another node (first: node 3)" in line
+    assert "on top of another" not in warning("temperature", high, points[:3])
+    low = ErrorEstimate(relative=WARN_ABOVE / 2, error=np.zeros(4), residual=0.5, iterations=4, seconds=0.0)
+    assert warning("temperature", low, points) is None
