@@ -14,6 +14,7 @@ keep boundary nodes on their boundary curves, corners fixed, and return a valid 
 from __future__ import annotations
 
 import functools
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ import numpy as np
 from .errors import MeshError
 from .geometry.monitor import BETA, P1Locator
 from .geometry.moving import MeshQuality
-from .mesh import Mesh
+from .mesh import Mesh, _numeric
 
 #: the bundled DMM checkpoint, used by default when it exists
 BUNDLED_DMM = Path(__file__).parent / "assets" / "models" / "dmm.safetensors"
@@ -66,7 +67,11 @@ def adapt(mesh: Mesh | str | Path, field: str | np.ndarray, model=None, method: 
     """
     from .io import read
 
-    mesh = read(mesh) if isinstance(mesh, (str, Path)) else mesh
+    if not isinstance(mesh, (Mesh, str, os.PathLike)):
+        raise TypeError(f"adapt needs a meshop.Mesh or a mesh file path, got {type(mesh).__name__}.")
+    if isinstance(beta, bool) or not isinstance(beta, (int, float, np.number)) or not 0 < beta < np.inf:
+        raise MeshError(f"--beta must be a positive number, got {beta!r}.")
+    mesh = read(mesh) if isinstance(mesh, (str, os.PathLike)) else mesh
     points, triangles, values = _inputs(mesh, field)
     method, model, notes = _choose(method, model)
     start = time.perf_counter()
@@ -108,10 +113,12 @@ def _inputs(mesh: Mesh, field) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             known = ", ".join(mesh.point_data) or "none"
             raise MeshError(f"{where}no point field '{field}' to adapt to (point fields: {known}).")
         values = mesh.point_data[field]
+    elif field is None:
+        raise TypeError("field must be the name of a point field or nodal values (N,) or (N, c), got None.")
     else:
-        values = np.asarray(field)
+        values = _numeric("the field to adapt to", field, where)
     values = np.asarray(values, dtype=np.float64)
-    if values.shape[0] != mesh.n_points or values.ndim > 2 or not np.isfinite(values).all():
+    if values.ndim == 0 or values.shape[0] != mesh.n_points or values.ndim > 2 or not np.isfinite(values).all():
         raise MeshError(f"{where}the field to adapt to must be finite nodal values ({mesh.n_points},) "
                         f"or ({mesh.n_points}, c); got shape {values.shape}.")
     _check_triangulation(mesh, where)
@@ -154,7 +161,10 @@ def _choose(method: str | None, model) -> tuple[str, object, list[str]]:
                             "use --method classical.")
         else:
             return "classical", None, ["no bundled DMM checkpoint yet: used the classical Monge-Ampere mover"]
-    if isinstance(model, (str, Path)):
+    if not isinstance(model, (str, os.PathLike)) and not hasattr(model, "move"):
+        raise TypeError(f"model must be a DMM checkpoint path, a bundled model's name or a meshop DMM, "
+                        f"got {type(model).__name__} {model!r:.60}.")
+    if isinstance(model, (str, os.PathLike)):
         from .checkpoint import CheckpointError, load
         from .preflight import checkpoint_path
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .atomic import atomic_path
-from .errors import MeshError
+from .errors import MeshError, as_path
 from .fields import FieldSpec
 
 if TYPE_CHECKING:
@@ -156,9 +156,18 @@ def load(path, device: str = "cpu", with_optimizer: bool = False, allow_unverifi
     finiteness. A checkpoint without a checksum is refused unless ``allow_unverified=True``
     (re-save it with :func:`save` to add one).
     """
+    import torch
     from safetensors.torch import load_file
 
-    path = Path(path)
+    from .preflight import check_device
+
+    path = as_path(path)
+    if not isinstance(device, torch.device):
+        check_device(device)        # a wrong name must not read as corrupt weights below
+    target = torch.device(device)
+    if target.type == "cuda" and (target.index or 0) >= torch.cuda.device_count():
+        raise MeshError(f"device {device}: torch finds {torch.cuda.device_count()} CUDA device(s) "
+                        "(use cpu, or cuda:N with N below that).")
     meta = read_metadata(path)
     if "sha256" not in meta and not allow_unverified:
         raise CheckpointError(f"{path}: the checkpoint has no sha256 checksum, so its weights cannot be "

@@ -6,3 +6,13 @@ class MeshError(ValueError):
 
     The message is one sentence naming the file (when there is one) and the defect.
     """
+
+
+def as_path(value, what: str = "path"):
+    """``value`` as a :class:`~pathlib.Path`, or a TypeError naming the argument (not pathlib's)."""
+    import os
+    from pathlib import Path
+
+    if isinstance(value, (str, os.PathLike)):
+        return Path(value)
+    raise TypeError(f"{what} must be a file path (str or os.PathLike), got {type(value).__name__} {value!r:.60}.")

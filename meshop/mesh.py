@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -60,14 +61,14 @@ class Mesh:
         where = f"{self.source}: " if self.source else ""
         points, self.planar_z = _validate_points(points, where)
         self.points = points
-        self.cells = _validate_cells(points, cells or {}, where)
+        self.cells = _validate_cells(points, _mapping("cells", cells, where), where)
         self._geometry = {}  # derived geometry, shared with the meshes with_point_data makes
         self.point_data = {}
-        for name, values in (point_data or {}).items():
+        for name, values in _mapping("point_data", point_data, where).items():
             self.point_data[name] = _validate_field(name, values, len(points), where)
-        self.cell_data = _validate_cell_data(cell_data or {}, self.cells, where)
+        self.cell_data = _validate_cell_data(_mapping("cell_data", cell_data, where), self.cells, where)
         self.field_data = {name: _validate_field_data(name, values, where)
-                           for name, values in (field_data or {}).items()}
+                           for name, values in _mapping("field_data", field_data, where).items()}
         self._user_boundary = None
         if boundary_mask is not None:
             mask = np.asarray(boundary_mask, dtype=bool)
@@ -259,11 +260,43 @@ class Mesh:
         return f"<Mesh {kind}: {self.n_points} points" + (f", {cells}" if cells else "") + f"; {fields}>"
 
 
+def _mapping(what: str, value, where: str) -> dict:
+    """``value`` (None: empty) as a dict keyed by strings: cell types or field names."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{where}{what} must be a dict (name -> array), got {type(value).__name__}.")
+    for key in value:
+        if not isinstance(key, str):
+            raise TypeError(f"{where}{what} keys must be strings, got {key!r} ({type(key).__name__}).")
+    return value
+
+
+def _numeric(what: str, values, where: str, dtype=None) -> np.ndarray:
+    """``values`` as a real numeric array (bool allowed; ``dtype`` casts), or one sentence why not."""
+    try:
+        array = np.asarray(values)
+        if array.dtype == object:       # Python numbers mixed with None or other objects
+            array = array.astype(np.float64)
+    except (ValueError, TypeError) as err:
+        reason = "rows of different lengths" if "inhomogeneous" in str(err) else str(err).splitlines()[0]
+        raise MeshError(f"{where}{what} must be a rectangular array of real numbers ({reason}).") from None
+    if array.dtype != bool and (not np.issubdtype(array.dtype, np.number)
+                                or np.issubdtype(array.dtype, np.complexfloating)):
+        kind = "complex numbers" if np.issubdtype(array.dtype, np.complexfloating) else f"dtype {array.dtype}"
+        raise MeshError(f"{where}{what} must be real numbers, got {kind}.")
+    return array if dtype is None else array.astype(dtype, copy=False)
+
+
 def _validate_points(points, where: str) -> tuple[np.ndarray, float | None]:
     """``(points, planar_z)``: float64 ``(N, 2|3)`` coordinates, checked; 3D points with one z
     become 2D and ``planar_z`` keeps that z (None otherwise)."""
-    points = np.asarray(points, dtype=np.float64)
-    if points.ndim != 2 or points.shape[0] == 0:
+    if points is None:
+        raise TypeError(f"{where}points must be an (N, 2) or (N, 3) array of coordinates, got None.")
+    points = _numeric("points", points, where, np.float64)
+    if points.ndim != 2:
+        raise MeshError(f"{where}points must be an (N, 2) or (N, 3) array of coordinates, got shape {points.shape}.")
+    if points.shape[0] == 0:
         raise MeshError(f"{where}the mesh has no points.")
     if points.shape[1] not in (2, 3):
         raise MeshError(f"{where}points have {points.shape[1]} coordinates; expected 2 or 3.")
@@ -285,7 +318,11 @@ def _validate_cells(points: np.ndarray, cells: dict, where: str) -> dict[str, np
         if cell_type not in TOPOLOGICAL_DIM:
             supported = ", ".join(TOPOLOGICAL_DIM)
             raise MeshError(f"{where}cell type '{cell_type}' is not supported (supported: {supported}).")
-        conn = np.asarray(conn)
+        try:
+            conn = np.asarray(conn)
+        except ValueError:      # rows of different lengths
+            raise MeshError(f"{where}{cell_type} cells have rows of different lengths; "
+                            f"expected (M, {NODES_PER_CELL[cell_type]}) node ids.") from None
         if conn.size == 0:
             continue
         if not np.issubdtype(conn.dtype, np.integer):
@@ -293,12 +330,12 @@ def _validate_cells(points: np.ndarray, cells: dict, where: str) -> dict[str, np
         width = NODES_PER_CELL[cell_type]
         if conn.ndim != 2 or conn.shape[1] != width:
             raise MeshError(f"{where}{cell_type} cells have shape {conn.shape}; expected (M, {width}).")
-        conn = conn.astype(np.int64)
-        low, high = int(conn.min()), int(conn.max())
+        low, high = int(conn.min()), int(conn.max())     # before the cast: uint64 ids may not fit
         if low < 0 or high >= len(points):
             bad = low if low < 0 else high
             raise MeshError(f"{where}{cell_type} cells reference node {bad} but node indices must lie "
                             f"in 0..{len(points) - 1} (indices out of range).")
+        conn = conn.astype(np.int64)
         out[cell_type] = np.concatenate([out[cell_type], conn]) if cell_type in out else conn
     top = top_dimension(out)
     if top == 0:  # points tagged as vertices, as VTK and ParaView store point clouds
@@ -368,7 +405,7 @@ def _validate_cell_data(cell_data: dict, cells: dict, where: str) -> dict:
 
 
 def _validate_field(name: str, values, n_points: int, where: str) -> np.ndarray:
-    values = np.asarray(values)
+    values = _numeric(f"point field '{name}'", values, where)
     if values.ndim == 0 or values.shape[0] != n_points:
         count = values.shape[0] if values.ndim else 1
         raise MeshError(f"{where}point field '{name}' has {count} values "

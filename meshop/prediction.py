@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 
 from .checkpoint import Checkpoint, CheckpointError, load
-from .errors import MeshError
+from .errors import MeshError, as_path
 from .estimate import check_tolerance, estimator_for, refinement_note
 from .graph import decode, feature_count, mesh_edges, model_input, node_data, node_subset, precision_note
 from .mesh import Mesh
@@ -106,6 +107,8 @@ class Predictor:
                             f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'}); use --device cpu.")
         self.checkpoint = resolve_model(model, device)
         self.device = device
+        if max_nodes is not None and (isinstance(max_nodes, bool) or not isinstance(max_nodes, (int, np.integer))):
+            raise MeshError(f"--max-nodes must be an integer, got {max_nodes!r}.")
         self.max_nodes_given = max_nodes is not None
         self.max_nodes = DEFAULT_MAX_NODES if max_nodes is None else max_nodes
         if self.max_nodes < 2:
@@ -297,6 +300,14 @@ def predict(mesh, model=None, *, out=None, device: str = "cpu", mesh_size: float
     from .io.series import is_series
     from .meshing import default_mesh_size, tetrahedralize
 
+    if not isinstance(mesh, (Mesh, Trajectory, str, os.PathLike)):
+        raise TypeError(f"predict needs a meshop.Mesh, a Trajectory or a mesh file path, got {type(mesh).__name__} "
+                        "(build a mesh with meshop.Mesh(points, cells)).")
+    if out is not None:
+        as_path(out, "out")
+    for name, value in (("mesh_size", mesh_size), ("dt", dt), ("refine", refine)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float, np.number))):
+            raise MeshError(f"--{name.replace('_', '-')} must be a number, got {value!r}.")
     say = progress or (lambda _: None)
     source = mesh if isinstance(mesh, (Mesh, Trajectory)) else (
         io.read_series(mesh) if is_series(mesh) else io.read(mesh))

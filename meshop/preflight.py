@@ -95,6 +95,8 @@ def check_device(device: str) -> None:
     The driver test (``libcuda`` or ``/proc/driver/nvidia``) needs no torch; where a driver is
     present, :class:`meshop.Predictor` still asks torch whether CUDA works.
     """
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a string such as 'cpu', 'cuda' or 'cuda:0', got {device!r}.")
     if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
         raise MeshError(f"--device {device!r}: expected cpu, cuda or cuda:N.")
     if device.startswith("cuda") and not cuda_driver_present():

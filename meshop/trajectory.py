@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import MeshError
-from .mesh import Mesh
+from .mesh import Mesh, _numeric
 
 
 @dataclass
@@ -42,7 +42,20 @@ class Trajectory:
 
     def __post_init__(self):
         where = f"{self.source}: " if self.source else ""
-        self.times = np.asarray(self.times, dtype=np.float64).reshape(-1)
+        if not isinstance(self.mesh, Mesh):
+            raise TypeError(f"Trajectory needs a meshop.Mesh (the nodes of frame 0), got {type(self.mesh).__name__}.")
+        for name in ("fields", "metadata"):
+            if not isinstance(getattr(self, name), dict):
+                raise TypeError(f"{where}{name} must be a dict, got {type(getattr(self, name)).__name__}.")
+        if self.times is None:
+            raise TypeError(f"{where}times must be a 1D array of frame times, got None.")
+        try:
+            times = np.asarray(self.times, dtype=np.float64)
+        except (ValueError, TypeError):
+            raise MeshError(f"{where}times must be a 1D array of real frame times, got {self.times!r:.60}.") from None
+        if times.ndim > 1:
+            raise MeshError(f"{where}times must be a 1D array of frame times, got shape {times.shape}.")
+        self.times = times.reshape(-1)
         n_frames, n_points = len(self.times), self.mesh.n_points
         if n_frames == 0:
             raise MeshError(f"{where}the series has no frames.")
@@ -55,7 +68,9 @@ class Trajectory:
                             f"t = {self.times[k + 1]:g} after t = {self.times[k]:g}.")
         fields = {}
         for name, values in self.fields.items():
-            values = np.asarray(values)
+            if not isinstance(name, str):
+                raise TypeError(f"{where}field names must be strings, got {name!r} ({type(name).__name__}).")
+            values = _numeric(f"field '{name}'", values, where)
             if values.ndim < 2 or values.shape[:2] != (n_frames, n_points):
                 raise MeshError(f"{where}field '{name}' has shape {values.shape}; expected "
                                 f"({n_frames}, {n_points}, ...) for {n_frames} frames of {n_points} nodes.")
@@ -65,7 +80,11 @@ class Trajectory:
             fields[name] = values
         self.fields = fields
         if self.positions is not None:
-            positions = np.asarray(self.positions, dtype=np.float64)
+            try:
+                positions = np.asarray(self.positions, dtype=np.float64)
+            except (ValueError, TypeError):
+                raise MeshError(f"{where}positions must be a ({n_frames}, {n_points}, {self.mesh.dim}) array of "
+                                "real coordinates.") from None
             if positions.shape != (n_frames, n_points, self.mesh.dim):
                 raise MeshError(f"{where}positions have shape {positions.shape}; expected "
                                 f"({n_frames}, {n_points}, {self.mesh.dim}).")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from safetensors.torch import save_file
 from skfem import MeshTri
 
 import meshop
-from meshop import checkpoint, models
+from meshop import MeshError, checkpoint, models
 from meshop.checkpoint import Checkpoint, CheckpointError
 from meshop.fields import FieldSpec
 from meshop.graph import GraphSettings, build_graph, decode, feature_count, feature_layout
@@ -275,3 +276,19 @@ def test_time_dependent_checkpoints_without_a_usable_dynamics_section_are_refuse
         assert result.exit_code == 2 and "Traceback" not in result.output, result.output
         assert phrase in result.stderr, result.stderr
     assert not list(tmp_path.glob("bracket.pred*"))
+
+
+@pytest.mark.parametrize("device, error, message", [
+    ("tpu", MeshError, "--device 'tpu': expected cpu, cuda or cuda:N"),
+    (5, TypeError, "device must be a string"),
+    ("cuda:99", MeshError, "cuda:99"),
+])
+def test_a_wrong_device_is_not_called_corrupt_weights(device, error, message):
+    """checkpoint.load used to blame the file ("the checkpoint's weights are corrupt (device tpu
+    is invalid)") for a device name it could not use."""
+    with pytest.raises(error, match=message) as caught:
+        checkpoint.load(Path(meshop.__file__).parent / "assets" / "models" / "heat3d.safetensors",
+                        device=device)
+    assert "corrupt" not in str(caught.value)
+    with pytest.raises(TypeError, match="path must be a file path"):
+        checkpoint.load(123)

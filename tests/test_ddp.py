@@ -17,7 +17,7 @@ from test_time_training import TINY, _decay_dataset
 from meshop import MeshError, checkpoint, models
 from meshop.graph import GraphSettings
 from meshop.training import EpochSampler, runner, train
-from meshop.training.distributed import ShardedEpochSampler
+from meshop.training.distributed import ShardedEpochSampler, check_environment
 
 SAMPLES = Path(__file__).resolve().parents[1] / "datasets" / "samples"
 DARCY, POISSON = SAMPLES / "darcy2d", SAMPLES / "poisson2d"  # 2 train, 1 val, 1 test each
@@ -152,3 +152,36 @@ def test_a_rank_that_fails_or_hangs_takes_the_run_down(tmp_path, hang, rank, mes
     assert (tmp_path / f"rank{rank}.txt").read_text().startswith(message)
     assert time.perf_counter() - started < 100          # not the 120 s the hanging rank sleeps
     assert not (tmp_path / "run" / "last.safetensors").exists()
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"WORLD_SIZE": "2"}, "RANK and MASTER_ADDR and MASTER_PORT are not set: start distributed training with torchrun"),
+    ({"WORLD_SIZE": "2", "RANK": "0", "MASTER_PORT": "29500"}, "MASTER_ADDR is not set"),
+    ({"WORLD_SIZE": "abc"}, "WORLD_SIZE='abc': expected the number of training processes"),
+    ({"WORLD_SIZE": "0"}, "WORLD_SIZE='0'"),
+    ({"RANK": "5"}, "RANK='5': expected this process's rank, an integer from 0 to 1"),
+    ({"MASTER_PORT": "abc"}, "MASTER_PORT='abc': expected the TCP port of rank 0"),
+    ({"MASTER_PORT": "99999"}, "MASTER_PORT='99999'"),
+    ({"MESHOP_DDP_TIMEOUT": "x"}, "MESHOP_DDP_TIMEOUT='x': expected the seconds"),
+    ({"MESHOP_DDP_TIMEOUT": "-5"}, "MESHOP_DDP_TIMEOUT='-5'"),
+    ({"BATCH": 3}, "--batch-size 3 is the global batch and must be a multiple of the 2 processes"),
+])
+def test_a_misconfigured_torchrun_environment_is_one_sentence_before_joining(monkeypatch, env, message):
+    """Checked before torch.distributed is touched: no KeyError/ValueError from inside it, no wait
+    on a rendezvous that cannot happen (RANK=5 of 2 used to hang), no C++ stack on stderr."""
+    env = dict(env)
+    batch = env.pop("BATCH", 4)
+    base = {} if "WORLD_SIZE" in env else {"WORLD_SIZE": "2", "RANK": "0", "MASTER_ADDR": "127.0.0.1",
+                                           "MASTER_PORT": "29500"}   # a case naming WORLD_SIZE sets it all
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "MESHOP_DDP_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {**base, **env}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(MeshError, match=message.replace("(", r"\(").replace("+", r"\+")):
+        check_environment(batch)
+
+
+def test_a_single_process_environment_passes_the_check(monkeypatch):
+    for name, value in {"WORLD_SIZE": "1", "MESHOP_DDP_TIMEOUT": "x"}.items():
+        monkeypatch.setenv(name, value)
+    check_environment(3)          # WORLD_SIZE=1: torchrun's variables are not read

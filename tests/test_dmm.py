@@ -325,3 +325,20 @@ def test_cli_mover_and_other_checkpoints_in_the_wrong_command(square, tmp_path):
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
     assert "mpm2d: a 'giorom' checkpoint, not a mesh mover (dmm)." in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["front.vtu"]
+
+
+def test_adapt_arguments_of_the_wrong_type_are_named(square):
+    """Not an AttributeError ('int' object has no attribute 'eval'), an IndexError for a scalar
+    field, numpy's string conversion, or a ZeroDivisionError for beta=-1."""
+    points, triangles = square
+    mesh = meshop.Mesh(points, {"triangle": triangles}, {"u": front(points)})
+    cases = [((points, "u"), {}, TypeError, "adapt needs a meshop.Mesh or a mesh file path, got ndarray"),
+             ((mesh, 5), {}, MeshError, r"finite nodal values .* got shape \(\)"),
+             ((mesh, None), {}, TypeError, "field must be the name of a point field"),
+             ((mesh, np.full(len(points), "a")), {}, MeshError, "the field to adapt to must be real numbers"),
+             ((mesh, "u"), {"model": 123}, TypeError, "model must be a DMM checkpoint path"),
+             ((mesh, "u"), {"method": "classical", "beta": -1}, MeshError, "--beta must be a positive number"),
+             ((mesh, "u"), {"method": "classical", "beta": "x"}, MeshError, "--beta must be a positive number")]
+    for args, kwargs, error, message in cases:
+        with pytest.raises(error, match=message):
+            adapt(*args, **kwargs)

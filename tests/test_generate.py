@@ -241,3 +241,15 @@ def test_a_rerun_resumes_only_the_same_run(tmp_path, monkeypatch):
     assert solved == [2, 3] and not list(tmp_path.glob(".ds.partial-*"))
     assert [p.read_bytes() for p in sorted((tmp_path / "ds").iterdir())] == \
         [p.read_bytes() for p in sorted(other.iterdir())]
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"problem": 123}, TypeError, "problem must be a problem name such as 'heat3d' or a Problem, got int"),
+    ({"n": 1.5}, MeshError, "n must be an integer, got 1.5"),
+    ({"n": "2"}, MeshError, "n must be an integer, got '2'"),
+    ({"out": 5}, TypeError, "out must be a file path"),
+])
+def test_generate_arguments_of_the_wrong_type_are_named(tmp_path, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        meshop.generate(**{"problem": "poisson2d", "n": 1, "out": tmp_path / "d", "progress": False, **kwargs})
+    assert list(tmp_path.iterdir()) == []

@@ -399,3 +399,22 @@ def test_os_errors_become_mesh_errors(tmp_path, monkeypatch):
     monkeypatch.setattr(_sniff, "check", denied)
     with pytest.raises(MeshError, match=r"part.vtu: cannot be read \(Permission denied\)"):
         meshop.read(path)
+
+
+def test_wrong_argument_types_name_the_argument(tmp_path):
+    """read / write / read_series / write_series with something not a path or not a Mesh:
+    a TypeError naming what is expected, not pathlib's or an AttributeError; a folder as the
+    output is named as a folder, not as an unknown format."""
+    mesh = square_triangles(3)
+    for call in (lambda: meshop.read(123), lambda: meshop.read_series(None), lambda: meshop.write(mesh, 5)):
+        with pytest.raises(TypeError, match=r"path must be a file path \(str or os.PathLike\), got"):
+            call()
+    with pytest.raises(TypeError, match="write needs a meshop.Mesh to write, got ndarray"):
+        meshop.write(mesh.points, tmp_path / "a.vtu")
+    with pytest.raises(TypeError, match="write needs a meshop.Mesh to write, got str"):
+        meshop.write(str(tmp_path / "b.vtu"), mesh)            # arguments swapped
+    with pytest.raises(MeshError, match="is a folder; give a file name"):
+        meshop.write(mesh, tmp_path)
+    with pytest.raises(TypeError, match="write_series needs a meshop.Trajectory, got Mesh"):
+        meshop.write_series(mesh, tmp_path / "c.pvd")
+    assert list(tmp_path.iterdir()) == []

@@ -412,3 +412,18 @@ def test_compiled_means_divide_by_the_in_degree_of_the_edges(compiled_on):
     assert (sums[-10:] == 0).all()
     assert torch.equal(means, sums / edges.mean_divisor)
     assert torch.equal(added, base + means)
+
+
+@pytest.mark.parametrize("kind", ["file", "missing parent file"])
+def test_an_unusable_kernel_cache_folder_is_one_sentence(compiled_on, monkeypatch, tmp_path, kind):
+    """XDG_CACHE_HOME naming a file (or a folder under one): a MeshError naming the variable,
+    not NotADirectoryError from mkdir; in "auto" mode the PyTorch path is used instead."""
+    if compiler_missing(compiled_on):
+        return
+    (tmp_path / "afile").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "afile" / ("" if kind == "file" else "sub")))
+    with pytest.raises(MeshError, match="cannot be created.*XDG_CACHE_HOME"):
+        compiled_on.library()
+    monkeypatch.setattr(compiled_on, "_mode", "auto")
+    with pytest.warns(RuntimeWarning, match="XDG_CACHE_HOME"):
+        assert compiled_on.available() is False

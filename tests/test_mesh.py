@@ -143,3 +143,31 @@ def test_facets_used_once_whatever_the_key_width(key_bits):
     counts = Counter(facets)
     np.testing.assert_array_equal(once, [counts[f] == 1 for f in facets])
     assert once.sum() == 2 * 5 ** 2 * 6
+
+
+@pytest.mark.parametrize("points, cells, point_data, error, message", [
+    (SQUARE + 1j, {"triangle": TRI}, None, MeshError, "points must be real numbers, got complex numbers"),
+    ([["a", "b"]] * 4, {"triangle": TRI}, None, MeshError, "points must be real numbers, got dtype <U1"),
+    ([[0, 0], [1, 0, 0]], None, None, MeshError, r"points must be a rectangular array .*different lengths"),
+    (np.arange(6.0), None, None, MeshError, r"points must be an \(N, 2\) or \(N, 3\) array .*shape \(6,\)"),
+    (None, None, None, TypeError, "points must be an"),
+    (SQUARE, [[0, 1, 2]], None, TypeError, "cells must be a dict .*got list"),
+    (SQUARE, TRI, None, TypeError, "cells must be a dict .*got ndarray"),
+    (SQUARE, {"triangle": [[0, 1, 2], [1, 3]]}, None, MeshError, "triangle cells have rows of different lengths"),
+    (SQUARE, {"triangle": np.array([[0, 1, 2**63]], np.uint64)}, None, MeshError, "reference node 9223372036854775808"),
+    (SQUARE, {"triangle": TRI}, [np.zeros(4)], TypeError, "point_data must be a dict"),
+    (SQUARE, {"triangle": TRI}, {5: np.zeros(4)}, TypeError, "point_data keys must be strings, got 5"),
+    (SQUARE, {"triangle": TRI}, {"u": np.zeros(4) + 1j}, MeshError, "point field 'u' must be real numbers"),
+    (SQUARE, {"triangle": TRI}, {"u": list("abcd")}, MeshError, "point field 'u' must be real numbers"),
+    (SQUARE, {"triangle": TRI}, {"u": [[1], [1, 2], [1], [1]]}, MeshError, "point field 'u' must be a rectangular"),
+])
+def test_wrong_types_and_shapes_are_one_sentence(points, cells, point_data, error, message):
+    """Python callers get the argument named, not numpy's conversion error or an AttributeError;
+    complex coordinates are refused, not silently cut to their real part."""
+    with pytest.raises(error, match=message):
+        Mesh(points, cells, point_data)
+
+
+def test_lists_and_bool_fields_are_still_taken():
+    mesh = Mesh(SQUARE.tolist(), {"triangle": TRI.tolist()}, {"flag": np.ones(4, bool), "u": [1, 2, 3, 4]})
+    assert mesh.point_data["flag"].dtype == bool and mesh.cells["triangle"].dtype == np.int64

@@ -13,7 +13,7 @@ import trimesh
 from skfem import MeshTet
 
 import meshop
-from meshop import checkpoint, models
+from meshop import MeshError, checkpoint, models
 from meshop.fields import FieldSpec
 from meshop.graph import GraphSettings, build_graph, feature_count
 from meshop.prediction import Predictor, predict
@@ -336,3 +336,21 @@ def test_bundled_time_models_give_the_outputs_pinned_in_tests_data(kernel_path):
                                        "velocity": np.tile([0.3, -0.1], (len(points), 1))})
     positions = meshop.predict(cloud, model="mpm2d", steps=4, write=False).trajectory.positions
     assert np.abs(positions - pinned["particles"]).max() <= 1e-6 * np.abs(pinned["particles"]).max()
+
+
+@pytest.mark.parametrize("args, kwargs, error, message", [
+    ((np.zeros((4, 3)),), {}, TypeError, "predict needs a meshop.Mesh, a Trajectory or a mesh file path, got ndarray"),
+    ((None,), {}, TypeError, "predict needs a meshop.Mesh"),
+    ((EXAMPLES / "parts" / "bracket.vtu",), {"out": 5}, TypeError, "out must be a file path"),
+    ((EXAMPLES / "parts" / "bracket.vtu",), {"device": 5, "write": False}, TypeError, "device must be a string"),
+    ((EXAMPLES / "parts" / "bracket.vtu",), {"max_nodes": "10", "write": False}, MeshError,
+     "--max-nodes must be an integer, got '10'"),
+    ((EXAMPLES / "parts" / "bracket.vtu",), {"max_nodes": 2.5, "write": False}, MeshError, "--max-nodes must be an integer"),
+    ((EXAMPLES / "parts" / "bracket.vtu",), {"dt": "x", "steps": 2, "write": False}, MeshError, "--dt must be a number"),
+    ((EXAMPLES / "parts" / "bracket.vtu",), {"refine": "x", "write": False}, MeshError, "--refine must be a number"),
+    ((EXAMPLES / "parts" / "bracket.stl",), {"mesh_size": "a", "write": False}, MeshError, "--mesh-size must be a number"),
+])
+def test_python_arguments_of_the_wrong_type_are_named(args, kwargs, error, message):
+    """Not pathlib's, re's or numpy's TypeError from deep inside, nor 2.5 nodes taken as a count."""
+    with pytest.raises(error, match=message):
+        meshop.predict(*args, **kwargs)

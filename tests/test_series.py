@@ -261,3 +261,19 @@ def test_render_bare_gif_flag_writes_the_animation_beside_the_series(tmp_path):
     assert done.value.code == 0
     with Image.open(tmp_path / "heat.gif") as image:
         assert image.n_frames == 5
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"mesh": np.zeros((4, 2))}, TypeError, "Trajectory needs a meshop.Mesh"),
+    ({"times": "abc"}, MeshError, "times must be a 1D array of real frame times"),
+    ({"times": None}, TypeError, "times must be a 1D array"),
+    ({"times": [[0, 1], [2, 3]]}, MeshError, r"got shape \(2, 2\)"),
+    ({"fields": [np.zeros((2, 4))]}, TypeError, "fields must be a dict, got list"),
+    ({"fields": {1: np.zeros((2, 4))}}, TypeError, "field names must be strings"),
+    ({"fields": {"T": np.full((2, 4), "a")}}, MeshError, "field 'T' must be real numbers"),
+    ({"positions": "x"}, MeshError, r"positions must be a \(2, 4, 2\) array"),
+])
+def test_trajectory_arguments_of_the_wrong_type_are_named(kwargs, error, message):
+    mesh = meshop.Mesh(np.array([[0, 0], [1, 0], [0, 1], [1, 1.0]]), {"triangle": np.array([[0, 1, 2], [1, 3, 2]])})
+    with pytest.raises(error, match=message):
+        meshop.Trajectory(**{"mesh": mesh, "times": [0.0, 1.0], **kwargs})

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import MeshError
+from ..errors import MeshError, as_path
 from ..trajectory import Trajectory
 from .problems import Problem, get_problem
 from .staging import MANIFEST, SampleTask, Staging, save_entry
@@ -66,6 +66,13 @@ def generate(problem: str | Problem, n: int, out: str | os.PathLike, seed: int =
     """
     from .. import __version__
 
+    if not isinstance(problem, (str, Problem)):
+        raise TypeError(f"problem must be a problem name such as 'heat3d' or a Problem, got {type(problem).__name__} "
+                        f"{problem!r:.60}.")
+    for name, value in (("n", n), ("workers", workers), ("seed", seed)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise MeshError(f"{name} must be an integer, got {value!r}.")
+    out = as_path(out, "out")
     problem = get_problem(problem) if isinstance(problem, str) else problem
     resolution = check_resolution(resolution)
     _check_arguments(problem, n, workers, scheduler, options, resolution)

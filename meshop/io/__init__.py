@@ -19,7 +19,7 @@ import warnings
 from pathlib import Path
 
 from ..atomic import atomic_path
-from ..errors import MeshError
+from ..errors import MeshError, as_path
 from ..mesh import Mesh
 from . import _meshio, _points, _sniff, _trimesh, _vtk
 
@@ -57,6 +57,7 @@ def read(path: str | os.PathLike, *, boundary_mask=None) -> Mesh:
             truncated file, and every defect :class:`Mesh` checks (no points, NaN coordinates,
             indices out of range, degenerate cells, ...). The message names the file.
     """
+    path = as_path(path)
     points, cells, point_data, cell_data = read_arrays(path)
     return Mesh(points, cells, point_data, cell_data, boundary_mask=boundary_mask, source=path)
 
@@ -101,7 +102,12 @@ def write(mesh: Mesh, path: str | os.PathLike, *, overwrite: bool = False) -> Pa
     Returns:
         the path written.
     """
-    path = Path(path)
+    if not isinstance(mesh, Mesh):
+        raise TypeError(f"write needs a meshop.Mesh to write, got {type(mesh).__name__} "
+                        "(build one with meshop.Mesh(points, cells, point_data)).")
+    path = as_path(path)
+    if path.is_dir():
+        raise MeshError(f"{path}: is a folder; give a file name to write.")
     ext = _extension(path)
     writer = WRITERS.get(ext)
     if writer is None:

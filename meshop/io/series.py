@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_path
-from ..errors import MeshError
+from ..errors import MeshError, as_path
 from ..mesh import Mesh
 from ..trajectory import Trajectory
 
@@ -73,7 +73,10 @@ def write_series(traj: Trajectory, path, *, overwrite: bool = True) -> Path:
 
     ``overwrite=False`` refuses to replace an existing series.
     """
-    path = Path(path)
+    if not isinstance(traj, Trajectory):
+        raise TypeError(f"write_series needs a meshop.Trajectory, got {type(traj).__name__}"
+                        + (" (write one mesh with meshop.write)." if isinstance(traj, Mesh) else "."))
+    path = as_path(path)
     ext = path.suffix.lower()
     if ext not in SERIES_EXTENSIONS:
         raise MeshError(f"{path}: a time series is written as .pvd (ParaView collection) or .xdmf; "
@@ -191,7 +194,7 @@ def read_series(path) -> Trajectory:
         MeshError: a missing or unreadable file, a missing frame file, frames with different
             node counts or cells, non-increasing times, a field absent from some frames.
     """
-    path = Path(path)
+    path = as_path(path)
     if path.is_dir():
         raise MeshError(f"{path}: is a directory, not a time series file.")
     if not path.is_file():

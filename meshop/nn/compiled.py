@@ -153,7 +153,12 @@ def _build() -> Path:
     folder = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "meshop"
     target = folder / f"kernel-{key}.so"
     if not target.exists():
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise MeshError(f"meshop's compiled kernel is cached in {folder}, which cannot be created "
+                            f"({err.strerror or err}); set XDG_CACHE_HOME to a writable folder, or "
+                            "MESHOP_COMPILED_KERNELS=0 to use the PyTorch path.") from None
         with atomic_path(target) as tmp:
             done = subprocess.run([compiler, *_FLAGS, str(_SOURCE), "-o", str(tmp), "-lm"],
                                   capture_output=True, text=True)

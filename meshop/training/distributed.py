@@ -26,6 +26,7 @@ message instead of hanging.
 from __future__ import annotations
 
 import atexit
+import math
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -77,6 +78,50 @@ class StepModule(torch.nn.Module):
         return self.step(self.model, batch)
 
 
+def check_environment(batch_size: int) -> None:
+    """Check the variables torchrun sets (and ``MESHOP_DDP_TIMEOUT``) before joining the other
+    ranks, so that a misconfigured environment gets one sentence naming the variable, not an
+    error from inside torch.distributed or a wait on a rendezvous that cannot happen."""
+    env = os.environ
+
+    def integer(name: str, low: int, high: int | None, expected: str) -> int:
+        raw = env[name]
+        try:
+            value = int(raw)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            raise MeshError(f"{name}={raw!r}: expected {expected}.")
+        return value
+
+    if "WORLD_SIZE" not in env:
+        return
+    world = integer("WORLD_SIZE", 1, None, "the number of training processes, an integer >= 1 (torchrun sets it)")
+    if world == 1:
+        return
+    missing = [name for name in ("RANK", "MASTER_ADDR", "MASTER_PORT") if not env.get(name)]
+    if missing:
+        raise MeshError(f"WORLD_SIZE={world} but {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not "
+                        f"set: start distributed training with torchrun (torchrun --nproc-per-node {world} -m meshop "
+                        "train ...), which sets RANK, LOCAL_RANK, MASTER_ADDR and MASTER_PORT, or unset WORLD_SIZE.")
+    integer("RANK", 0, world - 1, f"this process's rank, an integer from 0 to {world - 1} (WORLD_SIZE={world})")
+    if "LOCAL_RANK" in env:
+        integer("LOCAL_RANK", 0, None, "this process's rank on its host, an integer >= 0")
+    integer("MASTER_PORT", 1, 65535, "the TCP port of rank 0, an integer from 1 to 65535")
+    raw = env.get("MESHOP_DDP_TIMEOUT")
+    if raw is not None:
+        try:
+            seconds = float(raw)
+        except ValueError:
+            seconds = math.nan
+        if not (math.isfinite(seconds) and seconds > 0):
+            raise MeshError(f"MESHOP_DDP_TIMEOUT={raw!r}: expected the seconds a rank waits for the others, "
+                            "a positive number (default 300).")
+    if batch_size % world:
+        raise MeshError(f"--batch-size {batch_size} is the global batch and must be a multiple of the {world} "
+                        f"processes (WORLD_SIZE), e.g. {world * max(1, batch_size // world)}.")
+
+
 @dataclass
 class Distributed:
     """This process's place in a DDP run (see the module docstring)."""
@@ -111,10 +156,8 @@ class Distributed:
         return self.rank == 0
 
     def local_batch(self, batch_size: int) -> int:
-        """Samples per rank and step for a global ``batch_size``."""
-        if batch_size % self.world:
-            raise MeshError(f"batch_size {batch_size} is the global batch and must be a multiple of the "
-                            f"{self.world} processes (e.g. {self.world * max(1, batch_size // self.world)}).")
+        """Samples per rank and step for a global ``batch_size`` (a multiple of the world size:
+        :func:`check_environment` refused it before joining otherwise)."""
         return batch_size // self.world
 
     def sampler(self, n: int, seed: int) -> ShardedEpochSampler:

@@ -26,7 +26,7 @@ from .data import SPLITS, TrainingData, load_training_data
 from .particles import is_particle_dataset
 from .records import write_loss_curve, write_metrics
 from .state import optimizer_from_flat, optimizer_to_flat
-from .distributed import Distributed
+from .distributed import Distributed, check_environment
 from .steps import supervised_step, unrolled_step, validation
 from .trainer import EpochSampler, Trainer
 from .windows import increment_scale, is_trajectory_dataset, load_trajectory_data, varying_columns, windows
@@ -121,6 +121,8 @@ class Run:
                 raise MeshError(f"{name} must be true or false, got {value!r}.")
         if not isinstance(data, (str, os.PathLike)):
             raise MeshError(f"data must be the path of a dataset folder, got {data!r}.")
+        if out is not None and not isinstance(out, (str, os.PathLike)):
+            raise MeshError(f"out must be the path of the run folder, got {out!r}.")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 63:
             raise MeshError(f"seed must be a non-negative integer, got {seed!r}.")
         if max_train is not None and (isinstance(max_train, bool) or not isinstance(max_train, (int, np.integer))
@@ -293,6 +295,7 @@ class Run:
         if not self.resume and self.last_path.exists():
             raise MeshError(f"{self.run}: already holds a training run; pass --resume (resume=True in Python) "
                             f"to continue it, or choose another run folder (--out).")
+        check_environment(self.batch_size)
         self.dist = Distributed.from_env(self.device)
         if self.dist is None:
             return self._fit()
