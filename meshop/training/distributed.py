@@ -20,7 +20,9 @@ joins the process group from them, and the runner asks it for
 Only rank 0 writes checkpoints, metrics and pictures; every rank reads ``last.safetensors`` to
 resume. Every collective has a timeout (``MESHOP_DDP_TIMEOUT`` seconds, default 300): a rank that
 fails makes torchrun stop the others, and a rank left waiting on one that hangs stops with a
-message instead of hanging.
+message instead of hanging. :func:`check_environment` reads torchrun's variables before any rank
+joins, so a misconfigured launch is one sentence instead of an error inside torch or a wait that
+cannot end.
 """
 
 from __future__ import annotations
