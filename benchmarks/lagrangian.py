@@ -302,8 +302,8 @@ def main():
     parser.add_argument("--only", choices=["accuracy", "speed", "queries"],
                         help="one half of the table, or only the query-scaling rows (GIOROM: --giorom or the bundled mpm2d)")
     parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (default 1: both models alike on a shared machine; the k-d tree "
-                             "search of GIOROM's decoder uses as many OpenMP threads)")
+                        help="torch threads (default 1: both models alike on a shared machine; the decoder's k-d tree "
+                             "search (cKDTree) uses every core regardless)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.only == "queries":

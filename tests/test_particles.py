@@ -318,7 +318,7 @@ def test_query_stencil_neighbours_do_not_depend_on_the_query_order():
     stencil = QueryStencil.build(queries, nodes, 6, 0.1)
     np.testing.assert_array_equal(stencil.neighbors.numpy(), cKDTree(nodes.numpy()).query(queries.numpy(), k=6)[1])
     assert len(QueryStencil.build(queries[:0], nodes, 6, 0.1)) == 0
-    single = QueryStencil.build(queries.float(), nodes.float(), 6, 0.1)       # searched in float32
+    single = QueryStencil.build(queries.float(), nodes.float(), 6, 0.1)       # float32 positions
     brute = np.argsort(((queries[:, None] - nodes[None]) ** 2).sum(-1).numpy(), axis=1)[:, :6]
     assert (np.sort(single.neighbors.numpy(), axis=1) == np.sort(brute, axis=1)).all(axis=1).mean() > 0.999
     queries[17, 1] = float("nan")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from pykdtree.kdtree import KDTree
+from scipy.spatial import cKDTree
 from torch import nn
 
 from .mlp import MLP
@@ -37,7 +37,7 @@ class QueryStencil:
 
     @classmethod
     def build(cls, queries: torch.Tensor, nodes: torch.Tensor, k: int, radius: float) -> "QueryStencil":
-        """The stencil of ``queries (M, d)`` among ``nodes (S, d)`` (m): one k-d tree search on
+        """The stencil of ``queries (M, d)`` among ``nodes (S, d)`` (m): one cKDTree query on
         every core for CPU tensors, a brute-force search on the device for others (a GPU)."""
         k = min(int(k), len(nodes))
         if queries.device.type == "cpu":
@@ -65,20 +65,14 @@ class QueryStencil:
 
 
 def _nearest(points: np.ndarray, nodes: np.ndarray, k: int) -> np.ndarray:
-    """``(M, k)`` ids of the ``k`` ``nodes`` nearest to each of ``points``, nearest first, in the
-    points' own precision: pykdtree (OpenMP, as many threads as torch's setting; float32 searched
-    as float32). 100k queries among 1,000 nodes, k = 8, quiet 2-core machine: the search 20 vs
-    31-35 ms for scipy's cKDTree on both cores, this whole function 26-33 vs 39-41 ms; on one
-    thread 39-47 ms, where cKDTree took both cores whatever torch was set to. Same neighbours."""
+    """``(M, k)`` ids of the ``k`` ``nodes`` nearest to each of ``points``, nearest first (cKDTree,
+    every core; pykdtree was measured in its place and not kept: benchmarks/lagrangian.table.md)."""
     if not np.isfinite(points).all():
         raise ValueError(f"query points must be finite: {int((~np.isfinite(points)).any(axis=1).sum())} of "
                          f"{len(points)} have NaN or infinite coordinates.")
-    dtype = np.float32 if points.dtype == nodes.dtype == np.float32 else np.float64
     order = _cell_order(points, len(nodes))
     ids = np.empty((len(points), k), dtype=np.int64)
-    if len(points):
-        tree = KDTree(np.ascontiguousarray(nodes, dtype=dtype))
-        ids[order] = tree.query(np.ascontiguousarray(points[order], dtype=dtype), k=k)[1].reshape(len(points), k)
+    ids[order] = cKDTree(nodes).query(points[order], k=k, workers=-1)[1].reshape(len(points), k)
     return ids
 
 
