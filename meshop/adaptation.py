@@ -73,6 +73,7 @@ def adapt(mesh: Mesh | str | Path, field: str | np.ndarray, model=None, method: 
         raise MeshError(f"--beta must be a positive number, got {beta!r}.")
     mesh = read(mesh) if isinstance(mesh, (str, os.PathLike)) else mesh
     points, triangles, values = _inputs(mesh, field)
+    locator = _locator(mesh)
     method, model, notes = _choose(method, model)
     start = time.perf_counter()
     if method == "classical":
@@ -89,7 +90,7 @@ def adapt(mesh: Mesh | str | Path, field: str | np.ndarray, model=None, method: 
     seconds = time.perf_counter() - start
     if quality.halvings:
         notes.append(quality.lines()[-1])
-    return Adaptation(_moved_mesh(mesh, moved), quality, method, seconds, notes)
+    return Adaptation(_moved_mesh(mesh, moved, locator), quality, method, seconds, notes)
 
 
 def save_mover(model, path: str | Path, data: dict | None = None, metrics: dict | None = None) -> Path:
@@ -121,27 +122,26 @@ def _inputs(mesh: Mesh, field) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if values.ndim == 0 or values.shape[0] != mesh.n_points or values.ndim > 2 or not np.isfinite(values).all():
         raise MeshError(f"{where}the field to adapt to must be finite nodal values ({mesh.n_points},) "
                         f"or ({mesh.n_points}, c); got shape {values.shape}.")
-    _check_triangulation(mesh, where)
     return mesh.points, mesh.cells["triangle"], values
 
 
-def _check_triangulation(mesh: Mesh, where: str) -> None:
-    """Refuse what the movers' point location cannot take: points no triangle uses, two nodes at
-    one place, triangles that overlap."""
+def _locator(mesh: Mesh) -> P1Locator:
+    """The point location of ``mesh``'s triangles (the moved mesh's fields are sampled with it),
+    refusing what it cannot take: points no triangle uses, two nodes at one place, triangles
+    that overlap."""
+    where = f"{mesh.source}: " if mesh.source else ""
     unused = mesh.unreferenced
     if unused.any():
         first = int(np.argmax(unused))
         raise MeshError(f"{where}{int(unused.sum())} point(s) belong to no triangle (first: point {first}); "
                         "adapt moves the nodes of a triangle mesh: remove the unused points.")
-    _, first, inverse = np.unique(mesh.points, axis=0, return_index=True, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    twins = np.flatnonzero(first[inverse] != np.arange(mesh.n_points))
+    twins = np.flatnonzero(mesh.coincident != np.arange(mesh.n_points))
     if len(twins):
-        a, b = int(first[inverse[twins[0]]]), int(twins[0])
+        a, b = int(mesh.coincident[twins[0]]), int(twins[0])
         raise MeshError(f"{where}{len(twins)} node(s) sit where another node is (first: nodes {a} and {b} at "
                         f"({', '.join(f'{c:.6g}' for c in mesh.points[b])})); merge the duplicate points.")
     try:
-        P1Locator(mesh.points, mesh.cells["triangle"])
+        return P1Locator(mesh.points, mesh.cells["triangle"])
     except MeshError:
         raise MeshError(f"{where}the triangles overlap (the mesh folds over itself, or has overlapping "
                         "copies); adapt needs a valid triangle mesh.") from None
@@ -183,9 +183,9 @@ def _bundled_mover():
     return load(BUNDLED_DMM).model.eval()
 
 
-def _moved_mesh(mesh: Mesh, moved: np.ndarray) -> Mesh:
-    """The mesh with its nodes at ``moved``, fields re-sampled there, plus ``displacement``."""
-    locator = P1Locator(mesh.points, mesh.cells["triangle"])
+def _moved_mesh(mesh: Mesh, moved: np.ndarray, locator: P1Locator) -> Mesh:
+    """The mesh with its nodes at ``moved``, fields re-sampled there (``locator``: the original
+    mesh's point location), plus ``displacement``."""
     fields = {name: locator.interpolate(np.asarray(values, dtype=np.float64), moved)
               for name, values in mesh.point_data.items() if np.issubdtype(np.asarray(values).dtype, np.number)}
     fields["displacement"] = moved - mesh.points

@@ -186,7 +186,7 @@ def predict(
     for target, found in result.estimate.items():
         typer.echo(f"  {target}: estimated relative error {found.relative:.4g} (finite-element residual "
                    f"{found.residual:.3g}, {found.seconds:.2f} s)")
-        message = warning(target, found, result.mesh.points) if refine is None else None
+        message = warning(target, found, result.mesh) if refine is None else None
         if message:
             typer.echo(f"meshop: warning: {message}", err=True)
 

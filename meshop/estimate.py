@@ -216,17 +216,16 @@ def refinement_note(target: str, refined: Refinement) -> str:
             f"(written as {target}_refined).")
 
 
-def warning(target: str, estimate: ErrorEstimate, points: np.ndarray | None = None) -> str | None:
+def warning(target: str, estimate: ErrorEstimate, mesh=None) -> str | None:
     """A warning line when the estimated error of ``target`` exceeds :data:`WARN_ABOVE`; with the
-    mesh's ``points (N, d)``, it also names unmerged coincident nodes, a common cause (checked
-    only here: sorting the points costs ~0.5 s at 1M nodes)."""
+    predicted ``mesh``, it also names unmerged coincident nodes, a common cause (checked only
+    here: sorting the points costs ~0.5 s at 1M nodes)."""
     if estimate.relative <= WARN_ABOVE:
         return None
     line = (f"the estimated error of {target} is {100 * estimate.relative:.1f} % (above "
             f"{100 * WARN_ABOVE:.0f} %); rerun with --refine 1e-8 to get the finite-element answer on this mesh.")
-    if points is not None and len(points):
-        _, first, inverse = np.unique(points, axis=0, return_index=True, return_inverse=True)
-        twins = np.flatnonzero(first[inverse.reshape(-1)] != np.arange(len(points)))
+    if mesh is not None:
+        twins = np.flatnonzero(mesh.coincident != np.arange(mesh.n_points))
         if len(twins):
             line += (f" The mesh has {len(twins)} node(s) on top of another node (first: node {int(twins[0])}): "
                      "unmerged duplicates cut it into pieces whose faces count as surface (held at the boundary "

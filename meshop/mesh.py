@@ -181,6 +181,13 @@ class Mesh:
             used[conn.ravel()] = True
         return ~used if self.cells else used
 
+    @_geometry_cached
+    def coincident(self) -> np.ndarray:
+        """``(N,)`` int: for each point the first point at exactly its coordinates (itself when
+        none comes before it); ``coincident != arange(N)`` marks unmerged duplicate nodes."""
+        _, first, inverse = np.unique(self.points, axis=0, return_index=True, return_inverse=True)
+        return first[inverse.reshape(-1)]
+
     def point_subset(self, keep: np.ndarray) -> "Mesh":
         """A new Mesh of the points ``keep (N,) bool`` with their fields, and the cells whose nodes
         are all kept, renumbered (cell fields follow their cells)."""

@@ -160,9 +160,9 @@ def test_the_warning_names_coincident_nodes_when_there_are_some():
 
     points = np.array([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 0, 0]])
     high = ErrorEstimate(relative=8.08, error=np.zeros(4), residual=0.5, iterations=4, seconds=0.0)
-    line = warning("temperature", high, points)
+    line = warning("temperature", high, meshop.Mesh(points))
     assert line.startswith("the estimated error of temperature is 808.0 %")
     assert "The mesh has 1 node(s) on top of another node (first: node 3)" in line
-    assert "on top of another" not in warning("temperature", high, points[:3])
+    assert "on top of another" not in warning("temperature", high, meshop.Mesh(points[:3]))
     low = ErrorEstimate(relative=WARN_ABOVE / 2, error=np.zeros(4), residual=0.5, iterations=4, seconds=0.0)
-    assert warning("temperature", low, points) is None
+    assert warning("temperature", low, meshop.Mesh(points)) is None

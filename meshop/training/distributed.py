@@ -45,7 +45,18 @@ DEFAULT_TIMEOUT_S = 300
 
 
 def timeout_s() -> float:
-    return float(os.environ.get("MESHOP_DDP_TIMEOUT", DEFAULT_TIMEOUT_S))
+    """``MESHOP_DDP_TIMEOUT`` (default :data:`DEFAULT_TIMEOUT_S`), checked: a positive number."""
+    raw = os.environ.get("MESHOP_DDP_TIMEOUT")
+    if raw is None:
+        return float(DEFAULT_TIMEOUT_S)
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise MeshError(f"MESHOP_DDP_TIMEOUT={raw!r}: expected the seconds a rank waits for the others, "
+                        f"a positive number (default {DEFAULT_TIMEOUT_S}).")
+    return seconds
 
 
 class ShardedEpochSampler(DistributedSampler):
@@ -110,15 +121,7 @@ def check_environment(batch_size: int) -> None:
     if "LOCAL_RANK" in env:
         integer("LOCAL_RANK", 0, None, "this process's rank on its host, an integer >= 0")
     integer("MASTER_PORT", 1, 65535, "the TCP port of rank 0, an integer from 1 to 65535")
-    raw = env.get("MESHOP_DDP_TIMEOUT")
-    if raw is not None:
-        try:
-            seconds = float(raw)
-        except ValueError:
-            seconds = math.nan
-        if not (math.isfinite(seconds) and seconds > 0):
-            raise MeshError(f"MESHOP_DDP_TIMEOUT={raw!r}: expected the seconds a rank waits for the others, "
-                            "a positive number (default 300).")
+    timeout_s()
     if batch_size % world:
         raise MeshError(f"--batch-size {batch_size} is the global batch and must be a multiple of the {world} "
                         f"processes (WORLD_SIZE), e.g. {world * max(1, batch_size // world)}.")
