@@ -159,15 +159,11 @@ def load(path, device: str = "cpu", with_optimizer: bool = False, allow_unverifi
     import torch
     from safetensors.torch import load_file
 
-    from .preflight import check_device
+    from .preflight import check_torch_device
 
     path = as_path(path)
-    if not isinstance(device, torch.device):
-        check_device(device)        # a wrong name must not read as corrupt weights below
-    target = torch.device(device)
-    if target.type == "cuda" and (target.index or 0) >= torch.cuda.device_count():
-        raise MeshError(f"device {device}: torch finds {torch.cuda.device_count()} CUDA device(s) "
-                        "(use cpu, or cuda:N with N below that).")
+    # a wrong name must not read as corrupt weights below
+    check_torch_device(str(device) if isinstance(device, torch.device) else device)
     meta = read_metadata(path)
     if "sha256" not in meta and not allow_unverified:
         raise CheckpointError(f"{path}: the checkpoint has no sha256 checksum, so its weights cannot be "

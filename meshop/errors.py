@@ -16,3 +16,10 @@ def as_path(value, what: str = "path"):
     if isinstance(value, (str, os.PathLike)):
         return Path(value)
     raise TypeError(f"{what} must be a file path (str or os.PathLike), got {type(value).__name__} {value!r:.60}.")
+
+
+def write_failure(path, what: str, err: BaseException) -> MeshError:
+    """The one sentence for a writer's failure: ``{path}: could not write {what} (reason)``, the
+    reason the first line of ``err`` (an unwritable folder, a full disk, a writer's error)."""
+    reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+    return MeshError(f"{path}: could not write {what} ({reason}).")

@@ -20,7 +20,7 @@ from .graph import decode, feature_count, mesh_edges, model_input, node_data, no
 from .mesh import Mesh
 from .metrics import relative_l2_np
 from .outputs import is_meshop_result, picture_path, prediction_output
-from .preflight import (DEFAULT_MODEL, bundled_models, check_device, checkpoint_path, default_time_model,
+from .preflight import (DEFAULT_MODEL, bundled_models, check_torch_device, checkpoint_path, default_time_model,
                         point_cloud_refusal)
 from .trajectory import Trajectory
 
@@ -101,10 +101,7 @@ class Predictor:
     """
 
     def __init__(self, model=None, device: str = "cpu", max_nodes: int | None = None):
-        check_device(device)
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise MeshError(f"--device {device} was asked for, but torch finds no CUDA device "
-                            f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'}); use --device cpu.")
+        check_torch_device(device)
         self.checkpoint = resolve_model(model, device)
         self.device = device
         if max_nodes is not None and (isinstance(max_nodes, bool) or not isinstance(max_nodes, (int, np.integer))):

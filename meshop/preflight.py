@@ -93,7 +93,7 @@ def check_device(device: str) -> None:
     """Refuse a device string torch would not take, or CUDA on a machine with no NVIDIA driver.
 
     The driver test (``libcuda`` or ``/proc/driver/nvidia``) needs no torch; where a driver is
-    present, :class:`meshop.Predictor` still asks torch whether CUDA works.
+    present, :func:`check_torch_device` (the Predictor, checkpoint loading) asks torch.
     """
     if not isinstance(device, str):
         raise TypeError(f"device must be a string such as 'cpu', 'cuda' or 'cuda:0', got {device!r}.")
@@ -102,6 +102,22 @@ def check_device(device: str) -> None:
     if device.startswith("cuda") and not cuda_driver_present():
         raise MeshError(f"--device {device} was asked for, but this machine has no NVIDIA driver "
                         "(no CUDA device); use --device cpu.")
+
+
+def check_torch_device(device: str) -> None:
+    """:func:`check_device`, then ask torch: CUDA that does not work, or a ``cuda:N`` beyond the
+    devices torch finds, is refused here rather than as a failure of whatever runs on it."""
+    check_device(device)
+    if not device.startswith("cuda"):
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise MeshError(f"--device {device} was asked for, but torch finds no CUDA device "
+                        f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'}); use --device cpu.")
+    if (torch.device(device).index or 0) >= torch.cuda.device_count():
+        raise MeshError(f"device {device}: torch finds {torch.cuda.device_count()} CUDA device(s) "
+                        "(use cpu, or cuda:N with N below that).")
 
 
 def cuda_driver_present() -> bool:

@@ -19,7 +19,7 @@ import warnings
 from pathlib import Path
 
 from ..atomic import atomic_path
-from ..errors import MeshError, as_path
+from ..errors import MeshError, as_path, write_failure
 from ..mesh import Mesh
 from . import _meshio, _points, _sniff, _trimesh, _vtk
 
@@ -125,8 +125,7 @@ def write(mesh: Mesh, path: str | os.PathLike, *, overwrite: bool = False) -> Pa
     except BaseException as err:
         if isinstance(err, (MeshError, KeyboardInterrupt, SystemExit)):
             raise
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-        raise MeshError(f"{path}: could not write this {ext} file ({reason}).") from None
+        raise write_failure(path, f"this {ext} file", err) from None
     return path
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_path
-from ..errors import MeshError, as_path
+from ..errors import MeshError, as_path, write_failure
 from ..mesh import Mesh
 from ..trajectory import Trajectory
 
@@ -92,8 +92,7 @@ def write_series(traj: Trajectory, path, *, overwrite: bool = True) -> Path:
         else:
             _write_xdmf(traj, path, meta)
     except OSError as err:          # an unwritable folder, a full disk: as meshop.write says it
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-        raise MeshError(f"{path}: could not write this {ext} series ({reason}).") from None
+        raise write_failure(path, f"this {ext} series", err) from None
     return path
 
 

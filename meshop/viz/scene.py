@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_path
-from ..errors import MeshError
+from ..errors import MeshError, write_failure
 from ..mesh import Mesh
 
 CMAP = "viridis"
@@ -274,7 +274,5 @@ def write_atomically(path: Path, write) -> Path:
         with atomic_path(path) as tmp:
             write(tmp)
     except OSError as err:          # an unwritable folder, a full disk: as meshop.write says it
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-        what = f"this {path.suffix} file" if path.suffix else "the file"
-        raise MeshError(f"{path}: could not write {what} ({reason}).") from None
+        raise write_failure(path, f"this {path.suffix} file" if path.suffix else "the file", err) from None
     return path
