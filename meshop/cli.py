@@ -237,6 +237,7 @@ def train(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML file of the same options; flags override it."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.safetensors."),
     prior: bool = typer.Option(False, "--prior", help="Start from a coarse voxel solve of the problem's PDE and learn the difference (heat3d, poisson2d; see docs/models.md)."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Fine-tune: start from the weights of this checkpoint (same model and hyper-parameters)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default: runs/<dataset>-<model>)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or progress lines."),
 ):
@@ -257,7 +258,7 @@ def train(
         options = merge_options(config, model_option, data=data, model=model, inputs=inputs, targets=targets,
                                 epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule, seed=seed,
                                 device=device, out=out, resume=resume or None, prior=prior or None,
-                                progress=False if quiet else None)
+                                init=init, progress=False if quiet else None)
         result = run_training(**options)
     if int(os.environ.get("RANK", "0")) != 0:       # under torchrun, rank 0 alone reports
         return

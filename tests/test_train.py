@@ -148,6 +148,25 @@ def test_resume_refuses_changed_options_and_missing_run(short_run, tmp_path):
         train(DARCY, epochs=6, out=tmp_path / "empty", resume=True, **SMALL)
 
 
+def test_init_fine_tunes_from_a_checkpoint_and_refuses_another_model(short_run, tmp_path):
+    # at a vanishing learning rate one epoch leaves the weights as loaded: the checkpoint's weights
+    # and validation error, where a random start has other weights
+    tuned = train(DARCY, epochs=1, batch_size=1, lr=1e-12, out=tmp_path / "tuned", init=short_run.last, **SMALL)
+    assert tuned.history[0]["val_rel_l2"] == pytest.approx(short_run.history[-1]["val_rel_l2"], rel=1e-5)
+    fresh = train(DARCY, epochs=1, batch_size=1, lr=1e-12, out=tmp_path / "fresh", **SMALL)
+    reference, mine, other = _weights(short_run.last), _weights(tuned.last), _weights(fresh.last)
+    for key in reference:
+        torch.testing.assert_close(mine[key], reference[key], rtol=1e-6, atol=1e-9)
+    assert max((other[key] - reference[key]).abs().max().item() for key in reference) > 0.01
+    assert checkpoint.load(tuned.last).training["options"]["init"] == str(short_run.last)
+    with pytest.raises(MeshError, match="width=16 where this run's has 32"):
+        train(DARCY, epochs=1, out=tmp_path / "wide", init=short_run.last, **{**SMALL, "width": 32})
+    with pytest.raises(MeshError, match="holds a 'gno' model; this run trains 'mgno'"):
+        train(DARCY, "mgno", epochs=1, out=tmp_path / "other", init=short_run.last, progress=False)
+    with pytest.raises(MeshError, match="init must be the path of a checkpoint"):
+        train(DARCY, epochs=1, out=tmp_path / "bad", init=3, **SMALL)
+
+
 def test_user_folder_without_split_gets_a_seeded_random_split(tmp_path):
     folder = tmp_path / "mine"
     folder.mkdir()

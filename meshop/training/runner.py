@@ -34,9 +34,10 @@ from .windows import increment_scale, is_trajectory_dataset, load_trajectory_dat
 SCHEDULES = ("onecycle", "cosine")
 #: options that must not change when a run is resumed
 RESUME_OPTIONS = ("model", "model_config", "inputs", "targets", "graph", "epochs", "batch_size", "lr",
-                  "weight_decay", "schedule", "seed", "max_train", "grad_clip", "unroll", "noise", "window_every", "prior")
+                  "weight_decay", "schedule", "seed", "max_train", "grad_clip", "unroll", "noise", "window_every", "prior",
+                  "init")
 #: the value of a resume option in runs saved before it existed
-RESUME_DEFAULTS = {"prior": False}
+RESUME_DEFAULTS = {"prior": False, "init": None}
 
 
 @dataclass
@@ -79,6 +80,9 @@ class Run:
         graph: :class:`~meshop.graph.GraphSettings` (default kNN, k=16).
         out: run folder; default ``runs/<dataset>-<model>``.
         resume: continue from ``RUN/last.safetensors`` (same options required).
+        init: fine-tune: start from the learned weights of this checkpoint (same model and
+            hyper-parameters) instead of random ones; the statistics (normalization, motion) are
+            this run's data's, the optimizer and schedule start afresh.
         seed: fixes the initial weights and the shuffling: same seed, same result.
         device: ``"cpu"``, ``"cuda"``, ...
         progress: show a progress bar (stderr) with the loss and the validation error.
@@ -107,7 +111,7 @@ class Run:
                  graph: GraphSettings | None = None, out=None, resume: bool = False, seed: int = 0,
                  device: str = "cpu", progress: bool = True, max_train: int | None = None,
                  grad_clip: float = 1.0, save_every: int = 1, unroll: int | None = None, noise: float = 0.0,
-                 window_every: int = 1, prior: bool = False, **model_overrides):
+                 window_every: int = 1, prior: bool = False, init=None, **model_overrides):
         _check_options(model, epochs, batch_size, lr, weight_decay, schedule, grad_clip, device, save_every)
         for name, value in (("unroll", unroll), ("window_every", window_every)):
             if name == "unroll" and value is None:
@@ -123,6 +127,9 @@ class Run:
             raise MeshError(f"data must be the path of a dataset folder, got {data!r}.")
         if out is not None and not isinstance(out, (str, os.PathLike)):
             raise MeshError(f"out must be the path of the run folder, got {out!r}.")
+        if init is not None and not isinstance(init, (str, os.PathLike)):
+            raise MeshError(f"init must be the path of a checkpoint, got {init!r}.")
+        self.init = None if init is None else Path(init)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 63:
             raise MeshError(f"seed must be a non-negative integer, got {seed!r}.")
         if max_train is not None and (isinstance(max_train, bool) or not isinstance(max_train, (int, np.integer))
@@ -168,6 +175,8 @@ class Run:
             step, validate = self._setup_time()
         else:
             step, validate = self._setup_steady()
+        if self.init is not None:
+            self._initialize()
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         steps = self.epochs * math.ceil(len(self.graphs["train"]) / self.batch_size)
         if self.schedule == "onecycle":
@@ -285,7 +294,24 @@ class Run:
                 "epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
                 "weight_decay": self.weight_decay, "schedule": self.schedule, "seed": self.seed,
                 "max_train": self.max_train, "grad_clip": self.grad_clip, "unroll": self.unroll,
-                "noise": self.noise, "window_every": self.window_every, "prior": self.prior}
+                "noise": self.noise, "window_every": self.window_every, "prior": self.prior,
+                "init": None if self.init is None else str(self.init)}
+
+    def _initialize(self) -> None:
+        """Copy the learned parameters of the ``init`` checkpoint into the new model (buffers such
+        as statistics stay this run's)."""
+        ckpt = load(self.init, device=str(self.device))
+        if ckpt.model_name != self.model_name:
+            raise MeshError(f"{self.init}: holds a '{ckpt.model_name}' model; this run trains '{self.model_name}'.")
+        saved, current = _as_json(ckpt.model.config), _as_json(self.model.config)
+        if saved != current:
+            differ = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+            raise MeshError(f"{self.init}: its model has {differ[0]}={saved.get(differ[0])!r} where this run's has "
+                            f"{current.get(differ[0])!r}; fine-tuning needs the same hyper-parameters.")
+        weights = dict(ckpt.model.named_parameters())
+        with torch.no_grad():
+            for name, parameter in self.model.named_parameters():
+                parameter.copy_(weights[name])
 
     # ------------------------------------------------------------------ the loop
     def fit(self) -> TrainResult:
@@ -404,7 +430,8 @@ def train(data, model: str = "gno", inputs: list[str] | None = None, targets: li
           epochs: int = 50, batch_size: int = 4, lr: float = 1e-3, weight_decay: float = 1e-4,
           schedule: str = "onecycle", graph: GraphSettings | None = None, out=None, resume: bool = False,
           seed: int = 0, device: str = "cpu", progress: bool = True, max_train: int | None = None,
-          grad_clip: float = 1.0, save_every: int = 1, prior: bool = False, **model_overrides) -> TrainResult:
+          grad_clip: float = 1.0, save_every: int = 1, prior: bool = False, init=None,
+          **model_overrides) -> TrainResult:
     """Train ``model`` on the dataset folder ``data``; the arguments are those of :class:`Run`.
 
     >>> result = meshop.train("data/poisson2d-small", model="gno", epochs=50, out="runs/p2d")
@@ -413,7 +440,7 @@ def train(data, model: str = "gno", inputs: list[str] | None = None, targets: li
     return Run(data, model, inputs=inputs, targets=targets, epochs=epochs, batch_size=batch_size, lr=lr,
                    weight_decay=weight_decay, schedule=schedule, graph=graph, out=out, resume=resume, seed=seed,
                    device=device, progress=progress, max_train=max_train, grad_clip=grad_clip,
-                   save_every=save_every, prior=prior, **model_overrides).fit()
+                   save_every=save_every, prior=prior, init=init, **model_overrides).fit()
 
 
 def _check_options(model, epochs, batch_size, lr, weight_decay, schedule, grad_clip, device, save_every) -> None:
