@@ -409,7 +409,7 @@ def generate(
                    "generate more (--n 3 or more) or change --split.", err=True)
 
 
-@app.command()
+@command
 def adapt(
     mesh: Path = typer.Argument(..., help="2D triangle mesh carrying the field (vtu, vtk, msh, ...)."),
     field: str = typer.Option(..., "--field", "-f", help="Point field whose fronts the nodes move to."),

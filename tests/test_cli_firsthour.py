@@ -202,6 +202,17 @@ def test_with_reference_copies_the_truth_onto_the_same_nodes():
         with_reference(pred, Mesh(points[::-1] * 2, {}))
 
 
+def test_a_reference_without_the_truth_is_named_not_asked_for_again(tmp_path):
+    points, tets = box_tetrahedra(3)
+    lone = meshop.write(Mesh(points, {"tetra": tets}, {"u_pred": points[:, 0]}), tmp_path / "lone.pred.vtu")
+    bare = meshop.write(Mesh(points, {"tetra": tets}, {"v": points[:, 1]}), tmp_path / "bare.vtu")
+    for extra in ([], ["--field", "u"]):
+        refused = invoke("render", lone, "--compare", "--reference", bare, *extra)
+        assert refused.exit_code == 2
+        assert "bare.vtu: --reference holds no true 'u'" in refused.stderr and "fields present: v" in refused.stderr
+    assert not (tmp_path / "lone.pred.compare.png").exists()
+
+
 # ---------------------------------------------------------------- small datasets (item 2)
 @pytest.mark.parametrize("n", range(1, 12))
 def test_small_datasets_keep_a_validation_sample(n):
@@ -227,10 +238,11 @@ def test_generate_warns_and_train_names_the_flags(tmp_path):
 def test_help_texts_are_plain():
     top = invoke("--help")
     assert top.exit_code == 0 and "--version" in top.stdout and "<bool>" not in top.stdout
-    for name in ("predict", "render", "info", "generate", "view", "train"):
+    for name in ("predict", "render", "info", "generate", "view", "train", "adapt"):
         text = invoke(name, "--help").stdout
         assert "<bool>" not in text and "{" not in text.splitlines()[0], text
     assert "predict [OPTIONS] MESH\n" in invoke("predict", "--help").stdout
+    assert "adapt [OPTIONS] MESH\n" in invoke("adapt", "--help").stdout
     listed = invoke("train", "--help").stdout
     assert all(name in listed for name in models.available())
     assert invoke("--version").stdout == f"meshop {meshop.__version__}\n"

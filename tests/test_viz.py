@@ -316,6 +316,22 @@ def test_plot_loss_curve(tmp_path):
         plot_loss_curve(bad, tmp_path / "c.png")
 
 
+def test_plot_rollout_errors_draws_particle_mse_in_square_metres(tmp_path, monkeypatch):
+    """A particle rollout's ``position_mse`` (m², ~1e-9 in its first steps) was drawn as a relative
+    error in percent floored at 1e-6: every good rollout came out as the same flat line."""
+    from matplotlib.axes import Axes
+
+    from meshop.viz import plot_rollout_errors
+
+    labels = []
+    monkeypatch.setattr(Axes, "set_ylabel", lambda self, text, *a, **k: labels.append(text))
+    small = pixels(plot_rollout_errors({"position_mse": np.array([0.0, 1e-9, 1e-8, 4e-8])}, tmp_path / "a.png"))
+    large = pixels(plot_rollout_errors({"position_mse": np.array([0.0, 1e-9, 1e-7, 1e-6])}, tmp_path / "b.png"))
+    assert not np.array_equal(small, large)
+    plot_rollout_errors({"temperature": np.array([0.0, 1e-3, 2e-3])}, tmp_path / "c.png")
+    assert labels == ["mean squared position error (m²)"] * 2 + ["relative L2 error (%)"]
+
+
 # ---------------------------------------------------------------- series page: a time slider
 def _moving_front(cube_mesh: Mesh, frames: int = 6):
     """A cube whose field is a front sweeping along x: T = tanh(8 (x - t)), t in [0, 1]."""

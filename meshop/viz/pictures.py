@@ -88,7 +88,9 @@ def render_comparison(mesh_or_path: Mesh | str | Path, field: str | None, out_pn
     """
     mesh = scene.load_mesh(mesh_or_path)
     if reference is not None:
-        mesh = with_reference(mesh, scene.load_mesh(reference))
+        truth_mesh = scene.load_mesh(reference)
+        mesh = with_reference(mesh, truth_mesh)
+        _require_truth_in_reference(mesh, truth_mesh, field)
     field = field if field is not None else _default_compared_field(mesh)
     mesh.require(field, f"{field}_pred")
     truth, truth_label = scene.field_values(mesh, field)
@@ -136,6 +138,24 @@ def with_reference(mesh: Mesh, reference: Mesh) -> Mesh:
                         f"{mesh.source or 'the prediction'} in the same places; --reference must be the mesh "
                         "the prediction was made on, holding the true field.")
     return mesh.with_point_data(**{k: v for k, v in reference.point_data.items() if k not in mesh.point_data})
+
+
+def _require_truth_in_reference(mesh: Mesh, reference: Mesh, field: str | None) -> None:
+    """Refuse a ``reference`` that does not hold the true field either, naming it (not the
+    prediction file, whose own message would send the user to ``--reference`` again)."""
+    if field is not None:
+        wanted = [field] if f"{field}_pred" in mesh.point_data else []
+    else:
+        wanted = [n[: -len("_pred")] for n in mesh.point_data if n.endswith("_pred")]
+        if any(name in mesh.point_data for name in wanted):
+            return
+        wanted = wanted[:1]
+    if wanted and wanted[0] not in mesh.point_data:
+        where = f"{reference.source}: " if reference.source else "reference: "
+        have = ", ".join(reference.point_data) or "none"
+        raise MeshError(f"{where}--reference holds no true '{wanted[0]}' either (fields present: {have}); "
+                        "give the mesh that holds it (a solved sample, or the part with its FEM answer), "
+                        "or render the prediction alone without --compare.")
 
 
 def _default_compared_field(mesh: Mesh) -> str:

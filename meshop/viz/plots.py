@@ -113,7 +113,9 @@ def _log_curve(ax, epoch: np.ndarray, values: np.ndarray, color: str, label: str
 
 def plot_rollout_errors(curves: dict[str, np.ndarray], out_png: str | Path, *, frame_dt: float = 1.0,
                         title: str = "rollout error growth", dpi: int = 110) -> Path:
-    """Relative L2 error per rollout step of one or more series, in percent, on a log axis.
+    """Error per rollout step of one or more series on a log axis: relative L2 errors in percent,
+    or, for curves named ``*_mse`` (a particle rollout's ``position_mse``), mean squared errors
+    in m² as they are.
 
     Args:
         curves: label -> ``(steps + 1,)`` errors (frame 0, the given state, is left out).
@@ -123,15 +125,22 @@ def plot_rollout_errors(curves: dict[str, np.ndarray], out_png: str | Path, *, f
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    squared = bool(curves) and all(label.endswith("_mse") for label in curves)
     figure = Figure(figsize=(6.4, 3.8), layout="constrained")
     FigureCanvasAgg(figure)
     ax = figure.add_subplot()
     for label, errors in curves.items():
         steps = np.arange(1, len(errors))
-        ax.plot(steps, 100 * np.maximum(np.asarray(errors)[1:], 1e-6), label=label, linewidth=1.6)
+        values = np.asarray(errors, dtype=np.float64)[1:]
+        if squared:    # m²: no fixed floor (a good rollout's first steps are ~1e-9 m²), exact zeros a decade below
+            positive = values[values > 0]
+            floor = positive.min() / 10 if len(positive) else 1e-30
+            ax.plot(steps, np.maximum(values, floor), label=label, linewidth=1.6)
+        else:
+            ax.plot(steps, 100 * np.maximum(values, 1e-6), label=label, linewidth=1.6)
     ax.set_yscale("log")
     ax.set_xlabel(f"step (one step = {frame_dt:g} time units)")
-    ax.set_ylabel("relative L2 error (%)")
+    ax.set_ylabel("mean squared position error (m²)" if squared else "relative L2 error (%)")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     if len(curves) > 1:
