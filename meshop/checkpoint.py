@@ -125,6 +125,10 @@ def read_metadata(path) -> dict:
     from safetensors import safe_open
 
     path = Path(path)
+    if path.is_dir():
+        inside = sorted(path.glob("*.safetensors"))
+        hint = f" such as {inside[0]}" if inside else ""
+        raise CheckpointError(f"{path}: is a folder, not a checkpoint file; give a .safetensors file{hint}.")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file.")
     try:

@@ -253,3 +253,47 @@ def test_generate_arguments_of_the_wrong_type_are_named(tmp_path, kwargs, error,
     with pytest.raises(error, match=message):
         meshop.generate(**{"problem": "poisson2d", "n": 1, "out": tmp_path / "d", "progress": False, **kwargs})
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args, phrase", [
+    (["poisson2d", "--seed", "-1"], "seed must be a non-negative integer, got -1."),
+    (["poisson2d", "--n", "99999999999999999999"], "more than one dataset folder holds (at most 10,000,000)"),
+    (["darcy2d", "--domain", "circle"], "darcy2d sample 0: unknown darcy2d domain 'circle'"),
+    (["darcy2d", "--resolution", "2"], "darcy2d sample 0: darcy2d resolution must be >= 3 nodes per side, got 2."),
+    (["darcy2d", "--resolution", "2", "--solver", "recycle"], "darcy2d resolution must be >= 3 nodes per side, got 2."),
+])
+def test_cli_generate_refuses_bad_values_in_one_sentence(tmp_path, args, phrase):
+    """Each was a traceback: numpy's ValueError on a negative seed, an OverflowError on a huge n, a
+    RuntimeError wrapping darcy2d's ValueError."""
+    args = [*args, "--n", "2"] if "--n" not in args else args
+    result = CliRunner().invoke(app, ["generate", *args, "--out", str(tmp_path / "ds"), "--quiet"])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("meshop: error: ") and phrase in lines[0], lines
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_generate_into_an_impossible_folder_is_one_sentence(tmp_path):
+    """An --out below a file was a NotADirectoryError traceback from the staging folder."""
+    (tmp_path / "notes.txt").write_text("a file")
+    out = tmp_path / "notes.txt" / "ds"
+    result = CliRunner().invoke(app, ["generate", "darcy2d", "--n", "2", "--resolution", "9",
+                                      "--out", str(out), "--quiet"])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert result.stderr.strip() == (f"meshop: error: {out}: cannot create the dataset folder there "
+                                     "(Not a directory); choose a writable folder for --out.")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_a_sample_out_of_memory_names_the_resolution(tmp_path, monkeypatch):
+    """A resolution too large for the machine was a MemoryError traceback inside a RuntimeError."""
+    from meshop.data.problems import Problem
+
+    def too_big(self, rng, resolution=None, **options):
+        raise MemoryError("Unable to allocate 7.28 TiB for an array")
+
+    monkeypatch.setattr(Problem, "sample_with_info", too_big)
+    with pytest.raises(MeshError, match=r"^darcy2d sample 0: out of memory at resolution 1000000 \(Unable to "
+                                        r"allocate 7\.28 TiB for an array\); choose a smaller --resolution\.$"):
+        generate("darcy2d", 2, tmp_path / "ds", resolution=1_000_000, progress=False)
+    assert list(tmp_path.iterdir()) == []

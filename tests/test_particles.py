@@ -1,6 +1,8 @@
 """Learned particle simulators: GNS, GIOROM (sparse stepper + kernel-integral decoder), their
 training windows and step function, and particle rollouts in the product."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -406,4 +408,21 @@ def test_particle_models_refuse_steady_data_naming_it(tmp_path):
         with pytest.raises(MeshError, match=f"model '{name}' moves particles and datasets/samples/darcy2d holds "
                                             "steady samples; train it on a trajectory dataset"):
             train("datasets/samples/darcy2d", model=name, epochs=1, out=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_particle_runs_refuse_inputs_and_targets_they_cannot_use(mpm_data, tmp_path):
+    """--inputs / --targets on a particle dataset were silently ignored."""
+    from meshop.training import Run
+
+    options = dict(model="gns", epochs=1, batch_size=2, progress=False, history=2, latent=8, message_passing_steps=1)
+    for given, phrase in [({"inputs": ["velocity"]}, "inputs velocity cannot be used: model 'gns' reads every "
+                                                     "input the manifest names (material) on a trajectory dataset; drop --inputs."),
+                          ({"targets": ["position"]}, "targets position cannot be used: model 'gns' predicts the "
+                                                      "trajectories' state (velocity) on a trajectory dataset; drop --targets.")]:
+        with pytest.raises(MeshError, match=re.escape(f"{mpm_data}: {phrase}")):
+            Run(mpm_data, out=tmp_path / "run", **given, **options).setup()
+    run = Run(mpm_data, out=tmp_path / "run", inputs=["material"], targets="velocity", **options)
+    run.setup()                                   # what the model uses anyway: accepted
+    assert run.fields.inputs == ["material"] and run.fields.targets == ["velocity"]
     assert not (tmp_path / "run").exists()

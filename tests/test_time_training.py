@@ -4,6 +4,7 @@ trained with unrolled steps on trajectory datasets, rollouts, and old checkpoint
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -297,3 +298,35 @@ def test_fixed_node_stepper_refuses_moving_particles(decay_run):
     with pytest.raises(MeshError, match="cloud.pvd: the nodes move from frame to frame .* model 'stepper' steps "
                                         "fields on fixed nodes"):
         meshop.predict(particles, model=result.best, steps=2, write=False)
+
+
+def test_trajectory_runs_refuse_inputs_and_targets_they_would_ignore(decay_run, tmp_path):
+    """--inputs / --targets on a trajectory dataset were silently ignored: the stepper read every
+    input of the manifest and predicted the state whatever was asked."""
+    data, _ = decay_run
+    for given, phrase in [({"inputs": ["temperature"]}, "inputs temperature cannot be used: model 'stepper' reads "
+                                                        "every input the manifest names (rate) on a trajectory dataset; drop --inputs."),
+                          ({"targets": "rate"}, "targets rate cannot be used: model 'stepper' predicts the trajectories' "
+                                                "state (temperature) on a trajectory dataset; drop --targets."),
+                          ({"inputs": []}, "inputs (none) cannot be used")]:
+        with pytest.raises(MeshError, match=re.escape(f"{data}: {phrase}")):
+            train(data, model="stepper", epochs=1, out=tmp_path / "run", **given, **TINY)
+    assert not (tmp_path / "run").exists()
+    same = train(data, model="stepper", epochs=1, out=tmp_path / "same", inputs="rate", targets=["temperature"], **TINY)
+    assert meshop.checkpoint.load(same.best).fields.inputs == ["rate"]
+
+
+def test_cli_mover_on_trajectories_takes_one_state_field_and_no_inputs(decay_run, tmp_path):
+    from typer.testing import CliRunner
+
+    from meshop.cli import app
+
+    data, _ = decay_run
+    for args, phrase in [(["--targets", "rate"], f"{data}: targets rate cannot be used: the mesh mover adapts to one "
+                                                 "state field of the trajectories (temperature); give one of them or drop --targets."),
+                         (["--inputs", "rate"], "inputs rate cannot be used: the mesh mover 'dmm' reads no input field, "
+                                                "only the field it adapts to (--targets chooses it); drop --inputs.")]:
+        result = CliRunner().invoke(app, ["train", "--data", str(data), "--model", "dmm", *args, "--epochs", "1",
+                                          "--out", str(tmp_path / "run"), "--quiet"])
+        assert result.exit_code == 2 and result.stderr.strip() == f"meshop: error: {phrase}", result.output
+    assert not (tmp_path / "run").exists()

@@ -255,3 +255,39 @@ def test_cli_bad_input_exit_code_2_one_line(tmp_path):
         assert len(lines) == 1 and "Traceback" not in err, err
         assert phrase in lines[0], (phrase, lines[0])
         assert not (tmp_path / "run").exists(), "a failed run left a folder behind"
+
+
+def test_cli_bad_field_names_and_init_paths_are_one_sentence_before_training(tmp_path):
+    """Overlapping or repeated fields trained a whole run and failed writing its checkpoint
+    (leaving the run folder), an integer list of inputs was a TypeError traceback, an empty target
+    list read as a model error, and an --init folder as a missing file."""
+    configs = {}
+    for name, text in [("int", "inputs: 5"), ("overlap", "inputs: [u]"), ("twice", "inputs: [permeability, permeability]"),
+                       ("swap", "targets: [permeability]"), ("none", "targets: []")]:
+        configs[name] = tmp_path / f"{name}.yaml"
+        configs[name].write_text(f"data: {DARCY}\n{text}\n")
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "best.safetensors").write_bytes(b"")
+    cases = [
+        (["--config", configs["int"]], "inputs must be a list of point-field names like ['u'], got 5."),
+        (["--config", configs["overlap"]], "field 'u' is both an input and a target; inputs and targets must be distinct fields."),
+        (["--config", configs["twice"]], "field 'permeability' is listed twice; inputs and targets must be distinct fields."),
+        (["--config", configs["swap"]], "field 'permeability' is both an input and a target"),
+        (["--config", configs["none"]], "no target field: targets is empty; name at least one field to learn."),
+        (["--data", DARCY, "--init", tmp_path / "runs"],
+         f"{tmp_path / 'runs'}: is a folder, not a checkpoint file; give a .safetensors file such as "
+         f"{tmp_path / 'runs' / 'best.safetensors'}."),
+    ]
+    for args, phrase in cases:
+        code, _, err = _cli(*args, "--epochs", "1", "--out", tmp_path / "run", "--quiet")
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and "Traceback" not in err, (args, err)
+        assert lines[0] == f"meshop: error: {phrase}" or phrase in lines[0], (phrase, lines[0])
+        assert not (tmp_path / "run").exists(), "a failed run left a folder behind"
+
+
+def test_inputs_and_targets_may_be_one_comma_separated_string(tmp_path):
+    run = Run(DARCY, inputs="permeability", targets=" u ", out=tmp_path / "run", **SMALL)
+    assert run.inputs == ["permeability"] and run.targets == ["u"]
+    with pytest.raises(MeshError, match=r"targets must be a list of point-field names like \['u'\], got \[1, 2\]"):
+        Run(DARCY, targets=[1, 2], out=tmp_path / "run", **SMALL)

@@ -65,11 +65,14 @@ class MeshDataset(Dataset):
 
         self.root = Path(root)
         self.manifest = read_manifest(self.root)
+        inputs, targets = field_names(inputs, "inputs"), field_names(targets, "targets")
         self.inputs = list(inputs if inputs is not None else self.manifest.get("inputs", []))
         self.targets = list(targets if targets is not None else self.manifest.get("targets", []))
         if inputs is None and targets is None and not ("inputs" in self.manifest or "targets" in self.manifest):
             raise MeshError(f"{self.root / MANIFEST}: names no fields; add "
                             f"{MINIMAL_MANIFEST}.")
+        check_roles(self.inputs, self.targets, self.root / MANIFEST if inputs is None and targets is None else None,
+                    need_target=False)
         self.split = split
         self.files = _sample_files(self.root, self.manifest, split)
         self.transform = transform
@@ -136,6 +139,32 @@ class MeshDataset(Dataset):
 
         return Data(pos=torch.from_numpy(mesh.points.astype(np.float32)), x=stack(self.inputs),
                     y=stack(self.targets), mesh_path=str(mesh.source))
+
+
+def field_names(value, what: str) -> list[str] | None:
+    """``inputs`` / ``targets`` as given by a user: None (the manifest's), a list of point-field
+    names, or one comma-separated string of them (``"a,b"``, as on the command line)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [name.strip() for name in value.split(",") if name.strip()]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(n, str) and n.strip() for n in value):
+        raise MeshError(f"{what} must be a list of point-field names like ['u'], got {value!r:.80}.")
+    return list(value)
+
+
+def check_roles(inputs: list[str], targets: list[str], where=None, need_target: bool = True) -> None:
+    """:class:`MeshError` when a name is used twice (an input that is also a target, or a field
+    listed twice) or, with ``need_target``, no target is named; ``where``: the manifest, when the
+    names are its."""
+    prefix = f"{where}: " if where is not None else ""
+    if need_target and not targets:
+        raise MeshError(f"{prefix}no target field: targets is empty; name at least one field to learn.")
+    names = list(inputs) + list(targets)
+    twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if twice is not None:
+        role = "both an input and a target" if twice in inputs and twice in targets else "listed twice"
+        raise MeshError(f"{prefix}field '{twice}' is {role}; inputs and targets must be distinct fields.")
 
 
 def read_manifest(root: Path) -> dict:

@@ -75,7 +75,7 @@ def generate(problem: str | Problem, n: int, out: str | os.PathLike, seed: int =
     out = as_path(out, "out")
     problem = get_problem(problem) if isinstance(problem, str) else problem
     resolution = check_resolution(resolution)
-    _check_arguments(problem, n, workers, scheduler, options, resolution)
+    _check_arguments(problem, n, workers, seed, scheduler, options, resolution)
     split = _split_counts(n, split)
     _check_out(Path(out), overwrite)
     run = {"problem": problem.name, "n": n, "seed": seed, "resolution": resolution, "options": options,
@@ -121,11 +121,14 @@ def sample_resolutions(resolution: int | tuple[int, int] | None, n: int) -> list
     return [int(round(low * (high / low) ** t)) for t in fractions]
 
 
+#: the most samples one dataset folder takes (a sample is a file or more; beyond this, n is a typo)
+MAX_SAMPLES = 10_000_000
+
 #: the linear solvers of ``--solver`` (recycle: darcy2d on the square only)
 LINEAR_SOLVERS = ("direct", "cg", "amg", "recycle")
 
 
-def _check_arguments(problem: Problem, n: int, workers: int, scheduler: str | None, options: dict,
+def _check_arguments(problem: Problem, n: int, workers: int, seed: int, scheduler: str | None, options: dict,
                      resolution: int | tuple[int, int] | None) -> None:
     unknown = sorted(set(options) - set(problem.options))
     if unknown:
@@ -133,6 +136,11 @@ def _check_arguments(problem: Problem, n: int, workers: int, scheduler: str | No
                         f"(options: {', '.join(problem.options) or 'none'}).")
     if n < 1 or workers < 1:
         raise MeshError(f"need n >= 1 samples and workers >= 1, got n={n}, workers={workers}.")
+    if n > MAX_SAMPLES:
+        raise MeshError(f"n={n} samples is more than one dataset folder holds (at most {MAX_SAMPLES:,}); "
+                        "generate fewer, or several datasets with different seeds.")
+    if seed < 0:
+        raise MeshError(f"seed must be a non-negative integer, got {seed}.")
     if options.get("solver", "direct") not in LINEAR_SOLVERS:
         raise MeshError(f"--solver {options['solver']!r}: unknown linear solver (known: {', '.join(LINEAR_SOLVERS)}).")
     if scheduler is not None and workers != 1:
@@ -205,6 +213,9 @@ def _make_sample(task: SampleTask) -> dict:
         mesh, info = get_problem(name).sample_with_info(rng, resolution, **options)
     except MeshError as err:
         raise MeshError(f"{name} sample {index}: {err}") from None
+    except MemoryError as err:
+        raise MeshError(f"{name} sample {index}: out of memory at resolution {resolution} ({err}); "
+                        "choose a smaller --resolution.") from None
     except Exception as err:
         raise RuntimeError(f"{name} sample {index} failed: {type(err).__name__}: {err}") from err
     if isinstance(mesh, Trajectory):

@@ -72,9 +72,13 @@ class Staging:
 
     def open(self) -> None:
         """Create the folder (or find the one an interrupted run of the same command left)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.folder / RUN) as tmp:
-            tmp.write_text(self.run_text + "\n")
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with atomic_path(self.folder / RUN) as tmp:
+                tmp.write_text(self.run_text + "\n")
+        except OSError as err:
+            raise MeshError(f"{self.out}: cannot create the dataset folder there ({err.strerror or err}); "
+                            "choose a writable folder for --out.") from None
 
     def tasks(self, problem: str, seed: int, resolutions: list[int | None], options: dict) -> list[SampleTask]:
         """One task per sample, at ``resolutions[i]``; sample ``i`` draws from ``SeedSequence(seed).spawn(n)[i]``."""

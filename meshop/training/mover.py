@@ -55,9 +55,18 @@ def setup(run):
     from ..models.dmm import FEATURES, monge_ampere_step, prepare
     from .windows import is_trajectory_dataset, load_trajectory_data
 
+    if run.inputs is not None:
+        raise MeshError(f"inputs {', '.join(run.inputs) or '(none)'} cannot be used: the mesh mover '{run.model_name}' "
+                        "reads no input field, only the field it adapts to (--targets chooses it); drop --inputs.")
     if is_trajectory_dataset(run.data_path):
         data = load_trajectory_data(run.data_path, run.seed, run.max_train)
         name = data.fields.targets[0]
+        if run.targets is not None:               # --targets chooses the state field to adapt to
+            if len(run.targets) != 1 or run.targets[0] not in data.fields.targets:
+                raise MeshError(f"{run.data_path}: targets {', '.join(run.targets) or '(none)'} cannot be used: the "
+                                f"mesh mover adapts to one state field of the trajectories "
+                                f"({', '.join(data.fields.targets)}); give one of them or drop --targets.")
+            name = run.targets[0]
         fields = {s: [(t.mesh, t.fields[name][k]) for t in data.trajectories[s]
                       for k in range(0, t.n_frames, run.window_every)] for s in SPLITS}
     else:

@@ -20,7 +20,7 @@ from ..errors import MeshError
 from ..trajectory import Trajectory
 from .data import SPLITS
 from .steps import noisy_one_step, validation
-from .windows import TrajectoryData, load_trajectory_data
+from .windows import TrajectoryData, check_given_fields, load_trajectory_data
 
 INTEGRATOR = "semi-implicit Euler, one frame per step: v += a; x += v (m, frames)"
 
@@ -70,6 +70,7 @@ def setup(run):
         raise MeshError(f"{run.data_path} holds particle trajectories; model '{run.model_name}' cannot learn "
                         "them: use --model gns or --model giorom.")
     data = load_trajectory_data(run.data_path, run.seed, run.max_train)
+    check_given_fields(run.data_path, data.fields, run.inputs, run.targets, run.model_name)
     train, meta = data.trajectories["train"], data.trajectories["train"][0].metadata
     if "bounds" not in meta or "material" not in train[0].mesh.point_data:
         raise MeshError(f"{run.data_path}: particle trajectories need 'bounds' metadata and a 'material' point "

@@ -17,6 +17,7 @@ from torch_geometric.loader import DataLoader
 
 from .. import models
 from ..checkpoint import Checkpoint, load, save
+from ..data.dataset import field_names
 from ..errors import MeshError
 from ..graph import GraphSettings, build_graph, decode, feature_count, feature_layout
 from ..metrics import relative_l2
@@ -29,7 +30,8 @@ from .state import optimizer_from_flat, optimizer_to_flat
 from .distributed import Distributed, check_environment
 from .steps import supervised_step, unrolled_step, validation
 from .trainer import EpochSampler, Trainer
-from .windows import increment_scale, is_trajectory_dataset, load_trajectory_data, varying_columns, windows
+from .windows import (check_given_fields, increment_scale, is_trajectory_dataset, load_trajectory_data,
+                      varying_columns, windows)
 
 SCHEDULES = ("onecycle", "cosine")
 #: options that must not change when a run is resumed
@@ -139,7 +141,7 @@ class Run:
         self.noise, self.window_every, self.prior = float(noise), int(window_every), prior
         self.data_path = Path(data)
         self.model_name, self.model_overrides = model, model_overrides
-        self.inputs, self.targets = inputs, targets
+        self.inputs, self.targets = field_names(inputs, "inputs"), field_names(targets, "targets")
         self.epochs, self.batch_size, self.lr, self.weight_decay = epochs, batch_size, lr, weight_decay
         self.schedule, self.grad_clip, self.seed, self.max_train = schedule, grad_clip, seed, max_train
         self.save_every = save_every
@@ -163,6 +165,8 @@ class Run:
     def setup(self) -> None:
         """Read the data, fit the field statistics, build the model, the graphs (once), the step
         function, the optimizer and schedule, and hand them to a :class:`Trainer`."""
+        if self.init is not None:                     # a wrong checkpoint is named before the data is read
+            self._check_init()
         moving = mover.is_mover(self.model_name)
         particle_data = not moving and is_particle_dataset(self.data_path)
         if self.unroll is None:                       # the family's default (steady models ignore it)
@@ -243,6 +247,7 @@ class Run:
                             "on fixed nodes; use --model stepper.")
         self.data = load_trajectory_data(self.data_path, self.seed, self.max_train)
         self.fields, dim = self.data.fields, self.data.dim
+        check_given_fields(self.data_path, self.fields, self.inputs, self.targets, self.model_name)
         self.model = self._build_model(feature_count(self.fields, dim), self.fields.channels(self.fields.targets),
                                        dim, features=feature_layout(self.fields, dim),
                                        varying_columns=varying_columns(self.fields, dim, self.data.varying),
@@ -297,12 +302,19 @@ class Run:
                 "noise": self.noise, "window_every": self.window_every, "prior": self.prior,
                 "init": None if self.init is None else str(self.init)}
 
+    def _check_init(self) -> None:
+        """Refuse an ``init`` path that is no meshop checkpoint or holds another model (metadata only)."""
+        from ..checkpoint import read_metadata
+
+        spec = read_metadata(self.init).get("model")
+        saved = spec.get("name") if isinstance(spec, dict) else None
+        if saved is not None and saved != self.model_name:     # malformed metadata: load() names it
+            raise MeshError(f"{self.init}: holds a '{saved}' model; this run trains '{self.model_name}'.")
+
     def _initialize(self) -> None:
         """Copy the learned parameters of the ``init`` checkpoint into the new model (buffers such
         as statistics stay this run's)."""
-        ckpt = load(self.init, device=str(self.device))
-        if ckpt.model_name != self.model_name:
-            raise MeshError(f"{self.init}: holds a '{ckpt.model_name}' model; this run trains '{self.model_name}'.")
+        ckpt = load(self.init, device=str(self.device))        # its model name: checked by _check_init
         saved, current = _as_json(ckpt.model.config), _as_json(self.model.config)
         if saved != current:
             differ = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))

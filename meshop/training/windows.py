@@ -84,6 +84,19 @@ def load_trajectory_data(root, seed: int = 0, max_train: int | None = None) -> T
     return TrajectoryData(series, fields, card, varying)
 
 
+def check_given_fields(root, fields: FieldSpec, inputs: list[str] | None, targets: list[str] | None,
+                       model: str) -> None:
+    """:class:`MeshError` when ``inputs`` / ``targets`` given for a trajectory dataset differ from
+    what a time-dependent model of it reads (every input of the manifest) and predicts (the state):
+    a subset of inputs or another target cannot be honoured, and must not be silently ignored."""
+    for given, used, role in ((inputs, fields.inputs, "inputs"), (targets, fields.targets, "targets")):
+        if given is not None and sorted(given) != sorted(used):
+            what = ("reads every input the manifest names" if role == "inputs" else
+                    "predicts the trajectories' state")
+            raise MeshError(f"{root}: {role} {', '.join(given) or '(none)'} cannot be used: model '{model}' "
+                            f"{what} ({', '.join(used) or 'none'}) on a trajectory dataset; drop --{role}.")
+
+
 def _check_frames(path: Path, traj: Trajectory, n_frames, frame_dt) -> None:
     """:class:`MeshError` for a series with fewer or more frames than the manifest lists for it, or
     whose frames are not ``frame_dt`` (the manifest's ``time.frame_dt``) apart: a truncated series,

@@ -41,7 +41,7 @@ def square_mesh(resolution: int) -> tuple[np.ndarray, np.ndarray]:
     """Structured triangle mesh of [0, 1]^2: ``resolution`` nodes per side, point ``i * resolution + j``
     at ``(i, j) / (resolution - 1)``. Returns points ``(R², 2)`` and triangles ``(2 (R-1)², 3)``."""
     if resolution < 3:
-        raise ValueError(f"resolution must be >= 3 nodes per side, got {resolution}.")
+        raise MeshError(f"darcy2d resolution must be >= 3 nodes per side, got {resolution}.")
     axis = np.linspace(0.0, 1.0, resolution)
     mesh = MeshTri.init_tensor(axis, axis)
     return mesh.p.T.copy(), mesh.t.T.astype(np.int64)
@@ -81,7 +81,7 @@ def _domain_mesh(rng: np.random.Generator, resolution: int, domain: str,
 
         points, cells = random_domain_2d(rng, target_nodes=resolution ** 2)
         return points, cells, Mesh(points, {"triangle": cells}).boundary_mask
-    raise ValueError(f"unknown darcy2d domain {domain!r}; expected one of {DOMAINS}.")
+    raise MeshError(f"unknown darcy2d domain {domain!r}; expected one of {DOMAINS}.")
 
 
 def darcy2d_sample(rng: np.random.Generator, resolution: int = 85, domain: str = "square",
