@@ -10,8 +10,13 @@ Solver rows: burgers2d datasets (square, random domains), mppde and mmpde with p
 within 10 % and the same epochs, batch size and learning rate; errors of rollouts from frame 0
 of the test trajectories (relative L2 at step 1 and step 10), beside persistence (the initial
 state kept: the error a stepper that learned nothing has).
+Floor rows (with the mesh rows; ``--floor-trajectories 0`` skips them): how well the original
+mesh, the DMM-moved and the classically moved one can represent burgers2d's *fine* solution
+(solved on the mesh refined twice), the least error a solver whose answer lives on that mesh has
+against the fine solve (:func:`floor_rows`).
 
     nice -n 10 python benchmarks/moving_mesh.py --skip-solver --seeds 3
+    nice -n 10 python benchmarks/moving_mesh.py --skip-solver --seeds 0 --solver-nodes 300   # the floor rows alone
     nice -n 10 python benchmarks/moving_mesh.py --skip-mesh --solver-seeds 1 --trajectories 6 --solver-nodes 300 --epochs 6
     ... --refine 2    # the data solved on the mesh split twice (the reference resolves the fronts)
 """
@@ -31,8 +36,9 @@ from train_dmm import test_case
 import meshop
 from meshop.data.fem import l2_error
 from meshop.data.generate import generate
+from meshop.data.problems.burgers2d import random_mesh, refined, solve_frames
 from meshop.geometry.monge_ampere import equidistribution, monge_ampere_move
-from meshop.geometry.monitor import monitor
+from meshop.geometry.monitor import P1Locator, monitor
 from meshop.geometry.moving import mesh_quality
 from meshop.metrics import rollout_errors
 from meshop.models.dmm import prepare
@@ -78,6 +84,52 @@ def mesh_rows(model, seed: int, cases: int, nodes: int, repeats: int) -> list[di
                          "error": l2_error(x, triangles, f(x), f) / norm, "seconds": seconds, "wall": wall,
                          "inverted": q.n_inverted, "angle": q.min_angle, "steps": steps})
     return rows
+
+
+def floor_rows(model, args) -> list[dict]:
+    """The representation floor on burgers2d states: each trajectory solved on its ~``solver_nodes``
+    mesh refined twice (the fine truth, as ``--refine 2`` solves it); at frames 1, 5 and 11 the
+    fine velocity sampled at the nodes of the original mesh, of the DMM-moved and of the
+    classically moved one (each mover given the velocity at the original nodes, as mmpde's) and
+    read back on the fine mesh as the P1 interpolant: ``||u - Π u|| / ||u||``, the least error any
+    solver whose answer lives on that mesh can reach against the fine solve."""
+    rng, rows = np.random.default_rng(20_000), []
+    for k in range(args.floor_trajectories):
+        for domain in ("square", "random"):
+            mesh = random_mesh(rng, args.solver_nodes, domain)
+            points, triangles, n = mesh.points[:, :2], mesh.cells["triangle"], mesh.n_points
+            fine = refined(mesh, 2)
+            states = solve_frames(rng, fine, args.nu, 0.01, 12, 5, "zero")
+            locator = P1Locator(fine.points[:, :2], fine.cells["triangle"])
+            for frame in (1, 5, 11):
+                u = states[frame]
+
+                def truth(x, c):
+                    cells, bary = locator.locate(x)
+                    return np.einsum("nk,nk->n", bary, u[fine.cells["triangle"][cells], c])
+
+                moved = {"original": points,
+                         "dmm": model.move(prepare(points, triangles, u[:n], beta=model.beta))[0],
+                         "classical": monge_ampere_move(points, triangles, u[:n]).points}
+                norm = np.hypot(*(l2_error(fine.points[:, :2], fine.cells["triangle"], np.zeros(len(u)),
+                                           lambda x, c=c: truth(x, c)) for c in range(2)))
+                for method, x in moved.items():
+                    error = np.hypot(*(l2_error(x, triangles, truth(x, c), lambda y, c=c: truth(y, c))
+                                       for c in range(2)))
+                    rows.append({"trajectory": k, "domain": domain, "nodes": n, "frame": frame, "method": method,
+                                 "error": error / norm})
+    return rows
+
+
+def print_floor_table(rows: list[dict]) -> None:
+    print("| domain | method | mean representation error | × original | × classical | frames |")
+    print("|---|---|---|---|---|---|")
+    for domain in ("square", "random"):
+        error = {m: np.array([r["error"] for r in rows if r["domain"] == domain and r["method"] == m])
+                 for m in ("original", "dmm", "classical")}
+        for method, values in error.items():
+            print(f"| {domain} | {method} | {100 * values.mean():.2f} % | {np.mean(values / error['original']):.2f} | "
+                  f"{np.mean(values / error['classical']):.2f} | {len(values)} |")
 
 
 def warm_up(model) -> None:
@@ -173,6 +225,8 @@ def main():
     parser.add_argument("--domains", default="square,random", help="solver datasets, comma-separated")
     parser.add_argument("--skip-solver", action="store_true")
     parser.add_argument("--skip-mesh", action="store_true")
+    parser.add_argument("--floor-trajectories", type=int, default=3,
+                        help="burgers2d trajectories per domain of the representation floor (0: skip it)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(machine())
@@ -181,13 +235,18 @@ def main():
 
     if not args.skip_mesh:
         model = load(args.dmm or BUNDLED_DMM).model.eval()
-        print(f"\nDMM {args.dmm or 'bundled'} ({model.n_parameters()} parameters); {args.seeds} seeds × {args.cases} "
-              f"meshes of ~{args.nodes} nodes; fronts of width 0.03 × domain size; time per mesh: fastest of "
-              f"{args.repeats} runs (CPU and wall) after one untimed warm-up move of each mover; steps: relaxation steps "
-              f"(classical), forward passes (dmm)\n")
-        warm_up(model)
-        print_mesh_table([r for seed in range(args.seeds)
-                          for r in mesh_rows(model, seed, args.cases, args.nodes, args.repeats)])
+        print(f"\nDMM {args.dmm or 'bundled'} ({model.n_parameters()} parameters)")
+        if args.seeds:
+            print(f"{args.seeds} seeds × {args.cases} meshes of ~{args.nodes} nodes; fronts of width 0.03 × domain "
+                  f"size; time per mesh: fastest of {args.repeats} runs (CPU and wall) after one untimed warm-up move "
+                  "of each mover; steps: relaxation steps (classical), forward passes (dmm)\n")
+            warm_up(model)
+            print_mesh_table([r for seed in range(args.seeds)
+                              for r in mesh_rows(model, seed, args.cases, args.nodes, args.repeats)])
+    if args.floor_trajectories and not args.skip_mesh:
+        print(f"\nrepresentation floor: burgers2d ν = {args.nu} solved twice refined, {args.floor_trajectories} "
+              f"trajectories per domain, meshes of ~{args.solver_nodes} nodes, frames 1, 5, 11\n")
+        print_floor_table(floor_rows(model, args))
     if args.skip_solver:
         return
     print(f"\nburgers2d ν = {args.nu}: {args.trajectories} trajectories of {args.frames} frames, ~{args.solver_nodes} "

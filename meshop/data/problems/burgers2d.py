@@ -122,6 +122,34 @@ def refined(mesh: Mesh, times: int) -> Mesh:
     return Mesh(fine.p.T, {"triangle": fine.t.T})
 
 
+def random_mesh(rng: np.random.Generator, resolution: int, domain: str) -> Mesh:
+    """The mesh of a trajectory: the unit square's nearest n² nodes, or a random poisson2d domain
+    with holes (gmsh; draws from ``rng``)."""
+    if domain == "square":
+        points, triangles = square_mesh(max(3, int(round(np.sqrt(resolution)))))
+    else:
+        from ..shapes import random_domain_2d     # gmsh only when a random domain is asked for
+        points, triangles = random_domain_2d(rng, target_nodes=resolution)
+    return Mesh(points, {"triangle": triangles})
+
+
+def solve_frames(rng: np.random.Generator, mesh: Mesh, nu: float, dt: float, frames: int, stride: int,
+                 boundary: str) -> list[np.ndarray]:
+    """``frames`` velocities ``(N, 2)`` on ``mesh``, ``stride`` solver steps apart, from a random
+    initial velocity (drawn from ``rng``; 0 on the boundary with ``boundary="zero"``)."""
+    on_boundary = mesh.boundary_mask
+    u = random_velocity(mesh.points, rng)
+    if boundary == "zero":
+        u[on_boundary] = 0.0
+    stepper = BurgersStepper(mesh.points, mesh.cells["triangle"], nu, dt, on_boundary)
+    history = [u]
+    for _ in range(frames - 1):
+        for _ in range(stride):
+            u = stepper.step(u)
+        history.append(u)
+    return history
+
+
 def burgers2d_sample(rng: np.random.Generator, resolution: int = 2000, domain: str = "random",
                      nu: float = 0.01, dt: float = 0.01, frames: int = 21, stride: int = 5,
                      boundary: str = "zero", refine: int = 0) -> tuple[Trajectory, dict]:
@@ -151,23 +179,9 @@ def burgers2d_sample(rng: np.random.Generator, resolution: int = 2000, domain: s
         raise MeshError(f"burgers2d needs frames >= 2 and stride >= 1, got {frames}, {stride}.")
     if isinstance(refine, bool) or not isinstance(refine, (int, np.integer)) or not 0 <= refine <= MAX_REFINE:
         raise MeshError(f"burgers2d: refine must be an integer from 0 to {MAX_REFINE}, got {refine!r}.")
-    if domain == "square":
-        points, triangles = square_mesh(max(3, int(round(np.sqrt(resolution)))))
-    else:
-        from ..shapes import random_domain_2d     # gmsh only when a random domain is asked for
-        points, triangles = random_domain_2d(rng, target_nodes=resolution)
-    mesh, n = Mesh(points, {"triangle": triangles}), len(points)
-    solve = refined(mesh, int(refine))
-    on_boundary = solve.boundary_mask
-    u = random_velocity(solve.points, rng)
-    if boundary == "zero":
-        u[on_boundary] = 0.0
-    stepper = BurgersStepper(solve.points, solve.cells["triangle"], nu, dt, on_boundary)
-    history = [u[:n]]
-    for _ in range(frames - 1):
-        for _ in range(stride):
-            u = stepper.step(u)
-        history.append(u[:n])
+    mesh = random_mesh(rng, resolution, domain)
+    n, solve = mesh.n_points, refined(mesh, int(refine))
+    history = [u[:n] for u in solve_frames(rng, solve, nu, dt, frames, stride, boundary)]
     metadata = {"dt": dt, "stride": stride, "state": ["velocity"], "nu": nu, "domain": domain, "boundary": boundary}
     if refine:
         metadata.update(refine=int(refine), solved_nodes=solve.n_points)
