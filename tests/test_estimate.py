@@ -142,11 +142,23 @@ def test_cli_prints_the_estimate_and_warns_above_ten_percent(heat3d_checkpoint, 
     assert bad.exit_code == 2 and "between 0 and 1" in bad.stderr
 
 
-def test_field_data_is_written_to_vtu_and_warned_about_elsewhere(tmp_path):
-    mesh = _heated_cube(3)[0].with_field_data(score=0.25)
+def test_field_data_is_written_to_vtu_read_back_and_warned_about_elsewhere(tmp_path):
+    mesh = _heated_cube(3)[0].with_field_data(score=0.25, levels=np.array([1.0, 2.5, 4.0]))
     assert mesh.with_point_data(extra=mesh.points[:, 0]).field_data["score"][0] == 0.25
     meshop.write(mesh, tmp_path / "a.vtu")
     assert meshio.read(tmp_path / "a.vtu").field_data["score"][0] == 0.25
+    back = meshop.read(tmp_path / "a.vtu")             # read, write, read: nothing lost on the way
+    meshop.write(back, tmp_path / "b.vtu")
+    again = meshop.read(tmp_path / "b.vtu")
+    assert sorted(again.field_data) == ["levels", "score"]
+    np.testing.assert_array_equal(again.field_data["levels"], [1.0, 2.5, 4.0])
+    assert again.field_data["score"][0] == 0.25
+    import pyvista as pv
+
+    grid = pv.from_meshio(meshio.Mesh(mesh.points, list(mesh.cells.items())))
+    grid.field_data["note"], grid.field_data["count"] = ["a", "b"], [3]
+    grid.save(tmp_path / "other.vtu")                  # another tool's field data: numbers kept, text left out
+    assert meshop.read(tmp_path / "other.vtu").field_data.keys() == {"count"}
     with pytest.warns(UserWarning, match="field data"):
         meshop.write(mesh, tmp_path / "a.vtk")
     with pytest.raises(MeshError, match="field data 'bad'"):

@@ -18,6 +18,8 @@ import os
 import warnings
 from pathlib import Path
 
+import numpy as np
+
 from ..atomic import atomic_path
 from ..errors import MeshError, as_path, write_failure
 from ..mesh import Mesh
@@ -58,14 +60,16 @@ def read(path: str | os.PathLike, *, boundary_mask=None) -> Mesh:
             indices out of range, degenerate cells, ...). The message names the file.
     """
     path = as_path(path)
-    points, cells, point_data, cell_data = read_arrays(path)
-    return Mesh(points, cells, point_data, cell_data, boundary_mask=boundary_mask, source=path)
+    points, cells, point_data, cell_data, field_data = read_arrays(path)
+    return Mesh(points, cells, point_data, cell_data, boundary_mask=boundary_mask, source=path,
+                field_data=field_data)
 
 
 def read_arrays(path: str | os.PathLike) -> tuple:
-    """``(points, cells, point_data, cell_data)`` of a mesh file as its reader gives them, not
-    yet checked as a :class:`Mesh` (the frames of a series share frame 0's checked cells).
-    Raises :class:`MeshError` for a missing, unknown, empty or unreadable file."""
+    """``(points, cells, point_data, cell_data, field_data)`` of a mesh file as its reader gives
+    them, not yet checked as a :class:`Mesh` (the frames of a series share frame 0's checked
+    cells). ``field_data``: the file's numeric 1-D whole-mesh arrays (VTK field data, which
+    meshop writes into .vtu files; readers of formats without it give 4 items). Raises :class:`MeshError` for a missing, unknown, empty or unreadable file."""
     path = Path(path)
     if not path.exists():
         raise MeshError(f"{path}: no such file.")
@@ -83,12 +87,23 @@ def read_arrays(path: str | os.PathLike) -> tuple:
         if path.stat().st_size == 0:
             raise MeshError(f"{path}: the file is empty.")
         _sniff.check(path, ext)
-        points, cells, point_data, cell_data = reader.read(path, ext)
+        points, cells, point_data, cell_data, *field_data = reader.read(path, ext)
     except OSError as err:
         raise MeshError(f"{path}: cannot be read ({err.strerror or err}).") from None
     if len(points) == 0:
         raise MeshError(f"{path}: no points found in this {ext} file (the mesh has no points).")
-    return points, cells, point_data, cell_data
+    return points, cells, point_data, cell_data, _numeric(field_data[0] if field_data else {})
+
+
+def _numeric(field_data: dict) -> dict:
+    """The entries of a file's field data that :class:`Mesh` holds: numbers and 1-D numeric
+    arrays (other tools' string or table entries are left out)."""
+    kept = {}
+    for name, values in field_data.items():
+        array = np.atleast_1d(np.asarray(values))
+        if array.ndim == 1 and np.issubdtype(array.dtype, np.number):
+            kept[name] = array
+    return kept
 
 
 def write(mesh: Mesh, path: str | os.PathLike, *, overwrite: bool = False) -> Path:

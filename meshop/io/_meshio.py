@@ -111,7 +111,7 @@ def from_meshio(m: meshio.Mesh):
             by_type[block.type] = (np.concatenate([by_type[block.type], values])
                                    if block.type in by_type else values)
     point_data = {k: np.asarray(v) for k, v in m.point_data.items() if k not in _META_POINT_DATA}
-    return np.asarray(m.points), cells, point_data, cell_data
+    return np.asarray(m.points), cells, point_data, cell_data, dict(m.field_data)
 
 
 def xyz(mesh) -> np.ndarray:

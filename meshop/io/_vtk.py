@@ -35,7 +35,7 @@ _POLYGONS = (6, 7)  # triangle strips and general polygons of polydata: triangul
 
 
 def read(path: Path, ext: str):
-    """``(points, cells, point_data, cell_data)`` of a VTK file, by VTK's reader."""
+    """``(points, cells, point_data, cell_data, field_data)`` of a VTK file, by VTK's reader."""
     import pyvista as pv
 
     data = pv.wrap(_run_reader(path, ext))
@@ -46,7 +46,7 @@ def read(path: Path, ext: str):
 
 
 def _arrays(path: Path, data):
-    """``(points, cells, point_data, cell_data)`` of a PyVista data set."""
+    """``(points, cells, point_data, cell_data, field_data)`` of a PyVista data set."""
     import pyvista as pv
 
     grid = data.cast_to_unstructured_grid()
@@ -72,7 +72,8 @@ def _arrays(path: Path, data):
                 part = np.asarray(values)[types == vtk_type]
                 by_type[name] = np.concatenate([by_type[name], part]) if name in by_type else part
     point_data = {k: np.asarray(v) for k, v in grid.point_data.items() if not k.startswith("vtk")}
-    return np.asarray(grid.points, dtype=np.float64), cells, point_data, cell_data
+    field_data = {k: np.asarray(v) for k, v in data.field_data.items() if not k.startswith("vtk")}
+    return np.asarray(grid.points, dtype=np.float64), cells, point_data, cell_data, field_data
 
 
 def _run_reader(path: Path, ext: str):

@@ -236,11 +236,11 @@ def _read_frames(path: Path, files: list[Path]) -> list[Mesh]:
     only for its node count, coordinates and fields (its cells are frame 0's, checked once)."""
     from . import read_arrays
 
-    points, cells, point_data, cell_data = read_arrays(files[0])
+    points, cells, point_data, cell_data, _ = read_arrays(files[0])       # a series keeps no field data
     first = Mesh(points, cells, point_data, cell_data, source=files[0])
     meshes = [first]
     for k, frame in enumerate(files[1:], start=1):
-        points, frame_cells, point_data, cell_data = read_arrays(frame)
+        points, frame_cells, point_data, cell_data, _ = read_arrays(frame)
         if len(points) != first.n_points:
             raise MeshError(f"{path}: frame {k} has {len(points)} nodes but frame 0 has {first.n_points}; "
                             "a series needs one node set.")
