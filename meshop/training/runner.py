@@ -5,9 +5,7 @@ bit), metrics.csv and a loss curve."""
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import torch
 from torch_geometric.loader import DataLoader
 
 from .. import models
-from ..checkpoint import Checkpoint, load, save
+from ..checkpoint import load
 from ..data.dataset import field_names
 from ..errors import MeshError
 from ..graph import GraphSettings, build_graph, decode, feature_count, feature_layout
@@ -25,21 +23,15 @@ from ..priors import known_prior
 from . import mover, particles
 from .data import SPLITS, TrainingData, load_training_data
 from .particles import is_particle_dataset
+from .options import check_arguments, check_options
 from .records import write_loss_curve, write_metrics
-from .state import optimizer_from_flat, optimizer_to_flat
+from .checkpoints import check_init, initialize, restore_run, save_run
 from .distributed import Distributed, check_environment
 from .steps import supervised_step, unrolled_step, validation
 from .trainer import EpochSampler, Trainer
 from .windows import (check_given_fields, increment_scale, is_trajectory_dataset, load_trajectory_data,
                       varying_columns, windows)
 
-SCHEDULES = ("onecycle", "cosine")
-#: options that must not change when a run is resumed
-RESUME_OPTIONS = ("model", "model_config", "inputs", "targets", "graph", "epochs", "batch_size", "lr",
-                  "weight_decay", "schedule", "seed", "max_train", "grad_clip", "unroll", "noise", "window_every", "prior",
-                  "init")
-#: the value of a resume option in runs saved before it existed
-RESUME_DEFAULTS = {"prior": False, "init": None}
 
 
 @dataclass
@@ -114,29 +106,10 @@ class Run:
                  device: str = "cpu", progress: bool = True, max_train: int | None = None,
                  grad_clip: float = 1.0, save_every: int = 1, unroll: int | None = None, noise: float = 0.0,
                  window_every: int = 1, prior: bool = False, init=None, **model_overrides):
-        _check_options(model, epochs, batch_size, lr, weight_decay, schedule, grad_clip, device, save_every)
-        for name, value in (("unroll", unroll), ("window_every", window_every)):
-            if name == "unroll" and value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise MeshError(f"{name} must be a positive integer, got {value!r}.")
-        if not isinstance(noise, (int, float)) or isinstance(noise, bool) or not 0 <= noise < math.inf:
-            raise MeshError(f"noise must be a non-negative number, got {noise!r}.")
-        for name, value in (("prior", prior), ("resume", resume), ("progress", progress)):
-            if not isinstance(value, bool):
-                raise MeshError(f"{name} must be true or false, got {value!r}.")
-        if not isinstance(data, (str, os.PathLike)):
-            raise MeshError(f"data must be the path of a dataset folder, got {data!r}.")
-        if out is not None and not isinstance(out, (str, os.PathLike)):
-            raise MeshError(f"out must be the path of the run folder, got {out!r}.")
-        if init is not None and not isinstance(init, (str, os.PathLike)):
-            raise MeshError(f"init must be the path of a checkpoint, got {init!r}.")
+        check_options(model, epochs, batch_size, lr, weight_decay, schedule, grad_clip, device, save_every)
+        check_arguments(data, out, init, seed, max_train, unroll, window_every, noise,
+                        {"prior": prior, "resume": resume, "progress": progress})
         self.init = None if init is None else Path(init)
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 63:
-            raise MeshError(f"seed must be a non-negative integer, got {seed!r}.")
-        if max_train is not None and (isinstance(max_train, bool) or not isinstance(max_train, (int, np.integer))
-                                      or max_train < 1):
-            raise MeshError(f"max_train must be a positive integer, got {max_train!r}.")
         self.unroll = None if unroll is None else int(unroll)     # None: the family's default, set by setup()
         self.noise, self.window_every, self.prior = float(noise), int(window_every), prior
         self.data_path = Path(data)
@@ -166,7 +139,7 @@ class Run:
         """Read the data, fit the field statistics, build the model, the graphs (once), the step
         function, the optimizer and schedule, and hand them to a :class:`Trainer`."""
         if self.init is not None:                     # a wrong checkpoint is named before the data is read
-            self._check_init()
+            check_init(self.init, self.model_name)
         moving = mover.is_mover(self.model_name)
         particle_data = not moving and is_particle_dataset(self.data_path)
         if self.unroll is None:                       # the family's default (steady models ignore it)
@@ -180,7 +153,7 @@ class Run:
         else:
             step, validate = self._setup_steady()
         if self.init is not None:
-            self._initialize()
+            initialize(self)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         steps = self.epochs * math.ceil(len(self.graphs["train"]) / self.batch_size)
         if self.schedule == "onecycle":
@@ -302,29 +275,6 @@ class Run:
                 "noise": self.noise, "window_every": self.window_every, "prior": self.prior,
                 "init": None if self.init is None else str(self.init)}
 
-    def _check_init(self) -> None:
-        """Refuse an ``init`` path that is no meshop checkpoint or holds another model (metadata only)."""
-        from ..checkpoint import read_metadata
-
-        spec = read_metadata(self.init).get("model")
-        saved = spec.get("name") if isinstance(spec, dict) else None
-        if saved is not None and saved != self.model_name:     # malformed metadata: load() names it
-            raise MeshError(f"{self.init}: holds a '{saved}' model; this run trains '{self.model_name}'.")
-
-    def _initialize(self) -> None:
-        """Copy the learned parameters of the ``init`` checkpoint into the new model (buffers such
-        as statistics stay this run's)."""
-        ckpt = load(self.init, device=str(self.device))        # its model name: checked by _check_init
-        saved, current = _as_json(ckpt.model.config), _as_json(self.model.config)
-        if saved != current:
-            differ = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
-            raise MeshError(f"{self.init}: its model has {differ[0]}={saved.get(differ[0])!r} where this run's has "
-                            f"{current.get(differ[0])!r}; fine-tuning needs the same hyper-parameters.")
-        weights = dict(ckpt.model.named_parameters())
-        with torch.no_grad():
-            for name, parameter in self.model.named_parameters():
-                parameter.copy_(weights[name])
-
     # ------------------------------------------------------------------ the loop
     def fit(self) -> TrainResult:
         """Train for the remaining epochs, then evaluate the best model on the test split."""
@@ -345,7 +295,7 @@ class Run:
 
     def _fit(self) -> TrainResult:
         self.setup()
-        start = self._restore() if self.resume else 0
+        start = restore_run(self) if self.resume else 0
         self.trainer.history = self.history
         self.trainer.fit(self.epochs, start)
         return self._finish()
@@ -369,9 +319,9 @@ class Run:
                             f"or with a lower learning rate (lr={self.lr:g}).")
         if row[val] < self.best_val:
             self.best_val, self.best_epoch = row[val], row["epoch"]
-            self._save(self.best_path, self.model, {}, with_state=False)
+            save_run(self, self.best_path, self.model, {}, with_state=False)
         if row["epoch"] % self.save_every == 0 or row["epoch"] == self.epochs:
-            self._save(self.last_path, self.model, {}, with_state=True)
+            save_run(self, self.last_path, self.model, {}, with_state=True)
         if self.writes:
             write_metrics(self.history, self.run / "metrics.csv", f"val_{self.val_metric}")
 
@@ -385,46 +335,11 @@ class Run:
         metrics = {f"best_val_{self.val_metric}": self.best_val, "best_epoch": self.best_epoch,
                    f"test_{self.val_metric}": test, "validation": self.val_metric,
                    "train_loss": last["train_loss"], "epochs": last["epoch"], "seconds": last["seconds"]}
-        self._save(self.best_path, best.model, metrics, with_state=False)
-        self._save(self.last_path, self.model, metrics, with_state=True)
+        save_run(self, self.best_path, best.model, metrics, with_state=False)
+        save_run(self, self.last_path, self.model, metrics, with_state=True)
         if self.writes:
             write_loss_curve(self.run / "metrics.csv", self.run / "loss.png")
         return TrainResult(self.run, self.best_path, self.last_path, metrics, list(self.history))
-
-    # ------------------------------------------------------------------ checkpoints
-    def _save(self, path: Path, model, metrics: dict, with_state: bool) -> None:
-        if not self.writes:
-            return
-        epoch = self.history[-1]["epoch"]
-        training = {"epoch": epoch if with_state else self.best_epoch, "options": self.options}
-        tensors = None
-        if with_state:
-            tensors, optimizer_meta = optimizer_to_flat(self.optimizer.state_dict())
-            training.update(best_val_rel_l2=self.best_val, best_epoch=self.best_epoch, history=self.history,
-                            optimizer=optimizer_meta, scheduler=self.scheduler.state_dict())
-        save(path, Checkpoint(model, self.model_name, self.fields, self.graph, self.data.card, metrics, training,
-                              dynamics=self.dynamics), optimizer_state=tensors)
-
-    def _restore(self) -> int:
-        """Load model, optimizer, schedule and history from ``RUN/last.safetensors``; the epoch reached."""
-        ckpt, optimizer_tensors = load(self.last_path, device=str(self.device), with_optimizer=True)
-        training = ckpt.training
-        if "optimizer" not in training:
-            raise MeshError(f"{self.last_path}: holds no optimizer state; it cannot be resumed.")
-        saved, current = training.get("options", {}), _as_json(self.options)
-        for key in RESUME_OPTIONS:
-            if saved.get(key, RESUME_DEFAULTS.get(key)) != current[key]:
-                raise MeshError(f"{self.last_path}: the run used {key}={saved.get(key)!r}, not "
-                                f"{current[key]!r}; resume with the same options or start a new run.")
-        if ckpt.fields.to_dict() != _as_json(self.fields.to_dict()):
-            raise MeshError(f"{self.last_path}: the dataset's field statistics changed since the run "
-                            f"started; start a new run.")
-        self.model.load_state_dict(ckpt.model.state_dict())
-        self.optimizer.load_state_dict(optimizer_from_flat(optimizer_tensors, training["optimizer"]))
-        self.scheduler.load_state_dict(training["scheduler"])
-        self.history = [dict(row) for row in training["history"]]
-        self.best_val, self.best_epoch = training["best_val_rel_l2"], training["best_epoch"]
-        return int(training["epoch"])
 
 
 @torch.no_grad()
@@ -453,29 +368,3 @@ def train(data, model: str = "gno", inputs: list[str] | None = None, targets: li
                    weight_decay=weight_decay, schedule=schedule, graph=graph, out=out, resume=resume, seed=seed,
                    device=device, progress=progress, max_train=max_train, grad_clip=grad_clip,
                    save_every=save_every, prior=prior, init=init, **model_overrides).fit()
-
-
-def _check_options(model, epochs, batch_size, lr, weight_decay, schedule, grad_clip, device, save_every) -> None:
-    if model not in models.available():
-        raise MeshError(f"unknown model '{model}'; available: {', '.join(models.available())}.")
-    if schedule not in SCHEDULES:
-        raise MeshError(f"unknown schedule '{schedule}'; expected one of {', '.join(SCHEDULES)}.")
-    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("save_every", save_every)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise MeshError(f"{name} must be a positive integer, got {value!r}.")
-    for name, value, zero_ok in (("lr", lr, False), ("grad_clip", grad_clip, False),
-                                 ("weight_decay", weight_decay, True)):
-        number = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-        if not number or value < 0 or (value == 0 and not zero_ok):
-            raise MeshError(f"{name} must be a {'non-negative' if zero_ok else 'positive'} number, got {value!r}.")
-    try:
-        kind = torch.device(device).type
-    except RuntimeError:
-        raise MeshError(f"unknown device '{device}'; use cpu or cuda.") from None
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise MeshError("device 'cuda' asked for, but no CUDA GPU is available; use --device cpu.")
-
-
-def _as_json(value):
-    """``value`` as it reads back from checkpoint metadata (tuples become lists)."""
-    return json.loads(json.dumps(value))
