@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import MeshError
 from .geometry.monitor import BETA, P1Locator
-from .geometry.moving import MeshQuality
+from .geometry.moving import MeshQuality, mesh_quality
 from .mesh import Mesh, _numeric
 
 #: the bundled DMM checkpoint, used by default when it exists
@@ -76,6 +76,13 @@ def adapt(mesh: Mesh | str | Path, field: str | np.ndarray, model=None, method: 
     locator = _locator(mesh)
     method, model, notes = _choose(method, model)
     start = time.perf_counter()
+    if flat := _no_fronts(values, field):
+        # a constant field has no fronts: both movers would still move the nodes (the DMM by a few
+        # % of the size, its network's answer to a zero gradient; the classical mover relaxed a zero
+        # residual 400 steps), so the mesh is the answer
+        notes.append(f"{flat}: it has no fronts to move the nodes to, so the mesh is returned unmoved.")
+        return Adaptation(_moved_mesh(mesh, points.copy(), locator), mesh_quality(points, triangles), method,
+                          time.perf_counter() - start, notes)
     if method == "classical":
         from .geometry.monge_ampere import monge_ampere_move
 
@@ -123,6 +130,25 @@ def _inputs(mesh: Mesh, field) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         raise MeshError(f"{where}the field to adapt to must be finite nodal values ({mesh.n_points},) "
                         f"or ({mesh.n_points}, c); got shape {values.shape}.")
     return mesh.points, mesh.cells["triangle"], values
+
+
+#: a field whose spread is at most this fraction of its magnitude is constant up to rounding
+FLAT_FIELD = 1e-12
+
+
+def _no_fronts(values: np.ndarray, field) -> str | None:
+    """Why ``values`` ``(N,)`` / ``(N, c)`` is constant (every component spread within
+    :data:`FLAT_FIELD` of its magnitude, the rounding of a constant), or None."""
+    columns = values.reshape(len(values), -1)
+    spread = np.ptp(columns, axis=0)
+    magnitude = np.abs(columns).max(axis=0)
+    if np.any(spread > FLAT_FIELD * magnitude):
+        return None
+    name = f"field '{field}'" if isinstance(field, str) else "the field"
+    if not spread.any():
+        return f"{name} is constant"
+    return (f"{name} varies by only {float(spread.max()):.2g} about {float(magnitude.max()):.3g} "
+            f"(rounding noise, {float((spread / magnitude).max()):.0e} of its magnitude)")
 
 
 def _locator(mesh: Mesh) -> P1Locator:

@@ -102,6 +102,10 @@ def info(
     rows += [(cell_type, str(count)) for cell_type, count in summary["cells"].items()]
     estimated = "  (estimated from the point distribution)" if summary["boundary_estimated"] else ""
     rows.append(("boundary", f"{summary['n_boundary_points']} points{estimated}"))
+    if summary["n_unused_points"]:          # stray points: they stretch the bounds below
+        first = int(mesh.unreferenced.argmax())
+        rows.append(("unused points", f"{summary['n_unused_points']}  (no cell uses them; first: point {first} at "
+                                      f"({', '.join(f'{c:.6g}' for c in mesh.points[first])}))"))
     lo, hi = summary["bounds"]
     rows.append(("bounds", "  ".join(f"[{a:.6g}, {b:.6g}]" for a, b in zip(lo, hi))))
     for name, field in summary["fields"].items():
@@ -156,7 +160,8 @@ def predict(
     from .io.series import is_series
     from .estimate import check_tolerance, warning
     from .outputs import prediction_output
-    from .preflight import check_device, checkpoint_path, point_cloud_refusal
+    from .checkpoint import read_metadata
+    from .preflight import check_device, checkpoint_path, dimension_refusal, model_label, point_cloud_refusal
 
     if steps is not None or is_series(mesh):
         return _predict_series(mesh, model, out, device, render, overwrite, steps, dt)
@@ -164,10 +169,13 @@ def predict(
         check_device(device)
         if refine is not None:
             check_tolerance(refine)
-        checkpoint_path(model)   # a bundled name or a file, its metadata readable
+        spec = read_metadata(checkpoint_path(model)).get("model")   # a bundled name or a file, its metadata readable
         source = read(mesh)
         if source.is_point_cloud:
             raise MeshError(f"{mesh}: {point_cloud_refusal(source)}")
+        if isinstance(spec, dict) and isinstance(spec.get("dim"), int) and spec["dim"] > source.dim:
+            # a flat mesh for a 3D model (a 3D mesh for a 2D one, maybe a mesh mover, is the Predictor's)
+            raise MeshError(f"{mesh}: {dimension_refusal(source, model_label(model, spec.get('name')), spec['dim'])}")
         target = prediction_output(mesh, out, render=render, overwrite=overwrite)
         say("loading torch ...")
         from .prediction import predict as run_prediction
@@ -440,8 +448,11 @@ def adapt(
                 raise
     for note in result.notes:
         typer.echo(f"meshop: {note}", err=True)
-    typer.echo(f"wrote {path} ({result.mesh.n_points} nodes moved by the {result.method} mover in "
-               f"{result.seconds:.2f} s)")
+    if result.mesh.point_data["displacement"].any():
+        typer.echo(f"wrote {path} ({result.mesh.n_points} nodes moved by the {result.method} mover in "
+                   f"{result.seconds:.2f} s)")
+    else:
+        typer.echo(f"wrote {path} ({result.mesh.n_points} nodes, none moved)")
     for line in result.quality.lines():
         typer.echo(f"  {line}")
     if picture is not None:
@@ -452,7 +463,8 @@ def describe(mesh) -> dict:
     """The facts `meshop info --json` prints, as a JSON-ready dict.
 
     Keys: ``kind`` ("volume mesh", "surface mesh" or "point cloud"), ``n_points``, ``dim``,
-    ``cells`` (type -> count), ``n_boundary_points``, ``boundary_estimated`` (True for point
+    ``cells`` (type -> count), ``n_boundary_points``, ``n_unused_points`` (points no cell uses; 0
+    for a point cloud), ``boundary_estimated`` (True for point
     clouds without a given mask), ``bounds`` ([min corner, max corner]), ``point_data``
     (name -> shape), ``fields`` (name -> shape, min, max; None for non-numeric data) and
     ``cell_data`` (name -> {cell type -> shape}).
@@ -473,6 +485,7 @@ def describe(mesh) -> dict:
         "dim": mesh.dim,
         "cells": mesh.cell_counts,
         "n_boundary_points": int(mesh.boundary_mask.sum()),
+        "n_unused_points": int(mesh.unreferenced.sum()),
         "boundary_estimated": bool(mesh.is_point_cloud and mesh.boundary_is_estimated),
         "bounds": mesh.bounds.tolist(),
         "point_data": {name: f["shape"] for name, f in fields.items()},

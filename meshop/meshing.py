@@ -86,11 +86,56 @@ def check_closed(surface: Mesh) -> None:
         raise MeshError(f"{where}only triangle surfaces can be tetrahedralized.")
     tm = trimesh.Trimesh(surface.points, triangles, process=False, validate=False)
     if not tm.is_watertight:
-        open_edges = int((trimesh.grouping.group_rows(tm.edges_sorted, require_count=1)).shape[0])
-        raise MeshError(f"{where}the surface is open ({open_edges} edges belong to a single triangle); "
-                        "close it in your CAD tool before predicting.")
+        edges, counts = np.unique(tm.edges_sorted, axis=0, return_counts=True)
+        open_edges = int((counts == 1).sum())
+        if open_edges:
+            raise MeshError(f"{where}the surface is open ({open_edges} edges belong to a single triangle); "
+                            "close it in your CAD tool before predicting.")
+        shared = edges[counts > 2]
+        ends = sorted(surface.points[shared[0]].tolist())          # lexicographic: the file's node order aside
+        a, b = (", ".join(f"{c:.6g}" for c in end) for end in ends)
+        raise MeshError(f"{where}the surface is not manifold: {len(shared)} edge(s) belong to more than two "
+                        f"triangles (first: the edge from ({a}) to ({b}), shared by {int(counts[counts > 2][0])}), "
+                        "as where two bodies touch along an edge; separate or merge the bodies in your CAD tool "
+                        "before predicting.")
+    if pinch := _pinched_vertex(triangles, surface.n_points):
+        node, fans = pinch
+        at = ", ".join(f"{c:.6g}" for c in surface.points[node])
+        raise MeshError(f"{where}the surface is not manifold: {fans} separate sheets of triangles meet at point {node} "
+                        f"({at}) alone, as where two bodies touch at a corner; separate or merge the bodies "
+                        "in your CAD tool before predicting.")
     if not tm.is_winding_consistent:
         raise MeshError(f"{where}the surface's triangles are not consistently oriented.")
+
+
+def _pinched_vertex(triangles: np.ndarray, n_points: int) -> tuple[int, int] | None:
+    """``(node, fans)`` for the first node of a closed, edge-manifold triangle surface around which
+    the triangles form more than one fan (connected through edges at the node): two sheets touching
+    at one point, which gmsh cannot fill with tetrahedra. None when every node has one fan."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    corner = np.arange(3 * len(triangles)).reshape(-1, 3)          # corner (triangle t, local k)
+    keys, rows = [], []
+    for k in range(3):                                              # the edge from corner k to k + 1
+        a, b = triangles[:, k], triangles[:, (k + 1) % 3]
+        keys.append(np.minimum(a, b).astype(np.int64) * n_points + np.maximum(a, b))
+        rows.append(np.stack([corner[:, k], corner[:, (k + 1) % 3], a, b], 1))
+    rows = np.concatenate(rows)[np.argsort(np.concatenate(keys), kind="stable")]
+    first, second = rows[0::2], rows[1::2]                          # the two triangles of each edge
+    # join the corners of the two triangles at each end of their shared edge
+    at_a = np.where(second[:, 2] == first[:, 2], second[:, 0], second[:, 1])
+    at_b = np.where(second[:, 2] == first[:, 2], second[:, 1], second[:, 0])
+    size = 3 * len(triangles)
+    graph = coo_matrix((np.ones(2 * len(first)), (np.r_[first[:, 0], first[:, 1]], np.r_[at_a, at_b])),
+                       shape=(size, size))
+    _, fan = connected_components(graph, directed=False)
+    node_of = triangles.ravel()
+    fans = np.bincount(np.unique(np.stack([node_of, fan], 1), axis=0)[:, 0], minlength=n_points)
+    if not np.any(fans > 1):
+        return None
+    node = int(np.argmax(fans > 1))
+    return node, int(fans[node])
 
 
 def tetrahedralize(surface: Mesh, mesh_size: float | None = None) -> Mesh:

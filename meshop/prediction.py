@@ -21,7 +21,7 @@ from .mesh import Mesh
 from .metrics import relative_l2_np
 from .outputs import is_meshop_result, picture_path, prediction_output
 from .preflight import (DEFAULT_MODEL, bundled_models, check_torch_device, checkpoint_path, default_time_model,
-                        point_cloud_refusal)
+                        dimension_refusal, model_label, point_cloud_refusal)
 from .trajectory import Trajectory
 
 #: sub-domain size of models with a finite receptive field when ``max_nodes`` is not given
@@ -104,6 +104,7 @@ class Predictor:
         check_torch_device(device)
         self.checkpoint = resolve_model(model, device)
         self.device = device
+        self.label = model_label(model, self.checkpoint.model_name)
         if max_nodes is not None and (isinstance(max_nodes, bool) or not isinstance(max_nodes, (int, np.integer))):
             raise MeshError(f"--max-nodes must be an integer, got {max_nodes!r}.")
         self.max_nodes_given = max_nodes is not None
@@ -144,9 +145,8 @@ class Predictor:
         if mesh.is_surface:
             raise MeshError(f"{where}Predictor.predict needs a volume mesh; meshop.predict (and the "
                             "command line) fill closed surfaces with tetrahedra first.")
-        if mesh.dim != ckpt.model.dim:
-            raise MeshError(f"{where}the mesh is {mesh.dim}D but model '{ckpt.model_name}' was trained on "
-                            f"{ckpt.model.dim}D meshes.")
+        if reason := dimension_refusal(mesh, self.label, ckpt.model.dim):
+            raise MeshError(f"{where}{reason}")
         if mesh.unreferenced.any():
             return self._predict_referenced(mesh, estimate, refine)
         timings = dict.fromkeys(("features", "graph", "model"), 0.0)
@@ -165,8 +165,9 @@ class Predictor:
         timings["graph"] = seconds - timings["features"] - timings["model"]   # graphs, prepare, parts
         result = self._result(mesh, physical, {n: spec.input_defaults[n] for n in defaulted}, n_parts, seconds)
         result.timings = timings
-        if note := precision_note(mesh):
-            result.notes.append(note)
+        for note in (precision_note(mesh), self._interior_note(mesh)):
+            if note:
+                result.notes.append(note)
         if self.max_nodes_given and hops is None:
             result.notes.append(f"--max-nodes has no effect with this {ckpt.model_name} model: it reaches across the "
                                 "whole part, so it runs whole (its layers sum messages in edge chunks to bound "
@@ -174,6 +175,21 @@ class Predictor:
         if estimate or refine is not None:
             self._estimate(result, refine)
         return result
+
+    def _interior_note(self, mesh: Mesh) -> str | None:
+        """A warning when no node of ``mesh`` is inside the part: the mesh does not resolve its
+        thickness (a thin plate meshed coarser than it is thick), so a model sees nothing but
+        surface nodes, and those of a Dirichlet target carry the boundary values alone; the finite-
+        element answer of that mesh is the same, so the error estimate cannot tell (it says 0)."""
+        if (~mesh.boundary_mask).any():
+            return None
+        thin = float(np.ptp(mesh.points, axis=0).min())
+        held = "; ".join(f"{t}_pred is just {self.spec.dirichlet[t]} there" for t in self.spec.targets
+                         if t in self.spec.dirichlet)
+        return (f"warning: every one of the {mesh.n_points} nodes is on the part's surface, none inside"
+                f"{', so ' + held if held else ''}: the mesh does not resolve the part's thickness (the thinnest "
+                f"side of its bounding box is {thin:.3g}); mesh it finer through the thickness (for a surface, "
+                "--mesh-size below that).")
 
     def _estimate(self, result: Prediction, refine: float | None) -> None:
         """Add the error estimate (and refinement) of ``result``'s prediction to it, in place."""

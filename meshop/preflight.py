@@ -123,3 +123,22 @@ def check_torch_device(device: str) -> None:
 def cuda_driver_present() -> bool:
     """True when an NVIDIA driver is installed (the CUDA runtime may still fail)."""
     return os.path.exists("/proc/driver/nvidia/version") or ctypes.util.find_library("cuda") is not None
+
+
+def model_label(model, name: str) -> str:
+    """The model as the user named it, and its architecture ``name`` when that differs:
+    ``'heat3d' (a 'mgno')`` for the bundled default, ``'gno'`` for a checkpoint file."""
+    given = DEFAULT_MODEL if model is None else model
+    if isinstance(given, str) and given in bundled_models() and given != name:
+        return f"'{given}' (a '{name}')"
+    return f"'{name}'"
+
+
+def dimension_refusal(mesh, label: str, dim: int) -> str | None:
+    """Why a model of spatial dimension ``dim`` cannot predict on ``mesh``, or None: one sentence,
+    which names a flat mesh (a 2D mesh written with z = 0) given to a 3D model."""
+    if mesh.dim == dim:
+        return None
+    flat = (f" (every point has z = {mesh.planar_z:g}: a flat {'/'.join(mesh.cells)} mesh; give a volume mesh of "
+            "the part, or its closed surface)") if mesh.planar_z is not None and dim == 3 else ""
+    return f"the mesh is {mesh.dim}D but model {label} was trained on {dim}D meshes{flat}."

@@ -17,7 +17,7 @@ from meshop.cli import app
 
 from conftest import box_tetrahedra
 
-JSON_KEYS = {"n_points", "dim", "cells", "n_boundary_points", "bounds", "point_data"}
+JSON_KEYS = {"n_points", "dim", "cells", "n_boundary_points", "n_unused_points", "bounds", "point_data"}
 
 
 def _strict_json(text: str) -> dict:
@@ -86,6 +86,18 @@ def test_info_human_output(files):
     planar = invoke(files["annulus"]).stdout
     assert "volume mesh, planar at z = 0" in planar.splitlines()[0]
     assert "(estimated from the point distribution)" in invoke(files["cloud"]).stdout
+    assert "unused points" not in result.stdout
+
+
+def test_info_names_points_no_cell_uses(tmp_path):
+    """A stray point (left by an edit, a gmsh geometry point) stretched the bounds without a word."""
+    points, tets = box_tetrahedra(3)
+    path = meshop.write(Mesh(np.vstack([points, [[5.0, 5.0, 5.0]]]), {"tetra": tets}), tmp_path / "stray.vtu")
+    result = invoke(path)
+    assert result.exit_code == 0, result.output
+    assert any(line.split()[:3] == ["unused", "points", "1"] and "first: point 27 at (5, 5, 5)" in line
+               for line in result.stdout.splitlines()), result.stdout
+    assert _strict_json(invoke(path, "--json").stdout)["n_unused_points"] == 1
 
 
 def test_info_exit_code_2_and_one_line_on_every_bad_file(bad_files):

@@ -133,3 +133,39 @@ def test_classical_mover_relaxes_on_a_random_domain_with_holes():
     result = monge_ampere_move(points, triangles, field)
     assert result.quality.n_inverted == 0 and result.quality.min_angle > 5.0, result.quality.lines()
     assert result.iterations > 20 and result.residuals[-1] < 0.7 * result.residuals[0], result.residuals
+
+
+def pinched_square(n=17):
+    """The unit square less two square holes [0.25, 0.5]² and [0.5, 0.75]², which touch at (0.5, 0.5):
+    a boundary node with four boundary edges."""
+    points, triangles = square_mesh(n)
+    centroids = points[triangles].mean(axis=1)
+    holes = ((centroids > 0.25) & (centroids < 0.5)).all(1) | ((centroids > 0.5) & (centroids < 0.75)).all(1)
+    used, triangles = np.unique(triangles[~holes], return_inverse=True)
+    return points[used], triangles.reshape(-1, 3)
+
+
+def test_a_boundary_that_touches_itself_is_moved_with_the_pinch_fixed():
+    """Two holes touching at a node were refused ("the mesh boundary is not a set of simple closed
+    curves"); the boundary now splits into loops through that node, which stays put like a corner."""
+    points, triangles = pinched_square()
+    pinch = int(np.argmin(np.linalg.norm(points - 0.5, axis=1)))
+    loops = boundary_loops(triangles, len(points))
+    assert sorted(len(loop) for loop in loops) == [16, 16, 64]
+    assert (np.concatenate(loops) == pinch).sum() == 2                   # in both hole loops
+    slider = BoundarySlider(points, triangles)
+    assert pinch in slider.corners.tolist() and not slider.tangents[pinch].any()
+    result = monge_ampere_move(points, triangles, front(points), max_iterations=60)
+    assert result.quality.n_inverted == 0 and result.residuals[-1] < 0.8 * result.residuals[0]
+    np.testing.assert_array_equal(result.points[pinch], points[pinch])
+    on_boundary = slider.boundary
+    np.testing.assert_allclose(slider.project(result.points)[on_boundary], result.points[on_boundary], atol=1e-12)
+
+
+def test_classical_mover_stops_at_once_on_a_zero_residual():
+    """A field linear on each of two triangles has a uniform monitor: the residual is 0 and the
+    relaxation ran its 400 steps ("400 relaxation steps, residual 0 -> 0")."""
+    points, triangles = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), np.array([[0, 1, 2], [1, 3, 2]])
+    result = monge_ampere_move(points, triangles, points[:, 0])
+    assert result.iterations == 1 and result.residuals == [0.0]
+    np.testing.assert_array_equal(result.points, points)

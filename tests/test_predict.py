@@ -235,13 +235,29 @@ def _bad_cases(tmp_path, heat_checkpoint):
     meshop.write(square, flat)
     vector_source = tmp_path / "wide.vtu"      # a vector where the model reads a scalar: was a matmul traceback
     meshop.write(_cube(5).with_point_data(source=np.ones((_cube(5).n_points, 2))), vector_source)
+    box = trimesh.creation.box(extents=(1, 1, 1))        # two boxes sharing an edge: was "open (0 edges ...)"
+    edge = trimesh.util.concatenate([box, box.copy().apply_translation([1, 1, 0])])
+    edge.merge_vertices()
+    edge.export(tmp_path / "edge.stl")
+    top = trimesh.creation.icosphere(1)                  # two balls touching at a vertex: was "gmsh produced no tetrahedra"
+    pole = top.vertices[np.argmax(top.vertices[:, 2])]
+    pinched = trimesh.util.concatenate([top, top.copy().apply_translation(2 * pole)])
+    pinched.merge_vertices()
+    pinched.export(tmp_path / "pinched.stl")
     return [
+        (tmp_path / "edge.stl", heat_checkpoint, "the surface is not manifold: 1 edge(s) belong to more than two "
+                                                 "triangles (first: the edge from (0.5, 0.5, -0.5) to (0.5, 0.5, 0.5), "
+                                                 "shared by 4)"),
+        (tmp_path / "pinched.stl", heat_checkpoint, "the surface is not manifold: 2 separate sheets of triangles meet "
+                                                    "at point"),
         (bare, no_default, "point field 'source' is missing"),
         (tmp_path / "open.stl", heat_checkpoint, "surface is open"),
         (corrupt_mesh, heat_checkpoint, "corrupt.vtu"),
         (good, corrupt_ckpt, "not a readable safetensors checkpoint"),
         (good, mismatched, "node features but this meshop builds"),
-        (flat, heat_checkpoint, "the mesh is 2D but model 'gno' was trained on 3D meshes"),
+        (flat, heat_checkpoint, "the mesh is 2D but model 'gno' was trained on 3D meshes (every point has z = 0: "
+                                "a flat triangle mesh"),
+        (flat, "heat3d", "the mesh is 2D but model 'heat3d' (a 'mgno') was trained on 3D meshes"),   # said 'mgno
         (tmp_path / "missing.vtu", heat_checkpoint, "no such file"),
         (vector_source, heat_checkpoint, "wide.vtu: point field 'source' has 2 component(s) per point but the model reads 1"),
     ]
@@ -257,6 +273,20 @@ def test_cli_bad_input_exit_code_2_one_line_no_output(tmp_path, heat_checkpoint)
         stem = mesh_path.name.split(".")[0]
         assert not list(tmp_path.glob(f"{stem}.pred*")), "a failed prediction left a file behind"
         assert not list(tmp_path.glob(".*")), "a temporary file was left behind"
+
+
+def test_a_mesh_without_interior_nodes_is_warned_about(tmp_path, heat_checkpoint):
+    """A 1 x 1 x 0.01 slab one cell thick (a thin plate meshed coarser than its thickness): every
+    node is on the surface, so the prediction is the boundary temperature and the error estimate
+    says 0. It was silent; now one warning names the cause."""
+    slab = MeshTet.init_tensor(np.linspace(0, 1, 6), np.linspace(0, 1, 6), np.array([0.0, 0.01]))
+    meshop.write(meshop.Mesh(slab.p.T, {"tetra": slab.t.T}), tmp_path / "slab.vtu")
+    code, out, err = _cli("predict", tmp_path / "slab.vtu", "--model", heat_checkpoint)
+    assert code == 0, err
+    assert ("meshop: warning: every one of the 72 nodes is on the part's surface, none inside, so temperature_pred "
+            "is just boundary_temperature there: the mesh does not resolve the part's thickness (the thinnest side "
+            "of its bounding box is 0.01)") in err, err
+    assert not [note for note in Predictor(heat_checkpoint).predict(_cube(5)).notes if "none inside" in note]
 
 
 def test_cli_predict_writes_and_reports(tmp_path, heat_checkpoint):

@@ -158,7 +158,7 @@ def monge_ampere_move(points: np.ndarray, triangles: np.ndarray, u: np.ndarray, 
     dtau, phi = full, np.zeros(len(points))
     best, first, rhs = evaluate(phi) or (points.copy(), 0.0, np.zeros(len(points)))
     residuals = [first]
-    while len(residuals) < max_iterations:
+    while len(residuals) < max_iterations and residuals[-1] > 0.0:   # 0: equidistributed already
         direction = step_lu.solve(rhs)
         while (state := evaluate(phi + dtau * direction)) is None and dtau >= 1e-3 * full:
             dtau *= 0.5                                    # backtrack this step until the mesh is valid

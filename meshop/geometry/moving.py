@@ -115,6 +115,9 @@ class BoundarySlider:
         loops = boundary_loops(triangles, len(points))
         self.corners = np.array([n for loop in loops for n in loop[_turning(self.points[loop]) > corner_degrees]],
                                 dtype=np.int64)
+        visits = np.bincount(np.concatenate(loops), minlength=len(points)) if loops else np.zeros(0, int)
+        if np.any(visits > 1):          # where the boundary touches itself: fixed, like a corner
+            self.corners = np.union1d(self.corners, np.flatnonzero(visits > 1))
         #: (nodes that slide, the original polyline they slide on)
         self.chains = [c for loop in loops for c in _split_at(loop, set(self.corners.tolist()))]
         self.boundary = np.zeros(len(points), dtype=bool)
@@ -164,10 +167,15 @@ def boundary_loops(triangles: np.ndarray, n_points: int) -> list[np.ndarray]:
     boundary = np.column_stack(np.divmod(keys[counts == 1], n_points))     # sorted (a, b), a < b
     graph = coo_matrix((np.ones(2 * len(boundary)), (boundary.ravel(), boundary[:, ::-1].ravel())),
                        shape=(n_points, n_points)).tocsr()
-    if np.any(np.diff(graph.indptr)[np.unique(boundary)] != 2):
-        raise MeshError("the mesh boundary is not a set of simple closed curves (a node has more than "
-                        "two boundary edges); it cannot be moved with sliding boundary nodes.")
     nodes = np.unique(boundary)
+    degree = np.diff(graph.indptr)[nodes]
+    if np.any(degree % 2):
+        node = int(nodes[np.argmax(degree % 2)])
+        raise MeshError(f"the mesh boundary does not close around node {node} (an odd number, "
+                        f"{int(degree[np.argmax(degree % 2)])}, of boundary edges meet there: triangles overlap "
+                        "or an edge belongs to more than two triangles); adapt needs a valid triangle mesh.")
+    if np.any(degree != 2):                     # the boundary touches itself at a node (a pinch)
+        return _pinched_loops(graph, nodes)
     ends = graph.indptr[nodes]                                          # each node's two neighbours
     neighbours = dict(zip(nodes.tolist(), zip(graph.indices[ends].tolist(), graph.indices[ends + 1].tolist())))
     seen, loops = set(), []
@@ -185,6 +193,27 @@ def boundary_loops(triangles: np.ndarray, n_points: int) -> list[np.ndarray]:
             seen.add(nxt)
             previous, node = node, nxt
         loops.append(np.array(loop, dtype=np.int64))
+    return loops
+
+
+def _pinched_loops(graph, nodes: np.ndarray) -> list[np.ndarray]:
+    """Closed loops covering every boundary edge once when some nodes have 4, 6, ... boundary
+    edges (two holes touching at a node, a hole touching the outer curve, a loop touching itself):
+    such a node appears in two loops, or twice in one; :class:`BoundarySlider` keeps it fixed."""
+    unused = {int(n): set(graph.indices[graph.indptr[n]:graph.indptr[n + 1]].tolist()) for n in nodes}
+    loops = []
+    for start in nodes.tolist():
+        while unused[start]:
+            loop, node = [start], start
+            while True:
+                nxt = min(unused[node])                 # deterministic; any pairing closes loops
+                unused[node].discard(nxt)
+                unused[nxt].discard(node)
+                if nxt == start:
+                    break
+                loop.append(nxt)
+                node = nxt
+            loops.append(np.array(loop, dtype=np.int64))
     return loops
 
 
