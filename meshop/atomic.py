@@ -57,7 +57,7 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
         return []
     for entry in entries:
         match = _TEMPORARY.match(entry.name)
-        if match and not _running(int(match[1])) and entry.is_file(follow_symlinks=False):
+        if match and not process_running(int(match[1])) and entry.is_file(follow_symlinks=False):
             try:
                 os.unlink(entry.path)
                 removed.append(Path(entry.path))
@@ -66,7 +66,7 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
     return removed
 
 
-def _running(pid: int) -> bool:
+def process_running(pid: int) -> bool:
     """Whether process ``pid`` exists (a pid reused by another process counts as running;
     outside POSIX, where signal 0 does not probe, every process does)."""
     if os.name != "posix":

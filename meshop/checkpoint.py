@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .atomic import atomic_path
-from .errors import MeshError, as_path
+from .errors import MeshError, as_path, write_failure
 from .fields import FieldSpec
 
 if TYPE_CHECKING:
@@ -70,7 +70,9 @@ class Checkpoint:
 
 
 def save(path, ckpt: Checkpoint, optimizer_state: dict[str, torch.Tensor] | None = None) -> Path:
-    """Write ``ckpt`` atomically to ``path`` (``.safetensors``)."""
+    """Write ``ckpt`` atomically to ``path`` (``.safetensors``); a full disk or an unwritable
+    folder is a :class:`MeshError` naming ``path`` and the reason."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     from . import __version__
@@ -97,9 +99,12 @@ def save(path, ckpt: Checkpoint, optimizer_state: dict[str, torch.Tensor] | None
     meta["sha256"] = digest(tensors)
     for k, v in (optimizer_state or {}).items():
         tensors[_OPTIMIZER_PREFIX + k] = v.detach().cpu().contiguous()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        save_file(tensors, tmp, metadata={"meshop": json.dumps(meta)})
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            save_file(tensors, tmp, metadata={"meshop": json.dumps(meta)})
+    except (OSError, SafetensorError) as err:   # safetensors says a full disk as its own error
+        raise write_failure(path, "this checkpoint", err) from None
     return path
 
 

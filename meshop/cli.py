@@ -1,16 +1,19 @@
 """The `meshop` command: a thin skin over the Python API.
 
 Every command runs its body inside :func:`user_errors`, so bad input (a :class:`MeshError`)
-becomes one line on stderr and exit code 2, never a traceback. Arguments, files and checkpoint
-metadata are checked before torch is imported (several seconds), and slow steps say what they
-do on stderr.
+becomes one line on stderr and exit code 2, never a traceback; Ctrl-C (SIGINT) and SIGTERM end a
+command with one line and exit code 130 or 143, after the clean-up of what it was writing.
+Arguments, files and checkpoint metadata are checked before torch is imported (several seconds),
+and slow steps say what they do on stderr.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,8 +27,32 @@ from . import models
 from .errors import MeshError
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is, so that it cleans up as after Ctrl-C."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated
+
+
 class _Command(TyperCommand):
-    """Usage lines with plain upper-case argument names (``meshop info FILE``)."""
+    """Usage lines with plain upper-case argument names (``meshop info FILE``); interruptions
+    answered in one line."""
+
+    def invoke(self, ctx: click.Context):
+        """Run the command; Ctrl-C or SIGTERM anywhere in it (the imports included) unwinds it,
+        so staging folders and temporaries are removed, then prints one line and exits 130 / 143."""
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as err:
+            terminated = isinstance(err, Terminated)
+            typer.echo(f"meshop: {'terminated' if terminated else 'interrupted'}", err=True)
+            raise typer.Exit(143 if terminated else 130) from None
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
     def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
         pieces = [self.options_metavar] if self.options_metavar else []
@@ -74,9 +101,6 @@ def user_errors():
     except MeshError as err:
         typer.echo(f"meshop: error: {err}", err=True)
         raise typer.Exit(2) from None
-    except KeyboardInterrupt:
-        typer.echo("meshop: interrupted", err=True)
-        raise typer.Exit(130) from None
 
 
 @command

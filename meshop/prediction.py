@@ -347,7 +347,8 @@ def predict(mesh, model=None, *, out=None, device: str = "cpu", mesh_size: float
         result.path = io.write(result.mesh, out, overwrite=True)   # checked by prediction_output
         picture = picture_path(Path(result.path))
         if render:
-            say(f"rendering {picture} ...")
+            picture.unlink(missing_ok=True)    # an earlier prediction's: not left beside this one
+            say(f"rendering {picture} ...")    # when drawing fails or is interrupted
             result.picture = _render(result, picture)
         elif picture.exists() and is_meshop_result(picture):
             picture.unlink()
@@ -388,6 +389,10 @@ def _predict_series(predictor: Predictor, source, steps, dt, out, write: bool, r
         if render:
             from .viz import animate, plot_rollout_errors
 
+            errors_png = out.with_suffix(".errors.png")
+            out.with_suffix(".gif").unlink(missing_ok=True)   # an earlier rollout's pictures: not left
+            if errors_png.exists() and is_meshop_result(errors_png):   # beside this one if drawing fails
+                errors_png.unlink()
             say(f"rendering {out.with_suffix('.gif')} ...")
             result.picture = animate(result.trajectory, out.with_suffix(".gif"))
             if result.errors:

@@ -39,6 +39,25 @@ def _checkpoint(width: int = 16) -> Checkpoint:
                       metrics={"test_rel_l2": 0.25}, training={"epoch": 3})
 
 
+def test_a_full_disk_is_one_sentence_and_leaves_no_checkpoint(tmp_path, monkeypatch):
+    """safetensors says a full disk as its own SafetensorError: `meshop train` died in a traceback."""
+    import safetensors.torch
+    from safetensors import SafetensorError
+
+    good = checkpoint.save(tmp_path / "last.safetensors", _checkpoint())
+    before = good.read_bytes()
+
+    def full_disk(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"half")
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full_disk)
+    with pytest.raises(MeshError, match=r"last.safetensors: could not write this checkpoint \(.*No space left on "
+                                        r"device \(os error 28\)\)\.$"):
+        checkpoint.save(good, _checkpoint())
+    assert good.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["last.safetensors"]
+
+
 def test_round_trip_identical_predictions_and_metadata(tmp_path):
     ckpt = _checkpoint()
     path = checkpoint.save(tmp_path / "model.safetensors", ckpt)

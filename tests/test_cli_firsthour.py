@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 import meshop
+import meshop.cli
 from meshop import Mesh, models
 from meshop.cli import app
 from meshop.data.generate import _split_counts
@@ -166,6 +167,29 @@ def test_predict_cli_names_pictures_and_overwrite(cube, tmp_path):
     forced = invoke("predict", cube, "-o", mine, "--overwrite")
     assert forced.exit_code == 0, forced.output
     assert "temperature_pred" in meshop.read(mine).point_data
+
+
+# ---------------------------------------------------------------- interruptions
+@pytest.mark.parametrize("how, code, line", [("sigint", 130, "meshop: interrupted"),
+                                             ("sigterm", 143, "meshop: terminated")])
+def test_interruptions_end_a_command_in_one_line(tmp_path, monkeypatch, how, code, line):
+    """Ctrl-C outside a command's user_errors block (train's `loading torch ...`) ended it silently
+    with 130; SIGTERM killed it on the spot: no clean-up of staging folders or temporaries (they
+    stayed), no line, the worker processes of `generate --workers` left running."""
+    import signal
+    import time
+
+    def interrupted(line):                 # at `meshop: loading torch ...`
+        if how == "sigint":
+            raise KeyboardInterrupt
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(10)                     # the handler raises in here
+
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(meshop.cli, "say", interrupted)
+    run = invoke("train", "--data", tmp_path)
+    assert run.exit_code == code and run.stderr == line + "\n", run.output
+    assert signal.getsignal(signal.SIGTERM) is before     # the command's handler is gone
 
 
 # ---------------------------------------------------------------- render --compare --reference (item 7)

@@ -173,6 +173,53 @@ def test_failure_leaves_nothing_half_written(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_full_disk_at_the_start_leaves_no_staging_folder(tmp_path, monkeypatch):
+    """The manifest of the run could not be written: its empty staging folder stayed."""
+    import errno
+
+    from meshop.data import staging
+
+    def full_disk(path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(staging, "atomic_path", full_disk)
+    with pytest.raises(MeshError, match="ds: cannot create the dataset folder there \\(No space left on device\\)"):
+        generate("darcy2d", 2, tmp_path / "ds", resolution=9, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_interrupted_pool_starts_no_more_samples(monkeypatch):
+    """Ctrl-C or SIGTERM reaching the parent alone (kill PID) waited for every queued sample."""
+    gen = importlib.import_module("meshop.data.generate")
+    shutdowns = []
+
+    class Future:
+        def result(self):
+            raise KeyboardInterrupt
+
+    class Pool:
+        def __init__(self, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.shutdown()
+
+        def submit(self, fn, task):
+            return Future()
+
+        def shutdown(self, wait=True, cancel_futures=False):
+            shutdowns.append(cancel_futures)
+
+    monkeypatch.setattr(gen, "ProcessPoolExecutor", Pool)
+    monkeypatch.setattr(gen, "as_completed", iter)
+    with pytest.raises(KeyboardInterrupt):
+        gen._run([gen.SampleTask("darcy2d", i, None, 9, {}, f"s{i}.vtu") for i in range(4)], 2, None)
+    assert shutdowns[0] is True        # queued samples cancelled before the pool is waited for
+
+
 def test_bad_arguments_are_clear_errors(tmp_path):
     with pytest.raises(MeshError, match="unknown problem 'nope'"):
         generate("nope", 1, tmp_path / "a")

@@ -289,6 +289,34 @@ def test_a_mesh_without_interior_nodes_is_warned_about(tmp_path, heat_checkpoint
     assert not [note for note in Predictor(heat_checkpoint).predict(_cube(5)).notes if "none inside" in note]
 
 
+def test_an_interrupted_picture_leaves_no_earlier_one_beside_the_new_prediction(heat_checkpoint, tmp_path,
+                                                                               monkeypatch):
+    """Ctrl-C (or a failure) while --render drew left the earlier run's picture beside the new
+    prediction or series, as if it were theirs."""
+    import meshop.prediction as prediction
+    import meshop.viz
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    part = meshop.write(_cube(5), tmp_path / "part.vtu")
+    earlier = tmp_path / "part.pred.png"
+    earlier.write_bytes(b"the picture of an earlier prediction")
+    monkeypatch.setattr(prediction, "_render", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        predict(part, heat_checkpoint, render=True, estimate=False)
+    assert (tmp_path / "part.pred.vtu").is_file() and not earlier.exists()
+
+    earlier = [tmp_path / "b.pred.gif", tmp_path / "b.pred.errors.png"]
+    for path in earlier:
+        path.write_bytes(b"the pictures of an earlier rollout")
+    monkeypatch.setattr(meshop.viz, "animate", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        predict(EXAMPLES / "parts" / "bracket.vtu", "heat3d-transient", steps=1, out=tmp_path / "b.pred.pvd",
+                render=True)
+    assert (tmp_path / "b.pred.pvd").is_file() and not any(path.exists() for path in earlier)
+
+
 def test_cli_predict_writes_and_reports(tmp_path, heat_checkpoint):
     meshop.write(_cube(5), tmp_path / "part.vtu")
     code, out, err = _cli("predict", tmp_path / "part.vtu", "--model", heat_checkpoint, "--render",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -178,6 +179,56 @@ def test_a_failed_write_leaves_no_half_series(tmp_path, monkeypatch):
         series.write_series(_heat_series(frames=7), good)
     assert good.read_text() == before and len(meshop.read_series(good).times) == 5
     assert sorted(p.name for p in tmp_path.iterdir()) == ["heat", "heat.pvd"]
+
+
+def test_a_full_disk_names_the_series_and_leaves_the_old_one_whole(tmp_path, monkeypatch):
+    """A full disk while writing a frame was said of the hidden staging file; while writing the
+    collection, after the new frames were swapped in, it left the old .pvd naming frames that were
+    gone (or other frames than its own)."""
+    import errno
+
+    from meshop.io import series
+
+    good = meshop.write_series(_heat_series(), tmp_path / "heat.pvd")
+    before = meshop.read_series(good)
+    real_write = meshop.io.write
+
+    def full_disk(mesh, path, **kwargs):    # as meshop.write says a full disk
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as err:
+            raise meshop.errors.write_failure(path, "this .vtu file", err) from None
+
+    monkeypatch.setattr(meshop.io, "write", full_disk)
+    with pytest.raises(MeshError, match=r"^\S*heat.pvd: could not write this .pvd series \(\[Errno 28\] No space"):
+        series.write_series(_heat_series(frames=3), good)
+    monkeypatch.setattr(meshop.io, "write", real_write)
+
+    def full_at_the_collection(entries):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(series, "_collection_xml", full_at_the_collection)
+    with pytest.raises(MeshError, match="heat.pvd: could not write this .pvd series .*No space left"):
+        series.write_series(_heat_series(frames=3), good)
+    back = meshop.read_series(good)      # the old series, frames and all
+    assert back.n_frames == 5 and np.array_equal(back.fields["temperature"], before.fields["temperature"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["heat", "heat.pvd"]
+
+
+def test_staging_folders_of_killed_writers_are_removed(tmp_path):
+    """A writer killed mid-write (SIGKILL, a crash) left its hidden staging folder for good."""
+    import subprocess
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    for name in (f".heat.pvd.partial-{dead.pid}", f".heat.old-{dead.pid}", f".heat.pvd.partial-{os.getppid()}",
+                 ".heat.pvd.partial-notapid", f".other.pvd.partial-{dead.pid}"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "frame_00000.vtu").write_text("half")
+    meshop.write_series(_heat_series(), tmp_path / "heat.pvd")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [   # a running writer's and others' are kept
+        f".heat.pvd.partial-{os.getppid()}", ".heat.pvd.partial-notapid", f".other.pvd.partial-{dead.pid}",
+        "heat", "heat.pvd"]
 
 
 def test_cli_rollout_into_an_unwritable_folder_is_one_sentence(tmp_path, monkeypatch):

@@ -271,9 +271,13 @@ def _run(tasks: list[SampleTask], workers: int, bar) -> dict[int, dict]:
     try:
         with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context) as pool:
             futures = {pool.submit(_make_sample, task): task.index for task in tasks}
-            for future in as_completed(futures):
-                results[futures[future]] = future.result()
-                bar.update()
+            try:
+                for future in as_completed(futures):
+                    results[futures[future]] = future.result()
+                    bar.update()
+            except BaseException:   # a failed sample, Ctrl-C, SIGTERM: the samples being solved
+                pool.shutdown(cancel_futures=True)   # finish (kept for a resume), no others start
+                raise
     except BrokenProcessPool:
         raise RuntimeError("a worker process died. Called from a script? Worker processes re-import "
                            "it, so put the generate(...) call under `if __name__ == '__main__':`."

@@ -77,6 +77,7 @@ class Staging:
             with atomic_path(self.folder / RUN) as tmp:
                 tmp.write_text(self.run_text + "\n")
         except OSError as err:
+            self.discard_if_empty()          # no empty staging folder left behind (a full disk)
             raise MeshError(f"{self.out}: cannot create the dataset folder there ({err.strerror or err}); "
                             "choose a writable folder for --out.") from None
 

@@ -16,6 +16,7 @@ into place, the collection file last, so a failed or interrupted write leaves no
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, process_running
 from ..errors import MeshError, as_path, write_failure
 from ..mesh import Mesh
 from ..trajectory import Trajectory
@@ -109,12 +110,17 @@ def _write_pvd(traj: Trajectory, path: Path, meta: dict) -> None:
         entries = []
         for index in range(traj.n_frames):
             name = f"frame_{index:05d}{suffix}"
-            write(traj.frame(index), staging / name)
+            try:
+                write(traj.frame(index), staging / name)
+            except MeshError as err:   # it names the hidden staging file: say it of the series
+                if isinstance(err.__context__, OSError):
+                    raise err.__context__ from None
+                raise
             entries.append((traj.times[index], f"{frames.name}/{name}"))
         (staging / PVD_METADATA).write_text(json.dumps(meta, indent=1) + "\n")
-        _replace_folder(staging, frames)
-        with atomic_path(path) as tmp:
-            tmp.write_text(_collection_xml(entries))
+        with atomic_path(path) as tmp:   # the collection written before the frames are swapped in,
+            tmp.write_text(_collection_xml(entries))   # so a full disk leaves the old series whole
+            _replace_folder(staging, frames)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -170,6 +176,14 @@ def _points3(mesh: Mesh) -> np.ndarray:
 
 
 def _staging(path: Path) -> Path:
+    """A fresh hidden folder beside ``path`` for the files of one write. The folders a writer of
+    ``path`` killed mid-write (SIGKILL, a crash) left, ``.NAME.pvd.partial-<pid>`` and the frames
+    being replaced, ``.NAME.old-<pid>``, are removed first."""
+    for name in (f".{path.name}.partial-", f".{path.with_suffix('').name}.old-"):
+        for entry in path.parent.glob(glob.escape(name) + "*"):
+            pid = entry.name[len(name):]
+            if pid.isdigit() and int(pid) != os.getpid() and not process_running(int(pid)) and entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
     staging = path.parent / f".{path.name}.partial-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
