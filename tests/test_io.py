@@ -418,3 +418,26 @@ def test_wrong_argument_types_name_the_argument(tmp_path):
     with pytest.raises(TypeError, match="write_series needs a meshop.Trajectory, got Mesh"):
         meshop.write_series(mesh, tmp_path / "c.pvd")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_vtk_xml_writers_say_a_full_disk_in_one_sentence_and_leave_no_file(tmp_path, monkeypatch):
+    """VTK's own file output aborts the process on a full disk; the .vtu with field data and the
+    .vtp are encoded by VTK and written by Python, whose OSError is one sentence."""
+    import errno
+    from pathlib import Path
+
+    written = _volume().with_field_data(score=0.5)
+    meshop.write(written, tmp_path / "ok.vtu")                     # the bytes Python wrote read back
+    assert meshop.read(tmp_path / "ok.vtu").field_data["score"][0] == 0.5
+    cloud = Mesh(np.random.default_rng(0).random((50, 2)), None, {"material": np.zeros(50)})
+    np.testing.assert_array_equal(meshop.read(meshop.write(cloud, tmp_path / "ok.vtp")).points[:, :2], cloud.points)
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    for mesh, name in ((written, "a.vtu"), (cloud, "c.vtp")):
+        with pytest.raises(MeshError, match=rf"{name}: could not write this \.v\w\w file \(\[Errno 28\] No space"):
+            meshop.write(mesh, tmp_path / name)
+        assert not (tmp_path / name).exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.vtp", "ok.vtu"]     # no temporaries either

@@ -142,13 +142,15 @@ def write(mesh, path: Path, ext: str) -> None:
 
 
 def _write_vtu_with_field_data(mesh, path: Path) -> None:
-    """meshio's VTU writer drops field data (its reader keeps it); PyVista writes it."""
+    """meshio's VTU writer drops field data (its reader keeps it); VTK's writes it."""
     import pyvista as pv
+
+    from ._vtk import save_xml
 
     grid = pv.from_meshio(to_meshio(mesh))
     for name, values in mesh.field_data.items():
         grid.field_data[name] = values
-    grid.save(path, binary=True)
+    save_xml(grid, path)
 
 
 def _quiet():

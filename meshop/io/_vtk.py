@@ -159,4 +159,22 @@ def write(mesh, path: Path, ext: str) -> None:
     poly = pv.PolyData(xyz(mesh), np.concatenate(faces) if faces else None)
     for name, values in mesh.point_data.items():
         poly.point_data[name] = values
-    poly.save(str(path), binary=True)
+    save_xml(poly, path)
+
+
+def save_xml(data, path: Path) -> None:
+    """A PyVista data set as binary, zlib-compressed VTK XML (``.vtp`` for polydata, else
+    ``.vtu``), the bytes written by Python: VTK's own file output aborts the whole process on a
+    full disk (``free(): invalid pointer``, exit 134, measured), where Python's raises the
+    ``OSError`` that :func:`meshop.write` says in one sentence."""
+    import pyvista as pv
+    from vtkmodules.vtkIOXML import vtkXMLPolyDataWriter, vtkXMLUnstructuredGridWriter
+
+    writer = vtkXMLPolyDataWriter() if isinstance(data, pv.PolyData) else vtkXMLUnstructuredGridWriter()
+    writer.SetInputData(data)
+    writer.SetDataModeToBinary()
+    writer.SetCompressorTypeToZLib()
+    writer.WriteToOutputStringOn()
+    if not writer.Write():
+        raise OSError(f"VTK could not encode the {Path(path).suffix} file")
+    Path(path).write_bytes(writer.GetOutputString().encode("latin-1"))
