@@ -203,10 +203,15 @@ class Distributed:
     def barrier(self) -> None:
         dist.barrier()
 
+    def abandon(self) -> None:
+        """This rank stops before the end of the run (an error, Ctrl-C, SIGTERM): at exit it leaves
+        the group at once, without waiting for ranks that may be gone."""
+        global _failed
+        _failed = True
+
     def explain(self, err: Exception) -> Exception:
         """A failure on this rank as one clear sentence naming the rank (other errors unchanged)."""
-        global _failed
-        _failed = True                  # the other ranks may be gone: leave without waiting for them
+        self.abandon()                  # the other ranks may be gone: leave without waiting for them
         if isinstance(err, MeshError):
             return MeshError(f"rank {self.rank} of {self.world}: {err}")
         if not (isinstance(err, dist.DistError) or "gloo" in str(err) or "NCCL" in str(err)):

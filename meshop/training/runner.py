@@ -290,6 +290,9 @@ class Run:
         self.device, self.progress = self.dist.device, self.progress and self.dist.is_main
         try:
             return self._fit()
+        except KeyboardInterrupt:       # Ctrl-C, or SIGTERM from torchrun when another rank failed
+            self.dist.abandon()
+            raise
         except Exception as err:
             raise self.dist.explain(err) from None
 
