@@ -163,6 +163,10 @@ def test_init_fine_tunes_from_a_checkpoint_and_refuses_another_model(short_run, 
         train(DARCY, epochs=1, out=tmp_path / "wide", init=short_run.last, **{**SMALL, "width": 32})
     with pytest.raises(MeshError, match="holds a 'gno' model; this run trains 'mgno'"):
         train(DARCY, "mgno", epochs=1, out=tmp_path / "other", init=short_run.last, progress=False)
+    with pytest.raises(MeshError, match="its model learned from inputs permeability, this run's are u; "
+                                        "fine-tuning needs the same fields"):
+        train(DARCY, epochs=1, out=tmp_path / "swapped", init=short_run.last, inputs=["u"],
+              targets=["permeability"], **SMALL)
     with pytest.raises(MeshError, match="init must be the path of a checkpoint"):
         train(DARCY, epochs=1, out=tmp_path / "bad", init=3, **SMALL)
 
