@@ -392,7 +392,8 @@ def test_bundled_time_models_give_the_outputs_pinned_in_tests_data(kernel_path):
     0 K), recorded with the code of commit 66dffbe, before the stepper hooks, the device radius
     graphs and the decoder's query order, which were to keep behaviour; ``mpm2d`` 4 steps of a
     jittered 15 x 15 cloud of the four materials thrown sideways, recorded when the model was
-    replaced (stop 8, commit f9cacc5's code: the GIOROM trained on 400 scenes). The particles' range is their
+    replaced (stop 13: the GIOROM trained on 400 scenes, then fine-tuned twice, issue 13; commit
+    2ab6ca0's model; before it stop 8's, commit f9cacc5). The particles' range is their
     positions' (float32 arithmetic: a CPU with other SIMD kernels, e.g. AVX-512, rounds a few ulp
     differently, ~1e-7 m at 0.3 m; 1e-6 of the 4-step displacement would be below one ulp)."""
     pinned = np.load(Path(__file__).parent / "data" / "bundled_time_models.npz")
