@@ -33,7 +33,6 @@ from .windows import (check_given_fields, increment_scale, is_trajectory_dataset
                       varying_columns, windows)
 
 
-
 @dataclass
 class TrainResult:
     """What :meth:`Run.fit` returns.
