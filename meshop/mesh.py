@@ -385,11 +385,19 @@ def _check_degenerate(points: np.ndarray, cell_type: str, conn: np.ndarray, wher
             f"nodes {conn[first].tolist()}).")
 
 
-def _validate_field_data(name: str, values, where: str) -> np.ndarray:
+def field_data_array(values) -> np.ndarray | None:
+    """``values`` as the 1-D numeric array a :class:`Mesh` holds as field data, or None when they
+    are not a number or a 1-D numeric array."""
     array = np.atleast_1d(np.asarray(values))
-    if array.ndim != 1 or not np.issubdtype(array.dtype, np.number):
+    return array if array.ndim == 1 and np.issubdtype(array.dtype, np.number) else None
+
+
+def _validate_field_data(name: str, values, where: str) -> np.ndarray:
+    array = field_data_array(values)
+    if array is None:
+        shaped = np.atleast_1d(np.asarray(values))
         raise MeshError(f"{where}field data '{name}' must be a number or a 1D numeric array, "
-                        f"got shape {array.shape} of {array.dtype}.")
+                        f"got shape {shaped.shape} of {shaped.dtype}.")
     return array
 
 

@@ -252,13 +252,18 @@ def test_cli_bad_input_exit_code_2_one_line(tmp_path):
         (["--data", DARCY, "--prior"], "a prior needs a problem whose PDE meshop knows"),
         (["--data", DARCY, "--lr", "1e30", "--batch-size", "1", "--model-option", "width=8"], "training diverged"),
     ]
+    _assert_each_fails_in_one_line(cases, tmp_path / "run")
+
+
+def _assert_each_fails_in_one_line(cases, out, *extra):
+    """Each ``(args, phrase)`` of ``meshop train`` (plus ``extra``) exits 2 with one line holding
+    ``phrase``, no traceback, and no run folder ``out`` left behind."""
     for args, phrase in cases:
-        code, _, err = _cli(*args, "--out", tmp_path / "run", "--quiet")
-        assert code == 2, (args, err)
+        code, _, err = _cli(*args, *extra, "--out", out, "--quiet")
         lines = err.strip().splitlines()
-        assert len(lines) == 1 and "Traceback" not in err, err
+        assert code == 2 and len(lines) == 1 and "Traceback" not in err, (args, err)
         assert phrase in lines[0], (phrase, lines[0])
-        assert not (tmp_path / "run").exists(), "a failed run left a folder behind"
+        assert not out.exists(), "a failed run left a folder behind"
 
 
 def test_cli_bad_field_names_and_init_paths_are_one_sentence_before_training(tmp_path):
@@ -282,12 +287,7 @@ def test_cli_bad_field_names_and_init_paths_are_one_sentence_before_training(tmp
          f"{tmp_path / 'runs'}: is a folder, not a checkpoint file; give a .safetensors file such as "
          f"{tmp_path / 'runs' / 'best.safetensors'}."),
     ]
-    for args, phrase in cases:
-        code, _, err = _cli(*args, "--epochs", "1", "--out", tmp_path / "run", "--quiet")
-        lines = err.strip().splitlines()
-        assert code == 2 and len(lines) == 1 and "Traceback" not in err, (args, err)
-        assert lines[0] == f"meshop: error: {phrase}" or phrase in lines[0], (phrase, lines[0])
-        assert not (tmp_path / "run").exists(), "a failed run left a folder behind"
+    _assert_each_fails_in_one_line(cases, tmp_path / "run", "--epochs", "1")
 
 
 def test_inputs_and_targets_may_be_one_comma_separated_string(tmp_path):

@@ -18,11 +18,9 @@ import os
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 from ..atomic import atomic_path
 from ..errors import MeshError, as_path, write_failure
-from ..mesh import Mesh
+from ..mesh import Mesh, field_data_array
 from . import _meshio, _points, _sniff, _trimesh, _vtk
 
 READERS = {}
@@ -98,12 +96,8 @@ def read_arrays(path: str | os.PathLike) -> tuple:
 def _numeric(field_data: dict) -> dict:
     """The entries of a file's field data that :class:`Mesh` holds: numbers and 1-D numeric
     arrays (other tools' string or table entries are left out)."""
-    kept = {}
-    for name, values in field_data.items():
-        array = np.atleast_1d(np.asarray(values))
-        if array.ndim == 1 and np.issubdtype(array.dtype, np.number):
-            kept[name] = array
-    return kept
+    arrays = {name: field_data_array(values) for name, values in field_data.items()}
+    return {name: array for name, array in arrays.items() if array is not None}
 
 
 def write(mesh: Mesh, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
