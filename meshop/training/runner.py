@@ -151,7 +151,7 @@ class Run:
             step, validate = self._setup_time()
         else:
             step, validate = self._setup_steady()
-        if self.init is not None:
+        if self.init is not None and not self.resume:     # a resume restores the run's own weights
             initialize(self)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         steps = self.epochs * math.ceil(len(self.graphs["train"]) / self.batch_size)
