@@ -135,7 +135,11 @@ def read_metadata(path) -> dict:
         hint = f" such as {inside[0]}" if inside else ""
         raise CheckpointError(f"{path}: is a folder, not a checkpoint file; give a .safetensors file{hint}.")
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file.")
+        from .io._sniff import special_file
+
+        special = special_file(path)      # a named pipe or a device: never opened
+        raise CheckpointError(f"{path}: is {special}, not a checkpoint file." if special
+                              else f"{path}: no such checkpoint file.")
     try:
         with safe_open(str(path), framework="numpy") as handle:  # the header only: no torch
             header = handle.metadata() or {}

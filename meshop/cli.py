@@ -137,6 +137,10 @@ def info(
         rows.append((f"point field {name}", f"shape {tuple(field['shape'])}{span}"))
     for name, by_type in summary["cell_data"].items():
         rows.append((f"cell field {name}", ", ".join(f"{t} {tuple(shape)}" for t, shape in by_type.items())))
+    for name, data in summary["field_data"].items():
+        value = (f"{data['min']:.6g}" if data["size"] == 1 else
+                 f"{data['size']} values, range [{data['min']:.6g}, {data['max']:.6g}]")
+        rows.append((f"field data {name}", value))
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         typer.echo(f"  {label:<{width}}  {value}")
@@ -162,6 +166,8 @@ def _info_series(file: Path, as_json: bool) -> None:
         typer.echo(f"  per frame   {name}  shape (frames, {summary['n_points']}{''.join(f', {c}' for c in shape)})")
     for name in summary["constant_fields"]:
         typer.echo(f"  constant    {name}")
+    for name, size in summary["field_data"].items():
+        typer.echo(f"  field data  {name}  ({size} value{'s' if size != 1 else ''})")
 
 
 @command
@@ -227,6 +233,7 @@ def _predict_series(mesh: Path, model, out, device: str, render: bool, overwrite
     """`meshop predict --steps`: a rollout of a time-dependent model, written as a .pvd series."""
     from .io import read, read_series
     from .io.series import is_series
+    from .outputs import prediction_output
     from .preflight import check_device, checkpoint_path, default_time_model
 
     with user_errors():
@@ -234,6 +241,7 @@ def _predict_series(mesh: Path, model, out, device: str, render: bool, overwrite
         source = read_series(mesh) if is_series(mesh) else read(mesh)
         model = model or default_time_model(source)        # by what the input is
         checkpoint_path(model)
+        prediction_output(source.source, out, render=render, overwrite=overwrite, series=True)
         say("loading torch ...")
         from .prediction import predict as run_prediction
 
@@ -322,6 +330,10 @@ def render(
     from .io.series import is_series
     from .outputs import check_output
 
+    if gif is not None and mp4 is not None:
+        typer.echo("meshop: error: --gif and --mp4 both given; render writes one animation, give one of them.",
+                   err=True)
+        raise typer.Exit(2)
     if gif is not None or mp4 is not None or is_series(file):
         target = gif or mp4 or file.with_suffix(".gif")
         if str(target) == _BESIDE_SERIES:
@@ -347,10 +359,11 @@ def render(
     typer.echo(f"wrote {path}")
 
 
-def _check_picture_path(target: Path, suffixes: tuple[str, ...], flag: str) -> None:
-    """Refuse a picture or animation path render cannot write: another format, a missing folder."""
+def _check_picture_path(target: Path, suffixes: tuple[str, ...], flag: str, command: str = "render") -> None:
+    """Refuse a picture, animation or page path ``command`` cannot write: another format, a missing
+    folder (the writers would make it)."""
     if target.suffix.lower() not in suffixes:
-        raise MeshError(f"{target}: render writes {' or '.join(suffixes)} files, not "
+        raise MeshError(f"{target}: {command} writes {' or '.join(suffixes)} files, not "
                         f"'{target.suffix or target.name}'; give {flag} a {' or '.join(suffixes)} name.")
     if not target.parent.is_dir():
         raise MeshError(f"{target}: folder {target.parent} does not exist.")
@@ -376,6 +389,7 @@ def view(
     if html is not None:
         with user_errors():
             check_output(html, overwrite, source=file)
+            _check_picture_path(html, (".html", ".htm"), "--html", "view")
             path = viz.export_html(file, html, field=field)
         typer.echo(f"wrote {path}")
         return
@@ -453,12 +467,15 @@ def adapt(
 ):
     """Move the nodes of a 2D mesh towards a field's fronts (Monge-Ampere r-adaptation)."""
     from .adaptation import adapt as run_adapt
-    from .io import read, write
+    from .io import read, write, writer_of
     from .outputs import check_output
 
     with user_errors():
         for target in (out, picture) if picture is not None else (out,):
             check_output(target, overwrite, source=mesh)
+        writer_of(out)                                      # a format meshop writes, before the work
+        if picture is not None:
+            _check_picture_path(picture, (".png",), "--picture", "adapt")
         original = read(mesh)
         result = run_adapt(original, field, model=model, method=method)
         path = write(result.mesh, out, overwrite=True)     # checked above
@@ -491,7 +508,8 @@ def describe(mesh) -> dict:
     for a point cloud), ``boundary_estimated`` (True for point
     clouds without a given mask), ``bounds`` ([min corner, max corner]), ``point_data``
     (name -> shape), ``fields`` (name -> shape, min, max; None for non-numeric data) and
-    ``cell_data`` (name -> {cell type -> shape}).
+    ``cell_data`` (name -> {cell type -> shape}) and ``field_data`` (name -> size, min, max: the
+    whole-mesh arrays of VTK field data, e.g. a prediction's error estimate).
     """
     import numpy as np
 
@@ -516,6 +534,8 @@ def describe(mesh) -> dict:
         "fields": fields,
         "cell_data": {name: {t: list(np.shape(v)) for t, v in by_type.items()}
                       for name, by_type in mesh.cell_data.items()},
+        "field_data": {name: {"size": int(np.size(v)), "min": float(np.min(v)), "max": float(np.max(v))}
+                       for name, v in mesh.field_data.items() if np.size(v)},
     }
 
 

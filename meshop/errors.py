@@ -8,14 +8,26 @@ class MeshError(ValueError):
     """
 
 
+#: bytes in one file or folder name, and in a whole path, that Linux, macOS and Windows file systems take
+NAME_MAX, PATH_MAX = 255, 4095
+
+
 def as_path(value, what: str = "path"):
-    """``value`` as a :class:`~pathlib.Path`, or a TypeError naming the argument (not pathlib's)."""
+    """``value`` as a :class:`~pathlib.Path`, or a TypeError naming the argument (not pathlib's);
+    a :class:`MeshError` for a name no file system holds (every look-up of it would fail)."""
     import os
     from pathlib import Path
 
-    if isinstance(value, (str, os.PathLike)):
-        return Path(value)
-    raise TypeError(f"{what} must be a file path (str or os.PathLike), got {type(value).__name__} {value!r:.60}.")
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{what} must be a file path (str or os.PathLike), got {type(value).__name__} {value!r:.60}.")
+    path = Path(value)
+    longest = max((len(os.fsencode(part)) for part in path.parts), default=0)
+    if longest > NAME_MAX or len(os.fsencode(path)) > PATH_MAX:
+        limit = f"a name of {longest} bytes" if longest > NAME_MAX else f"{len(os.fsencode(path))} bytes in all"
+        shown = str(path) if len(str(path)) <= 60 else f"{str(path)[:57]}..."
+        raise MeshError(f"{shown}: the path is too long ({limit}; file systems take at most "
+                        f"{NAME_MAX} bytes per name and {PATH_MAX} in all); choose a shorter name.")
+    return path
 
 
 def write_failure(path, what: str, err: BaseException) -> MeshError:

@@ -251,6 +251,15 @@ class Mesh:
                           for name, values in (point_data or {}).items()}
         return new
 
+    def without(self, *names: str) -> "Mesh":
+        """A new Mesh sharing this one's geometry without the point fields and field data
+        ``names`` (names it does not hold are ignored)."""
+        new = self.with_point_data()
+        for name in names:
+            new.point_data.pop(name, None)
+            new.field_data.pop(name, None)
+        return new
+
     def with_field_data(self, **values) -> "Mesh":
         """A new Mesh sharing this one's geometry and fields, with extra field data (name ->
         number or 1D numeric array)."""

@@ -5,8 +5,8 @@ Names: a prediction of ``part.vtu`` is ``part.pred.vtu``; of any other file, the
 and ``bracket.stl`` never overwrite each other. Its picture is the same name with ``.png``.
 
 Policy: an existing file is replaced only when it is a meshop result, from an earlier run: named
-``*.pred.*`` or ``*.compare.png``, or a PNG or HTML page that meshop marked as its own (a PNG
-``Software`` text chunk, the page's title). Any other existing file, the input mesh included, is
+``*.pred.*`` or ``*.compare.png``, or a PNG, GIF or HTML page that meshop marked as its own (a PNG
+``Software`` text chunk, a GIF comment, the page's title). Any other existing file, the input mesh included, is
 refused unless ``overwrite=True`` (``--overwrite``).
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import MeshError
+from .errors import MeshError, as_path
 
 PREDICTION_MARK = ".pred."
 #: what meshop writes into its pictures (PNG "Software" chunk) and pages (title suffix)
@@ -51,11 +51,11 @@ def is_meshop_result(path: Path) -> bool:
         return True
     suffix = path.suffix.lower()
     try:
-        if suffix == ".png":
+        if suffix in (".png", ".gif"):     # a PNG's "Software" text, a GIF's comment
             from PIL import Image
 
             with Image.open(path) as image:
-                return image.info.get("Software") == MESHOP_MARK
+                return MESHOP_MARK in (image.info.get("Software"), image.info.get("comment", b"").decode("latin-1"))
         if suffix in (".html", ".htm"):
             with open(path, "rb") as handle:
                 return f" | {MESHOP_MARK}</title>".encode() in handle.read(4096)
@@ -70,7 +70,7 @@ def check_output(path: Path, overwrite: bool = False, *, source: Path | None = N
     Refused without ``overwrite``: the input file ``source``, and any existing file whose name
     is not a meshop result's (:func:`is_meshop_result`). A folder is always refused.
     """
-    path = Path(path)
+    path = as_path(path, "the output")
     if path.is_dir():
         raise MeshError(f"{path}: is a folder; give a file name for the output (-o FILE).")
     if overwrite or not path.exists():
@@ -97,6 +97,14 @@ def prediction_output(source: Path | None, out=None, *, render: bool = False, ov
     check_output(out, overwrite, source=source)
     if render:
         check_output(out.with_suffix(".gif") if series else picture_path(out), overwrite, source=source)
+    if series:
+        from .io.series import series_format
+
+        series_format(out)
+    else:
+        from .io import writer_of
+
+        writer_of(out)
     if not out.parent.is_dir():
         raise MeshError(f"{out}: folder {out.parent} does not exist.")
     return out

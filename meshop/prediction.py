@@ -19,13 +19,17 @@ from .estimate import check_tolerance, estimator_for, refinement_note
 from .graph import decode, feature_count, mesh_edges, model_input, node_data, node_subset, precision_note
 from .mesh import Mesh
 from .metrics import relative_l2_np
-from .outputs import is_meshop_result, picture_path, prediction_output
+from .outputs import check_output, is_meshop_result, picture_path, prediction_output
 from .preflight import (DEFAULT_MODEL, bundled_models, check_torch_device, checkpoint_path, default_time_model,
                         dimension_refusal, model_label, point_cloud_refusal)
 from .trajectory import Trajectory
 
 #: sub-domain size of models with a finite receptive field when ``max_nodes`` is not given
 DEFAULT_MAX_NODES = 200_000
+#: what predict writes for a target ``t``: point fields ``t + suffix`` (the prediction, its error
+#: against the truth, its estimated error, the refined answer) and field data ``t + suffix``
+PREDICTION_POINT_FIELDS = ("_pred", "_error", "_estimated_error", "_refined")
+PREDICTION_FIELD_DATA = ("_error_estimate",)
 
 __all__ = ["DEFAULT_MODEL", "Prediction", "Predictor", "bundled_models", "predict", "resolve_model"]
 
@@ -284,7 +288,25 @@ class Predictor:
                  for name, value in defaults.items()]
         if n_parts > 1:
             notes.append(f"predicted in {n_parts} sub-domains ({mesh.n_points} nodes).")
+        mesh, earlier = _without_earlier_prediction(mesh, self.spec)
+        if earlier:
+            notes.append(f"the mesh holds an earlier prediction: left its {', '.join(earlier)} out of this one.")
         return Prediction(mesh.with_point_data(**fields), defaults, metrics, n_parts, seconds, notes=notes)
+
+
+def _without_earlier_prediction(mesh: Mesh, spec) -> tuple[Mesh, list[str]]:
+    """``mesh`` without what an earlier prediction wrote into it (a ``.pred.vtu`` given to predict
+    again), and those names: for the targets of ``spec`` and every ``X`` of an ``X_pred`` field, the
+    point fields and field data of :data:`PREDICTION_POINT_FIELDS` and :data:`PREDICTION_FIELD_DATA`.
+    They described the earlier prediction (its estimate, its refinement, another model's target)
+    and would read as this one's; the new prediction writes its own. Other fields (the truth, the
+    model's inputs, the user's own data) are kept."""
+    predicted = [*spec.targets, *(n[: -len("_pred")] for n in mesh.point_data if n.endswith("_pred"))]
+    stale = [n for n in dict.fromkeys(t + s for t in predicted for s in PREDICTION_POINT_FIELDS)
+             if n in mesh.point_data and n not in spec.inputs]
+    stale += [n for n in dict.fromkeys(t + s for t in predicted for s in PREDICTION_FIELD_DATA)
+              if n in mesh.field_data]
+    return (mesh.without(*stale) if stale else mesh), stale
 
 
 @contextmanager
@@ -393,6 +415,8 @@ def _predict_series(predictor: Predictor, source, steps, dt, out, write: bool, r
             raise MeshError(f"--dt {dt:g} is not a multiple of the model's frame step {frame_dt:g}.")
     if write:
         out = prediction_output(source.source, out, render=render, overwrite=overwrite, series=True)
+        if render and isinstance(source, Trajectory) and source.n_frames > 1:   # may plot its error growth
+            check_output(out.with_suffix(".errors.png"), overwrite, source=source.source)
     say(f"rolling out {steps} steps on {source.n_points} nodes ...")
     result = rollout(ckpt, source, steps, every=every, device=predictor.device, progress=True)
     if write:

@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from .checkpoint import CheckpointError, read_metadata
-from .errors import MeshError
+from .errors import MeshError, as_path
 
 #: name of the model used when none is given
 DEFAULT_MODEL = "heat3d"
@@ -80,7 +80,7 @@ def checkpoint_path(model: str | os.PathLike | None) -> Path:
     """
     name = DEFAULT_MODEL if model is None else str(model)
     bundled = bundled_models()
-    path = bundled.get(name, Path(name))
+    path = bundled.get(name) or as_path(name, "--model")
     if name not in bundled and not path.exists():
         known = ", ".join(sorted(bundled)) or "none"
         what = "no such checkpoint file" if path.suffix == ".safetensors" else "neither a checkpoint file nor a bundled model"

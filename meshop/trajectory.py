@@ -141,7 +141,8 @@ class Trajectory:
         return frame
 
     def summary(self) -> dict:
-        """JSON-ready facts for ``meshop info``: frames, time range, dt, fields, moving nodes."""
+        """JSON-ready facts for ``meshop info``: frames, time range, dt, fields, moving nodes, the
+        field data (name -> size) and the metadata."""
         return {
             "kind": "time series",
             "n_frames": self.n_frames,
@@ -153,6 +154,7 @@ class Trajectory:
             "cells": self.mesh.cell_counts,
             "fields": {name: list(values.shape[2:]) for name, values in self.fields.items()},
             "constant_fields": {name: list(np.shape(v)[1:]) for name, v in self.mesh.point_data.items()},
+            "field_data": {name: int(np.size(v)) for name, v in self.mesh.field_data.items()},
             "metadata": self.metadata,
         }
 

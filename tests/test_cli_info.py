@@ -100,6 +100,22 @@ def test_info_names_points_no_cell_uses(tmp_path):
     assert _strict_json(invoke(path, "--json").stdout)["n_unused_points"] == 1
 
 
+def test_info_lists_field_data_of_a_mesh_and_of_a_series(tmp_path):
+    """Field data (a prediction's error estimate, a fine mesh's coarse triangles) were read and kept
+    but never shown: a user could not see what a file carried beside its fields."""
+    points, tets = box_tetrahedra(3)
+    mesh = Mesh(points, {"tetra": tets}).with_field_data(error_estimate=0.25, ids=[3, 1, 2])
+    path = meshop.write(mesh, tmp_path / "with_data.vtu")
+    lines = invoke(path).stdout.splitlines()
+    assert any(line.split() == ["field", "data", "error_estimate", "0.25"] for line in lines), lines
+    assert any(line.split() == ["field", "data", "ids", "3", "values,", "range", "[1,", "3]"] for line in lines), lines
+    assert _strict_json(invoke(path, "--json").stdout)["field_data"]["ids"] == {"size": 3, "min": 1.0, "max": 3.0}
+    series = meshop.write_series(meshop.Trajectory(mesh, [0.0, 1.0], {"u": np.zeros((2, mesh.n_points))}),
+                                 tmp_path / "with_data.pvd")
+    assert "  field data  ids  (3 values)" in invoke(series).stdout.splitlines()
+    assert _strict_json(invoke(series, "--json").stdout)["field_data"] == {"error_estimate": 1, "ids": 3}
+
+
 def test_info_exit_code_2_and_one_line_on_every_bad_file(bad_files):
     for case, bad in bad_files.items():
         result = invoke(bad.path)

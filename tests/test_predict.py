@@ -187,6 +187,28 @@ def test_missing_input_uses_default_and_says_so(heat_checkpoint, tmp_path):
     assert "temperature_pred" in written.point_data and "temperature_error" not in written.point_data
 
 
+def test_predicting_on_a_prediction_leaves_the_earlier_ones_fields_out(heat_checkpoint, tmp_path):
+    """A ``.pred.vtu`` given to predict again: what the earlier prediction wrote (its estimate, its
+    refinement, another model's target) does not survive beside the new prediction as if it were
+    its own; the new prediction's fields replace those of the same name, the user's own are kept."""
+    mesh = _cube(5)
+    bare = meshop.Mesh(mesh.points, mesh.cells)
+    n = bare.n_points
+    earlier = bare.with_point_data(temperature_pred=np.full(n, 7.0), temperature_estimated_error=np.ones(n),
+                                   temperature_refined=np.full(n, 8.0), velocity_pred=np.ones((n, 3)),
+                                   my_data=np.arange(n, dtype=float)
+                                   ).with_field_data(temperature_error_estimate=0.5, velocity_error_estimate=0.1,
+                                                     my_note=3.0)
+    meshop.write(earlier, tmp_path / "part.pred.vtu")
+    result = predict(tmp_path / "part.pred.vtu", heat_checkpoint, estimate=False)
+    written = meshop.read(tmp_path / "part.pred.pred.vtu")
+    assert set(written.point_data) == {"temperature_pred", "my_data"}
+    assert set(written.field_data) == {"my_note"}
+    np.testing.assert_array_equal(written.point_data["my_data"], np.arange(n))
+    assert not np.allclose(written.point_data["temperature_pred"], 7.0)
+    assert any("holds an earlier prediction" in note and "temperature_refined" in note for note in result.notes)
+
+
 def test_closed_stl_is_tetrahedralized(heat_checkpoint, tmp_path):
     trimesh.creation.box((30.0, 20.0, 10.0)).export(tmp_path / "box.stl")
     result = predict(tmp_path / "box.stl", heat_checkpoint, mesh_size=3.0)

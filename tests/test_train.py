@@ -290,6 +290,24 @@ def test_cli_bad_field_names_and_init_paths_are_one_sentence_before_training(tmp
     _assert_each_fails_in_one_line(cases, tmp_path / "run", "--epochs", "1")
 
 
+def test_field_roles_are_checked_once_before_any_sample_is_read(monkeypatch):
+    """load_training_data checked the roles again after MeshDataset had (which skipped the empty
+    target list), so a run naming no target read every sample before being refused."""
+    import meshop.data.dataset as dataset
+    import meshop.io
+    from meshop.training.data import load_training_data
+
+    checks, reads = [], []
+    check_roles, read = dataset.check_roles, meshop.io.read
+    monkeypatch.setattr(dataset, "check_roles", lambda *a, **k: checks.append(a) or check_roles(*a, **k))
+    monkeypatch.setattr(meshop.io, "read", lambda *a, **k: reads.append(a) or read(*a, **k))
+    with pytest.raises(MeshError, match=r"no target field: targets is empty; name at least one field to learn\.$"):
+        load_training_data(DARCY, targets=[])
+    assert reads == [] and len(checks) == 1
+    checks.clear()
+    assert load_training_data(DARCY).fields.targets == ["u"] and len(checks) == 1 and len(reads) == 4
+
+
 def test_inputs_and_targets_may_be_one_comma_separated_string(tmp_path):
     run = Run(DARCY, inputs="permeability", targets=" u ", out=tmp_path / "run", **SMALL)
     assert run.inputs == ["permeability"] and run.targets == ["u"]

@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import Dataset
 from torch_geometric.data import Data
 
-from ..errors import MeshError
+from ..errors import MeshError, as_path
 from ..mesh import Mesh
 from .generate import MANIFEST
 
@@ -51,6 +51,7 @@ class MeshDataset(Dataset):
             building with random augmentation).
         pre_transform: called once per sample when loading; its result is what is cached
             (e.g. deterministic graph building).
+        need_target: refuse a dataset that names no target (training), before reading a sample.
 
     Raises:
         MeshError: no or unreadable manifest, an unknown split, a missing or corrupt sample, a
@@ -60,7 +61,7 @@ class MeshDataset(Dataset):
     def __init__(self, root: str | os.PathLike, inputs: list[str] | None = None,
                  targets: list[str] | None = None, split: str | None = None,
                  transform: Callable[[Data], Data] | None = None,
-                 pre_transform: Callable[[Data], Data] | None = None):
+                 pre_transform: Callable[[Data], Data] | None = None, need_target: bool = False):
         from ..io import read
 
         self.root = Path(root)
@@ -72,7 +73,7 @@ class MeshDataset(Dataset):
             raise MeshError(f"{self.root / MANIFEST}: names no fields; add "
                             f"{MINIMAL_MANIFEST}.")
         check_roles(self.inputs, self.targets, self.root / MANIFEST if inputs is None and targets is None else None,
-                    need_target=False)
+                    need_target=need_target)
         self.split = split
         self.files = _sample_files(self.root, self.manifest, split)
         self.transform = transform
@@ -158,18 +159,18 @@ def check_roles(inputs: list[str], targets: list[str], where=None, need_target: 
     listed twice) or, with ``need_target``, no target is named; ``where``: the manifest, when the
     names are its."""
     prefix = f"{where}: " if where is not None else ""
-    if need_target and not targets:
-        raise MeshError(f"{prefix}no target field: targets is empty; name at least one field to learn.")
     names = list(inputs) + list(targets)
     twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
     if twice is not None:
         role = "both an input and a target" if twice in inputs and twice in targets else "listed twice"
         raise MeshError(f"{prefix}field '{twice}' is {role}; inputs and targets must be distinct fields.")
+    if need_target and not targets:
+        raise MeshError(f"{prefix}no target field: targets is empty; name at least one field to learn.")
 
 
 def read_manifest(root: Path) -> dict:
     """The parsed ``dataset.json`` of ``root``; :class:`MeshError` when missing or invalid."""
-    root = Path(root)
+    root = as_path(root, "the dataset folder")
     if not root.is_dir():
         raise MeshError(f"{root}: no such dataset folder.")
     path = root / MANIFEST

@@ -73,6 +73,9 @@ def read_arrays(path: str | os.PathLike) -> tuple:
         raise MeshError(f"{path}: no such file.")
     if path.is_dir():
         raise MeshError(f"{path}: is a directory, not a mesh file.")
+    special = _sniff.special_file(path)
+    if special:
+        raise MeshError(f"{path}: is {special}, not a mesh file.")
     ext = _extension(path)
     reader = READERS.get(ext)
     if reader is None and ext == ".pvd":
@@ -117,11 +120,7 @@ def write(mesh: Mesh, path: str | os.PathLike, *, overwrite: bool = False) -> Pa
     path = as_path(path)
     if path.is_dir():
         raise MeshError(f"{path}: is a folder; give a file name to write.")
-    ext = _extension(path)
-    writer = WRITERS.get(ext)
-    if writer is None:
-        known = " ".join(sorted(WRITERS))
-        raise MeshError(f"{path}: cannot write format '{ext or path.name}' (known: {known}).")
+    writer, ext = writer_of(path), _extension(path)
     if not overwrite and mesh.source is not None and _same_file(path, mesh.source):
         raise MeshError(f"{path}: refusing to overwrite the mesh's input file; write elsewhere (-o) or pass "
                         "--overwrite (overwrite=True in Python).")
@@ -136,6 +135,17 @@ def write(mesh: Mesh, path: str | os.PathLike, *, overwrite: bool = False) -> Pa
             raise
         raise write_failure(path, f"this {ext} file", err) from None
     return path
+
+
+def writer_of(path: Path):
+    """The module that writes ``path``'s format (by extension); :class:`MeshError` naming the
+    formats meshop writes when it is none of them (checked before a command does its work)."""
+    ext = _extension(Path(path))
+    writer = WRITERS.get(ext)
+    if writer is None:
+        known = " ".join(sorted(WRITERS))
+        raise MeshError(f"{path}: cannot write format '{ext or Path(path).name}' (known: {known}).")
+    return writer
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -4,6 +4,7 @@ format, or that is visibly cut short, gets a precise message instead of a parser
 from __future__ import annotations
 
 import re
+import stat
 import struct
 from pathlib import Path
 
@@ -21,6 +22,19 @@ _TRUNCATION_HINTS = ("truncat", "unexpected length", "end of file", "eof", "not 
                      "not expected length", "error reading binary data", "no element found",
                      "unclosed token", "mismatch of datasize", "inhomogeneous",
                      "number of columns changed", "expected newline")
+
+
+def special_file(path: Path) -> str | None:
+    """What ``path`` is when it exists but is neither a regular file nor a directory (a named
+    pipe, whose reading waits for a writer; a device such as /dev/zero, which never ends), else
+    None."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    kinds = [(stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]
+    return next((kind for test, kind in kinds if test(mode)), None)
 
 
 def content_kind(head: bytes) -> str:
@@ -70,12 +84,40 @@ def check(path: Path, ext: str) -> None:
         raise truncated(path, "the XML ends before </VTKFile>")
     if ext in (".xdmf", ".xmf") and b"</Xdmf>" not in tail:
         raise truncated(path, "the XML ends before </Xdmf>")
+    if ext in (".xdmf", ".xmf"):
+        check_xdmf_data(path)
     if kind == "a gmsh mesh" and not tail.rstrip().splitlines()[-1].startswith(b"$End"):
         raise truncated(path, "the last section has no $End line")
     if ext == ".glb" and size >= 12:
         declared = struct.unpack("<I", head[8:12])[0]
         if declared > size:
             raise truncated(path, f"the header declares {declared} bytes, the file has {size}")
+
+
+def check_xdmf_data(path: Path) -> None:
+    """Refuse an XDMF file whose heavy data (``DataItem`` of format HDF or Binary) lie outside its
+    folder or in something other than a regular file: its reader would open any file the path
+    names, and wait forever on a named pipe or read a device without end."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        items = [item for item in ET.parse(path).iter() if item.tag.rsplit("}", 1)[-1] == "DataItem"]
+    except ET.ParseError as err:
+        raise MeshError(f"{path}: not valid XDMF XML ({err}).") from None
+    for item in items:
+        if item.get("Format", "XML").upper() not in ("HDF", "BINARY"):
+            continue
+        text = (item.text or "").strip()
+        name = text.split(":", 1)[0] if item.get("Format").upper() == "HDF" else text
+        data = path.parent / name
+        inside = name and not Path(name).is_absolute() and ".." not in Path(name).parts
+        if not inside:
+            raise MeshError(f"{path}: its data file {name or '(none)'} lies outside the XDMF file's folder; an XDMF "
+                            "file names its HDF5 or binary data by paths inside its own folder.")
+        if not data.is_file():
+            kind = "a directory" if data.is_dir() else special_file(data)
+            raise MeshError(f"{path}: its data file {name} " + (f"is {kind}, not a data file." if kind else
+                                                                 "is missing (copy it beside the .xdmf)."))
 
 
 def _expected_kinds(ext: str, head: bytes) -> tuple[str, ...] | None:

@@ -31,6 +31,7 @@ from ..atomic import atomic_path, process_running
 from ..errors import MeshError, as_path, write_failure
 from ..mesh import Mesh
 from ..trajectory import Trajectory
+from ._sniff import check_xdmf_data, special_file
 
 SERIES_EXTENSIONS = (".pvd", ".xdmf", ".xmf")
 #: name of the metadata file of a .pvd series (inside its frames folder)
@@ -56,6 +57,8 @@ def _temporal_xdmf(path: Path) -> bool:
     """True when the XDMF file declares a temporal collection (read in 1 MiB chunks: the data of a
     single mesh may be inline); also for a file that cannot be opened, so that the series reader
     says why."""
+    if not path.is_file():          # missing, a folder, a named pipe or a device: never opened here
+        return True
     try:
         with open(path, "rb") as handle:
             tail = b""
@@ -78,10 +81,7 @@ def write_series(traj: Trajectory, path, *, overwrite: bool = True) -> Path:
         raise TypeError(f"write_series needs a meshop.Trajectory, got {type(traj).__name__}"
                         + (" (write one mesh with meshop.write)." if isinstance(traj, Mesh) else "."))
     path = as_path(path)
-    ext = path.suffix.lower()
-    if ext not in SERIES_EXTENSIONS:
-        raise MeshError(f"{path}: a time series is written as .pvd (ParaView collection) or .xdmf; "
-                        f"got '{ext or path.name}'.")
+    ext = series_format(path)
     if not path.parent.is_dir():
         raise MeshError(f"{path}: folder {path.parent} does not exist.")
     if path.exists() and not overwrite:
@@ -95,6 +95,17 @@ def write_series(traj: Trajectory, path, *, overwrite: bool = True) -> Path:
     except OSError as err:          # an unwritable folder, a full disk: as meshop.write says it
         raise write_failure(path, f"this {ext} series", err) from None
     return path
+
+
+def series_format(path: Path) -> str:
+    """The series format ``path`` names (``.pvd``, ``.xdmf``, ``.xmf``); :class:`MeshError` for
+    another extension (checked before a rollout runs)."""
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in SERIES_EXTENSIONS:
+        raise MeshError(f"{path}: a time series is written as .pvd (ParaView collection) or .xdmf; "
+                        f"got '{ext or path.name}'.")
+    return ext
 
 
 def _write_pvd(traj: Trajectory, path: Path, meta: dict) -> None:
@@ -211,7 +222,8 @@ def read_series(path) -> Trajectory:
     if path.is_dir():
         raise MeshError(f"{path}: is a directory, not a time series file.")
     if not path.is_file():
-        raise MeshError(f"{path}: no such file.")
+        special = special_file(path)
+        raise MeshError(f"{path}: is {special}, not a time series file." if special else f"{path}: no such file.")
     ext = path.suffix.lower()
     if ext == ".pvd":
         return _read_pvd(path)
@@ -237,9 +249,14 @@ def _read_pvd(path: Path) -> Trajectory:
         name = entry.get("file")
         if not name:
             raise MeshError(f"{path}: frame {k} names no file.")
+        if os.path.isabs(name) or os.path.normpath(name).split(os.sep)[0] == os.pardir:
+            raise MeshError(f"{path}: frame {k} file {name} lies outside the series' folder; a .pvd names its "
+                            "frames by paths inside its own folder (move them there and list them relative to it).")
         frame = (path.parent / name)
         if not frame.is_file():
-            raise MeshError(f"{path}: frame {k} file {frame} is missing.")
+            special = "a directory" if frame.is_dir() else special_file(frame)
+            raise MeshError(f"{path}: frame {k} file {frame} "
+                            + (f"is {special}, not a mesh file." if special else "is missing."))
         files.append(frame)
     meta = _read_json(path.with_suffix("") / PVD_METADATA)
     return _assemble(path, _read_frames(path, files), np.asarray(times), meta)
@@ -250,8 +267,8 @@ def _read_frames(path: Path, files: list[Path]) -> list[Mesh]:
     only for its node count, coordinates and fields (its cells are frame 0's, checked once)."""
     from . import read_arrays
 
-    points, cells, point_data, cell_data, _ = read_arrays(files[0])       # a series keeps no field data
-    first = Mesh(points, cells, point_data, cell_data, source=files[0])
+    points, cells, point_data, cell_data, field_data = read_arrays(files[0])  # frame 0's field data: the series'
+    first = Mesh(points, cells, point_data, cell_data, source=files[0], field_data=field_data)
     meshes = [first]
     for k, frame in enumerate(files[1:], start=1):
         points, frame_cells, point_data, cell_data, _ = read_arrays(frame)
@@ -272,6 +289,7 @@ def _same_cells(a: dict, b: dict) -> bool:
 def _read_xdmf(path: Path) -> Trajectory:
     import meshio
 
+    check_xdmf_data(path)
     try:
         with meshio.xdmf.TimeSeriesReader(str(path)) as reader:
             points, cells = reader.read_points_cells()
@@ -317,7 +335,7 @@ def _assemble(path: Path, meshes: list[Mesh], times: np.ndarray, meta: dict) -> 
     constant = [n for n in meta.get("constant", []) if n in names]
     moving = any(not np.array_equal(m.points, first.points) for m in meshes[1:])
     mesh = Mesh(first.points, first.cells, {n: first.point_data[n] for n in constant}, first.cell_data,
-                source=path)
+                source=path, field_data=first.field_data)
     fields = {n: np.stack([m.point_data[n] for m in meshes]) for n in first.point_data if n not in constant}
     positions = np.stack([m.points for m in meshes]) if moving else None
     return Trajectory(mesh, times, fields, positions, dict(meta.get("metadata", {})), source=path)

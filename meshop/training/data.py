@@ -53,11 +53,9 @@ def load_training_data(root, inputs: list[str] | None = None, targets: list[str]
         MeshError: missing folder or manifest, missing fields, an empty training or validation split.
     """
     from ..data import MeshDataset
-    from ..data.dataset import check_roles
 
     root = Path(root)
-    full = MeshDataset(root, inputs=inputs, targets=targets)
-    check_roles(full.inputs, full.targets, root / "dataset.json" if inputs is None and targets is None else None)
+    full = MeshDataset(root, inputs=inputs, targets=targets, need_target=True)   # checks the field roles
     named_split = full.manifest.get("split") or _random_split([p.name for p in full.files], seed)
     index = {path.name: i for i, path in enumerate(full.files)}
     unknown = [n for names in named_split.values() for n in names if n not in index]

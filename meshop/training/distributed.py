@@ -30,6 +30,9 @@ from __future__ import annotations
 import atexit
 import math
 import os
+import sys
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -148,11 +151,11 @@ class Distributed:
             torch.cuda.set_device(device)
         if not dist.is_initialized():   # once per process; later runs in it reuse the group
             try:
-                dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
-                                        timeout=timedelta(seconds=timeout_s()))
+                with _cpp_logs_kept_on_success():
+                    dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
+                                            timeout=timedelta(seconds=timeout_s()))
             except (RuntimeError, ValueError) as err:
-                raise MeshError(f"rank {rank} of {world}: could not join the other ranks at "
-                                f"{os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')} ({err}).") from None
+                raise MeshError(_join_failure(rank, world, err)) from None
             atexit.register(_leave)
         return cls(rank, world, device)
 
@@ -219,6 +222,42 @@ class Distributed:
         return MeshError(f"rank {self.rank} of {self.world}: lost the other ranks ({type(err).__name__}: "
                          f"{str(err).splitlines()[0] if str(err) else ''}); one of them failed or stopped "
                          f"answering within {timeout_s():g} s (MESHOP_DDP_TIMEOUT); see its message.")
+
+
+def _join_failure(rank: int, world: int, err: Exception) -> str:
+    """One sentence for a failed ``init_process_group``: rank 0 not reached (no process listens at
+    ``MASTER_ADDR:MASTER_PORT``, or an address nothing answers at), or another failure to join."""
+    where = f"{os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')}"
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if isinstance(err, dist.DistNetworkError) and rank != 0:
+        return (f"rank {rank} of {world}: could not reach the rank-0 process at {where} within {timeout_s():g} s "
+                f"(MASTER_ADDR / MASTER_PORT; torch: {reason}); start rank 0 too (torchrun starts every rank), check "
+                "that MASTER_ADDR and MASTER_PORT name its host and port, or wait longer with MESHOP_DDP_TIMEOUT.")
+    return f"rank {rank} of {world}: could not join the other ranks at {where} ({reason})."
+
+
+@contextmanager
+def _cpp_logs_kept_on_success():
+    """Hold back what torch's C++ side writes to stderr (file descriptor 2) in the block: joining a
+    rank 0 that does not answer makes c10d log every retry with a C++ stack trace, which the one
+    sentence of :func:`_join_failure` replaces. Written out after all when the block succeeds."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    held = tempfile.TemporaryFile()
+    os.dup2(held.fileno(), 2)
+    ok = False
+    try:
+        yield
+        ok = True
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        if ok:
+            held.seek(0)
+            sys.stderr.write(held.read().decode(errors="replace"))
+            sys.stderr.flush()
+        held.close()
 
 
 #: set when a run of this process failed, so that :func:`_leave` does not wait for the other ranks

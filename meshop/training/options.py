@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from .. import models
-from ..errors import MeshError
+from ..errors import MeshError, as_path
 
 SCHEDULES = ("onecycle", "cosine")
 
@@ -53,6 +53,9 @@ def check_arguments(data, out, init, seed, max_train, unroll, window_every, nois
         raise MeshError(f"data must be the path of a dataset folder, got {data!r}.")
     if out is not None and not isinstance(out, (str, os.PathLike)):
         raise MeshError(f"out must be the path of the run folder, got {out!r}.")
+    for value in (data, out):                    # a name too long for the file system
+        if value is not None:
+            as_path(value)
     if init is not None and not isinstance(init, (str, os.PathLike)):
         raise MeshError(f"init must be the path of a checkpoint, got {init!r}.")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 63:

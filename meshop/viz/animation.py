@@ -7,11 +7,14 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MeshError
+from ..outputs import MESHOP_MARK
 from ..progress import progress_bar
 from ..trajectory import Trajectory
 from . import scene
 
 ANIMATION_WINDOW = (900, 700)
+#: the longest a GIF shows one frame: 65,535 hundredths of a second
+GIF_LONGEST_MS = 655_350
 
 
 def animate(series: Trajectory | str | Path, out: str | Path, field: str | None = None, *, fps: float = 10.0,
@@ -32,11 +35,18 @@ def animate(series: Trajectory | str | Path, out: str | Path, field: str | None 
     from ..io import read_series
     from .pictures import field_plotter
 
-    traj = series if isinstance(series, Trajectory) else read_series(series)
     out = Path(out)
     kind = out.suffix.lower()
     if kind not in (".gif", ".mp4"):
         raise MeshError(f"{out}: an animation is written as .gif or .mp4, not '{kind or out.name}'.")
+    if isinstance(fps, bool) or not isinstance(fps, (int, float, np.number)) or not 0 < fps < np.inf:
+        raise MeshError(f"--fps {fps}: expected a positive number of frames per second.")
+    if kind == ".gif" and 1000 / fps > GIF_LONGEST_MS:
+        raise MeshError(f"--fps {fps:g}: a GIF shows a frame for at most {GIF_LONGEST_MS / 1000:g} s; "
+                        f"give at least {1000 / GIF_LONGEST_MS:.2g} frames per second.")
+    if kind == ".mp4":
+        _mp4_writer()                      # its encoder is there before the frames are drawn
+    traj = series if isinstance(series, Trajectory) else read_series(series)
     field, _, clim = series_field(traj, field)
     bounds = series_box(traj)
     images = []
@@ -84,13 +94,19 @@ def _write(images: list[np.ndarray], path: Path, kind: str, fps: float) -> None:
 
         frames = [Image.fromarray(image).convert("P", palette=Image.Palette.ADAPTIVE) for image in images]
         frames[0].save(path, format="GIF", save_all=True, append_images=frames[1:],
-                       duration=int(round(1000 / fps)), loop=0)
+                       duration=int(round(1000 / fps)), loop=0, comment=MESHOP_MARK)   # marked as meshop's
         return
+    imageio = _mp4_writer()
+    with imageio.get_writer(str(path), format="FFMPEG", fps=fps) as writer:
+        for image in images:
+            writer.append_data(image)
+
+
+def _mp4_writer():
+    """imageio, which writes MP4 through imageio-ffmpeg; :class:`MeshError` saying how to install it."""
     try:
         import imageio.v2 as imageio
     except ImportError:
         raise MeshError("writing .mp4 needs imageio-ffmpeg: pip install 'imageio[ffmpeg]' "
                         "(or write a .gif).") from None
-    with imageio.get_writer(str(path), format="FFMPEG", fps=fps) as writer:
-        for image in images:
-            writer.append_data(image)
+    return imageio

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..mesh import Mesh
+from ..outputs import MESHOP_MARK
 from .scene import write_atomically
 
 
@@ -33,4 +34,5 @@ def plot_adaptation(original: Mesh, moved: Mesh, out_png: str | Path, field: str
         axes.set_title(title)
         axes.set_aspect("equal")
         axes.set_axis_off()
-    return write_atomically(Path(out_png), lambda tmp: figure.savefig(tmp, dpi=dpi, format="png"))
+    return write_atomically(Path(out_png), lambda tmp: figure.savefig(tmp, dpi=dpi, format="png",
+                                                                      metadata={"Software": MESHOP_MARK}))

@@ -145,4 +145,5 @@ def plot_rollout_errors(curves: dict[str, np.ndarray], out_png: str | Path, *, f
     ax.grid(True, which="both", alpha=0.3)
     if len(curves) > 1:
         ax.legend(fontsize=8)
-    return write_atomically(Path(out_png), lambda tmp: figure.savefig(tmp, dpi=dpi, format="png"))
+    return write_atomically(Path(out_png), lambda tmp: figure.savefig(tmp, dpi=dpi, format="png",
+                                                                      metadata={"Software": MESHOP_MARK}))

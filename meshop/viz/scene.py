@@ -26,6 +26,7 @@ GHOST_COLOR = "#8a96a3"
 BOUNDARY_COLOR = "#d62728"
 MAX_CELLS_WITH_EDGES = 20_000
 MIN_OCTANT_SHARE = 0.06  # cut a volume's +x+y+z octant away when it holds this share of the volume
+MAX_WINDOW = 8192        # pixels per side of a picture (a 100000 x 100000 one would take 40 GB)
 
 
 def configure_headless() -> None:
@@ -254,7 +255,16 @@ def fit_camera(plotter, dim: int, points=None, *, top: float = 0.06, bottom: flo
 
 
 def new_plotter(window_size, shape=(1, 1), off_screen: bool = True):
-    """A white-background plotter with black text."""
+    """A white-background plotter with black text; :class:`MeshError` for a ``window_size`` that is
+    not ``(width, height)`` in pixels from 1 to :data:`MAX_WINDOW` (before any image is allocated)."""
+    try:
+        width, height = window_size
+        sizes_ok = all(not isinstance(v, bool) and int(v) == v and 1 <= v <= MAX_WINDOW for v in (width, height))
+    except (TypeError, ValueError, OverflowError):
+        sizes_ok = False
+    if not sizes_ok:
+        raise MeshError(f"window_size {window_size!r:.60}: expected (width, height) in pixels, whole numbers "
+                        f"from 1 to {MAX_WINDOW}.")
     configure_headless()
     import pyvista as pv
 
