@@ -19,6 +19,8 @@ against the fine solve (:func:`floor_rows`).
     nice -n 10 python benchmarks/moving_mesh.py --skip-solver --seeds 0 --solver-nodes 300   # the floor rows alone
     nice -n 10 python benchmarks/moving_mesh.py --skip-mesh --solver-seeds 1 --trajectories 6 --solver-nodes 300 --epochs 6
     ... --refine 2    # the data solved on the mesh split twice (the reference resolves the fronts)
+    ... --refine 2 --store fine --movers auto,classical
+                      # the MM-PDE protocol: data and errors on the fine mesh, solvers on the coarse one
 """
 
 from __future__ import annotations
@@ -142,18 +144,22 @@ def warm_up(model) -> None:
 def solver_rows(domain: str, seed: int, args, root: Path) -> list[dict]:
     """Train mppde and mmpde on one burgers2d dataset; their rollout errors on its test split."""
     data = generate("burgers2d", args.trajectories, root / f"{domain}-{seed}", seed=seed, resolution=args.solver_nodes,
-                    progress=False, domain=domain, nu=args.nu, frames=args.frames, stride=5, refine=args.refine)
+                    progress=False, domain=domain, nu=args.nu, frames=args.frames, stride=5, refine=args.refine,
+                    store=args.store)
+    coarse = {"coarse": True} if args.store == "fine" else {}
     rows, series = [], None
-    for name, options in (("mppde", {}), ("mmpde", {"mover": args.mover})):
+    movers = args.movers.split(",")
+    runs = [("mppde", "mppde", {})] + [("mmpde", mmpde_label(mover, movers), {"mover": mover}) for mover in movers]
+    for name, label, options in runs:
         start = time.perf_counter()
         result = train(data, model=name, epochs=args.epochs, batch_size=4, lr=1e-3, unroll=2, seed=seed,
-                       out=root / f"{domain}-{seed}-{name}", progress=False, **options)
+                       out=root / f"{domain}-{seed}-{label.replace(' ', '_')}", progress=False, **options, **coarse)
         seconds = time.perf_counter() - start
         ckpt = meshop.checkpoint.load(result.best)
         series = series or [meshop.read_series(data / f) for f in ckpt.data["split"]["test"]]
         errors = np.array([meshop.predict(trajectory, model=ckpt, steps=args.frames - 1,
                                           write=False).errors["velocity"] for trajectory in series])
-        rows.append({"domain": domain, "seed": seed, "model": name, "params": ckpt.model.n_parameters(),
+        rows.append({"domain": domain, "seed": seed, "model": label, "params": ckpt.model.n_parameters(),
                      "one": errors[:, 1].mean(), "ten": errors[:, min(10, args.frames - 1)].mean(),
                      "seconds": seconds, "test": len(series)})
     # the floor a learned stepper must beat: the state left as it is (the same error per frame)
@@ -163,6 +169,11 @@ def solver_rows(domain: str, seed: int, args, root: Path) -> list[dict]:
                  "one": still[:, 1].mean(), "ten": still[:, min(10, args.frames - 1)].mean(), "seconds": 0.0,
                  "test": len(series)})
     return rows
+
+
+def mmpde_label(mover: str, movers: list[str]) -> str:
+    """The solver rows' name of mmpde with ``mover`` (the mover named when several are compared)."""
+    return "mmpde" if len(movers) == 1 else f"mmpde ({mover})"
 
 
 def print_mesh_table(rows: list[dict]) -> None:
@@ -195,14 +206,18 @@ def print_solver_table(rows: list[dict]) -> None:
     for r in rows:
         print(f"| {r['domain']} | {r['seed']} | {r['model']} | {r['params']} | {100 * r['one']:.2f} % | "
               f"{100 * r['ten']:.2f} % | {r['seconds']:.0f} |")
-    print("\n| domain | mmpde / mppde 1-step | mmpde / mppde 10-step | mppde / persistence 1-step | mppde / persistence 10-step |")
-    print("|---|---|---|---|---|")
+    print("\n| domain | mmpde | mmpde / mppde 1-step | mmpde / mppde 10-step | mppde / persistence 1-step | "
+          "mppde / persistence 10-step |")
+    print("|---|---|---|---|---|---|")
     for domain in sorted({r["domain"] for r in rows}):
-        mean = {(m, k): np.mean([r[k] for r in rows if r["domain"] == domain and r["model"].split()[0] == m])
-                for m in ("mppde", "mmpde", "persistence") for k in ("one", "ten")}
-        print(f"| {domain} | {mean['mmpde', 'one'] / mean['mppde', 'one']:.2f} | "
-              f"{mean['mmpde', 'ten'] / mean['mppde', 'ten']:.2f} | {mean['mppde', 'one'] / mean['persistence', 'one']:.2f} | "
-              f"{mean['mppde', 'ten'] / mean['persistence', 'ten']:.2f} |")
+        mean = {(m, k): np.mean([r[k] for r in rows if r["domain"] == domain and r["model"] == m])
+                for m in {r["model"] for r in rows} for k in ("one", "ten")}
+        persistence = [m for m in {r["model"] for r in rows} if m.startswith("persistence")][0]
+        for mmpde in sorted(m for m in {r["model"] for r in rows} if m.startswith("mmpde")):
+            print(f"| {domain} | {mmpde} | {mean[mmpde, 'one'] / mean['mppde', 'one']:.2f} | "
+                  f"{mean[mmpde, 'ten'] / mean['mppde', 'ten']:.2f} | "
+                  f"{mean['mppde', 'one'] / mean[persistence, 'one']:.2f} | "
+                  f"{mean['mppde', 'ten'] / mean[persistence, 'ten']:.2f} |")
 
 
 def main():
@@ -220,7 +235,11 @@ def main():
     parser.add_argument("--refine", type=int, default=0,
                         help="burgers2d solved on the mesh split this many times, stored at its nodes")
     parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--mover", default="auto", help="mmpde's mover: auto, dmm or classical")
+    parser.add_argument("--store", default="mesh", choices=["mesh", "fine"],
+                        help="with --refine, the data at the mesh's nodes, or on the fine mesh with the solvers "
+                             "on the mesh as its coarse mesh (errors on the fine nodes)")
+    parser.add_argument("--movers", default="auto", help="mmpde's movers, comma-separated: auto, dmm, classical "
+                                                         "(one mmpde row each)")
     parser.add_argument("--first-solver-seed", type=int, default=0)
     parser.add_argument("--domains", default="square,random", help="solver datasets, comma-separated")
     parser.add_argument("--skip-solver", action="store_true")
@@ -250,8 +269,9 @@ def main():
     if args.skip_solver:
         return
     print(f"\nburgers2d ν = {args.nu}: {args.trajectories} trajectories of {args.frames} frames, ~{args.solver_nodes} "
-          f"nodes{f', solved {args.refine}x refined' if args.refine else ''}; {args.epochs} epochs, batch 4, lr 1e-3, "
-          f"unroll 2; mmpde mover: {args.mover}; "
+          f"nodes{f', solved {args.refine}x refined' if args.refine else ''}"
+          f"{', stored and scored on the fine mesh, solvers on the coarse one' if args.store == 'fine' else ''}; "
+          f"{args.epochs} epochs, batch 4, lr 1e-3, unroll 2; mmpde movers: {args.movers}; "
           f"{args.solver_seeds} seed(s)\n")
     with tempfile.TemporaryDirectory() as tmp:
         seeds = range(args.first_solver_seed, args.first_solver_seed + args.solver_seeds)

@@ -16,6 +16,8 @@ from .moving import signed_areas
 
 #: default β: the gradient term of the monitor averages 1/β
 BETA = 0.2
+#: nearest nodes whose triangles a point outside every triangle is placed in (P1Locator)
+CANDIDATE_NODES = 3
 
 
 def cell_gradients(points: np.ndarray, triangles: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -55,8 +57,11 @@ class P1Locator:
     """Finds the triangle and barycentric coordinates of query points in a fixed triangle mesh.
 
     matplotlib's trapezoid-map point location (O(log M) per point, any valid triangulation, holes
-    included). A point outside every triangle (a boundary node a rounding error outside) takes
-    the corner of its nearest node in one of that node's triangles.
+    included). A point outside every triangle (a boundary node a rounding error outside, a
+    point on an edge the finder misses) takes, by default, the corner of its nearest node in one
+    of that node's triangles (what the classical mover was tuned with); with ``clip=True`` the
+    triangle, among those around its :data:`CANDIDATE_NODES` nearest nodes, it is least outside
+    of, its barycentric coordinates clipped to that triangle: on an edge, the edge's interpolation.
     """
 
     def __init__(self, points: np.ndarray, triangles: np.ndarray):
@@ -66,21 +71,47 @@ class P1Locator:
         except (RuntimeError, ValueError) as err:
             raise MeshError(f"cannot locate points in this triangle mesh ({err}).") from None
         self._tree = cKDTree(self.points)
-        self._cell_of_node = np.empty(len(points), dtype=np.int64)
-        self._cell_of_node[self.triangles.ravel()] = np.repeat(np.arange(len(self.triangles)), 3)
+        # the triangles around each node, padded with -1: (N, most triangles at a node)
+        corners = self.triangles.ravel()
+        order = np.argsort(corners, kind="stable")
+        counts = np.bincount(corners, minlength=len(self.points))
+        slot = np.arange(len(corners)) - np.repeat(np.cumsum(counts) - counts, counts)
+        self._cells_of_node = np.full((len(self.points), max(int(counts.max()), 1)), -1, dtype=np.int64)
+        self._cells_of_node[corners[order], slot] = order // 3
+        self._last_cell_of_node = self._cells_of_node[np.arange(len(self.points)), np.maximum(counts - 1, 0)]
 
-    def locate(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``cells (n,)`` and barycentric coordinates ``(n, 3)`` of points ``x (n, 2)``."""
+    def locate(self, x: np.ndarray, clip: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """``cells (n,)`` and barycentric coordinates ``(n, 3)`` of points ``x (n, 2)`` (``clip``:
+        how a point outside every triangle is placed, see the class)."""
         cells = np.asarray(self._finder(x[:, 0], x[:, 1]), dtype=np.int64)
-        outside = cells < 0
-        if outside.any():
-            _, nearest = self._tree.query(x[outside])
-            cells[outside] = self._cell_of_node[nearest]
-        bary = barycentric(self.points[self.triangles[cells]], x)
-        if outside.any():
-            corner = self.triangles[cells[outside]] == nearest[:, None]
-            bary[outside] = corner.astype(np.float64)
+        bary = np.empty((len(x), 3))
+        inside = cells >= 0
+        bary[inside] = barycentric(self.points[self.triangles[cells[inside]]], x[inside])
+        if not inside.all():
+            place = self._nearest_cells if clip else self._nearest_corner
+            cells[~inside], bary[~inside] = place(x[~inside])
         return cells, bary
+
+    def _nearest_corner(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For points ``x (n, 2)`` outside every triangle: the last triangle of their nearest node,
+        and that node's corner."""
+        nearest = self._tree.query(x)[1]
+        cells = self._last_cell_of_node[nearest]
+        return cells, (self.triangles[cells] == nearest[:, None]).astype(np.float64)
+
+    def _nearest_cells(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For points ``x (n, 2)`` outside every triangle: the triangle around their nearest nodes
+        whose smallest barycentric coordinate is largest, and those coordinates clipped to it."""
+        k = min(CANDIDATE_NODES, len(self.points))
+        nearest = self._tree.query(x, k=k)[1].reshape(len(x), k)
+        candidates = self._cells_of_node[nearest].reshape(len(x), -1)                # (n, c), -1 padded
+        corners = self.points[self.triangles[np.maximum(candidates, 0)]]           # (n, c, 3, 2)
+        n, c = candidates.shape
+        bary = barycentric(corners.reshape(n * c, 3, 2), np.repeat(x, c, axis=0)).reshape(n, c, 3)
+        score = np.where(candidates >= 0, bary.min(axis=2), -np.inf)
+        best = np.argmax(score, axis=1)
+        chosen = np.clip(bary[np.arange(n), best], 0.0, None)
+        return candidates[np.arange(n), best], chosen / chosen.sum(axis=1, keepdims=True)
 
     def interpolate(self, values: np.ndarray, x: np.ndarray) -> np.ndarray:
         """P1 interpolant of nodal ``values (N, ...)`` at ``x (n, 2)``."""

@@ -16,6 +16,13 @@ no gradient), which :meth:`MMPDE.attach_window` calls once per training window f
 state; in a rollout the mesh is moved again before every step to the state it starts from
 (:meth:`MMPDE.before_step`), as in the paper. Within a training window of several unrolled
 steps it stays put (a simplification that keeps training cheap: a batch holds many meshes).
+
+With ``coarse=True`` (the MM-PDE paper's protocol, :mod:`meshop.models.coarse`) the data live on a
+fine mesh and both branches on the coarse mesh it carries: the original branch reads the fine
+state at the coarse nodes, the moved branch the fine state sampled at the moved nodes (P1 of the
+fine mesh), and each branch's increment reaches the fine nodes by its own mesh's P1
+interpolation, ``F = P_o D(h_o + I_m→o h_m) + P_m D_m(h_m)``: the moved mesh pays where it
+resolves the fronts better.
 """
 
 from __future__ import annotations
@@ -24,9 +31,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..geometry.coarse import p1_stencil
 from ..nn import MLP, KernelInterpolation
 from .base import NeuralOperator
-from .mppde import MPPDE, MessagePassing, with_walls
+from .coarse import coarse_view, prolong
+from .mppde import MPPDE, MessagePassing, _coarse_option, with_walls
 
 #: nodes of the other mesh each interpolation reads
 NEIGHBOURS = 3
@@ -68,6 +77,39 @@ class TwoBranchProcessor(nn.Module):
         return inverse_distance(data.moved_pos, data.pos, state, data.to_moved_index.T, 1.0)
 
 
+class CoarseTwoBranchProcessor(TwoBranchProcessor):
+    """``F`` of MM-PDE on the coarse mesh, answering on the fine nodes (module docstring). Needs
+    what :func:`~meshop.models.coarse.attach_coarse` and :meth:`MMPDE.attach_moved` add: the moved
+    coarse nodes ``moved_pos (C, d)``, the fine state's stencil at them ``sample_index (3, C)``,
+    ``sample_weight (C, 3)``, the moved mesh's prolongation ``moved_prolong_index (3, N)``,
+    ``moved_prolong_weight (N, 3)`` and the neighbour lists in fine ids."""
+
+    def __init__(self, in_channels: int, out_channels: int, dim: int, latent: int, layers: int,
+                 length_unit: float):
+        super().__init__(in_channels, out_channels, dim, latent, layers, length_unit)
+        self.moved_decoder = MLP([latent, latent, out_channels])
+
+    def forward(self, data, x: torch.Tensor) -> torch.Tensor:
+        if not hasattr(data, "moved_pos"):
+            raise ValueError("mmpde needs the moved mesh: call MMPDE.attach_window (or attach_moved) on the "
+                             "graph first.")
+        view = coarse_view(data)
+        fine_state = x[:, -self.out_channels:]
+        x = x[view.index]
+        state = x[:, -self.out_channels:]
+        moved_state = torch.einsum("ck,kcs->cs", data.sample_weight, fine_state[data.sample_index])  # (C, S)
+        h = self.encoder(with_walls(view, x))
+        radius = 2 * self.length_unit
+        on_moved = self.to_moved(data.moved_pos, view.pos, h, h, view.local[data.to_moved_index].T, radius)
+        h_moved = self.moved(on_moved, data.moved_pos, moved_state, view.edge_index)
+        back = self.to_original(view.pos, data.moved_pos, h_moved, h_moved, view.local[data.to_original_index].T,
+                                radius)
+        original = self.decoder(self.original(h, view.pos, state, view.edge_index) + back)
+        return (prolong(original, view.local, data.prolong_index, data.prolong_weight)
+                + prolong(self.moved_decoder(h_moved), view.local, data.moved_prolong_index,
+                          data.moved_prolong_weight))
+
+
 class MMPDE(MPPDE):
     """MM-PDE time stepper: :class:`~meshop.models.mppde.MPPDE` (a TimeStepper) with a
     :class:`TwoBranchProcessor`. With ``layers`` per branch and ``latent`` channels it has about
@@ -78,20 +120,25 @@ class MMPDE(MPPDE):
         length_unit: unit of the relative positions on edges (normalized coordinates);
         mover: ``"auto"`` (the bundled DMM when meshop has one, else classical), ``"dmm"`` or
             ``"classical"``: what moves the mesh in :meth:`attach_moved`;
-        varying_columns: columns of ``data.x`` varying per frame (see TimeStepper).
+        varying_columns: columns of ``data.x`` varying per frame (see TimeStepper);
+        coarse: both branches on the coarse mesh the data's mesh carries, answering on its nodes
+            (module docstring); False: on the mesh itself.
     """
 
     def __init__(self, in_channels: int, out_channels: int, dim: int, latent: int = 42, layers: int = 2,
-                 length_unit: float = 0.02, mover: str = "auto", varying_columns: list[int] | None = None):
+                 length_unit: float = 0.02, mover: str = "auto", varying_columns: list[int] | None = None,
+                 coarse: bool = False):
         varying_columns = list(varying_columns or [])
         if mover not in ("auto", "dmm", "classical"):
             raise ValueError(f"mover must be 'auto', 'dmm' or 'classical', got {mover!r}.")
         if dim != 2:
             raise ValueError(f"mmpde moves 2D triangle meshes; the data is {dim}D.")
         NeuralOperator.__init__(self, in_channels, out_channels, dim, latent=latent, layers=layers,
-                                length_unit=length_unit, mover=mover, varying_columns=varying_columns)
-        self.mover = mover
-        self._attach(TwoBranchProcessor(in_channels + out_channels, out_channels, dim, latent, layers, length_unit),
+                                length_unit=length_unit, mover=mover, varying_columns=varying_columns,
+                                **_coarse_option(coarse))
+        self.mover, self.coarse = mover, bool(coarse)
+        processor = CoarseTwoBranchProcessor if coarse else TwoBranchProcessor
+        self._attach(processor(in_channels + out_channels, out_channels, dim, latent, layers, length_unit),
                      out_channels, varying_columns, True, None)
 
     def attach_window(self, data, mesh, state: torch.Tensor, steps: int, drive: dict):
@@ -114,7 +161,10 @@ class MMPDE(MPPDE):
         return data if k == 0 else self._moved_to(data.clone(), state)
 
     def _moved_to(self, data, state: torch.Tensor):
-        """``data`` (with ``face``) given ``moved_pos`` and the neighbour lists for ``state``."""
+        """``data`` (with ``face``) given ``moved_pos`` and the neighbour lists for ``state``
+        (with ``coarse``: the coarse mesh moved, and the P1 stencils between it and the fine one).
+        Every id list is stored as ids of ``data``'s nodes, transposed, so that PyG batching
+        concatenates and offsets it like ``edge_index``."""
         from scipy.spatial import cKDTree
 
         from ..adaptation import adapt
@@ -122,17 +172,30 @@ class MMPDE(MPPDE):
 
         method = None if self.mover == "auto" else self.mover
         pos = data.pos.double().cpu().numpy()
-        triangles = data.face.T.cpu().numpy()
-        moved = adapt(Mesh(pos, {"triangle": triangles}), state.detach().cpu().numpy().astype(np.float64),
-                      method=method).mesh.points[:, :2]
+        fine_triangles = data.face.T.cpu().numpy()
+        index = data.coarse_index.cpu().numpy() if self.coarse else np.arange(len(pos))   # the nodes that move
+        triangles = _local(data.coarse_face_index.T.cpu().numpy(), index, len(pos)) if self.coarse else fine_triangles
+        values = state.detach().cpu().numpy().astype(np.float64)[index]
+        moved = adapt(Mesh(pos[index], {"triangle": triangles}), values, method=method).mesh.points[:, :2]
+
+        def node_ids(ids: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(np.ascontiguousarray(index[ids].T), dtype=torch.int64)
+
         data.moved_pos = torch.as_tensor(moved, dtype=data.pos.dtype, device=data.pos.device)
-        data.to_moved_index = _nearest(cKDTree(pos), moved)
-        data.to_original_index = _nearest(cKDTree(moved), pos)
+        data.to_moved_index = node_ids(cKDTree(pos[index]).query(moved, k=NEIGHBOURS)[1])
+        data.to_original_index = node_ids(cKDTree(moved).query(pos[index], k=NEIGHBOURS)[1])
+        if self.coarse:
+            ids, weights = p1_stencil(pos, fine_triangles, moved)          # the fine state at the moved nodes
+            data.sample_index = torch.as_tensor(np.ascontiguousarray(ids.T), dtype=torch.int64)
+            data.sample_weight = torch.as_tensor(weights, dtype=data.pos.dtype)
+            ids, weights = p1_stencil(moved, triangles, pos)               # the moved mesh's answer at fine nodes
+            data.moved_prolong_index = node_ids(ids)
+            data.moved_prolong_weight = torch.as_tensor(weights, dtype=data.pos.dtype)
         return data
 
 
-def _nearest(tree, queries: np.ndarray) -> torch.Tensor:
-    """``(NEIGHBOURS, M)`` int64 ids of the nearest tree points of each query (transposed so
-    that PyG batching concatenates and offsets them like ``edge_index``)."""
-    _, ids = tree.query(queries, k=NEIGHBOURS)
-    return torch.as_tensor(np.ascontiguousarray(ids.T), dtype=torch.int64)
+def _local(triangles: np.ndarray, index: np.ndarray, n: int) -> np.ndarray:
+    """``triangles`` over the nodes ``index`` of ``n`` renumbered as positions in ``index``."""
+    local = np.full(n, -1)
+    local[index] = np.arange(len(index))
+    return local[triangles]

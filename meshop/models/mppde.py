@@ -14,6 +14,7 @@ from torch import nn
 
 from ..nn import MLP, InteractionNetwork
 from .base import NeuralOperator
+from .coarse import CoarseProcessor, attach_coarse
 from .stepper import TimeStepper
 
 
@@ -73,16 +74,31 @@ class MPPDE(TimeStepper):
     Args:
         latent: node and edge channels; layers: message-passing layers (= hops per step);
         length_unit: unit of the relative positions on edges (normalized coordinates);
-        varying_columns: columns of ``data.x`` varying per frame (see TimeStepper).
+        varying_columns: columns of ``data.x`` varying per frame (see TimeStepper);
+        coarse: run on the coarse mesh the data's mesh carries and answer on its nodes
+            (:mod:`meshop.models.coarse`: the MM-PDE protocol); False: on the mesh itself.
     """
 
     def __init__(self, in_channels: int, out_channels: int, dim: int, latent: int = 48, layers: int = 4,
-                 length_unit: float = 0.02, varying_columns: list[int] | None = None):
+                 length_unit: float = 0.02, varying_columns: list[int] | None = None, coarse: bool = False):
         varying_columns = list(varying_columns or [])
         NeuralOperator.__init__(self, in_channels, out_channels, dim, latent=latent, layers=layers,
-                                length_unit=length_unit, varying_columns=varying_columns)
-        self._attach(MessagePassingProcessor(in_channels + out_channels, out_channels, dim, latent, layers,
-                                             length_unit), out_channels, varying_columns, True, layers)
+                                length_unit=length_unit, varying_columns=varying_columns, **_coarse_option(coarse))
+        self.coarse = bool(coarse)
+        processor = MessagePassingProcessor(in_channels + out_channels, out_channels, dim, latent, layers, length_unit)
+        self._attach(CoarseProcessor(processor) if coarse else processor, out_channels, varying_columns, True, layers)
 
     def prepare(self, data):
         return data
+
+    def attach_mesh(self, data, mesh):
+        """With ``coarse``, ``data`` with the coarse mesh ``mesh`` carries (:func:`attach_coarse`)."""
+        return attach_coarse(data, mesh) if self.coarse else data
+
+
+def _coarse_option(coarse) -> dict:
+    """``{"coarse": True}`` for a coarse model, else nothing: the hyper-parameters of models on
+    their own mesh stay those of the checkpoints written before the option."""
+    if not isinstance(coarse, bool):
+        raise ValueError(f"coarse must be True or False, got {coarse!r}.")
+    return {"coarse": True} if coarse else {}

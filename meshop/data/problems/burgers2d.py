@@ -22,6 +22,7 @@ from skfem.helpers import dot, grad
 
 from ...errors import MeshError
 from ...mesh import Mesh
+from ...geometry.coarse import with_coarse
 from ...trajectory import Trajectory
 from ..fem import laplace_form, mass_form, p1_basis
 from ..grf import grf_on_points
@@ -34,7 +35,9 @@ FIELDS = {"velocity": ("target", "u (T, N, 2): the Burgers velocity at every fra
 #: the boundary keeps its initial velocity (both ``boundary`` options): rollouts hold it there
 HELD_BOUNDARY = {"state": "velocity", "mask": None, "value": None}
 DEFAULTS = {"resolution": 2000, "domain": "random", "nu": 0.01, "dt": 0.01, "frames": 21,
-            "stride": 5, "boundary": "zero", "refine": 0}
+            "stride": 5, "boundary": "zero", "refine": 0, "store": "mesh"}
+#: where a refined solve is stored: at the mesh's nodes, or at every node of the solve
+STORES = ("mesh", "fine")
 #: most refinements of the solve (each splits every triangle in 4)
 MAX_REFINE = 3
 #: peak |u| of the initial condition
@@ -152,7 +155,7 @@ def solve_frames(rng: np.random.Generator, mesh: Mesh, nu: float, dt: float, fra
 
 def burgers2d_sample(rng: np.random.Generator, resolution: int = 2000, domain: str = "random",
                      nu: float = 0.01, dt: float = 0.01, frames: int = 21, stride: int = 5,
-                     boundary: str = "zero", refine: int = 0) -> tuple[Trajectory, dict]:
+                     boundary: str = "zero", refine: int = 0, store: str = "mesh") -> tuple[Trajectory, dict]:
     """One burgers2d trajectory.
 
     Args:
@@ -166,11 +169,15 @@ def burgers2d_sample(rng: np.random.Generator, resolution: int = 2000, domain: s
             scikit-fem keeps the mesh's own nodes first) and store the solution at the mesh's
             nodes: a reference that resolves fronts the stored mesh cannot, as in the MM-PDE
             paper, whose data are downsampled from a finer solve. 0: solve on the mesh itself.
+        store: with ``refine``, ``"mesh"`` (the default above) or ``"fine"``: the trajectory on
+            every node of the refined solve, carrying the mesh as its coarse mesh (field data
+            ``coarse_triangles``, :mod:`meshop.geometry.coarse`): the MM-PDE protocol, solvers
+            that run on the coarse mesh and are scored on the fine one.
 
     Returns:
         A :class:`~meshop.Trajectory` with field ``velocity (frames, N, 2)`` and metadata
-        ``dt, stride, state, nu, domain, boundary`` (and ``refine, solved_nodes`` when refined);
-        and ``{"n_holes", "max_speed"}``.
+        ``dt, stride, state, nu, domain, boundary`` (and ``refine, solved_nodes`` when refined,
+        ``coarse_nodes`` when stored fine); and ``{"n_holes", "max_speed"}``.
     """
     if domain not in DOMAINS or boundary not in BOUNDARIES:
         raise MeshError(f"burgers2d: domain must be one of {DOMAINS} and boundary one of "
@@ -179,12 +186,19 @@ def burgers2d_sample(rng: np.random.Generator, resolution: int = 2000, domain: s
         raise MeshError(f"burgers2d needs frames >= 2 and stride >= 1, got {frames}, {stride}.")
     if isinstance(refine, bool) or not isinstance(refine, (int, np.integer)) or not 0 <= refine <= MAX_REFINE:
         raise MeshError(f"burgers2d: refine must be an integer from 0 to {MAX_REFINE}, got {refine!r}.")
+    if store not in STORES or (store == "fine" and not refine):
+        raise MeshError(f"burgers2d: store must be one of {STORES} ('fine' with refine >= 1), got {store!r} "
+                        f"with refine = {refine!r}.")
     mesh = random_mesh(rng, resolution, domain)
-    n, solve = mesh.n_points, refined(mesh, int(refine))
+    solve = refined(mesh, int(refine))
+    n = solve.n_points if store == "fine" else mesh.n_points
     history = [u[:n] for u in solve_frames(rng, solve, nu, dt, frames, stride, boundary)]
     metadata = {"dt": dt, "stride": stride, "state": ["velocity"], "nu": nu, "domain": domain, "boundary": boundary}
     if refine:
         metadata.update(refine=int(refine), solved_nodes=solve.n_points)
+    if store == "fine":
+        metadata.update(coarse_nodes=mesh.n_points)
+        mesh = with_coarse(solve, mesh.cells["triangle"])
     traj = Trajectory(mesh, times=np.arange(frames) * dt * stride, fields={"velocity": np.stack(history)},
                       metadata=metadata)
     return traj, {"n_holes": boundary_loops(mesh) - 1,
