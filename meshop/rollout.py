@@ -103,7 +103,7 @@ def rollout(checkpoint, source: Mesh | Trajectory, steps: int, *, every: int = 1
     model_seconds = time.perf_counter() - began
     bar.close()
     frames = np.concatenate([state.cpu().numpy()[None], states])[::every]            # (F, N, S)
-    fields = _decode_states(frames, spec, length)
+    fields = _held_exactly(_decode_states(frames, spec, length), data, mesh, dynamics.get("held_boundary"))
     frame_dt = float(dynamics.get("frame_dt") or 1.0)
     times = np.arange(0, steps + 1, every) * frame_dt
     constant = {n: mesh.point_data[n] for n in spec.inputs if n in mesh.point_data}
@@ -136,6 +136,18 @@ def _hold(data, state, mesh: Mesh, spec, held: dict | None, length: float):
     value = spec.encode(held["state"], as_columns(mesh.point_data[held["value"]]), length)
     data.held_value = torch.as_tensor(value, dtype=torch.float32, device=state.device)
     return torch.where(data.held_mask[:, None], data.held_value, state)
+
+
+def _held_exactly(fields: dict[str, np.ndarray], data, mesh: Mesh, held: dict | None) -> dict[str, np.ndarray]:
+    """``fields`` with the held nodes (:func:`_hold`) at their physical value exactly, not that value
+    through float32 coding and back (a held 0 K came out as -3.7e-9)."""
+    if not held or not hasattr(data, "held_mask"):
+        return fields
+    mask = data.held_mask.cpu().numpy()
+    value = mesh.point_data[held["value"] if held.get("value") is not None else held["state"]]
+    field = fields[held["state"]]                                        # (F, N) or (F, N, c)
+    field[:, mask] = np.asarray(value, dtype=field.dtype).reshape(field.shape[1:])[mask]
+    return fields
 
 
 def _drive(mesh: Mesh, reference: Trajectory | None, names: list[str], steps: int) -> dict[str, np.ndarray]:
