@@ -179,18 +179,21 @@ class MMPDE(MPPDE):
         moved = adapt(Mesh(pos[index], {"triangle": triangles}), values, method=method).mesh.points[:, :2]
 
         def node_ids(ids: np.ndarray) -> torch.Tensor:
-            return torch.as_tensor(np.ascontiguousarray(index[ids].T), dtype=torch.int64)
+            return torch.as_tensor(np.ascontiguousarray(index[ids].T), dtype=torch.int64, device=data.pos.device)
 
-        data.moved_pos = torch.as_tensor(moved, dtype=data.pos.dtype, device=data.pos.device)
+        def weight(values: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(values, dtype=data.pos.dtype, device=data.pos.device)
+
+        data.moved_pos = weight(moved)
         data.to_moved_index = node_ids(cKDTree(pos[index]).query(moved, k=NEIGHBOURS)[1])
         data.to_original_index = node_ids(cKDTree(moved).query(pos[index], k=NEIGHBOURS)[1])
         if self.coarse:
             ids, weights = p1_stencil(pos, fine_triangles, moved)          # the fine state at the moved nodes
-            data.sample_index = torch.as_tensor(np.ascontiguousarray(ids.T), dtype=torch.int64)
-            data.sample_weight = torch.as_tensor(weights, dtype=data.pos.dtype)
+            data.sample_index = torch.as_tensor(np.ascontiguousarray(ids.T), dtype=torch.int64, device=data.pos.device)
+            data.sample_weight = weight(weights)
             ids, weights = p1_stencil(moved, triangles, pos)               # the moved mesh's answer at fine nodes
             data.moved_prolong_index = node_ids(ids)
-            data.moved_prolong_weight = torch.as_tensor(weights, dtype=data.pos.dtype)
+            data.moved_prolong_weight = weight(weights)
         return data
 
 
