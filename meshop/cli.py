@@ -24,7 +24,7 @@ import typer
 from typer.core import TyperCommand
 
 from . import models
-from .errors import MeshError
+from .errors import MeshError, check_parent
 
 
 class Terminated(KeyboardInterrupt):
@@ -289,16 +289,21 @@ def train(
             raise MeshError(f"--model: unknown model '{model}'; available: {', '.join(models.available())}.")
         if device is not None:
             check_device(device)
+        flags = dict(data=data, model=model, inputs=inputs, targets=targets, epochs=epochs, batch_size=batch_size,
+                     lr=lr, schedule=schedule, seed=seed, device=device, out=out, resume=resume or None,
+                     prior=prior or None, init=init, progress=False if quiet else None)
+        if config is None:        # a config file's keys are checked against the run's (with torch)
+            from .training.config import merge_options
+            from .training.options import check_given
+
+            check_given(merge_options(None, model_option, **flags))
     if not quiet:
         say("loading torch ...")
     from .training import merge_options
     from .training import train as run_training
 
     with user_errors():
-        options = merge_options(config, model_option, data=data, model=model, inputs=inputs, targets=targets,
-                                epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule, seed=seed,
-                                device=device, out=out, resume=resume or None, prior=prior or None,
-                                init=init, progress=False if quiet else None)
+        options = merge_options(config, model_option, **flags)
         result = run_training(**options)
     if int(os.environ.get("RANK", "0")) != 0:       # under torchrun, rank 0 alone reports
         return
@@ -365,8 +370,7 @@ def _check_picture_path(target: Path, suffixes: tuple[str, ...], flag: str, comm
     if target.suffix.lower() not in suffixes:
         raise MeshError(f"{target}: {command} writes {' or '.join(suffixes)} files, not "
                         f"'{target.suffix or target.name}'; give {flag} a {' or '.join(suffixes)} name.")
-    if not target.parent.is_dir():
-        raise MeshError(f"{target}: folder {target.parent} does not exist.")
+    check_parent(target)
 
 
 @command

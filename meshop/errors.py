@@ -35,3 +35,30 @@ def write_failure(path, what: str, err: BaseException) -> MeshError:
     reason the first line of ``err`` (an unwritable folder, a full disk, a writer's error)."""
     reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
     return MeshError(f"{path}: could not write {what} ({reason}).")
+
+
+def file_in_the_way(folder):
+    """The file (or anything not a folder) at ``folder`` or at the nearest of its parents that
+    exists, which keeps ``folder`` from being or becoming a folder; None when there is none."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    for place in (folder, *folder.parents):
+        if place.exists():                    # False below a file (ENOTDIR), so the walk goes up to it
+            return None if place.is_dir() else place
+    return None
+
+
+def check_parent(path) -> None:
+    """Refuse to write ``path`` unless its folder exists, in one sentence: ``{path}: X is a file,
+    not a folder.`` when a file stands where a folder of the path should be, else ``{path}:
+    folder X does not exist.`` (the writers make no folders)."""
+    from pathlib import Path
+
+    folder = Path(path).parent
+    if folder.is_dir():
+        return
+    blocking = file_in_the_way(folder)
+    if blocking is not None:
+        raise MeshError(f"{path}: {blocking} is a file, not a folder.")
+    raise MeshError(f"{path}: folder {folder} does not exist.")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import MeshError, as_path
+from .errors import MeshError, as_path, check_parent
 
 PREDICTION_MARK = ".pred."
 #: what meshop writes into its pictures (PNG "Software" chunk) and pages (title suffix)
@@ -105,8 +105,7 @@ def prediction_output(source: Path | None, out=None, *, render: bool = False, ov
         from .io import writer_of
 
         writer_of(out)
-    if not out.parent.is_dir():
-        raise MeshError(f"{out}: folder {out.parent} does not exist.")
+    check_parent(out)
     return out
 
 

@@ -166,3 +166,63 @@ def test_a_fine_mesh_keeps_its_coarse_mesh_through_with_coarse():
     mesh = _sample(store="mesh").mesh
     triangles = mesh.cells["triangle"]
     np.testing.assert_array_equal(coarse_triangles(with_coarse(mesh, triangles)), triangles)
+
+
+def _carrying(mesh, values):
+    return mesh.with_field_data(**{COARSE_TRIANGLES: np.asarray(values)})
+
+
+def test_node_ids_out_of_range_are_named_as_given():
+    """Was 'names node 57 or -1' (the largest id, in range) and, for 1e300, a wrapped
+    -9223372036854775808 after a numpy cast warning."""
+    mesh = _sample(store="fine").mesh
+    flat = coarse_triangles(mesh).ravel().astype(np.float64)
+    for bad, shown in ((-1.0, "-1"), (1e300, "1e\\+300"), (float(mesh.n_points), str(mesh.n_points))):
+        values = flat.copy()
+        values[4] = bad
+        with pytest.raises(MeshError, match=f"names node {shown}; the mesh has nodes 0 to {mesh.n_points - 1}"):
+            coarse_triangles(_carrying(mesh, values))
+
+
+def test_overlapping_crossing_or_partial_coarse_meshes_are_refused_in_one_sentence():
+    """Were: duplicated triangles, matplotlib's 'Triangulation is invalid' without the file or the
+    field; a coarse mesh over part of the fine one, accepted (the fine nodes outside it took the
+    value at a nearby coarse triangle's edge)."""
+    mesh = _sample(store="fine").mesh
+    triangles = coarse_triangles(mesh)
+    used = np.unique(triangles)
+    points = mesh.points[used]
+    across = used[[np.argmin(points[:, 0]), np.argmax(points[:, 0]), np.argmax(points[:, 1])]]
+    for values, match in ((np.concatenate([triangles, triangles[:3]]), "overlap: 2 of them lie on the same side"),
+                          (np.concatenate([triangles, triangles[:3, [0, 2, 1]]]), "overlap"),
+                          (np.concatenate([triangles, [across]]), "do not form a valid triangle mesh"),
+                          (triangles[: len(triangles) // 2], "cover only part of the mesh"),
+                          (triangles[:1], "cover only part of the mesh")):
+        with pytest.raises(MeshError, match=match) as err:
+            coarse_triangles(_carrying(mesh, values.ravel()))
+        assert "\n" not in str(err.value) and COARSE_TRIANGLES in str(err.value)
+    # either orientation, or both mixed, is one coarse mesh; so is the fine mesh itself
+    mixed = triangles.copy()
+    mixed[::2] = mixed[::2, [0, 2, 1]]
+    for values in (triangles[:, [0, 2, 1]], mixed, mesh.cells["triangle"]):
+        np.testing.assert_array_equal(coarse_triangles(_carrying(mesh, values.ravel())), values)
+
+
+def test_a_coarse_model_on_3d_data_or_an_xdmf_series_names_the_real_cause(tmp_path):
+    """Was 'the mesh carries no coarse mesh ... write the data with one' for both: a 3D mesh can
+    carry none, and XDMF drops the field data the series was written with."""
+    from meshop.models.mmpde import MMPDE
+    from meshop.models.mppde import MPPDE
+
+    with pytest.raises(ValueError, match="coarse=True runs on the coarse triangle mesh a 2D mesh carries; the data is 3D"):
+        MPPDE(2, 2, 3, coarse=True)
+    MPPDE(2, 2, 3)                                            # the solver on the mesh itself stays 3D-able
+    assert MMPDE(2, 2, 2, coarse=True).coarse
+    cube = meshop.Mesh(np.array([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]]), {"tetra": np.array([[0, 1, 2, 3]])})
+    with pytest.raises(MeshError, match="made of triangles of a planar mesh; this mesh is 3D"):
+        coarse_triangles(_carrying(cube, [0, 1, 2]))
+    fine = _sample(store="fine")
+    series = meshop.read_series(meshop.write_series(fine, tmp_path / "fine.xdmf"))
+    with pytest.raises(MeshError, match=r"fine\.xdmf: the mesh carries no coarse mesh .*XDMF keeps no field data, "
+                                        r"so write the series as \.pvd\.$"):
+        coarse_triangles(series.mesh)

@@ -246,3 +246,31 @@ def test_absurd_picture_sizes_are_refused_before_allocating(square, tmp_path):
         with pytest.raises(MeshError, match="window_size .*expected \\(width, height\\) in pixels"):
             render(square, "f", tmp_path / "x.png", window_size=size)
     assert not (tmp_path / "x.png").exists()
+
+
+def test_an_output_below_a_file_names_the_file_not_a_missing_folder(square, series):
+    """`-o sq.vtu/x.png` said 'folder sq.vtu does not exist' (it does, as a file) from each of the
+    four copies of that check; `train -o sq.vtu/run` trained, then failed writing its checkpoint."""
+    folder = square.parent
+    points, tets = box_tetrahedra(3)
+    cube = meshop.write(Mesh(points, {"tetra": tets}), folder / "cube.vtu")
+    before = _files(folder)
+    inside = square / "x"
+    is_file = f"{square} is a file, not a folder."
+    for args in (["render", square, "-o", inside / "p.png"], ["view", square, "--html", square / "p.html"],
+                 ["adapt", square, "-f", "f", "-o", inside / "m.vtu"], ["predict", cube, "-o", square / "p.pred.vtu"],
+                 ["render", series, "--gif", square / "a.gif"]):
+        one_line_error(invoke(*args), is_file)
+    for call in (lambda: meshop.write(meshop.read(square), inside / "m.vtu"),
+                 lambda: meshop.write_series(meshop.read_series(series), square / "s.pvd")):
+        with pytest.raises(MeshError, match=r"is a file, not a folder\.$"):
+            call()
+    with pytest.raises(MeshError, match="folder .*nodir does not exist"):      # a folder that is not there
+        meshop.write(meshop.read(square), folder / "nodir" / "m.vtu")
+    from meshop.training import train
+
+    data = Path(__file__).parent / "data" / "darcy2d"
+    for out in (square, inside):
+        with pytest.raises(MeshError, match=f"{square} is a file, not a folder; choose another run folder"):
+            train(data, model="gno", epochs=1, out=out, progress=False)
+    assert _files(folder) == before

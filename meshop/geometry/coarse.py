@@ -26,25 +26,56 @@ def with_coarse(mesh: Mesh, triangles: np.ndarray) -> Mesh:
 
 
 def coarse_triangles(mesh: Mesh) -> np.ndarray:
-    """``(T, 3)`` int64 coarse triangles ``mesh`` carries (ids of its nodes), checked: whole ids in
-    range, no triangle of zero area."""
+    """``(T, 3)`` int64 coarse triangles ``mesh`` carries (ids of its nodes), checked: a planar
+    mesh, whole ids in range, no triangle of zero area, no two triangles on the same side of an
+    edge (overlapping), and every node of ``mesh`` but its boundary nodes (which may lie off the
+    chords of a curved boundary) inside a coarse triangle."""
     where = f"{mesh.source}: " if mesh.source else ""
+    if mesh.dim != 2:
+        raise MeshError(f"{where}a coarse mesh (field data '{COARSE_TRIANGLES}') is made of triangles of a planar "
+                        f"mesh; this mesh is {mesh.dim}D.")
     flat = mesh.field_data.get(COARSE_TRIANGLES)
     if flat is None:
+        xdmf = mesh.source is not None and mesh.source.suffix.lower() in (".xdmf", ".xmf")
+        hint = ("XDMF keeps no field data, so write the series as .pvd" if xdmf else
+                "write the data with one, e.g. burgers2d(refine=2, store='fine')")
         raise MeshError(f"{where}the mesh carries no coarse mesh (field data '{COARSE_TRIANGLES}'), which this model "
-                        "solves on; write the data with one, e.g. burgers2d(refine=2, store='fine').")
+                        f"solves on; {hint}.")
     flat = np.asarray(flat)
     if len(flat) == 0 or len(flat) % 3 or not np.all(np.isfinite(flat)) or np.any(flat != np.round(flat)):
         raise MeshError(f"{where}field data '{COARSE_TRIANGLES}' must hold whole node ids, 3 per triangle; "
                         f"got {len(flat)} values.")
+    outside = (flat < 0) | (flat >= mesh.n_points)          # checked before the cast, which would wrap 1e300
+    if outside.any():
+        raise MeshError(f"{where}field data '{COARSE_TRIANGLES}' names node {flat[np.argmax(outside)]:.12g}; "
+                        f"the mesh has nodes 0 to {mesh.n_points - 1}.")
     triangles = flat.astype(np.int64).reshape(-1, 3)
-    if triangles.min() < 0 or triangles.max() >= mesh.n_points:
-        raise MeshError(f"{where}field data '{COARSE_TRIANGLES}' names node {int(triangles.max())} or "
-                        f"{int(triangles.min())}; the mesh has nodes 0 to {mesh.n_points - 1}.")
-    flat_cells = signed_areas(mesh.points[:, :2], triangles) == 0
+    points = mesh.points[:, :2]
+    areas = signed_areas(points, triangles)
+    flat_cells = areas == 0
     if flat_cells.any():
         raise MeshError(f"{where}{int(flat_cells.sum())} coarse triangle(s) of field data '{COARSE_TRIANGLES}' "
                         f"have zero area (first: {int(np.argmax(flat_cells))}).")
+    # turned counter-clockwise, the triangles of a valid mesh run along each edge at most once each way
+    ccw = np.where((areas < 0)[:, None], triangles[:, [0, 2, 1]], triangles)
+    edges, counts = np.unique(np.concatenate([ccw[:, [0, 1]], ccw[:, [1, 2]], ccw[:, [2, 0]]]), axis=0,
+                              return_counts=True)
+    if (counts > 1).any():
+        a, b = edges[np.argmax(counts > 1)]
+        raise MeshError(f"{where}coarse triangles of field data '{COARSE_TRIANGLES}' overlap: {int(counts.max())} "
+                        f"of them lie on the same side of the edge between nodes {a} and {b}.")
+    try:
+        ids, weights = p1_stencil(points, triangles, points)
+    except MeshError:
+        raise MeshError(f"{where}coarse triangles of field data '{COARSE_TRIANGLES}' do not form a valid triangle "
+                        "mesh (two of them cross, or two of their nodes coincide).") from None
+    off = np.linalg.norm(np.einsum("mk,mkd->md", weights, points[ids]) - points, axis=1)
+    off = (off > 1e-9 * np.ptp(points, axis=0).max()) & ~mesh.boundary_mask
+    if off.any():
+        first = int(np.argmax(off))
+        raise MeshError(f"{where}coarse triangles of field data '{COARSE_TRIANGLES}' cover only part of the mesh: "
+                        f"{int(off.sum())} of its {mesh.n_points} nodes lie outside all of them (first: node {first} "
+                        f"at ({points[first, 0]:.6g}, {points[first, 1]:.6g})).")
     return triangles
 
 

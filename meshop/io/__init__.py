@@ -19,7 +19,7 @@ import warnings
 from pathlib import Path
 
 from ..atomic import atomic_path
-from ..errors import MeshError, as_path, write_failure
+from ..errors import MeshError, as_path, check_parent, write_failure
 from ..mesh import Mesh, field_data_array
 from . import _meshio, _points, _sniff, _trimesh, _vtk
 
@@ -124,8 +124,7 @@ def write(mesh: Mesh, path: str | os.PathLike, *, overwrite: bool = False) -> Pa
     if not overwrite and mesh.source is not None and _same_file(path, mesh.source):
         raise MeshError(f"{path}: refusing to overwrite the mesh's input file; write elsewhere (-o) or pass "
                         "--overwrite (overwrite=True in Python).")
-    if not path.parent.is_dir():
-        raise MeshError(f"{path}: folder {path.parent} does not exist.")
+    check_parent(path)
     _check_writable(mesh, path, ext)
     try:
         with atomic_path(path) as tmp:

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_path, process_running
-from ..errors import MeshError, as_path, write_failure
+from ..errors import MeshError, as_path, check_parent, write_failure
 from ..mesh import Mesh
 from ..trajectory import Trajectory
 from ._sniff import check_xdmf_data, special_file
@@ -82,8 +82,7 @@ def write_series(traj: Trajectory, path, *, overwrite: bool = True) -> Path:
                         + (" (write one mesh with meshop.write)." if isinstance(traj, Mesh) else "."))
     path = as_path(path)
     ext = series_format(path)
-    if not path.parent.is_dir():
-        raise MeshError(f"{path}: folder {path.parent} does not exist.")
+    check_parent(path)
     if path.exists() and not overwrite:
         raise MeshError(f"{path}: exists; pass --overwrite (overwrite=True) to replace it.")
     meta = {"format": _MARK, "constant": sorted(traj.mesh.point_data), "metadata": traj.metadata}

@@ -135,7 +135,7 @@ class MMPDE(MPPDE):
             raise ValueError(f"mmpde moves 2D triangle meshes; the data is {dim}D.")
         NeuralOperator.__init__(self, in_channels, out_channels, dim, latent=latent, layers=layers,
                                 length_unit=length_unit, mover=mover, varying_columns=varying_columns,
-                                **_coarse_option(coarse))
+                                **_coarse_option(coarse, dim))
         self.mover, self.coarse = mover, bool(coarse)
         processor = CoarseTwoBranchProcessor if coarse else TwoBranchProcessor
         self._attach(processor(in_channels + out_channels, out_channels, dim, latent, layers, length_unit),

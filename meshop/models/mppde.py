@@ -83,7 +83,7 @@ class MPPDE(TimeStepper):
                  length_unit: float = 0.02, varying_columns: list[int] | None = None, coarse: bool = False):
         varying_columns = list(varying_columns or [])
         NeuralOperator.__init__(self, in_channels, out_channels, dim, latent=latent, layers=layers,
-                                length_unit=length_unit, varying_columns=varying_columns, **_coarse_option(coarse))
+                                length_unit=length_unit, varying_columns=varying_columns, **_coarse_option(coarse, dim))
         self.coarse = bool(coarse)
         processor = MessagePassingProcessor(in_channels + out_channels, out_channels, dim, latent, layers, length_unit)
         self._attach(CoarseProcessor(processor) if coarse else processor, out_channels, varying_columns, True, layers)
@@ -96,9 +96,11 @@ class MPPDE(TimeStepper):
         return attach_coarse(data, mesh) if self.coarse else data
 
 
-def _coarse_option(coarse) -> dict:
+def _coarse_option(coarse, dim: int) -> dict:
     """``{"coarse": True}`` for a coarse model, else nothing: the hyper-parameters of models on
     their own mesh stay those of the checkpoints written before the option."""
     if not isinstance(coarse, bool):
         raise ValueError(f"coarse must be True or False, got {coarse!r}.")
+    if coarse and dim != 2:
+        raise ValueError(f"coarse=True runs on the coarse triangle mesh a 2D mesh carries; the data is {dim}D.")
     return {"coarse": True} if coarse else {}

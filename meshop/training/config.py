@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import MeshError
-from ..graph import GraphSettings
+
+if TYPE_CHECKING:
+    from ..graph import GraphSettings
 
 
 def option_names() -> list[str]:
@@ -66,6 +69,8 @@ def graph_settings(value, where) -> GraphSettings:
     """A :class:`GraphSettings` from a mapping; :class:`MeshError` on unknown keys."""
     if not isinstance(value, dict):
         raise MeshError(f"{where}: 'graph' must be a mapping like {{kind: knn, k: 16}}.")
+    from ..graph import GraphSettings
+
     try:
         return GraphSettings(**value)
     except (TypeError, ValueError) as err:

@@ -7,7 +7,6 @@ import math
 import os
 
 import numpy as np
-import torch
 
 from .. import models
 from ..errors import MeshError, as_path
@@ -29,6 +28,10 @@ def check_options(model, epochs, batch_size, lr, weight_decay, schedule, grad_cl
         number = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
         if not number or value < 0 or (value == 0 and not zero_ok):
             raise MeshError(f"{name} must be a {'non-negative' if zero_ok else 'positive'} number, got {value!r}.")
+    if device == "cpu":                 # nothing to ask torch (check_given runs before it is imported)
+        return
+    import torch
+
     try:
         kind = torch.device(device).type
     except RuntimeError:
@@ -63,3 +66,23 @@ def check_arguments(data, out, init, seed, max_train, unroll, window_every, nois
     if max_train is not None and (isinstance(max_train, bool) or not isinstance(max_train, (int, np.integer))
                                   or max_train < 1):
         raise MeshError(f"max_train must be a positive integer, got {max_train!r}.")
+
+
+#: a valid value of each option :func:`check_options` and :func:`check_arguments` judge, standing
+#: in for one not given
+_VALID = {"model": "gno", "epochs": 1, "batch_size": 1, "lr": 1e-3, "weight_decay": 0.0, "schedule": "onecycle",
+          "grad_clip": 1.0, "save_every": 1, "data": ".", "out": None, "init": None, "seed": 0, "max_train": None,
+          "unroll": None, "window_every": 1, "noise": 0.0}
+
+
+def check_given(options: dict) -> None:
+    """:func:`check_options` and :func:`check_arguments` of the ``options`` given (the keyword
+    arguments of :func:`~meshop.training.train`, e.g. from :func:`~meshop.training.merge_options`),
+    without torch: ``meshop train`` refuses a bad flag before loading it. The device is
+    :func:`meshop.preflight.check_device`'s; the run checks everything again."""
+    values = {**_VALID, **{k: v for k, v in options.items() if k in _VALID and v is not None}}
+    check_options(*(values[k] for k in ("model", "epochs", "batch_size", "lr", "weight_decay", "schedule",
+                                        "grad_clip")), "cpu", values["save_every"])
+    flags = {k: options[k] for k in ("prior", "resume", "progress") if options.get(k) is not None}
+    check_arguments(*(values[k] for k in ("data", "out", "init", "seed", "max_train", "unroll", "window_every",
+                                          "noise")), flags)

@@ -16,7 +16,7 @@ from torch_geometric.loader import DataLoader
 from .. import models
 from ..checkpoint import load
 from ..data.dataset import field_names
-from ..errors import MeshError
+from ..errors import MeshError, file_in_the_way
 from ..graph import GraphSettings, build_graph, decode, feature_count, feature_layout
 from ..metrics import relative_l2
 from ..priors import known_prior
@@ -282,6 +282,10 @@ class Run:
         if not self.resume and self.last_path.exists():
             raise MeshError(f"{self.run}: already holds a training run; pass --resume (resume=True in Python) "
                             f"to continue it, or choose another run folder (--out).")
+        blocking = file_in_the_way(self.run)       # found now, not when the first checkpoint is written
+        if blocking is not None:
+            where = "" if blocking == self.run else f"{self.run}: "
+            raise MeshError(f"{where}{blocking} is a file, not a folder; choose another run folder (--out).")
         check_environment(self.batch_size)
         self.dist = Distributed.from_env(self.device)
         if self.dist is None:
