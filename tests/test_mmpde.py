@@ -147,3 +147,18 @@ def test_dmm_trains_through_meshop_train_with_the_monge_ampere_step(tmp_path):
         return np.tanh((np.linalg.norm(y - [0.2, 0.3], axis=1) - 0.4) / 0.05)
     ratio = l2_error(x, triangles, front(x), front) / l2_error(points, triangles, front(points), front)
     assert ratio < 0.95, ratio
+
+
+def test_a_mesh_mover_fine_tunes_on_a_field_of_another_name(tmp_path, burgers):
+    """A mover reads whichever field it is given: the bundled DMM (trained on fields named 'field')
+    fine-tunes on burgers2d's 'velocity'; at a vanishing learning rate its weights stay its own.
+    Another model still needs the same fields (tests/test_train.py)."""
+    from meshop.adaptation import BUNDLED_DMM
+
+    data, _ = burgers
+    result = train(data, model="dmm", init=BUNDLED_DMM, epochs=1, batch_size=2, lr=1e-12, progress=False,
+                   out=tmp_path / "tuned")
+    tuned, bundled = checkpoint.load(result.last).model, checkpoint.load(BUNDLED_DMM).model
+    assert checkpoint.load(result.last).fields.inputs == ["velocity"] != checkpoint.load(BUNDLED_DMM).fields.inputs
+    for (name, weight), reference in zip(tuned.named_parameters(), bundled.parameters()):
+        torch.testing.assert_close(weight, reference, atol=1e-9, rtol=0, msg=name)

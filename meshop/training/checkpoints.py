@@ -77,7 +77,8 @@ def initialize(run) -> None:
         differ = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
         raise MeshError(f"{run.init}: its model has {differ[0]}={saved.get(differ[0])!r} where this run's has "
                         f"{current.get(differ[0])!r}; fine-tuning needs the same hyper-parameters.")
-    for role in ("inputs", "targets"):
+    # a mesh mover reads whichever field it is given (scale-free, by its gradient): its name is no part of it
+    for role in () if getattr(run.model, "mesh_mover", False) else ("inputs", "targets"):
         saved_names, names = list(getattr(ckpt.fields, role)), list(getattr(run.fields, role))
         if saved_names != names:
             raise MeshError(f"{run.init}: its model learned from {role} {', '.join(saved_names) or '(none)'}, this run's "
