@@ -11,10 +11,10 @@
 answers at once.
 """
 
-from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version as _version
 
 from .errors import MeshError
+from .lazy import lazy_getattr
 
 try:
     __version__ = _version("meshop")
@@ -31,12 +31,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'meshop' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = ["Adaptation", "Mesh", "MeshError", "Trajectory", "adapt", "read", "read_series", "write", "write_series",

@@ -10,7 +10,7 @@ Importing the package imports no torch (``meshop train`` checks its options befo
 each name below is imported from its module on first access.
 """
 
-from importlib import import_module
+from ..lazy import lazy_getattr
 
 #: public name -> module that defines it
 _LAZY = {"load_config": "config", "merge_options": "config", "Run": "runner", "TrainResult": "runner",
@@ -18,12 +18,7 @@ _LAZY = {"load_config": "config", "merge_options": "config", "Run": "runner", "T
          "unrolled_step": "steps", "EpochSampler": "trainer", "Trainer": "trainer"}
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'meshop.training' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = ["EpochSampler", "Run", "Trainer", "TrainResult", "evaluate", "load_config", "merge_options",
