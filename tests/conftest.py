@@ -181,6 +181,41 @@ def disk_quadratic() -> GmshMesh:
 
 
 # ---------------------------------------------------------------- bad files
+#: runs each argv of ``sys.argv[1]`` (JSON) through meshop's CLI in this one process and prints, per
+#: argv, [exit code, stdout, stderr, whether torch had been imported by then]
+_CLI_RUNS = """
+import contextlib, io, json, sys
+from meshop.cli import main
+results = []
+for argv in json.loads(sys.argv[1]):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(argv)
+            code = 0
+        except SystemExit as exit:
+            code = exit.code or 0
+    results.append([code, out.getvalue(), err.getvalue(), "torch" in sys.modules])
+print(json.dumps(results))
+"""
+
+
+def cli_runs_in_a_fresh_process(argvs: list[list], cwd: Path) -> list[tuple[int, str, str, bool]]:
+    """``(exit code, stdout, stderr, torch imported)`` of each CLI call of ``argvs``, one after the
+    other in a new Python process (whose imports the tests inspect), this checkout's meshop first."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    run = subprocess.run([sys.executable, "-c", _CLI_RUNS, json.dumps([[str(a) for a in argv] for argv in argvs])],
+                         capture_output=True, text=True, env=env, timeout=120, cwd=cwd)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return [tuple(result) for result in json.loads(run.stdout)]
+
+
 def write_ascii_vtu(path: Path, points, cells: dict, point_data: dict | None = None) -> Path:
     """A hand-written ASCII .vtu with no validation at all, to hold defects meshio refuses to write."""
     vtk_ids = {"vertex": 1, "line": 3, "triangle": 5, "quad": 9, "tetra": 10, "hexahedron": 12}

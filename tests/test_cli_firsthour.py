@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ from meshop.data.generate import _split_counts
 from meshop.outputs import check_output, picture_path, prediction_path
 from meshop.preflight import cuda_driver_present
 
-from conftest import box_tetrahedra
+from conftest import box_tetrahedra, cli_runs_in_a_fresh_process
 
 ROOT = Path(__file__).resolve().parents[1]
 BRACKET = ROOT / "examples" / "parts" / "bracket.vtu"
@@ -75,27 +74,9 @@ def test_user_errors_answer_without_importing_torch(tmp_path):
     ]
     if not cuda_driver_present():
         cases.append((["predict", BRACKET, "--device", "cuda"], 2, "no NVIDIA driver"))
-    script = textwrap.dedent("""
-        import contextlib, io, json, sys
-        from meshop.cli import main
-        results = []
-        for argv in json.loads(sys.argv[1]):
-            out = io.StringIO()
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-                try:
-                    main(argv)
-                    code = 0
-                except SystemExit as exit:
-                    code = exit.code or 0
-            results.append([code, out.getvalue(), "torch" in sys.modules])
-        print(json.dumps(results))
-    """)
-    argvs = [[str(a) for a in argv] for argv, _, _ in cases]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    run = subprocess.run([sys.executable, "-c", script, json.dumps(argvs)], capture_output=True, text=True,
-                         env=env, timeout=120, cwd=tmp_path)
-    assert run.returncode == 0, run.stderr[-2000:]
-    for (argv, code, needle), (got, output, torch_loaded) in zip(cases, json.loads(run.stdout)):
+    runs = cli_runs_in_a_fresh_process([argv for argv, _, _ in cases], tmp_path)
+    for (argv, code, needle), (got, stdout, stderr, torch_loaded) in zip(cases, runs):
+        output = stdout + stderr
         assert got == code, (argv, output)
         assert needle in output, (argv, output)
         assert "Traceback" not in output

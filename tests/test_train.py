@@ -18,6 +18,8 @@ from meshop.graph import GraphSettings, build_graph, decode
 from meshop.prediction import Predictor
 from meshop.training import Run, Trainer, evaluate, load_config, merge_options, train
 
+from conftest import cli_runs_in_a_fresh_process
+
 SAMPLES = Path(__file__).resolve().parents[1] / "datasets" / "samples"
 DARCY = SAMPLES / "darcy2d"  # 4 samples of 17 x 17 nodes: 2 train, 1 val, 1 test
 SMALL = dict(graph=GraphSettings(k=8), width=16, layers=2, kernel_width=16, progress=False)
@@ -318,10 +320,6 @@ def test_inputs_and_targets_may_be_one_comma_separated_string(tmp_path):
 def test_cli_option_errors_come_before_loading_torch_in_one_line(tmp_path):
     """Each was two lines, 'meshop: loading torch ...' (a few seconds) then the error: the flags
     are now checked before torch is imported (meshop.training imports it only on first use)."""
-    import subprocess
-    import sys
-    import textwrap
-
     cases = [(["--epochs", "0"], "epochs must be a positive integer, got 0."),
              (["--batch-size", "0"], "batch_size must be a positive integer, got 0."),
              (["--lr", "-1"], "lr must be a positive number, got -1.0."),
@@ -329,27 +327,10 @@ def test_cli_option_errors_come_before_loading_torch_in_one_line(tmp_path):
              (["--seed", "-1"], "seed must be a non-negative integer, got -1."),
              (["--model-option", "width"], "--model-option 'width': expected KEY=VALUE"),
              ([], "no dataset given")]
-    script = textwrap.dedent("""
-        import contextlib, io, json, sys
-        from meshop.cli import main
-        results = []
-        for argv in json.loads(sys.argv[1]):
-            err = io.StringIO()
-            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-                try:
-                    main(argv)
-                    code = 0
-                except SystemExit as exit:
-                    code = exit.code or 0
-            results.append([code, err.getvalue(), "torch" in sys.modules])
-        print(json.dumps(results))
-    """)
     argvs = [["train", *(["--data", str(DARCY)] if args else []), *args, "--out", str(tmp_path / "run")]
              for args, _ in cases]
-    run = subprocess.run([sys.executable, "-c", script, json.dumps(argvs)], capture_output=True, text=True,
-                         timeout=120, cwd=tmp_path)
-    assert run.returncode == 0, run.stderr[-2000:]
-    for (args, phrase), (code, err, torch_loaded) in zip(cases, json.loads(run.stdout)):
+    runs = cli_runs_in_a_fresh_process(argvs, tmp_path)
+    for (args, phrase), (code, _, err, torch_loaded) in zip(cases, runs):
         lines = err.strip().splitlines()
         assert code == 2 and len(lines) == 1 and phrase in lines[0], (args, err)
         assert not torch_loaded, f"{args} imported torch"
