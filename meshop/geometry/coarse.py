@@ -26,10 +26,17 @@ def with_coarse(mesh: Mesh, triangles: np.ndarray) -> Mesh:
 
 
 def coarse_triangles(mesh: Mesh) -> np.ndarray:
-    """``(T, 3)`` int64 coarse triangles ``mesh`` carries (ids of its nodes), checked: a planar
-    mesh, whole ids in range, no triangle of zero area, no two triangles on the same side of an
-    edge (overlapping), and every node of ``mesh`` but its boundary nodes (which may lie off the
-    chords of a curved boundary) inside a coarse triangle."""
+    """``(T, 3)`` int64 coarse triangles ``mesh`` carries (ids of its nodes), checked as
+    :func:`coarse_mesh` checks them."""
+    return coarse_mesh(mesh)[0]
+
+
+def coarse_mesh(mesh: Mesh) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The coarse triangles ``(T, 3)`` ``mesh`` carries (ids of its nodes) and the prolongation to
+    its nodes, the :func:`p1_stencil` ``ids (N, 3)``, ``weights (N, 3)`` of every node of ``mesh``
+    in them. Checked: a planar mesh, whole ids in range, no triangle of zero area, no two
+    triangles on the same side of an edge (overlapping), and every node of ``mesh`` but its
+    boundary nodes (which may lie off the chords of a curved boundary) inside a coarse triangle."""
     where = f"{mesh.source}: " if mesh.source else ""
     if mesh.dim != 2:
         raise MeshError(f"{where}a coarse mesh (field data '{COARSE_TRIANGLES}') is made of triangles of a planar "
@@ -76,7 +83,7 @@ def coarse_triangles(mesh: Mesh) -> np.ndarray:
         raise MeshError(f"{where}coarse triangles of field data '{COARSE_TRIANGLES}' cover only part of the mesh: "
                         f"{int(off.sum())} of its {mesh.n_points} nodes lie outside all of them (first: node {first} "
                         f"at ({points[first, 0]:.6g}, {points[first, 1]:.6g})).")
-    return triangles
+    return triangles, ids, weights
 
 
 def p1_stencil(points: np.ndarray, triangles: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..geometry.coarse import coarse_triangles, p1_stencil
+from ..geometry.coarse import coarse_mesh
 
 
 def attach_coarse(data, mesh):
@@ -28,9 +28,7 @@ def attach_coarse(data, mesh):
     triangles, ``coarse_edge_index (2, E)`` their edges both ways, and the prolongation
     ``prolong_index (3, N)`` (the corners of the coarse triangle holding each fine node) with
     ``prolong_weight (N, 3)`` (its barycentric coordinates)."""
-    triangles = coarse_triangles(mesh)
-    pos = data.pos.double().cpu().numpy()
-    ids, weights = p1_stencil(pos, triangles, pos)
+    triangles, ids, weights = coarse_mesh(mesh)        # P1 weights: the same in data's normalized coordinates
     pairs = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]])
     edges = np.unique(np.concatenate([pairs, pairs[:, ::-1]]), axis=0)
     data = data.clone()
